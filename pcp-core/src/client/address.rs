@@ -1,0 +1,74 @@
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
+
+use crate::wire::SERVER_PORT;
+use crate::{Error, Result};
+
+/// Parses a PCP server given as `"host"`, `"host:port"`, an IPv4 or IPv6
+/// address (`"::1"`, `"[::1]:5351"`, `"fe80::1%eth0"`); the port defaults
+/// to 5351. Host names are resolved.
+///
+/// ```
+/// use pcp_core::client::parse_server;
+/// assert_eq!(parse_server("192.168.1.1").unwrap().to_string(), "192.168.1.1:5351");
+/// assert_eq!(parse_server("[::1]:9999").unwrap().to_string(), "[::1]:9999");
+/// assert_eq!(parse_server("::1").unwrap().port(), 5351);
+/// assert!(parse_server("").is_err());
+/// ```
+pub fn parse_server(s: &str) -> Result<SocketAddr> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(Error::invalid("the server address is empty"));
+    }
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return check_port(sa);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, SERVER_PORT));
+    }
+    // An IPv6 address with a zone: fe80::1%eth0 or [fe80::1%eth0]:5351.
+    let (host, port) = match s.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((h, rest)) => {
+            let port = match rest.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| Error::invalid(format!("bad port in {s:?}")))?,
+                None if rest.is_empty() => SERVER_PORT,
+                None => return Err(Error::invalid(format!("cannot parse server address {s:?}"))),
+            };
+            (h, port)
+        }
+        None => (s, SERVER_PORT),
+    };
+    if let Some((addr, zone)) = host.split_once('%') {
+        let ip: Ipv6Addr = addr.parse().map_err(|_| Error::invalid(format!("bad IPv6 address in {s:?}")))?;
+        let scope = zone.parse::<u32>().ok().or_else(|| interface_index(zone)).ok_or_else(|| {
+            Error::invalid(format!("unknown network interface {zone:?} in {s:?}"))
+        })?;
+        return check_port(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)));
+    }
+    // A host name, with or without a port.
+    let with_port = if host.contains(':') { host.to_string() } else { format!("{host}:{port}") };
+    let target = if s.starts_with('[') { format!("[{host}]:{port}") } else { with_port };
+    match target.to_socket_addrs() {
+        Ok(mut addrs) => match addrs.next() {
+            Some(a) => check_port(a),
+            None => Err(Error::invalid(format!("{host:?} resolves to no address"))),
+        },
+        Err(_) => Err(Error::invalid(format!("cannot parse or resolve server address {s:?}"))),
+    }
+}
+
+fn check_port(sa: SocketAddr) -> Result<SocketAddr> {
+    if sa.port() == 0 {
+        Err(Error::invalid("the server port must not be 0"))
+    } else if sa.ip().is_unspecified() {
+        Err(Error::invalid("the server address must not be unspecified (0.0.0.0 or ::)"))
+    } else {
+        Ok(sa)
+    }
+}
+
+fn interface_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a valid NUL-terminated string; the call only reads it.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}

@@ -1,0 +1,169 @@
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+
+use crate::engine::{Engine, EngineConfig, Event};
+use crate::wire::MAX_MESSAGE_SIZE;
+use crate::Result;
+
+use super::ClientConfig;
+
+/// The engine with its sockets, and no thread: for programs that run their
+/// own event loop. Wait until one of [`Endpoint::fds`] is readable or
+/// [`Endpoint::poll_timeout`] passes, then call [`Endpoint::process`] and
+/// read [`Endpoint::poll_event`]. [`Client`](super::Client) is this plus a
+/// driver thread.
+pub struct Endpoint {
+    engine: Engine,
+    socket: UdpSocket,
+    announce: Option<UdpSocket>,
+    buf: Vec<u8>,
+}
+
+static ANNOUNCE_WARNED: AtomicBool = AtomicBool::new(false);
+
+impl Endpoint {
+    /// Opens a UDP socket towards the server (the kernel's route picks our
+    /// source address, which becomes the Client IP field) and, if
+    /// configured, the ANNOUNCE listener.
+    pub fn new(config: &ClientConfig) -> Result<Endpoint> {
+        let server = config.server;
+        let domain = Domain::for_address(server);
+        let socket = Socket::new(domain, Type::DGRAM, Some(SockProtocol::UDP))?;
+        let bind_ip = config.local_addr.unwrap_or(match server {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        socket.bind(&SocketAddr::new(bind_ip, 0).into())?;
+        // Best effort: a larger buffer absorbs bursts of answers.
+        let _ = socket.set_recv_buffer_size(1 << 20);
+        socket.connect(&server.into())?;
+        socket.set_nonblocking(true)?;
+        let socket: UdpSocket = socket.into();
+        let client_addr = socket.local_addr()?.ip();
+
+        let announce = if config.listen_announce { open_announce_listener(server, client_addr, config.announce_port) } else { None };
+
+        let mut ec = EngineConfig::new(server, client_addr);
+        ec.retransmit = config.retransmit;
+        ec.max_in_flight = config.max_in_flight;
+        ec.announce_delay_max = config.announce_delay_max;
+        ec.rng_seed = config.rng_seed;
+        Ok(Endpoint { engine: Engine::new(ec), socket, announce, buf: vec![0; MAX_MESSAGE_SIZE + 4] })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// The descriptors to watch for readability.
+    pub fn fds(&self) -> Vec<RawFd> {
+        let mut v = vec![self.socket.as_raw_fd()];
+        v.extend(self.announce.as_ref().map(|s| s.as_raw_fd()));
+        v
+    }
+
+    /// Whether the ANNOUNCE listener is open.
+    pub fn listens_for_announce(&self) -> bool {
+        self.announce.is_some()
+    }
+
+    /// Our address towards the server.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Reads what arrived, runs due timers and sends what the engine wants sent.
+    pub fn process(&mut self, now: Instant) {
+        self.receive(now);
+        self.engine.handle_timeout(now);
+        self.flush(now);
+    }
+
+    /// Sends every datagram the engine has queued.
+    pub fn flush(&mut self, now: Instant) {
+        // Bounded: each pass either sends or drops one queued datagram.
+        while let Some(t) = self.engine.poll_transmit() {
+            match self.socket.send(&t.payload) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.engine.handle_unreachable(now),
+                // A full buffer or a passing error: retransmission recovers.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Reads every datagram waiting on the sockets (non-blocking).
+    pub fn receive(&mut self, now: Instant) {
+        let server = self.engine.server();
+        loop {
+            match self.socket.recv(&mut self.buf) {
+                Ok(n) => self.engine.handle_datagram(now, server, &self.buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.engine.handle_unreachable(now),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        if let Some(a) = &self.announce {
+            while let Ok((n, from)) = a.recv_from(&mut self.buf) {
+                self.engine.handle_datagram(now, from, &self.buf[..n]);
+            }
+        }
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.engine.poll_timeout()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.engine.poll_event()
+    }
+}
+
+/// Binds the unsolicited-ANNOUNCE port with address reuse, so that several
+/// clients on one host can all listen, and joins the all-hosts group.
+fn open_announce_listener(server: SocketAddr, local: IpAddr, port: u16) -> Option<UdpSocket> {
+    let result = (|| -> io::Result<UdpSocket> {
+        let domain = Domain::for_address(server);
+        let s = Socket::new(domain, Type::DGRAM, Some(SockProtocol::UDP))?;
+        s.set_reuse_address(true)?;
+        #[cfg(unix)]
+        s.set_reuse_port(true)?;
+        match server {
+            SocketAddr::V4(_) => {
+                s.bind(&SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).into())?;
+                if let IpAddr::V4(l) = local {
+                    if !l.is_loopback() {
+                        // Best effort: the group may be unavailable on this interface.
+                        let _ = s.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 1), &l);
+                    }
+                }
+            }
+            SocketAddr::V6(v6) => {
+                s.set_only_v6(true)?;
+                s.bind(&SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port).into())?;
+                let _ = s.join_multicast_v6(&"ff02::1".parse().expect("valid"), v6.scope_id());
+            }
+        }
+        s.set_nonblocking(true)?;
+        Ok(s.into())
+    })();
+    match result {
+        Ok(s) => Some(s),
+        Err(e) => {
+            if !ANNOUNCE_WARNED.swap(true, Ordering::Relaxed) {
+                eprintln!("pcp-rs: cannot listen for PCP ANNOUNCE on UDP port {port} ({e}); gateway reboots will be noticed at the next renewal instead");
+            }
+            None
+        }
+    }
+}
+

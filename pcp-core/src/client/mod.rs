@@ -1,0 +1,660 @@
+//! The blocking, thread-safe client.
+//!
+//! A [`Client`] talks to one PCP server over one UDP socket. Any number of
+//! threads may call it at once; their requests share the socket and are
+//! matched by nonce and opcode. One driver thread per client sends,
+//! retransmits and renews for every mapping: it sleeps until the engine's
+//! next deadline, a datagram, or a new request.
+//!
+//! ```no_run
+//! use pcp_core::{Client, MapSpec, Protocol};
+//! let client = Client::connect("192.168.1.1")?;
+//! client.on_event(|ev| println!("{ev:?}"));
+//! let m = client.map_with(MapSpec::new(Protocol::UDP, 5000).external_port(5000).lifetime(600))?;
+//! println!("{}:{} for {} s", m.external_addr(), m.external_port(), m.lifetime());
+//! m.delete()?;
+//! # Ok::<(), pcp_core::Error>(())
+//! ```
+
+mod address;
+mod endpoint;
+mod pending;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+pub use address::parse_server;
+pub use endpoint::Endpoint;
+pub use pending::Pending;
+
+use pending::{pending, Completer};
+
+use crate::engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RequestId, RetransmitPolicy};
+use crate::wire::{Nonce, Opcode, Protocol, CLIENT_PORT};
+use crate::{Error, Result};
+
+/// Settings of a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub server: SocketAddr,
+    /// Bind to this local address; by default the route to the server picks it.
+    pub local_addr: Option<IpAddr>,
+    /// Retransmission of requests: by default the RFC schedule with a 10 s deadline.
+    pub retransmit: RetransmitPolicy,
+    /// Requests on the wire at once (more wait their turn).
+    pub max_in_flight: usize,
+    /// Listen for unsolicited ANNOUNCE (UDP 5350, 224.0.0.1 / ff02::1).
+    pub listen_announce: bool,
+    pub announce_port: u16,
+    pub announce_delay_max: Duration,
+    /// Delete the client's mappings when it is closed (default true).
+    pub delete_on_close: bool,
+    /// How long closing may wait for the deletes to be answered.
+    pub close_timeout: Duration,
+    pub rng_seed: Option<[u8; 32]>,
+}
+
+impl ClientConfig {
+    pub fn new(server: SocketAddr) -> Self {
+        ClientConfig {
+            server,
+            local_addr: None,
+            retransmit: RetransmitPolicy::default(),
+            max_in_flight: 64,
+            listen_announce: true,
+            announce_port: CLIENT_PORT,
+            announce_delay_max: Duration::from_secs(5),
+            delete_on_close: true,
+            close_timeout: Duration::from_secs(2),
+            rng_seed: None,
+        }
+    }
+
+    /// Gives up on a request after `deadline` (the RFC retransmission schedule inside it).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.retransmit.max_duration = Some(deadline);
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Event) + Send + Sync>;
+
+enum Waiter {
+    Map(Completer<Mapping>),
+    Delete(Completer<()>),
+    Announce(Completer<u32>),
+    External(Completer<IpAddr>),
+}
+
+struct State {
+    endpoint: Endpoint,
+    waiters: HashMap<u64, Waiter>,
+    /// When the driver will wake by itself; `None` while it sleeps without a deadline.
+    driver_deadline: Option<Instant>,
+    closing: Option<Instant>,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake_tx: UnixStream,
+    handlers: RwLock<Vec<Handler>>,
+    subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
+    config: ClientConfig,
+    driver: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
+}
+
+/// Closes the client when the last [`Client`] handle goes.
+struct Owner(Arc<Shared>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A PCP client for one server. Cheap to clone; all clones share the
+/// socket, the mappings and the driver thread. Closing (explicitly or by
+/// dropping the last clone) deletes the mappings it made unless
+/// [`ClientConfig::delete_on_close`] is off.
+#[derive(Clone)]
+pub struct Client {
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("server", &self.owner.0.config.server).finish()
+    }
+}
+
+impl Client {
+    /// A client for the server at `server` (`"host"`, `"host:port"`, IPv4 or IPv6).
+    pub fn connect(server: &str) -> Result<Client> {
+        Client::new(ClientConfig::new(parse_server(server)?))
+    }
+
+    /// Finds the PCP server (see [`crate::discovery`]) and connects to it.
+    pub fn discover() -> Result<Client> {
+        let found = crate::discovery::discover(&crate::discovery::DiscoveryConfig::default())?;
+        Client::new(ClientConfig::new(found.server))
+    }
+
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        let endpoint = Endpoint::new(&config)?;
+        let (wake_tx, wake_rx) = UnixStream::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                endpoint,
+                waiters: HashMap::new(),
+                driver_deadline: None,
+                closing: None,
+                closed: false,
+            }),
+            wake_tx,
+            handlers: RwLock::new(Vec::new()),
+            subscribers: Mutex::new(Vec::new()),
+            config,
+            driver: Mutex::new(None),
+        });
+        let driver_shared = shared.clone();
+        let handle = thread::Builder::new()
+            .name("pcp-driver".into())
+            .spawn(move || drive(driver_shared, wake_rx))?;
+        let tid = handle.thread().id();
+        *shared.driver.lock().expect("fresh") = Some((handle, tid));
+        Ok(Client { owner: Arc::new(Owner(shared)) })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.owner.0
+    }
+
+    /// The PCP server (the gateway, erlang-nat's `get_device_address`).
+    pub fn gateway_address(&self) -> SocketAddr {
+        self.shared().config.server
+    }
+
+    /// Our address towards the server (`get_internal_address`); also the
+    /// Client IP field of every request.
+    pub fn internal_address(&self) -> IpAddr {
+        self.shared().lock().endpoint.engine().client_addr()
+    }
+
+    /// The server's last reported epoch.
+    pub fn server_epoch(&self) -> Option<u32> {
+        self.shared().lock().endpoint.engine().server_epoch()
+    }
+
+    /// Whether the client listens for unsolicited ANNOUNCE.
+    pub fn listens_for_announce(&self) -> bool {
+        self.shared().lock().endpoint.listens_for_announce()
+    }
+
+    /// Maps `internal_port` for `protocol`: any external port, 3600 s.
+    pub fn map(&self, protocol: Protocol, internal_port: u16) -> Result<Mapping> {
+        self.map_with(MapSpec::new(protocol, internal_port))
+    }
+
+    /// Maps as the spec says, and waits for the answer.
+    pub fn map_with(&self, spec: MapSpec) -> Result<Mapping> {
+        self.map_async(spec).wait()
+    }
+
+    /// Starts a MAP request and returns at once.
+    pub fn map_async(&self, spec: MapSpec) -> Pending<Mapping> {
+        self.start_mapping(|engine, now| engine.map(now, spec))
+    }
+
+    /// Asks for a PEER mapping and waits.
+    pub fn peer(&self, spec: PeerSpec) -> Result<Mapping> {
+        self.peer_async(spec).wait()
+    }
+
+    pub fn peer_async(&self, spec: PeerSpec) -> Pending<Mapping> {
+        self.start_mapping(|engine, now| engine.peer(now, spec))
+    }
+
+    fn start_mapping(
+        &self,
+        start: impl FnOnce(&mut crate::engine::Engine, Instant) -> Result<MappingId>,
+    ) -> Pending<Mapping> {
+        let shared = self.shared().clone();
+        let (p, c) = pending();
+        let id = shared.submit(|st, now| {
+            let id = start(st.endpoint.engine_mut(), now)?;
+            st.waiters.insert(id.0, Waiter::Map(c));
+            Ok(id)
+        });
+        match id {
+            Ok(id) => {
+                let weak = Arc::downgrade(&shared);
+                p.with_cancel(move || {
+                    if let Some(s) = weak.upgrade() {
+                        let _ = s.submit(|st, now| st.endpoint.engine_mut().delete(now, id));
+                    }
+                })
+            }
+            Err(e) => Pending::ready(Err(e)),
+        }
+    }
+
+    /// Deletes a mapping (lifetime 0 with its nonce) and waits for the answer.
+    pub fn delete(&self, id: MappingId) -> Result<()> {
+        self.delete_async(id).wait()
+    }
+
+    pub fn delete_async(&self, id: MappingId) -> Pending<()> {
+        self.shared().delete_async(id)
+    }
+
+    /// Deletes a mapping this client did not make, known by its nonce (the
+    /// CLI's `pcp delete` uses the nonce `pcp map` recorded).
+    pub fn delete_by_nonce(&self, protocol: Protocol, internal_port: u16, nonce: Nonce) -> Result<()> {
+        let (p, c) = pending();
+        self.shared().submit(|st, now| {
+            let id = st.endpoint.engine_mut().delete_by_nonce(now, MapSpec::new(protocol, internal_port).nonce(nonce))?;
+            st.waiters.insert(id.0, Waiter::Delete(c));
+            Ok(())
+        })?;
+        p.wait()
+    }
+
+    /// Sends ANNOUNCE and returns the server's epoch.
+    pub fn announce(&self) -> Result<u32> {
+        self.announce_async().wait()
+    }
+
+    pub fn announce_async(&self) -> Pending<u32> {
+        let (p, c) = pending();
+        match self.shared().submit(|st, now| {
+            let id = st.endpoint.engine_mut().announce(now, None);
+            st.waiters.insert(id.0, Waiter::Announce(c));
+            Ok(id)
+        }) {
+            Ok(id) => p.with_cancel(self.request_canceller(id)),
+            Err(e) => Pending::ready(Err(e)),
+        }
+    }
+
+    /// The external address of the gateway (`get_external_address`).
+    pub fn external_address(&self) -> Result<IpAddr> {
+        self.external_address_async().wait()
+    }
+
+    pub fn external_address_async(&self) -> Pending<IpAddr> {
+        let (p, c) = pending();
+        match self.shared().submit(|st, now| {
+            let id = st.endpoint.engine_mut().request_external_addr(now, None)?;
+            st.waiters.insert(id.0, Waiter::External(c));
+            Ok(id)
+        }) {
+            Ok(id) => p.with_cancel(self.request_canceller(id)),
+            Err(e) => Pending::ready(Err(e)),
+        }
+    }
+
+    fn request_canceller(&self, id: RequestId) -> impl Fn() + Send + Sync + 'static {
+        let weak = Arc::downgrade(self.shared());
+        move || {
+            if let Some(s) = weak.upgrade() {
+                let _ = s.submit(|st, now| {
+                    st.endpoint.engine_mut().cancel(now, id);
+                    Ok(())
+                });
+            }
+        }
+    }
+
+    /// The mappings this client holds.
+    pub fn mappings(&self) -> Vec<Mapping> {
+        let st = self.shared().lock();
+        st.endpoint
+            .engine()
+            .mappings()
+            .map(|info| Mapping { shared: self.shared().clone(), info: info.clone() })
+            .collect()
+    }
+
+    /// A mapping by id, if the client still holds it.
+    pub fn mapping(&self, id: MappingId) -> Option<Mapping> {
+        let st = self.shared().lock();
+        let info = st.endpoint.engine().mapping(id)?.clone();
+        Some(Mapping { shared: self.shared().clone(), info })
+    }
+
+    /// Calls `f` for every event, on the driver thread. It may run at the
+    /// same time as calls on other threads, and may call the client itself.
+    pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
+        self.shared().handlers.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(f));
+    }
+
+    /// A channel that receives every event from now on.
+    pub fn events(&self) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel();
+        self.shared().subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        rx
+    }
+
+    /// Deletes the client's mappings (unless configured not to; waits at most
+    /// [`ClientConfig::close_timeout`]) and stops the driver. Further calls
+    /// fail with [`Error::Closed`]. Idempotent.
+    pub fn close(&self) {
+        self.shared().close();
+    }
+
+    /// Stops without deleting: the mappings stay on the server until their
+    /// lifetimes run out.
+    pub fn close_keep(&self) {
+        self.shared().close_with(false);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared().lock().closed
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake(&self) {
+        let _ = (&self.wake_tx).write(&[1]);
+    }
+
+    /// Runs `f` on the state, sends what it queued, and wakes the driver if
+    /// its sleep is now too long.
+    fn submit<T>(&self, f: impl FnOnce(&mut State, Instant) -> Result<T>) -> Result<T> {
+        let now = Instant::now();
+        let mut st = self.lock();
+        if st.closed || st.closing.is_some() {
+            return Err(Error::Closed);
+        }
+        let out = f(&mut st, now)?;
+        st.endpoint.flush(now);
+        let next = st.endpoint.poll_timeout();
+        let must_wake = match (next, st.driver_deadline) {
+            (Some(n), Some(d)) => n < d,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if must_wake {
+            st.driver_deadline = next;
+        }
+        // Events produced synchronously (a cancelled queued request) are
+        // dispatched by the driver.
+        let wake = must_wake || st.endpoint.engine().has_events();
+        drop(st);
+        if wake {
+            self.wake();
+        }
+        Ok(out)
+    }
+
+    fn delete_async(&self, id: MappingId) -> Pending<()> {
+        let (p, c) = pending();
+        match self.submit(|st, now| {
+            st.endpoint.engine_mut().delete(now, id)?;
+            st.waiters.insert(id.0, Waiter::Delete(c));
+            Ok(())
+        }) {
+            Ok(()) => p,
+            Err(e) => Pending::ready(Err(e)),
+        }
+    }
+
+    fn close(&self) {
+        self.close_with(self.config.delete_on_close);
+    }
+
+    fn close_with(&self, delete: bool) {
+        {
+            let now = Instant::now();
+            let mut st = self.lock();
+            if st.closed || st.closing.is_some() {
+                drop(st);
+                self.join_driver();
+                return;
+            }
+            if delete {
+                for id in st.endpoint.engine().mapping_ids() {
+                    let _ = st.endpoint.engine_mut().delete(now, id);
+                }
+                st.endpoint.flush(now);
+            }
+            st.closing = Some(now + self.config.close_timeout);
+        }
+        self.wake();
+        self.join_driver();
+    }
+
+    fn join_driver(&self) {
+        let taken = {
+            let mut d = self.driver.lock().unwrap_or_else(|e| e.into_inner());
+            match &*d {
+                // Closing from a callback on the driver thread: it ends by itself.
+                Some((_, tid)) if *tid == thread::current().id() => None,
+                _ => d.take(),
+            }
+        };
+        if let Some((h, _)) = taken {
+            let _ = h.join();
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, events: Vec<(Event, Option<Waiter>)>) {
+        if events.is_empty() {
+            return;
+        }
+        let handlers: Vec<Handler> = self.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for (event, waiter) in events {
+            if let Some(w) = waiter {
+                complete(self, w, &event);
+            }
+            for h in &handlers {
+                // A panicking user callback must not take the driver down.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(&event)));
+            }
+            let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+            subs.retain(|tx| tx.send(event.clone()).is_ok());
+        }
+    }
+}
+
+fn complete(shared: &Arc<Shared>, waiter: Waiter, event: &Event) {
+    match (waiter, event) {
+        (Waiter::Map(c), Event::Granted(info)) => c.complete(Ok(Mapping { shared: shared.clone(), info: info.clone() })),
+        (Waiter::Map(c), Event::Failed { error, .. }) => c.complete(Err(error.clone())),
+        (Waiter::Delete(c), Event::Deleted { result, .. }) => c.complete(result.clone()),
+        (Waiter::Announce(c), Event::Announced { result, .. }) => c.complete(result.clone()),
+        (Waiter::External(c), Event::ExternalAddress { result, .. }) => c.complete(result.clone()),
+        (w, _) => fail_waiter(w, Error::BadResponse("unexpected completion".into())),
+    }
+}
+
+fn fail_waiter(w: Waiter, e: Error) {
+    match w {
+        Waiter::Map(c) => c.complete(Err(e)),
+        Waiter::Delete(c) => c.complete(Err(e)),
+        Waiter::Announce(c) => c.complete(Err(e)),
+        Waiter::External(c) => c.complete(Err(e)),
+    }
+}
+
+/// Which waiter an event completes.
+fn waiter_key(event: &Event) -> Option<u64> {
+    match event {
+        Event::Granted(info) => Some(info.id.0),
+        Event::Failed { id, .. } => Some(id.0),
+        Event::Deleted { id, .. } => Some(id.0),
+        Event::Announced { id, .. } | Event::ExternalAddress { id, .. } => Some(id.0),
+        _ => None,
+    }
+}
+
+fn drive(shared: Arc<Shared>, mut wake_rx: UnixStream) {
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    loop {
+        let now = Instant::now();
+        let (events, timeout, finished) = {
+            let mut st = shared.lock();
+            st.endpoint.process(now);
+            let mut events = Vec::new();
+            while let Some(ev) = st.endpoint.poll_event() {
+                // A delete completes a Delete waiter; a cancelled map's
+                // Failed completes the Map waiter, its later Deleted nothing.
+                let waiter = waiter_key(&ev).and_then(|k| match (&ev, st.waiters.get(&k)) {
+                    (Event::Deleted { .. }, Some(Waiter::Delete(_)))
+                    | (Event::Failed { .. } | Event::Granted(_), Some(Waiter::Map(_)))
+                    | (Event::Announced { .. }, Some(Waiter::Announce(_)))
+                    | (Event::ExternalAddress { .. }, Some(Waiter::External(_))) => st.waiters.remove(&k),
+                    _ => None,
+                });
+                events.push((ev, waiter));
+            }
+            let next = st.endpoint.poll_timeout();
+            let finished = match st.closing {
+                Some(deadline) => st.endpoint.engine().is_idle() || now >= deadline,
+                None => false,
+            };
+            let next = match st.closing {
+                Some(d) => Some(next.map_or(d, |n| n.min(d))),
+                None => next,
+            };
+            st.driver_deadline = next;
+            if finished {
+                st.closed = true;
+                let waiters: Vec<Waiter> = st.waiters.drain().map(|(_, w)| w).collect();
+                drop(st);
+                for w in waiters {
+                    fail_waiter(w, Error::Closed);
+                }
+            }
+            (events, next, finished)
+        };
+        shared.dispatch(events);
+        if finished {
+            return;
+        }
+        let timeout_ms: libc::c_int = match timeout {
+            None => -1,
+            Some(t) => {
+                let d = t.saturating_duration_since(Instant::now());
+                // Round up so we never wake a hair early and spin.
+                d.as_millis().saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0)).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        fds.clear();
+        fds.push(libc::pollfd { fd: wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        for fd in shared.lock().endpoint.fds() {
+            fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+        }
+        // SAFETY: `fds` is a valid array of pollfd of the given length.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if fds[0].revents != 0 {
+            let mut buf = [0u8; 256];
+            while matches!(wake_rx.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    }
+}
+
+/// A mapping held by a [`Client`]. Cloning gives another handle to the same
+/// mapping. The snapshot fields are as of when the handle was made;
+/// [`Mapping::refresh`] reads the current state (renewals may change the
+/// external port, for example after a gateway reboot).
+#[derive(Clone)]
+pub struct Mapping {
+    shared: Arc<Shared>,
+    info: MappingInfo,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.info.fmt(f)
+    }
+}
+
+impl Mapping {
+    pub fn id(&self) -> MappingId {
+        self.info.id
+    }
+
+    pub fn info(&self) -> &MappingInfo {
+        &self.info
+    }
+
+    pub fn opcode(&self) -> Opcode {
+        self.info.opcode
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.info.protocol
+    }
+
+    pub fn internal_port(&self) -> u16 {
+        self.info.internal_port
+    }
+
+    pub fn internal_addr(&self) -> IpAddr {
+        self.info.internal_addr
+    }
+
+    pub fn external_addr(&self) -> IpAddr {
+        self.info.external_addr
+    }
+
+    pub fn external_port(&self) -> u16 {
+        self.info.external_port
+    }
+
+    pub fn lifetime(&self) -> u32 {
+        self.info.lifetime
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.info.epoch
+    }
+
+    pub fn nonce(&self) -> Nonce {
+        self.info.nonce
+    }
+
+    pub fn remote(&self) -> Option<(IpAddr, u16)> {
+        self.info.remote
+    }
+
+    /// Updates the snapshot from the client; false if the mapping is gone.
+    pub fn refresh(&mut self) -> bool {
+        match self.shared.lock().endpoint.engine().mapping(self.info.id) {
+            Some(i) => {
+                self.info = i.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the client still holds the mapping.
+    pub fn is_active(&self) -> bool {
+        self.shared.lock().endpoint.engine().mapping(self.info.id).is_some()
+    }
+
+    /// Deletes the mapping on the server and waits for the answer.
+    pub fn delete(&self) -> Result<()> {
+        self.delete_async().wait()
+    }
+
+    pub fn delete_async(&self) -> Pending<()> {
+        self.shared.delete_async(self.info.id)
+    }
+}

@@ -1,0 +1,168 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::{Error, Result};
+
+type Callback<T> = Box<dyn FnOnce(Result<T>) + Send>;
+
+struct SlotState<T> {
+    result: Option<Result<T>>,
+    waker: Option<Waker>,
+    callback: Option<Callback<T>>,
+    done: bool,
+}
+
+struct Slot<T> {
+    state: Mutex<SlotState<T>>,
+    cond: Condvar,
+}
+
+/// A request in progress: wait for it, poll it, hand it a callback, or
+/// `.await` it (it is a plain [`Future`], tied to no runtime).
+///
+/// The request goes on whether or not anyone waits: dropping a `Pending`
+/// does not cancel it; [`Pending::cancel`] does.
+pub struct Pending<T> {
+    slot: Arc<Slot<T>>,
+    cancel: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// The driver's end of a [`Pending`].
+pub(crate) struct Completer<T> {
+    slot: Arc<Slot<T>>,
+}
+
+pub(crate) fn pending<T>() -> (Pending<T>, Completer<T>) {
+    let slot = Arc::new(Slot {
+        state: Mutex::new(SlotState { result: None, waker: None, callback: None, done: false }),
+        cond: Condvar::new(),
+    });
+    (Pending { slot: slot.clone(), cancel: None }, Completer { slot })
+}
+
+impl<T> Completer<T> {
+    pub(crate) fn complete(self, result: Result<T>) {
+        let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.done {
+            return;
+        }
+        st.done = true;
+        if let Some(cb) = st.callback.take() {
+            drop(st);
+            cb(result);
+            return;
+        }
+        st.result = Some(result);
+        let waker = st.waker.take();
+        drop(st);
+        self.slot.cond.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    /// An already finished request.
+    pub fn ready(result: Result<T>) -> Self {
+        let (p, c) = pending();
+        c.complete(result);
+        p
+    }
+
+    pub(crate) fn with_cancel(mut self, cancel: impl Fn() + Send + Sync + 'static) -> Self {
+        self.cancel = Some(Box::new(cancel));
+        self
+    }
+
+    /// Blocks until the request finishes.
+    pub fn wait(self) -> Result<T> {
+        let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = st.result.take() {
+                return r;
+            }
+            if st.done {
+                return Err(Error::Cancelled);
+            }
+            st = self.slot.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Blocks for at most `timeout`; `None` if the request is still going
+    /// (call again to keep waiting: this is how bindings stay responsive to
+    /// Ctrl-C).
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<T>> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = st.result.take() {
+                return Some(r);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            st = self.slot.cond.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// The result if the request has finished.
+    pub fn try_take(&self) -> Option<Result<T>> {
+        self.slot.state.lock().unwrap_or_else(|e| e.into_inner()).result.take()
+    }
+
+    /// Whether the request has finished.
+    pub fn is_done(&self) -> bool {
+        self.slot.state.lock().unwrap_or_else(|e| e.into_inner()).done
+    }
+
+    /// Runs `f` with the result when the request finishes: on the client's
+    /// driver thread, or right here if it already has.
+    pub fn on_complete(self, f: impl FnOnce(Result<T>) + Send + 'static) {
+        let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = st.result.take() {
+            drop(st);
+            f(r);
+        } else if st.done {
+            drop(st);
+            f(Err(Error::Cancelled));
+        } else {
+            st.callback = Some(Box::new(f));
+        }
+    }
+
+    /// Abandons the request. A mapping that was being made is deleted on the
+    /// server if the request may have reached it; the result becomes
+    /// [`Error::Cancelled`] unless it had already arrived.
+    pub fn cancel(&self) {
+        if let Some(c) = &self.cancel {
+            c();
+        }
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = st.result.take() {
+            return Poll::Ready(r);
+        }
+        if st.done {
+            return Poll::Ready(Err(Error::Cancelled));
+        }
+        st.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl<T> std::fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("done", &self.is_done()).finish()
+    }
+}

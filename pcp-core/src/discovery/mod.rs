@@ -1,0 +1,179 @@
+//! Finding the PCP server.
+//!
+//! The candidates are the default gateways of the routing table (IPv4 and
+//! IPv6, via `netdev`) followed by any configured servers, or an explicit
+//! list that replaces the routing table (tests inject one so that they never
+//! probe the real gateway). Each candidate is sent an ANNOUNCE; the first
+//! valid answer wins.
+//!
+//! The default deadline is **2 seconds** ([`DEFAULT_DEADLINE`]): a network
+//! without PCP must not stall an application. Within it the ANNOUNCE is
+//! retransmitted at about 0.25, 0.75 and 1.75 s. A candidate that answers
+//! with ICMP port unreachable is ruled out at once.
+//!
+//! ```no_run
+//! use pcp_core::discovery::{discover, DiscoveryConfig};
+//! let found = discover(&DiscoveryConfig::default())?;
+//! println!("PCP server at {}, epoch {}", found.server, found.epoch);
+//! # Ok::<(), pcp_core::Error>(())
+//! ```
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::time::{Duration, Instant};
+
+use crate::client::{ClientConfig, Endpoint};
+use crate::engine::{Event, RetransmitPolicy};
+use crate::wire::SERVER_PORT;
+use crate::{Error, Result};
+
+/// How long discovery waits for any answer by default.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Where and how long to look.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    /// Replaces the routing table's default gateways when set.
+    pub gateways: Option<Vec<SocketAddr>>,
+    /// Configured servers, tried after (and alongside) the gateways.
+    pub servers: Vec<SocketAddr>,
+    pub deadline: Duration,
+    /// First retransmission timeout of the ANNOUNCE (doubling after).
+    pub initial_timeout: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            gateways: None,
+            servers: Vec::new(),
+            deadline: DEFAULT_DEADLINE,
+            initial_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+impl DiscoveryConfig {
+    /// Only these candidates: the routing table is not consulted.
+    pub fn with_candidates(candidates: Vec<SocketAddr>) -> Self {
+        DiscoveryConfig { gateways: Some(candidates), ..Default::default() }
+    }
+}
+
+/// A PCP server that answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    pub server: SocketAddr,
+    /// Its epoch in the ANNOUNCE answer.
+    pub epoch: u32,
+    /// Our address towards it.
+    pub internal_addr: IpAddr,
+}
+
+/// The default gateways of the routing table, as PCP server addresses (an
+/// IPv6 link-local gateway carries its interface as scope).
+pub fn default_gateways() -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for iface in netdev::get_interfaces() {
+        let Some(gw) = &iface.gateway else { continue };
+        for v4 in &gw.ipv4 {
+            if !v4.is_unspecified() {
+                out.push(SocketAddr::new(IpAddr::V4(*v4), SERVER_PORT));
+            }
+        }
+        for v6 in &gw.ipv6 {
+            if v6.is_unspecified() {
+                continue;
+            }
+            let link_local = v6.segments()[0] & 0xffc0 == 0xfe80;
+            let scope = if link_local { iface.index } else { 0 };
+            out.push(SocketAddr::V6(SocketAddrV6::new(*v6, SERVER_PORT, 0, scope)));
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// The candidates `config` names, in order, without duplicates.
+pub fn candidates(config: &DiscoveryConfig) -> Vec<SocketAddr> {
+    let mut list = config.gateways.clone().unwrap_or_else(default_gateways);
+    for s in &config.servers {
+        if !list.contains(s) {
+            list.push(*s);
+        }
+    }
+    list
+}
+
+/// Sends ANNOUNCE to every candidate and returns the first that answers.
+pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
+    let list = candidates(config);
+    if list.is_empty() {
+        return Err(Error::NoGateway("no default gateway in the routing table and no server configured".into()));
+    }
+    let policy = RetransmitPolicy::rfc().with_initial(config.initial_timeout).with_deadline(config.deadline);
+    let start = Instant::now();
+    let mut probes: Vec<(Endpoint, Option<Error>)> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    for server in &list {
+        let mut cc = ClientConfig::new(*server);
+        cc.listen_announce = false;
+        match Endpoint::new(&cc) {
+            Ok(mut ep) => {
+                ep.engine_mut().announce(start, Some(policy));
+                ep.flush(start);
+                probes.push((ep, None));
+            }
+            Err(e) => failures.push(format!("{server}: {e}")),
+        }
+    }
+    // Bounded: every pass waits for the earliest deadline of a live probe,
+    // and each probe's schedule ends at `config.deadline`.
+    loop {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut pollfds = Vec::new();
+        for (ep, done) in probes.iter_mut() {
+            if done.is_some() {
+                continue;
+            }
+            ep.process(now);
+            while let Some(ev) = ep.poll_event() {
+                if let Event::Announced { result, .. } = ev {
+                    match result {
+                        Ok(epoch) => {
+                            return Ok(Discovered {
+                                server: ep.engine().server(),
+                                epoch,
+                                internal_addr: ep.engine().client_addr(),
+                            })
+                        }
+                        Err(e) => *done = Some(e),
+                    }
+                }
+            }
+            if done.is_none() {
+                if let Some(t) = ep.poll_timeout() {
+                    next = Some(next.map_or(t, |n: Instant| n.min(t)));
+                }
+                for fd in ep.fds() {
+                    pollfds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+                }
+            }
+        }
+        if pollfds.is_empty() {
+            break;
+        }
+        let wait = next.map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()));
+        let ms = wait.as_millis().min(i32::MAX as u128) as libc::c_int + 1;
+        // SAFETY: `pollfds` is a valid array of pollfd of the given length.
+        unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, ms) };
+    }
+    for (ep, done) in &probes {
+        let why = match done {
+            Some(Error::Timeout) | None => "no answer".to_string(),
+            Some(e) => e.to_string(),
+        };
+        failures.push(format!("{}: {why}", ep.engine().server()));
+    }
+    Err(Error::NoGateway(format!("no PCP server answered within {:?} ({})", config.deadline, failures.join("; "))))
+}

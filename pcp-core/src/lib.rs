@@ -1,0 +1,33 @@
+//! # pcp-core
+//!
+//! A Port Control Protocol (PCP, RFC 6887) client: ask a NAT gateway or
+//! firewall for inbound port mappings (MAP), outbound peer mappings (PEER)
+//! and the external address, and keep them alive across renewals, gateway
+//! reboots and address changes.
+//!
+//! - [`wire`]: the message format, strictly validated.
+//! - [`engine`]: the sans-IO state machine (bring your own event loop).
+//! - [`client`]: a blocking, thread-safe [`Client`] with one background thread.
+//! - [`discovery`]: find the PCP server (the default gateways, configured ones).
+//! - [`server`] (feature `server`): a PCP server for tests and demos.
+//!
+//! ```no_run
+//! use pcp_core::{Client, Protocol};
+//! let client = Client::connect("192.168.1.1")?;
+//! let mapping = client.map(Protocol::TCP, 8080)?;
+//! println!("reachable at {}:{}", mapping.external_addr(), mapping.external_port());
+//! # Ok::<(), pcp_core::Error>(())
+//! ```
+
+pub mod client;
+pub mod discovery;
+pub mod engine;
+mod error;
+#[cfg(feature = "server")]
+pub mod server;
+pub mod wire;
+
+pub use client::{Client, ClientConfig, Mapping, Pending};
+pub use engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RetransmitPolicy};
+pub use error::{Error, Result};
+pub use wire::{Filter, Nonce, Protocol, ResultCode};

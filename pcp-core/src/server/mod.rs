@@ -1,0 +1,277 @@
+//! A PCP server for tests, demos and users' own test suites (feature `server`).
+//!
+//! It answers ANNOUNCE, MAP and PEER by RFC 6887: assigns external ports,
+//! honours suggested ones, clamps lifetimes, deletes, refuses a renewal or
+//! delete whose nonce differs (as real servers do), checks the Client IP
+//! field against the source address, and keeps an epoch. Faults can be
+//! injected: drop requests, delay answers, answer a chosen result code,
+//! reboot (epoch back to 0, state lost, unsolicited ANNOUNCE), change the
+//! external address. It never forwards traffic: mappings are bookkeeping.
+//!
+//! ```
+//! use pcp_core::server::{Server, ServerConfig};
+//! use pcp_core::{Client, ClientConfig, Protocol};
+//!
+//! let server = Server::start(ServerConfig::default())?;       // 127.0.0.1, ephemeral port
+//! let mut cc = ClientConfig::new(server.local_addr());
+//! cc.listen_announce = false;
+//! let client = Client::new(cc)?;
+//! let m = client.map(Protocol::TCP, 8080)?;
+//! assert_eq!(m.external_addr(), server.external_addr());
+//! assert_eq!(server.mapping_count(), 1);
+//! # Ok::<(), pcp_core::Error>(())
+//! ```
+
+mod state;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub use state::{ServerMapping, ServerState};
+
+use crate::wire::{ResultCode, MAX_MESSAGE_SIZE};
+
+/// Settings of a test [`Server`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen; the default is 127.0.0.1 on an ephemeral port.
+    pub listen: SocketAddr,
+    /// The IPv4 external address handed out (IPv6 requests get pinholes:
+    /// external = internal address and port, as an IPv6 firewall does).
+    pub external_addr: IpAddr,
+    /// External ports are allocated from here.
+    pub port_range: (u16, u16),
+    pub min_lifetime: u32,
+    pub max_lifetime: u32,
+    /// Where to send unsolicited ANNOUNCE on reboot and address change.
+    pub announce_to: Vec<SocketAddr>,
+    /// Also unicast it to every client address seen.
+    pub announce_to_known_clients: bool,
+    pub allow_third_party: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            external_addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+            port_range: (20000, 60000),
+            min_lifetime: 1,
+            max_lifetime: 86400,
+            announce_to: Vec::new(),
+            announce_to_known_clients: true,
+            allow_third_party: true,
+        }
+    }
+}
+
+struct Faults {
+    drop_next: u32,
+    delay: Duration,
+    forced: Option<(ResultCode, u32)>,
+}
+
+struct Shared {
+    state: Mutex<ServerState>,
+    faults: Mutex<Faults>,
+    socket: UdpSocket,
+    stop: AtomicBool,
+    config: ServerConfig,
+}
+
+/// A running test server. Dropping it stops it.
+pub struct Server {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds and starts serving on a background thread.
+    pub fn start(config: ServerConfig) -> io::Result<Server> {
+        let socket = UdpSocket::bind(config.listen)?;
+        let addr = socket.local_addr()?;
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(ServerState::new(config.clone(), Instant::now())),
+            faults: Mutex::new(Faults { drop_next: 0, delay: Duration::ZERO, forced: None }),
+            socket,
+            stop: AtomicBool::new(false),
+            config,
+        });
+        let s = shared.clone();
+        let thread = thread::Builder::new().name("pcp-test-server".into()).spawn(move || serve(s))?;
+        Ok(Server { shared, addr, thread: Some(thread) })
+    }
+
+    /// Starts on 127.0.0.1 with an ephemeral port.
+    pub fn start_local() -> io::Result<Server> {
+        Server::start(ServerConfig::default())
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn external_addr(&self) -> IpAddr {
+        self.state().external_addr()
+    }
+
+    fn state(&self) -> MutexGuard<'_, ServerState> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.shared.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Silently drops the next `n` requests.
+    pub fn drop_next(&self, n: u32) {
+        self.faults().drop_next = n;
+    }
+
+    /// Delays every answer by `d` (zero to stop).
+    pub fn set_delay(&self, d: Duration) {
+        self.faults().delay = d;
+    }
+
+    /// Answers every MAP and PEER request with `code` and the given error
+    /// lifetime (`None` to answer normally again).
+    pub fn force_result(&self, forced: Option<(ResultCode, u32)>) {
+        self.faults().forced = forced;
+    }
+
+    /// Loses all state and restarts the epoch at 0, then announces it, as
+    /// a rebooted gateway does.
+    pub fn reboot(&self) {
+        let targets = {
+            let mut st = self.state();
+            st.reboot(Instant::now());
+            self.announce_targets(&st)
+        };
+        self.send_announce(&targets);
+    }
+
+    /// Changes the external address and announces it so clients renew.
+    pub fn set_external_addr(&self, addr: IpAddr) {
+        let targets = {
+            let mut st = self.state();
+            st.set_external_addr(addr);
+            self.announce_targets(&st)
+        };
+        self.send_announce(&targets);
+    }
+
+    fn announce_targets(&self, st: &ServerState) -> Vec<SocketAddr> {
+        let mut t = self.shared.config.announce_to.clone();
+        if self.shared.config.announce_to_known_clients {
+            t.extend(st.known_clients());
+        }
+        t
+    }
+
+    fn send_announce(&self, targets: &[SocketAddr]) {
+        let msg = self.state().unsolicited_announce(Instant::now());
+        for t in targets {
+            let _ = self.shared.socket.send_to(&msg, t);
+        }
+    }
+
+    /// The server's current epoch in seconds.
+    pub fn epoch(&self) -> u32 {
+        self.state().epoch(Instant::now())
+    }
+
+    /// Live mappings (MAP and PEER).
+    pub fn mappings(&self) -> Vec<ServerMapping> {
+        self.state().mappings(Instant::now())
+    }
+
+    pub fn mapping_count(&self) -> usize {
+        self.mappings().len()
+    }
+
+    /// Requests received so far (including dropped ones).
+    pub fn requests_received(&self) -> u64 {
+        self.state().requests_received()
+    }
+
+    /// Stops the server; its port stops answering.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking receive.
+        let wake = match self.addr {
+            SocketAddr::V4(_) => UdpSocket::bind("127.0.0.1:0"),
+            SocketAddr::V6(_) => UdpSocket::bind("[::1]:0"),
+        };
+        if let Ok(w) = wake {
+            let mut to = self.addr;
+            if to.ip().is_unspecified() {
+                to.set_ip(if to.is_ipv4() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { "::1".parse().expect("valid") });
+            }
+            let _ = w.send_to(&[0], to);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn serve(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 4];
+    let mut delayed: Vec<(Instant, SocketAddr, Vec<u8>)> = Vec::new();
+    while !shared.stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        delayed.retain(|(at, to, msg)| {
+            if *at <= now {
+                let _ = shared.socket.send_to(msg, to);
+                false
+            } else {
+                true
+            }
+        });
+        let timeout = delayed.iter().map(|(at, _, _)| at.saturating_duration_since(now)).min();
+        let _ = shared.socket.set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1))));
+        let (n, from) = match shared.socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(_) => continue,
+        };
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let now = Instant::now();
+        let (drop_it, delay, forced) = {
+            let mut f = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+            let d = f.drop_next > 0;
+            if d {
+                f.drop_next -= 1;
+            }
+            (d, f.delay, f.forced)
+        };
+        let answer = {
+            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.count_request();
+            if drop_it {
+                continue;
+            }
+            st.handle(now, from, &buf[..n], forced)
+        };
+        if let Some(msg) = answer {
+            if delay.is_zero() {
+                let _ = shared.socket.send_to(&msg, from);
+            } else {
+                delayed.push((now + delay, from, msg));
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::engine::canonical;
+use crate::wire::{
+    Body, Nonce, Opcode, PcpOption, Protocol, Request, Response, ResultCode, WireError, HEADER_SIZE, VERSION,
+};
+
+use super::ServerConfig;
+
+/// A mapping as the test server holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerMapping {
+    pub opcode: Opcode,
+    pub internal_addr: IpAddr,
+    pub protocol: Protocol,
+    pub internal_port: u16,
+    pub external_addr: IpAddr,
+    pub external_port: u16,
+    pub remote: Option<(IpAddr, u16)>,
+    pub nonce: Nonce,
+    pub expires_at: Instant,
+    pub filters: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    internal_addr: IpAddr,
+    protocol: Protocol,
+    internal_port: u16,
+    remote: Option<(IpAddr, u16)>,
+}
+
+/// The test server's protocol logic, without a socket: a datagram and the
+/// time in, the answer out.
+pub struct ServerState {
+    config: ServerConfig,
+    external_addr: IpAddr,
+    epoch_start: Instant,
+    mappings: HashMap<Key, ServerMapping>,
+    ports_in_use: HashSet<(Protocol, u16)>,
+    next_port: u16,
+    clients: HashSet<SocketAddr>,
+    requests: u64,
+}
+
+impl ServerState {
+    pub fn new(config: ServerConfig, now: Instant) -> Self {
+        ServerState {
+            external_addr: config.external_addr,
+            next_port: config.port_range.0,
+            config,
+            epoch_start: now,
+            mappings: HashMap::new(),
+            ports_in_use: HashSet::new(),
+            clients: HashSet::new(),
+            requests: 0,
+        }
+    }
+
+    pub fn external_addr(&self) -> IpAddr {
+        self.external_addr
+    }
+
+    pub fn set_external_addr(&mut self, addr: IpAddr) {
+        self.external_addr = addr;
+        for m in self.mappings.values_mut() {
+            if m.external_addr.is_ipv4() == addr.is_ipv4() && m.internal_addr != m.external_addr {
+                m.external_addr = addr;
+            }
+        }
+    }
+
+    pub fn epoch(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch_start).as_secs().min(u64::from(u32::MAX)) as u32
+    }
+
+    /// Forget everything; the epoch starts again from 0.
+    pub fn reboot(&mut self, now: Instant) {
+        self.epoch_start = now;
+        self.mappings.clear();
+        self.ports_in_use.clear();
+        self.next_port = self.config.port_range.0;
+    }
+
+    pub fn known_clients(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<_> = self.clients.iter().copied().collect();
+        v.sort();
+        v
+    }
+
+    pub fn count_request(&mut self) {
+        self.requests += 1;
+    }
+
+    pub fn requests_received(&self) -> u64 {
+        self.requests
+    }
+
+    pub fn mappings(&mut self, now: Instant) -> Vec<ServerMapping> {
+        self.expire(now);
+        self.mappings.values().cloned().collect()
+    }
+
+    /// An unsolicited ANNOUNCE response (section 14.1.3).
+    pub fn unsolicited_announce(&self, now: Instant) -> Vec<u8> {
+        Response::new(ResultCode::Success, 0, self.epoch(now), Body::Announce).encode()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let ports = &mut self.ports_in_use;
+        self.mappings.retain(|_, m| {
+            let keep = m.expires_at > now;
+            if !keep {
+                ports.remove(&(m.protocol, m.external_port));
+            }
+            keep
+        });
+    }
+
+    fn error_header(&self, now: Instant, opcode_byte: u8, code: ResultCode) -> Vec<u8> {
+        let mut v = Vec::with_capacity(HEADER_SIZE);
+        v.push(VERSION);
+        v.push(0x80 | (opcode_byte & 0x7f));
+        v.push(0);
+        v.push(code.to_u8());
+        v.extend_from_slice(&30u32.to_be_bytes());
+        v.extend_from_slice(&self.epoch(now).to_be_bytes());
+        v.extend_from_slice(&[0; 12]);
+        v
+    }
+
+    /// Handles one datagram from `from`; returns the answer, if any.
+    /// `forced` answers MAP and PEER with that result code and lifetime.
+    pub fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8], forced: Option<(ResultCode, u32)>) -> Option<Vec<u8>> {
+        // Responses and runts are not requests: never answer them (no loops).
+        if data.len() < 4 || data[1] & 0x80 != 0 {
+            return None;
+        }
+        self.expire(now);
+        let req = match Request::decode(data) {
+            Ok(r) => r,
+            Err(WireError::WrongVersion(_)) => {
+                return Some(self.error_header(now, data[1], ResultCode::UnsuppVersion))
+            }
+            Err(WireError::UnknownOpcode(_)) if data.len() >= HEADER_SIZE => {
+                return Some(self.error_header(now, data[1], ResultCode::UnsuppOpcode))
+            }
+            Err(
+                WireError::OptionOverrun { .. }
+                | WireError::OptionLength { .. }
+                | WireError::OptionNotAllowed { .. }
+                | WireError::OptionRepeated(_)
+                | WireError::FilterPrefix(_),
+            ) => return Some(self.error_header(now, data[1], ResultCode::MalformedOption)),
+            Err(_) => return Some(self.error_header(now, data[1], ResultCode::MalformedRequest)),
+        };
+        self.clients.insert(from);
+        let epoch = self.epoch(now);
+        let answer = |result: ResultCode, lifetime: u32, body: Body, options: Vec<PcpOption>| {
+            let mut r = Response::new(result, lifetime, epoch, body);
+            r.options = options;
+            Some(r.encode())
+        };
+        if canonical(req.client_addr) != canonical(from.ip()) {
+            return answer(ResultCode::AddressMismatch, 30, req.body, Vec::new());
+        }
+        if req.options.iter().any(|o| matches!(o, PcpOption::Unknown { .. }) && o.is_mandatory()) {
+            return answer(ResultCode::UnsuppOption, 30, req.body, Vec::new());
+        }
+        // Known options are echoed back; unknown optional ones are not (section 7.3).
+        let echoed: Vec<PcpOption> =
+            req.options.iter().filter(|o| !matches!(o, PcpOption::Unknown { .. })).cloned().collect();
+        if req.body.opcode() == Opcode::Announce {
+            return answer(ResultCode::Success, 0, req.body, Vec::new());
+        }
+        if let Some((code, lifetime)) = forced {
+            return answer(code, lifetime, req.body, echoed);
+        }
+        let third_party = req.options.iter().find_map(|o| match o {
+            PcpOption::ThirdParty(a) => Some(*a),
+            _ => None,
+        });
+        if third_party.is_some() && !self.config.allow_third_party {
+            return answer(ResultCode::UnsuppOption, 30, req.body, Vec::new());
+        }
+        let prefer_failure = req.options.contains(&PcpOption::PreferFailure);
+        let filters = req.options.iter().filter(|o| matches!(o, PcpOption::Filter(_))).count();
+        let internal_addr = canonical(third_party.unwrap_or(from.ip()));
+
+        let (nonce, protocol, internal_port, sugg_port, sugg_addr, remote) = match req.body {
+            Body::Map(m) => (m.nonce, m.protocol, m.internal_port, m.external_port, m.external_addr, None),
+            Body::Peer(p) => (
+                p.nonce,
+                p.protocol,
+                p.internal_port,
+                p.external_port,
+                p.external_addr,
+                Some((canonical(p.remote_addr), p.remote_port)),
+            ),
+            Body::Announce => unreachable!("handled above"),
+        };
+        if (protocol == Protocol::ALL) != (internal_port == 0) {
+            return answer(ResultCode::MalformedRequest, 30, req.body, Vec::new());
+        }
+        let key = Key { internal_addr, protocol, internal_port, remote };
+        let existing = self.mappings.get(&key).cloned();
+        if let Some(m) = &existing {
+            if m.nonce != nonce {
+                return answer(ResultCode::NotAuthorized, 30, req.body, echoed);
+            }
+        }
+        let with_assigned = |port: u16, addr: IpAddr| match req.body {
+            Body::Map(mut m) => {
+                m.external_port = port;
+                m.external_addr = addr;
+                Body::Map(m)
+            }
+            Body::Peer(mut p) => {
+                p.external_port = port;
+                p.external_addr = addr;
+                Body::Peer(p)
+            }
+            Body::Announce => Body::Announce,
+        };
+
+        if req.lifetime == 0 {
+            if let Some(m) = existing {
+                self.mappings.remove(&key);
+                self.ports_in_use.remove(&(m.protocol, m.external_port));
+                return answer(ResultCode::Success, 0, with_assigned(m.external_port, m.external_addr), echoed);
+            }
+            return answer(ResultCode::Success, 0, req.body, echoed);
+        }
+
+        let lifetime = req.lifetime.clamp(self.config.min_lifetime, self.config.max_lifetime);
+        let expires_at = now + Duration::from_secs(u64::from(lifetime));
+        if let Some(mut m) = existing {
+            m.expires_at = expires_at;
+            let body = with_assigned(m.external_port, m.external_addr);
+            self.mappings.insert(key, m);
+            return answer(ResultCode::Success, lifetime, body, echoed);
+        }
+
+        // IPv6: a firewall pinhole, external = internal.
+        let pinhole = internal_addr.is_ipv6() && sugg_addr.is_ipv6();
+        let external_addr = if pinhole { internal_addr } else { self.external_addr };
+        if !sugg_addr.is_unspecified() && canonical(sugg_addr) != external_addr && prefer_failure {
+            return answer(ResultCode::CannotProvideExternal, 30, req.body, echoed);
+        }
+        let external_port = if protocol == Protocol::ALL {
+            0
+        } else if pinhole {
+            internal_port
+        } else if sugg_port != 0 && !self.ports_in_use.contains(&(protocol, sugg_port)) {
+            sugg_port
+        } else if prefer_failure {
+            return answer(ResultCode::CannotProvideExternal, 30, req.body, echoed);
+        } else {
+            match self.allocate(protocol) {
+                Some(p) => p,
+                None => return answer(ResultCode::NoResources, 30, req.body, echoed),
+            }
+        };
+        self.ports_in_use.insert((protocol, external_port));
+        self.mappings.insert(
+            key,
+            ServerMapping {
+                opcode: req.body.opcode(),
+                internal_addr,
+                protocol,
+                internal_port,
+                external_addr,
+                external_port,
+                remote,
+                nonce,
+                expires_at,
+                filters,
+            },
+        );
+        answer(ResultCode::Success, lifetime, with_assigned(external_port, external_addr), echoed)
+    }
+
+    fn allocate(&mut self, protocol: Protocol) -> Option<u16> {
+        let (lo, hi) = self.config.port_range;
+        let span = u32::from(hi - lo) + 1;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= hi { lo } else { p + 1 };
+            if !self.ports_in_use.contains(&(protocol, p)) {
+                return Some(p);
+            }
+        }
+        None
+    }
+}
