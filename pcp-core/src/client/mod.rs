@@ -332,6 +332,24 @@ impl Client {
         Some(Mapping { shared: self.shared().clone(), info })
     }
 
+    /// The MAP mapping this client holds for `protocol` and `internal_port`
+    /// (what the classic `delete_mapping(internal_port, protocol)` deletes).
+    pub fn find_mapping(&self, protocol: Protocol, internal_port: u16) -> Option<Mapping> {
+        let st = self.shared().lock();
+        let info = st
+            .endpoint
+            .engine()
+            .mappings()
+            .filter(|i| i.opcode == Opcode::Map && i.protocol == protocol && i.internal_port == internal_port)
+            .min_by_key(|i| i.id)?
+            .clone();
+        Some(Mapping { shared: self.shared().clone(), info })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.shared().config
+    }
+
     /// Calls `f` for every event, on the driver thread. It may run at the
     /// same time as calls on other threads, and may call the client itself.
     pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) {

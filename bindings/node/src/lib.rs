@@ -1,0 +1,1 @@
+//! Node binding (placeholder)
