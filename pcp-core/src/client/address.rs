@@ -23,7 +23,7 @@ pub fn parse_server(s: &str) -> Result<SocketAddr> {
         return check_port(sa);
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, SERVER_PORT));
+        return check_port(SocketAddr::new(ip, SERVER_PORT));
     }
     // An IPv6 address with a zone: fe80::1%eth0 or [fe80::1%eth0]:5351.
     let (host, port) = match s.strip_prefix('[').and_then(|r| r.split_once(']')) {

@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// Also unicast it to every client address seen.
     pub announce_to_known_clients: bool,
     pub allow_third_party: bool,
+    /// The epoch at start: a gateway that has been up for a while. A reboot
+    /// starts again from 0.
+    pub initial_epoch: u32,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             announce_to: Vec::new(),
             announce_to_known_clients: true,
             allow_third_party: true,
+            initial_epoch: 0,
         }
     }
 }

@@ -38,6 +38,7 @@ pub struct ServerState {
     config: ServerConfig,
     external_addr: IpAddr,
     epoch_start: Instant,
+    epoch_offset: u32,
     mappings: HashMap<Key, ServerMapping>,
     ports_in_use: HashSet<(Protocol, u16)>,
     next_port: u16,
@@ -50,6 +51,7 @@ impl ServerState {
         ServerState {
             external_addr: config.external_addr,
             next_port: config.port_range.0,
+            epoch_offset: config.initial_epoch,
             config,
             epoch_start: now,
             mappings: HashMap::new(),
@@ -73,12 +75,14 @@ impl ServerState {
     }
 
     pub fn epoch(&self, now: Instant) -> u32 {
-        now.saturating_duration_since(self.epoch_start).as_secs().min(u64::from(u32::MAX)) as u32
+        let up = now.saturating_duration_since(self.epoch_start).as_secs().min(u64::from(u32::MAX)) as u32;
+        self.epoch_offset.saturating_add(up)
     }
 
     /// Forget everything; the epoch starts again from 0.
     pub fn reboot(&mut self, now: Instant) {
         self.epoch_start = now;
+        self.epoch_offset = 0;
         self.mappings.clear();
         self.ports_in_use.clear();
         self.next_port = self.config.port_range.0;
