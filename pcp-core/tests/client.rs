@@ -34,6 +34,15 @@ fn wait_for<T>(rx: &Receiver<Event>, mut pick: impl FnMut(&Event) -> Option<T>) 
     }
 }
 
+/// Waits (bounded) until `cond` holds.
+fn eventually(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A loopback port with nothing listening: the kernel answers ICMP unreachable.
 fn dead_port() -> SocketAddr {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -47,7 +56,7 @@ fn map_peer_delete_announce_and_addresses() {
     assert_eq!(c.gateway_address(), server.local_addr());
     assert_eq!(c.internal_address(), "127.0.0.1".parse::<IpAddr>().unwrap());
     assert_eq!(c.external_address().unwrap(), server.external_addr());
-    assert_eq!(server.mapping_count(), 0, "the address probe cleans up after itself");
+    eventually(|| server.mapping_count() == 0, "the address probe cleans up after itself");
     let epoch = c.announce().unwrap();
     assert!(epoch <= server.epoch());
 
@@ -266,12 +275,10 @@ fn pending_requests_wait_poll_and_cancel() {
     p.cancel();
     assert_eq!(p.wait().unwrap_err(), Error::Cancelled);
     server.set_delay(Duration::ZERO);
-    // The cancel deleted the mapping the server may already have made.
-    let deadline = std::time::Instant::now() + WAIT;
-    while server.mappings().iter().any(|m| m.internal_port == 81) {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually(
+        || !server.mappings().iter().any(|m| m.internal_port == 81),
+        "the cancel deletes the mapping the server may already have made",
+    );
 
     let (tx, rx) = std::sync::mpsc::channel();
     c.announce_async().on_complete(move |r| tx.send(r).unwrap());
