@@ -1,1 +1,267 @@
-fn main(){}
+//! `pcp`: a command-line Port Control Protocol client, in the spirit of
+//! `natpmpc` and `upnpc`.
+
+mod demo;
+mod output;
+mod state_file;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use pcp_core::client::parse_server;
+use pcp_core::discovery::{discover, DiscoveryConfig};
+use pcp_core::server::{Server, ServerConfig};
+use pcp_core::{Client, ClientConfig, Error, Filter, MapSpec, Mapping, PeerSpec, Protocol};
+
+use output::Output;
+
+#[derive(Parser)]
+#[command(name = "pcp", version, about = "Port Control Protocol (RFC 6887) client: open and keep ports on your NAT gateway or firewall")]
+struct Cli {
+    /// The PCP server (default: discover it among the default gateways).
+    #[arg(long, global = true, value_name = "ADDR[:PORT]")]
+    gateway: Option<String>,
+    /// Give up on a request (or discovery) after this many seconds.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 5.0)]
+    timeout: f64,
+    /// One JSON object per result or event.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find the PCP server and print it.
+    Discover,
+    /// Print the gateway's external address.
+    ExternalAddress,
+    /// Send ANNOUNCE and print the server's epoch.
+    Announce,
+    /// Ask for an inbound mapping.
+    Map {
+        /// tcp, udp or all
+        protocol: String,
+        internal_port: u16,
+        #[arg(long, default_value_t = 0)]
+        external_port: u16,
+        #[arg(long)]
+        external_ip: Option<IpAddr>,
+        #[arg(long, default_value_t = 3600)]
+        lifetime: u32,
+        /// Fail rather than accept another external port than suggested.
+        #[arg(long)]
+        prefer_failure: bool,
+        /// Only let this remote reach the mapping: IP[/LEN]:PORT (repeatable).
+        #[arg(long, value_name = "IP[/LEN]:PORT")]
+        filter: Vec<String>,
+        /// Ask on behalf of another host.
+        #[arg(long, value_name = "IP")]
+        third_party: Option<IpAddr>,
+        /// Hold and renew the mapping, printing each event, until Ctrl-C; then delete it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Ask for an outbound mapping to one peer.
+    Peer {
+        protocol: String,
+        internal_port: u16,
+        peer_ip: IpAddr,
+        peer_port: u16,
+        #[arg(long, default_value_t = 3600)]
+        lifetime: u32,
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Delete a mapping made earlier by `pcp map`.
+    Delete { protocol: String, internal_port: u16 },
+    /// Run the PCP test server (for tests and demos; it forwards nothing).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:5351")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "203.0.113.7")]
+        external_ip: IpAddr,
+    },
+    /// Start the test server on loopback and walk through every operation.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(cli.json);
+    match run(&cli, &out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn deadline(cli: &Cli) -> Result<Duration, Error> {
+    if cli.timeout.is_finite() && cli.timeout > 0.0 && cli.timeout <= 86400.0 {
+        Ok(Duration::from_secs_f64(cli.timeout))
+    } else {
+        Err(Error::InvalidArgument(format!("--timeout must be between 0 and 86400 seconds, not {}", cli.timeout)))
+    }
+}
+
+fn protocol(s: &str) -> Result<Protocol, Error> {
+    Protocol::parse(s).ok_or_else(|| Error::InvalidArgument(format!("unknown protocol {s:?}: use tcp, udp or all")))
+}
+
+/// The server from --gateway, or the first that answers discovery.
+fn server_addr(cli: &Cli) -> Result<SocketAddr, Error> {
+    match &cli.gateway {
+        Some(g) => parse_server(g),
+        None => {
+            let config = DiscoveryConfig { deadline: deadline(cli)?, ..Default::default() };
+            Ok(discover(&config)?.server)
+        }
+    }
+}
+
+fn connect(cli: &Cli, listen_announce: bool) -> Result<Client, Error> {
+    let mut cc = ClientConfig::new(server_addr(cli)?).deadline(deadline(cli)?);
+    cc.listen_announce = listen_announce;
+    Client::new(cc)
+}
+
+fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
+    match &cli.command {
+        Command::Discover => {
+            let config = match &cli.gateway {
+                Some(g) => DiscoveryConfig { deadline: deadline(cli)?, ..DiscoveryConfig::with_candidates(vec![parse_server(g)?]) },
+                None => DiscoveryConfig { deadline: deadline(cli)?, ..Default::default() },
+            };
+            out.discovered(&discover(&config)?);
+        }
+        Command::ExternalAddress => {
+            let c = connect(cli, false)?;
+            out.external_address(c.gateway_address(), c.external_address()?);
+        }
+        Command::Announce => {
+            let c = connect(cli, false)?;
+            let epoch = c.announce()?;
+            out.announce(c.gateway_address(), epoch);
+        }
+        Command::Map { protocol: p, internal_port, external_port, external_ip, lifetime, prefer_failure, filter, third_party, keep } => {
+            let mut spec = MapSpec::new(protocol(p)?, *internal_port).external_port(*external_port).lifetime(*lifetime);
+            spec.suggested_external_addr = *external_ip;
+            spec.prefer_failure = *prefer_failure;
+            spec.third_party = *third_party;
+            for f in filter {
+                spec.filters.push(parse_filter(f)?);
+            }
+            let c = connect(cli, *keep)?;
+            let m = c.map_with(spec)?;
+            out.mapping("mapped", c.gateway_address(), &m);
+            hold_or_record(&c, m, *keep, out)?;
+        }
+        Command::Peer { protocol: p, internal_port, peer_ip, peer_port, lifetime, keep } => {
+            let spec = PeerSpec::new(protocol(p)?, *internal_port, *peer_ip, *peer_port).lifetime(*lifetime);
+            let c = connect(cli, *keep)?;
+            let m = c.peer(spec)?;
+            out.mapping("peer", c.gateway_address(), &m);
+            hold_or_record(&c, m, *keep, out)?;
+        }
+        Command::Delete { protocol: p, internal_port } => {
+            let proto = protocol(p)?;
+            let server = server_addr(cli)?;
+            let record = state_file::find(server, proto, *internal_port)?.ok_or_else(|| {
+                Error::InvalidArgument(format!("no mapping of {proto} port {internal_port} via {server} recorded by `pcp map`"))
+            })?;
+            let c = connect(cli, false)?;
+            let result = c.delete_by_nonce(proto, *internal_port, record.nonce);
+            c.close_keep();
+            result?;
+            state_file::remove(server, proto, *internal_port)?;
+            out.deleted(server, proto, *internal_port, record.nonce);
+        }
+        Command::Serve { listen, external_ip } => serve(*listen, *external_ip, out)?,
+        Command::Demo => demo::run(out)?,
+    }
+    Ok(())
+}
+
+/// Without --keep the mapping stays on the gateway for its lifetime and its
+/// nonce is recorded for `pcp delete`; with it, we renew until Ctrl-C.
+fn hold_or_record(c: &Client, m: Mapping, keep: bool, out: &Output) -> Result<(), Error> {
+    if !keep {
+        state_file::record(c.gateway_address(), &m)?;
+        c.close_keep();
+        return Ok(());
+    }
+    let events = c.events();
+    let stop = ctrl_c()?;
+    loop {
+        if stop.try_recv().is_ok() {
+            break;
+        }
+        if let Ok(ev) = events.recv_timeout(Duration::from_millis(200)) {
+            out.event(c.gateway_address(), &ev);
+            if !m.is_active() {
+                break;
+            }
+        }
+    }
+    let result = m.delete();
+    out.deleted(c.gateway_address(), m.protocol(), m.internal_port(), m.nonce());
+    c.close();
+    result
+}
+
+fn ctrl_c() -> Result<mpsc::Receiver<()>, Error> {
+    let (tx, rx) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    })
+    .map_err(|e| Error::Io(std::sync::Arc::new(std::io::Error::other(e.to_string()))))?;
+    Ok(rx)
+}
+
+fn serve(listen: SocketAddr, external_ip: IpAddr, out: &Output) -> Result<(), Error> {
+    let server = Server::start(ServerConfig { listen, external_addr: external_ip, ..Default::default() })?;
+    out.serving(server.local_addr(), external_ip);
+    let stop = ctrl_c()?;
+    let _ = stop.recv();
+    Ok(())
+}
+
+/// `IP[/LEN]:PORT`, IPv6 in brackets: `198.51.100.0/24:0`, `[2001:db8::]/32:443`.
+fn parse_filter(s: &str) -> Result<Filter, Error> {
+    let bad = || Error::InvalidArgument(format!("bad --filter {s:?}: use IP[/LEN]:PORT, e.g. 198.51.100.0/24:443"));
+    let (addr_part, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let remote_port: u16 = port.parse().map_err(|_| bad())?;
+    let (ip, len) = match addr_part.split_once('/') {
+        Some((ip, len)) => (ip, Some(len.parse::<u8>().map_err(|_| bad())?)),
+        None => (addr_part, None),
+    };
+    let ip: IpAddr = ip.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| bad())?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix_len = len.unwrap_or(max);
+    if prefix_len > max {
+        return Err(bad());
+    }
+    Ok(Filter { remote_addr: ip, prefix_len, remote_port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse() {
+        let f = parse_filter("198.51.100.0/24:443").unwrap();
+        assert_eq!((f.prefix_len, f.remote_port), (24, 443));
+        assert_eq!(parse_filter("[2001:db8::]/32:0").unwrap().prefix_len, 32);
+        assert_eq!(parse_filter("198.51.100.1:80").unwrap().prefix_len, 32);
+        for bad in ["198.51.100.1", "198.51.100.1/33:80", "x:1", "1.2.3.4:99999"] {
+            assert!(parse_filter(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The `pcp` binary against the test server on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pcp_core::server::Server;
+use serde_json::Value;
+
+fn pcp(state: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pcp"))
+        .args(args)
+        .env("XDG_STATE_HOME", state)
+        .output()
+        .expect("pcp runs")
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect()
+}
+
+fn state_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("pcp-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn map_then_delete_with_the_recorded_nonce() {
+    let server = Server::start_local().unwrap();
+    let gw = server.local_addr().to_string();
+    let st = state_dir("map");
+    let o = pcp(&st, &["--gateway", &gw, "--json", "map", "tcp", "8080", "--external-port", "8080", "--lifetime", "600"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = &json_lines(&o)[0];
+    for key in ["gateway", "protocol", "internal_port", "external_ip", "external_port", "lifetime", "epoch", "nonce"] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["gateway"], gw.as_str());
+    assert_eq!(v["protocol"], "tcp");
+    assert_eq!(v["external_port"], 8080);
+    assert_eq!(v["external_ip"], "203.0.113.7");
+    let sm = server.mappings();
+    assert_eq!(sm.len(), 1, "the mapping outlives the command");
+    assert_eq!(v["nonce"], sm[0].nonce.to_hex());
+
+    let o = pcp(&st, &["--gateway", &gw, "delete", "tcp", "8080"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(server.mapping_count(), 0, "deleted with the recorded nonce");
+    let o = pcp(&st, &["--gateway", &gw, "delete", "tcp", "8080"]);
+    assert!(!o.status.success(), "nothing recorded any more");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no mapping"));
+}
+
+#[test]
+fn map_options_and_peer() {
+    let server = Server::start_local().unwrap();
+    let gw = server.local_addr().to_string();
+    let st = state_dir("opts");
+    let o = pcp(
+        &st,
+        &["--gateway", &gw, "--json", "map", "udp", "5000", "--external-port", "5000", "--prefer-failure",
+          "--filter", "198.51.100.0/24:0", "--filter", "198.51.100.9:53", "--third-party", "127.0.0.5"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_lines(&o)[0]["internal_ip"], "127.0.0.5");
+    assert_eq!(server.mappings()[0].filters, 2);
+    let o = pcp(&st, &["--gateway", &gw, "--json", "peer", "tcp", "6000", "198.51.100.7", "443"]);
+    assert!(o.status.success());
+    let v = &json_lines(&o)[0];
+    assert_eq!((v["peer_ip"].as_str(), v["peer_port"].as_u64()), (Some("198.51.100.7"), Some(443)));
+}
+
+#[test]
+fn discover_announce_and_external_address() {
+    let server = Server::start_local().unwrap();
+    let gw = server.local_addr().to_string();
+    let st = state_dir("info");
+    let o = pcp(&st, &["--gateway", &gw, "--json", "discover"]);
+    assert!(o.status.success());
+    assert_eq!(json_lines(&o)[0]["gateway"], gw.as_str());
+    let o = pcp(&st, &["--gateway", &gw, "--json", "announce"]);
+    assert!(o.status.success());
+    assert!(json_lines(&o)[0]["epoch"].is_u64());
+    let o = pcp(&st, &["--gateway", &gw, "external-address"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("203.0.113.7"));
+}
+
+#[test]
+fn errors_go_to_stderr_with_a_nonzero_exit() {
+    let dead = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let st = state_dir("err");
+    let o = pcp(&st, &["--gateway", &dead, "map", "tcp", "80"]);
+    assert!(!o.status.success());
+    assert!(o.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unreachable"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = pcp(&st, &["--gateway", &dead, "--json", "announce"]);
+    let err: Value = serde_json::from_slice(o.stderr.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(err["error"], "SERVER_UNREACHABLE");
+    let o = pcp(&st, &["--gateway", &dead, "map", "icmp", "80"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown protocol"));
+    let server = Server::start_local().unwrap();
+    server.force_result(Some((pcp_core::ResultCode::NotAuthorized, 30)));
+    let o = pcp(&st, &["--gateway", &server.local_addr().to_string(), "map", "tcp", "80"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NOT_AUTHORIZED"));
+}
+
+#[test]
+fn keep_renews_until_interrupted_then_deletes() {
+    let server = Server::start_local().unwrap();
+    let gw = server.local_addr().to_string();
+    let st = state_dir("keep");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pcp"))
+        .args(["--gateway", &gw, "--json", "map", "tcp", "7000", "--lifetime", "2", "--keep"])
+        .env("XDG_STATE_HOME", &st)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut renewed = false;
+    while !renewed {
+        assert!(Instant::now() < deadline);
+        let l = lines.next().unwrap().unwrap();
+        renewed = serde_json::from_str::<Value>(&l).unwrap()["event"] == "renewed";
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(rest.iter().any(|l| l.contains("\"deleted\"")), "{rest:?}");
+    assert_eq!(server.mapping_count(), 0);
+}
+
+#[test]
+fn demo_walks_through_every_step() {
+    let st = state_dir("demo");
+    let o = pcp(&st, &["demo"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for step in ["discover", "mapped:", "renewed:", "external address", "peer:", "restarted", "deleted tcp port 8080", "holds 0 mappings"] {
+        assert!(text.contains(step), "demo output lacks {step:?}:\n{text}");
+    }
+}
