@@ -1,1 +1,925 @@
-//! Node binding (placeholder)
+//! The native half of the `pcp-rs` npm package.
+//!
+//! This crate only converts types and errors between `pcp-core` and
+//! JavaScript; `index.js` builds the public API (Promises, EventEmitter,
+//! AbortSignal, `Error` objects with a `code`) on top of it.
+//!
+//! How results reach JavaScript without blocking anything:
+//! - every request is a `pcp_core::Pending`, polled once here with a
+//!   `Waker` that the core's driver thread wakes when the answer arrives;
+//! - the waker takes the result and queues it, with the request number the
+//!   JavaScript side chose, on the client's one threadsafe function;
+//! - events (`renewed`, `lost`, ...) go through the same threadsafe function,
+//!   so a result always reaches JavaScript before the events that follow it.
+//!
+//! No thread waits: neither the JavaScript thread nor libuv's pool. The
+//! threadsafe function starts unreferenced; `index.js` references it while a
+//! request is in flight or renewals run (unless the user called `unref()`).
+
+#![deny(clippy::all)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Function, Status, Unknown};
+use napi::Env;
+type Result<T, E = PcpError> = std::result::Result<T, E>;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use pcp_core::client::parse_server;
+use pcp_core::discovery::{self, DiscoveryConfig};
+use pcp_core::server::{Server, ServerConfig};
+use pcp_core::{
+    Client, ClientConfig, Error as PcpError, Event, Filter, MapSpec, Mapping, MappingId, MappingInfo, Nonce,
+    Pending, PeerSpec, Protocol, ResultCode,
+};
+
+// ---------------------------------------------------------------- data types
+
+/// A mapping as the client holds it (a snapshot).
+#[napi(object)]
+#[derive(Clone)]
+pub struct MappingData {
+    /// Identifies the mapping for the life of its client.
+    pub id: f64,
+    /// `"MAP"` or `"PEER"`.
+    pub opcode: String,
+    /// IANA protocol number (6 TCP, 17 UDP, 0 all).
+    pub protocol: u32,
+    pub internal_address: String,
+    pub internal_port: u32,
+    pub external_address: String,
+    pub external_port: u32,
+    /// Granted lifetime in seconds.
+    pub lifetime: u32,
+    /// The server's epoch when it granted or last renewed the mapping.
+    pub epoch: u32,
+    /// The mapping nonce, 24 hex digits.
+    pub nonce: String,
+    /// The remote peer (PEER mappings).
+    pub remote_address: Option<String>,
+    pub remote_port: Option<u32>,
+}
+
+/// What the native side tells the JavaScript side: the result of request
+/// `req` (`kind` = `"done"`) or an event (`kind` = the event name).
+#[napi(object)]
+pub struct NativeMessage {
+    pub kind: String,
+    pub req: Option<u32>,
+    /// Error code (`pcp_core::Error::code`) when the request failed or the
+    /// event carries an error.
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub mapping: Option<MappingData>,
+    pub id: Option<f64>,
+    pub epoch: Option<u32>,
+    pub address: Option<String>,
+    pub old_address: Option<String>,
+    pub server: Option<String>,
+}
+
+impl NativeMessage {
+    fn new(kind: &str) -> Self {
+        NativeMessage {
+            kind: kind.to_string(),
+            req: None,
+            code: None,
+            message: None,
+            mapping: None,
+            id: None,
+            epoch: None,
+            address: None,
+            old_address: None,
+            server: None,
+        }
+    }
+
+    fn error(mut self, e: &PcpError) -> Self {
+        self.code = Some(e.code().to_string());
+        self.message = Some(e.to_string());
+        self
+    }
+}
+
+#[napi(object)]
+pub struct ClientOptions {
+    /// Listen for unsolicited ANNOUNCE on port 5350 (default true).
+    pub listen_announce: Option<bool>,
+    /// Give up on a request after this many milliseconds (default 10000).
+    pub deadline_ms: Option<f64>,
+    /// Delete the mappings when the client is closed (default true).
+    pub delete_on_close: Option<bool>,
+    /// How long closing may wait for the deletes to be answered (default 2000).
+    pub close_timeout_ms: Option<f64>,
+    /// Bind to this local address.
+    pub local_address: Option<String>,
+    /// Port to listen on for ANNOUNCE (default 5350).
+    pub announce_port: Option<u32>,
+    /// Upper bound of the random wait before renewing on an ANNOUNCE (default 5000).
+    pub announce_delay_max_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct FilterData {
+    pub remote_address: String,
+    pub prefix_length: Option<u32>,
+    pub remote_port: Option<u32>,
+}
+
+#[napi(object)]
+pub struct MapOptions {
+    pub protocol: u32,
+    pub internal_port: u32,
+    pub external_port: Option<u32>,
+    pub external_address: Option<String>,
+    pub lifetime: Option<f64>,
+    pub prefer_failure: Option<bool>,
+    pub third_party: Option<String>,
+    pub filters: Option<Vec<FilterData>>,
+    pub nonce: Option<String>,
+    pub deadline_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct PeerOptions {
+    pub protocol: u32,
+    pub internal_port: u32,
+    pub remote_address: String,
+    pub remote_port: u32,
+    pub external_port: Option<u32>,
+    pub external_address: Option<String>,
+    pub lifetime: Option<f64>,
+    pub third_party: Option<String>,
+    pub nonce: Option<String>,
+    pub deadline_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct DiscoverOptions {
+    /// Only these candidates ("host", "host:port"); the routing table is not consulted.
+    pub candidates: Option<Vec<String>>,
+    /// Servers tried after the default gateways.
+    pub servers: Option<Vec<String>>,
+    pub deadline_ms: Option<f64>,
+    pub initial_timeout_ms: Option<f64>,
+}
+
+// ---------------------------------------------------------------- conversions
+
+type Tsfn = ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false, true>;
+
+fn invalid(msg: impl Into<String>) -> PcpError {
+    PcpError::InvalidArgument(msg.into())
+}
+
+fn napi_err(e: PcpError) -> napi::Error {
+    napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}", e.code(), e))
+}
+
+fn port(v: u32, what: &str) -> Result<u16, PcpError> {
+    u16::try_from(v).map_err(|_| invalid(format!("{what} must be 0..65535, got {v}")))
+}
+
+fn protocol(v: u32) -> Result<Protocol, PcpError> {
+    u8::try_from(v).map(Protocol).map_err(|_| invalid(format!("protocol must be 0..255, got {v}")))
+}
+
+fn ip(s: &str, what: &str) -> Result<IpAddr, PcpError> {
+    IpAddr::from_str(s.trim_start_matches('[').trim_end_matches(']'))
+        .map_err(|_| invalid(format!("{what} is not an IP address: {s:?}")))
+}
+
+fn lifetime(v: Option<f64>) -> Result<u32, PcpError> {
+    match v {
+        None => Ok(3600),
+        Some(l) if l.is_finite() && l >= 0.0 && l.fract() == 0.0 && l <= f64::from(u32::MAX) => Ok(l as u32),
+        Some(l) => Err(invalid(format!("lifetime must be a whole number of seconds 0..4294967295, got {l}"))),
+    }
+}
+
+fn millis(v: f64, what: &str) -> Result<Duration, PcpError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(Duration::from_secs_f64(v / 1000.0))
+    } else {
+        Err(invalid(format!("{what} must be a positive number of milliseconds, got {v}")))
+    }
+}
+
+fn nonce(s: &str) -> Result<Nonce, PcpError> {
+    Nonce::from_hex(s).ok_or_else(|| invalid(format!("nonce must be 24 hex digits, got {s:?}")))
+}
+
+fn mapping_data(info: &MappingInfo) -> MappingData {
+    MappingData {
+        id: info.id.0 as f64,
+        opcode: info.opcode.to_string(),
+        protocol: u32::from(info.protocol.0),
+        internal_address: info.internal_addr.to_string(),
+        internal_port: u32::from(info.internal_port),
+        external_address: info.external_addr.to_string(),
+        external_port: u32::from(info.external_port),
+        lifetime: info.lifetime,
+        epoch: info.epoch,
+        nonce: info.nonce.to_hex(),
+        remote_address: info.remote.map(|(a, _)| a.to_string()),
+        remote_port: info.remote.map(|(_, p)| u32::from(p)),
+    }
+}
+
+fn socket_addr(s: &str) -> Result<SocketAddr, PcpError> {
+    parse_server(s)
+}
+
+fn map_spec(o: &MapOptions, client: &Client) -> Result<MapSpec, PcpError> {
+    let mut spec = MapSpec::new(protocol(o.protocol)?, port(o.internal_port, "internalPort")?)
+        .external_port(port(o.external_port.unwrap_or(0), "externalPort")?)
+        .lifetime(lifetime(o.lifetime)?);
+    if let Some(a) = &o.external_address {
+        spec = spec.external_addr(ip(a, "externalAddress")?);
+    }
+    if o.prefer_failure.unwrap_or(false) {
+        spec = spec.prefer_failure();
+    }
+    if let Some(t) = &o.third_party {
+        spec = spec.third_party(ip(t, "thirdParty")?);
+    }
+    for f in o.filters.iter().flatten() {
+        let remote_addr = ip(&f.remote_address, "filter remoteAddress")?;
+        let max = if remote_addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = f.prefix_length.unwrap_or(max);
+        if prefix_len > max {
+            return Err(invalid(format!("filter prefixLength must be 0..{max}, got {prefix_len}")));
+        }
+        spec = spec.filter(Filter {
+            remote_addr,
+            prefix_len: prefix_len as u8,
+            remote_port: port(f.remote_port.unwrap_or(0), "filter remotePort")?,
+        });
+    }
+    if let Some(n) = &o.nonce {
+        spec = spec.nonce(nonce(n)?);
+    }
+    if let Some(d) = o.deadline_ms {
+        spec = spec.retransmit(client.config().retransmit.with_deadline(millis(d, "deadlineMs")?));
+    }
+    Ok(spec)
+}
+
+fn peer_spec(o: &PeerOptions, client: &Client) -> Result<PeerSpec, PcpError> {
+    let mut spec = PeerSpec::new(
+        protocol(o.protocol)?,
+        port(o.internal_port, "internalPort")?,
+        ip(&o.remote_address, "remoteAddress")?,
+        port(o.remote_port, "remotePort")?,
+    )
+    .external_port(port(o.external_port.unwrap_or(0), "externalPort")?)
+    .lifetime(lifetime(o.lifetime)?);
+    if let Some(a) = &o.external_address {
+        spec.suggested_external_addr = Some(ip(a, "externalAddress")?);
+    }
+    if let Some(t) = &o.third_party {
+        spec = spec.third_party(ip(t, "thirdParty")?);
+    }
+    if let Some(n) = &o.nonce {
+        spec = spec.nonce(nonce(n)?);
+    }
+    if let Some(d) = o.deadline_ms {
+        spec = spec.retransmit(client.config().retransmit.with_deadline(millis(d, "deadlineMs")?));
+    }
+    Ok(spec)
+}
+
+fn event_message(ev: &Event) -> Option<NativeMessage> {
+    Some(match ev {
+        Event::Renewed(info) => {
+            let mut m = NativeMessage::new("renewed");
+            m.id = Some(info.id.0 as f64);
+            m.mapping = Some(mapping_data(info));
+            m
+        }
+        Event::Lost { id, error } => {
+            let mut m = NativeMessage::new("lost").error(error);
+            m.id = Some(id.0 as f64);
+            m
+        }
+        Event::Failed { id, error } => {
+            let mut m = NativeMessage::new("failed").error(error);
+            m.id = Some(id.0 as f64);
+            m
+        }
+        Event::Deleted { id, result } => {
+            let mut m = NativeMessage::new("deleted");
+            if let Err(e) = result {
+                m = m.error(e);
+            }
+            m.id = Some(id.0 as f64);
+            m
+        }
+        Event::ExternalAddressChanged { old, new } => {
+            let mut m = NativeMessage::new("ipChanged");
+            m.old_address = Some(old.to_string());
+            m.address = Some(new.to_string());
+            m
+        }
+        Event::ServerRestarted { epoch } => {
+            let mut m = NativeMessage::new("serverRestarted");
+            m.epoch = Some(*epoch);
+            m
+        }
+        Event::Granted(_) | Event::Announced { .. } | Event::ExternalAddress { .. } => return None,
+    })
+}
+
+// ---------------------------------------------------------------- requests
+
+/// A request in flight, whatever its result type.
+trait Request: Send + Sync {
+    fn cancel(&self);
+    /// The result as a message, once it has arrived.
+    fn take(&self) -> Option<NativeMessage>;
+}
+
+struct Typed<T> {
+    req: u32,
+    pending: Mutex<Pending<T>>,
+    convert: fn(T, NativeMessage) -> NativeMessage,
+}
+
+impl<T: Send + 'static> Request for Typed<T> {
+    fn cancel(&self) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).cancel();
+    }
+
+    fn take(&self) -> Option<NativeMessage> {
+        let r = self.pending.lock().unwrap_or_else(|e| e.into_inner()).try_take()?;
+        Some(result_message(self.req, r, self.convert))
+    }
+}
+
+fn result_message<T>(req: u32, r: Result<T, PcpError>, convert: fn(T, NativeMessage) -> NativeMessage) -> NativeMessage {
+    let mut m = NativeMessage::new("done");
+    m.req = Some(req);
+    match r {
+        Ok(v) => convert(v, m),
+        Err(e) => m.error(&e),
+    }
+}
+
+fn conv_mapping(m: Mapping, mut msg: NativeMessage) -> NativeMessage {
+    msg.mapping = Some(mapping_data(m.info()));
+    msg
+}
+
+fn conv_unit(_: (), msg: NativeMessage) -> NativeMessage {
+    msg
+}
+
+fn conv_epoch(e: u32, mut msg: NativeMessage) -> NativeMessage {
+    msg.epoch = Some(e);
+    msg
+}
+
+fn conv_addr(a: IpAddr, mut msg: NativeMessage) -> NativeMessage {
+    msg.address = Some(a.to_string());
+    msg
+}
+
+struct Inner {
+    tsfn: Tsfn,
+    requests: Mutex<HashMap<u32, Arc<dyn Request>>>,
+}
+
+impl Inner {
+    fn requests(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<dyn Request>>> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by a waker on the driver thread.
+    fn finish(&self, req: u32) {
+        let r = self.requests().remove(&req);
+        if let Some(r) = r {
+            match r.take() {
+                Some(msg) => {
+                    self.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+                }
+                // Spurious wake: keep waiting.
+                None => {
+                    self.requests().insert(req, r);
+                }
+            }
+        }
+    }
+
+    /// Registers the request and polls it once; a result that is already
+    /// there (a refused argument, a closed client) is returned at once.
+    fn start<T: Send + 'static>(
+        self: &Arc<Self>,
+        req: u32,
+        pending: Pending<T>,
+        convert: fn(T, NativeMessage) -> NativeMessage,
+    ) -> Option<NativeMessage> {
+        let typed = Arc::new(Typed { req, pending: Mutex::new(pending), convert });
+        self.requests().insert(req, typed.clone());
+        let waker = Waker::from(Arc::new(ReqWaker { req, inner: Arc::downgrade(self) }));
+        let mut cx = Context::from_waker(&waker);
+        let ready = {
+            let mut p = typed.pending.lock().unwrap_or_else(|e| e.into_inner());
+            match std::pin::Pin::new(&mut *p).poll(&mut cx) {
+                Poll::Ready(r) => Some(r),
+                Poll::Pending => None,
+            }
+        };
+        match ready {
+            Some(r) => {
+                self.requests().remove(&req);
+                Some(result_message(req, r, convert))
+            }
+            None => None,
+        }
+    }
+}
+
+struct ReqWaker {
+    req: u32,
+    inner: Weak<Inner>,
+}
+
+impl Wake for ReqWaker {
+    fn wake(self: Arc<Self>) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.finish(self.req);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- client
+
+/// The native client: one `pcp_core::Client`. Use `Client` or `PCPClient`
+/// from `index.js` instead.
+#[napi]
+pub struct NativeClient {
+    client: Option<Client>,
+    inner: Arc<Inner>,
+    referenced: bool,
+}
+
+impl Drop for NativeClient {
+    fn drop(&mut self) {
+        // Dropping the last handle closes the client, which may wait for
+        // deletes: never on the JavaScript thread (this runs in a GC finalizer).
+        if let Some(c) = self.client.take() {
+            let _ = std::thread::Builder::new().name("pcp-node-drop".into()).spawn(move || drop(c));
+        }
+    }
+}
+
+#[napi]
+impl NativeClient {
+    /// Connects to `server` ("host", "host:port", IPv6 with or without
+    /// brackets). `callback` receives every result and event.
+    #[napi(constructor)]
+    pub fn new(server: String, options: Option<ClientOptions>, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<Self> {
+        let addr = socket_addr(&server).map_err(napi_err)?;
+        let mut cc = ClientConfig::new(addr);
+        if let Some(o) = &options {
+            if let Some(v) = o.listen_announce {
+                cc.listen_announce = v;
+            }
+            if let Some(d) = o.deadline_ms {
+                cc = cc.deadline(millis(d, "deadlineMs").map_err(napi_err)?);
+            }
+            if let Some(v) = o.delete_on_close {
+                cc.delete_on_close = v;
+            }
+            if let Some(d) = o.close_timeout_ms {
+                cc.close_timeout = millis(d, "closeTimeoutMs").map_err(napi_err)?;
+            }
+            if let Some(a) = &o.local_address {
+                cc.local_addr = Some(ip(a, "localAddress").map_err(napi_err)?);
+            }
+            if let Some(p) = o.announce_port {
+                cc.announce_port = port(p, "announcePort").map_err(napi_err)?;
+            }
+            if let Some(d) = o.announce_delay_max_ms {
+                if !(d.is_finite() && d >= 0.0) {
+                    return Err(napi_err(invalid(format!("announceDelayMaxMs must be >= 0, got {d}"))));
+                }
+                cc.announce_delay_max = Duration::from_secs_f64(d / 1000.0);
+            }
+        }
+        let tsfn: Tsfn = callback.build_threadsafe_function::<NativeMessage>().weak::<true>().build()?;
+        let client = Client::new(cc).map_err(napi_err)?;
+        let inner = Arc::new(Inner { tsfn, requests: Mutex::new(HashMap::new()) });
+        let weak = Arc::downgrade(&inner);
+        client.on_event(move |ev| {
+            if let (Some(inner), Some(msg)) = (weak.upgrade(), event_message(ev)) {
+                inner.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        });
+        Ok(NativeClient { client: Some(client), inner, referenced: false })
+    }
+
+    fn client(&self) -> napi::Result<&Client> {
+        self.client.as_ref().ok_or_else(|| napi_err(PcpError::Closed))
+    }
+
+    /// Whether the client keeps the Node.js event loop alive.
+    #[napi]
+    pub fn set_ref(&mut self, env: Env, referenced: bool) -> napi::Result<()> {
+        if referenced == self.referenced {
+            return Ok(());
+        }
+        let raw = self.inner.tsfn.raw();
+        // SAFETY: called on the JavaScript thread with a live threadsafe function.
+        let status = unsafe {
+            if referenced {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+            }
+        };
+        if status == napi::sys::Status::napi_ok {
+            self.referenced = referenced;
+        }
+        Ok(())
+    }
+
+    #[napi]
+    pub fn map(&self, req: u32, options: MapOptions) -> napi::Result<Option<NativeMessage>> {
+        let client = self.client()?;
+        Ok(match map_spec(&options, client) {
+            Ok(spec) => self.inner.start(req, client.map_async(spec), conv_mapping),
+            Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
+        })
+    }
+
+    #[napi]
+    pub fn peer(&self, req: u32, options: PeerOptions) -> napi::Result<Option<NativeMessage>> {
+        let client = self.client()?;
+        Ok(match peer_spec(&options, client) {
+            Ok(spec) => self.inner.start(req, client.peer_async(spec), conv_mapping),
+            Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
+        })
+    }
+
+    /// Deletes the mapping with this id.
+    #[napi]
+    pub fn delete(&self, req: u32, id: f64) -> napi::Result<Option<NativeMessage>> {
+        let client = self.client()?;
+        Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), conv_unit))
+    }
+
+    #[napi]
+    pub fn announce(&self, req: u32) -> napi::Result<Option<NativeMessage>> {
+        let client = self.client()?;
+        Ok(self.inner.start(req, client.announce_async(), conv_epoch))
+    }
+
+    #[napi]
+    pub fn external_address(&self, req: u32) -> napi::Result<Option<NativeMessage>> {
+        let client = self.client()?;
+        Ok(self.inner.start(req, client.external_address_async(), conv_addr))
+    }
+
+    /// Abandons request `req` (its result becomes CANCELLED unless it had arrived).
+    #[napi]
+    pub fn cancel(&self, req: u32) {
+        let r = self.inner.requests().get(&req).cloned();
+        if let Some(r) = r {
+            r.cancel();
+        }
+    }
+
+    /// The MAP mapping this client holds for `protocol` and `internalPort`.
+    #[napi]
+    pub fn find_mapping(&self, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MappingData>> {
+        let client = self.client()?;
+        let p = protocol(protocol_number).map_err(napi_err)?;
+        let port = port(internal_port, "internalPort").map_err(napi_err)?;
+        Ok(client.find_mapping(p, port).map(|m| mapping_data(m.info())))
+    }
+
+    #[napi]
+    pub fn mapping(&self, id: f64) -> napi::Result<Option<MappingData>> {
+        Ok(self.client()?.mapping(MappingId(id as u64)).map(|m| mapping_data(m.info())))
+    }
+
+    #[napi]
+    pub fn mappings(&self) -> napi::Result<Vec<MappingData>> {
+        Ok(self.client()?.mappings().iter().map(|m| mapping_data(m.info())).collect())
+    }
+
+    #[napi]
+    pub fn mapping_count(&self) -> napi::Result<u32> {
+        Ok(self.client()?.mappings().len() as u32)
+    }
+
+    #[napi]
+    pub fn gateway_address(&self) -> napi::Result<String> {
+        Ok(self.client()?.gateway_address().to_string())
+    }
+
+    #[napi]
+    pub fn internal_address(&self) -> napi::Result<String> {
+        Ok(self.client()?.internal_address().to_string())
+    }
+
+    #[napi]
+    pub fn server_epoch(&self) -> napi::Result<Option<u32>> {
+        Ok(self.client()?.server_epoch())
+    }
+
+    #[napi]
+    pub fn listens_for_announce(&self) -> napi::Result<bool> {
+        Ok(self.client()?.listens_for_announce())
+    }
+
+    #[napi]
+    pub fn is_closed(&self) -> napi::Result<bool> {
+        Ok(self.client()?.is_closed())
+    }
+
+    /// Closes on a background thread (closing waits for the deletes) and
+    /// calls `callback` when done. `keep` leaves the mappings on the server.
+    #[napi]
+    pub fn close(&self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
+        let client = self.client()?.clone();
+        let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
+            callback.build_threadsafe_function::<NativeMessage>().build()?;
+        std::thread::Builder::new()
+            .name("pcp-node-close".into())
+            .spawn(move || {
+                if keep {
+                    client.close_keep();
+                } else {
+                    client.close();
+                }
+                drop(client);
+                done.call(NativeMessage::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
+            })
+            .map_err(|e| napi_err(e.into()))?;
+        Ok(())
+    }
+}
+
+/// Finds the PCP server on a background thread; `callback` gets a message
+/// with `server`, `epoch` and `address` (our address towards it), or an error.
+#[napi]
+pub fn discover(options: Option<DiscoverOptions>, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
+    let mut config = DiscoveryConfig::default();
+    let parse = |list: &Vec<String>| -> napi::Result<Vec<SocketAddr>> {
+        list.iter().map(|s| socket_addr(s).map_err(napi_err)).collect()
+    };
+    if let Some(o) = &options {
+        if let Some(c) = &o.candidates {
+            config.gateways = Some(parse(c)?);
+        }
+        if let Some(s) = &o.servers {
+            config.servers = parse(s)?;
+        }
+        if let Some(d) = o.deadline_ms {
+            config.deadline = millis(d, "deadlineMs").map_err(napi_err)?;
+        }
+        if let Some(d) = o.initial_timeout_ms {
+            config.initial_timeout = millis(d, "initialTimeoutMs").map_err(napi_err)?;
+        }
+    }
+    let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
+        callback.build_threadsafe_function::<NativeMessage>().build()?;
+    std::thread::Builder::new()
+        .name("pcp-node-discover".into())
+        .spawn(move || {
+            let msg = match discovery::discover(&config) {
+                Ok(found) => {
+                    let mut m = NativeMessage::new("done");
+                    m.server = Some(found.server.to_string());
+                    m.epoch = Some(found.epoch);
+                    m.address = Some(found.internal_addr.to_string());
+                    m
+                }
+                Err(e) => NativeMessage::new("done").error(&e),
+            };
+            done.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+        })
+        .map_err(|e| napi_err(e.into()))?;
+    Ok(())
+}
+
+/// Every stable error code, in a fixed order.
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    let mut v: Vec<String> = ResultCode::ALL[1..].iter().map(|c| c.name().to_string()).collect();
+    for e in [
+        PcpError::BadResponse(String::new()),
+        PcpError::Timeout,
+        PcpError::ServerUnreachable,
+        PcpError::NoGateway(String::new()),
+        PcpError::InvalidArgument(String::new()),
+        PcpError::Io(Arc::new(std::io::Error::other(""))),
+        PcpError::Closed,
+        PcpError::Cancelled,
+    ] {
+        v.push(e.code().to_string());
+    }
+    v
+}
+
+// ---------------------------------------------------------------- test server
+
+#[napi(object)]
+pub struct ServerOptions {
+    /// Where to listen (default "127.0.0.1:0": an ephemeral loopback port).
+    pub listen: Option<String>,
+    /// The external IPv4 address handed out (default 203.0.113.7).
+    pub external_address: Option<String>,
+    pub min_lifetime: Option<u32>,
+    pub max_lifetime: Option<u32>,
+    pub port_range_start: Option<u32>,
+    pub port_range_end: Option<u32>,
+    pub allow_third_party: Option<bool>,
+}
+
+/// A mapping as the test server holds it.
+#[napi(object)]
+pub struct ServerMappingData {
+    pub opcode: String,
+    pub protocol: u32,
+    pub internal_address: String,
+    pub internal_port: u32,
+    pub external_address: String,
+    pub external_port: u32,
+    pub remote_address: Option<String>,
+    pub remote_port: Option<u32>,
+    pub nonce: String,
+    /// Seconds until it expires.
+    pub expires_in: f64,
+    pub filters: u32,
+}
+
+/// The core's PCP test server, on loopback.
+#[napi]
+pub struct NativeServer {
+    server: Option<Server>,
+}
+
+impl NativeServer {
+    fn server(&self) -> napi::Result<&Server> {
+        self.server.as_ref().ok_or_else(|| napi_err(invalid("the test server is stopped")))
+    }
+}
+
+fn result_code(name: &str) -> Option<ResultCode> {
+    ResultCode::ALL.iter().copied().find(|c| c.name().eq_ignore_ascii_case(name))
+}
+
+#[napi]
+impl NativeServer {
+    #[napi(constructor)]
+    pub fn new(options: Option<ServerOptions>) -> napi::Result<Self> {
+        let mut cfg = ServerConfig::default();
+        if let Some(o) = &options {
+            if let Some(l) = &o.listen {
+                cfg.listen = SocketAddr::from_str(l)
+                    .map_err(|_| napi_err(invalid(format!("listen must be \"ip:port\", got {l:?}"))))?;
+            }
+            if let Some(a) = &o.external_address {
+                cfg.external_addr = ip(a, "externalAddress").map_err(napi_err)?;
+            }
+            if let Some(v) = o.min_lifetime {
+                cfg.min_lifetime = v;
+            }
+            if let Some(v) = o.max_lifetime {
+                cfg.max_lifetime = v;
+            }
+            if let Some(v) = o.port_range_start {
+                cfg.port_range.0 = port(v, "portRangeStart").map_err(napi_err)?;
+            }
+            if let Some(v) = o.port_range_end {
+                cfg.port_range.1 = port(v, "portRangeEnd").map_err(napi_err)?;
+            }
+            if let Some(v) = o.allow_third_party {
+                cfg.allow_third_party = v;
+            }
+        }
+        let server = Server::start(cfg).map_err(|e| napi_err(e.into()))?;
+        Ok(NativeServer { server: Some(server) })
+    }
+
+    /// "ip:port" to give a client.
+    #[napi]
+    pub fn address(&self) -> napi::Result<String> {
+        Ok(self.server()?.local_addr().to_string())
+    }
+
+    #[napi]
+    pub fn port(&self) -> napi::Result<u32> {
+        Ok(u32::from(self.server()?.local_addr().port()))
+    }
+
+    #[napi]
+    pub fn host(&self) -> napi::Result<String> {
+        Ok(self.server()?.local_addr().ip().to_string())
+    }
+
+    #[napi]
+    pub fn external_address(&self) -> napi::Result<String> {
+        Ok(self.server()?.external_addr().to_string())
+    }
+
+    #[napi]
+    pub fn drop_next(&self, n: u32) -> napi::Result<()> {
+        self.server()?.drop_next(n);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn set_delay(&self, ms: f64) -> napi::Result<()> {
+        if !(ms.is_finite() && ms >= 0.0) {
+            return Err(napi_err(invalid(format!("delay must be >= 0 ms, got {ms}"))));
+        }
+        self.server()?.set_delay(Duration::from_secs_f64(ms / 1000.0));
+        Ok(())
+    }
+
+    /// Answers every MAP and PEER with the named result code (null: normally again).
+    #[napi]
+    pub fn force_result(&self, code: Option<String>, lifetime: Option<u32>) -> napi::Result<()> {
+        let forced = match code {
+            None => None,
+            Some(name) => {
+                let rc = result_code(&name)
+                    .filter(|c| *c != ResultCode::Success)
+                    .ok_or_else(|| napi_err(invalid(format!("unknown PCP result code {name:?}"))))?;
+                Some((rc, lifetime.unwrap_or(30)))
+            }
+        };
+        self.server()?.force_result(forced);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn reboot(&self) -> napi::Result<()> {
+        self.server()?.reboot();
+        Ok(())
+    }
+
+    #[napi]
+    pub fn set_external_address(&self, address: String) -> napi::Result<()> {
+        let a = ip(&address, "address").map_err(napi_err)?;
+        self.server()?.set_external_addr(a);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn epoch(&self) -> napi::Result<u32> {
+        Ok(self.server()?.epoch())
+    }
+
+    #[napi]
+    pub fn mappings(&self) -> napi::Result<Vec<ServerMappingData>> {
+        let now = std::time::Instant::now();
+        Ok(self
+            .server()?
+            .mappings()
+            .into_iter()
+            .map(|m| ServerMappingData {
+                opcode: m.opcode.to_string(),
+                protocol: u32::from(m.protocol.0),
+                internal_address: m.internal_addr.to_string(),
+                internal_port: u32::from(m.internal_port),
+                external_address: m.external_addr.to_string(),
+                external_port: u32::from(m.external_port),
+                remote_address: m.remote.map(|(a, _)| a.to_string()),
+                remote_port: m.remote.map(|(_, p)| u32::from(p)),
+                nonce: m.nonce.to_hex(),
+                expires_in: m.expires_at.saturating_duration_since(now).as_secs_f64(),
+                filters: m.filters as u32,
+            })
+            .collect())
+    }
+
+    #[napi]
+    pub fn mapping_count(&self) -> napi::Result<u32> {
+        Ok(self.server()?.mapping_count() as u32)
+    }
+
+    #[napi]
+    pub fn requests_received(&self) -> napi::Result<f64> {
+        Ok(self.server()?.requests_received() as f64)
+    }
+
+    /// Stops the server; its port stops answering. Idempotent.
+    #[napi]
+    pub fn stop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.stop();
+        }
+    }
+}
