@@ -1,0 +1,130 @@
+"""pcp_rs: a Port Control Protocol (PCP, RFC 6887) client, backed by the Rust core.
+
+The classic client, a drop-in for hand-rolled socket/struct code::
+
+    from pcp_rs import PCPClient
+    with PCPClient("192.168.1.1") as client:
+        external_ip, external_port, lifetime = client.create_mapping(8080)
+        ...
+        client.delete_mapping(8080)
+
+The full API (:class:`Client`, :class:`Mapping`, events), asyncio
+(:mod:`pcp_rs.aio`), exceptions (:mod:`pcp_rs.errors`) and a test server
+(:mod:`pcp_rs.testing`). Mappings are renewed by the core until deleted or
+the client is closed; every blocking call releases the GIL and honours Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any, Iterable, Optional, Tuple, Union
+
+from . import _pcp_rs
+from ._classic import PCPClient, ServerArg
+from ._pcp_rs import Client, Discovered, Event, EventIterator, Mapping, Request, discover, parse_server
+from .errors import (
+    RESULT_CODES,
+    AddressMismatch,
+    BadResponse,
+    Cancelled,
+    CannotProvideExternal,
+    ClientClosed,
+    ExcessiveRemotePeers,
+    InvalidArgument,
+    MalformedOption,
+    MalformedRequest,
+    NetworkFailure,
+    NoGateway,
+    NoResources,
+    NotAuthorized,
+    PcpError,
+    PcpIOError,
+    PcpTimeout,
+    ResultCodeError,
+    ServerUnreachable,
+    UnsuppOpcode,
+    UnsuppOption,
+    UnsuppProtocol,
+    UnsuppVersion,
+    UserExQuota,
+)
+
+__version__: str = _pcp_rs.__version__
+
+#: IANA protocol numbers accepted wherever a protocol is (so are "tcp", "udp", "all").
+ALL: int = 0
+TCP: int = 6
+UDP: int = 17
+
+__all__ = [
+    "ALL",
+    "TCP",
+    "UDP",
+    "PCPClient",
+    "Client",
+    "Mapping",
+    "Event",
+    "EventIterator",
+    "Request",
+    "Discovered",
+    "discover",
+    "parse_server",
+    "get_external_address",
+    "get_gateway_address",
+    "get_internal_address",
+    "PcpError",
+    "ResultCodeError",
+    "UnsuppVersion",
+    "NotAuthorized",
+    "MalformedRequest",
+    "UnsuppOpcode",
+    "UnsuppOption",
+    "MalformedOption",
+    "NetworkFailure",
+    "NoResources",
+    "UnsuppProtocol",
+    "UserExQuota",
+    "CannotProvideExternal",
+    "AddressMismatch",
+    "ExcessiveRemotePeers",
+    "PcpTimeout",
+    "ServerUnreachable",
+    "BadResponse",
+    "NoGateway",
+    "InvalidArgument",
+    "ClientClosed",
+    "Cancelled",
+    "PcpIOError",
+    "RESULT_CODES",
+]
+
+Candidates = Optional[Iterable[Union[str, Tuple[str, int]]]]
+
+
+def get_external_address(
+    server: ServerArg = None, *, candidates: Candidates = None, deadline: Optional[float] = None
+) -> str:
+    """The gateway's external IP address (``server=None`` discovers it first)."""
+    with Client(server, candidates=candidates, deadline=deadline, listen_announce=False, delete_on_close=False) as c:
+        return c.external_address()
+
+
+def get_gateway_address(candidates: Candidates = None, *, deadline: Optional[float] = None) -> Tuple[str, int]:
+    """(ip, port) of the PCP server that discovery finds."""
+    d = discover(candidates, deadline=deadline)
+    return (d.server_ip, d.server_port)
+
+
+def get_internal_address(server: ServerArg = None, *, candidates: Candidates = None) -> str:
+    """Our address towards the PCP server (what goes in the Client IP field)."""
+    with Client(server, candidates=candidates, listen_announce=False, delete_on_close=False) as c:
+        return c.internal_address
+
+
+def _close_all() -> None:
+    _pcp_rs._close_all()
+
+
+atexit.register(_close_all)
+
+

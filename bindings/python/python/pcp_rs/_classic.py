@@ -1,0 +1,116 @@
+"""The classic client: a drop-in for the hand-rolled socket/struct PCP clients."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Dict, Iterable, Optional, Tuple, Type, Union
+
+from ._pcp_rs import Client
+
+#: A server as the clients accept it: "ip", "ip:port", "[v6]:port", (ip, port), or None to discover.
+ServerArg = Union[str, Tuple[str, int], None]
+
+
+class PCPClient:
+    """The classic PCP client API, backed by the core.
+
+    ``PCPClient(server_ip)`` takes "ip", "ip:port", an IPv6 address, "[v6]:port"
+    or None to discover the gateway (``candidates=`` restricts discovery to a
+    list). Mappings are renewed in the background until deleted or closed;
+    closing deletes them unless ``delete_on_close=False``.
+
+    The keywords after ``*`` are extensions: ``deadline`` (seconds before a
+    request fails with PcpTimeout; default 10), ``listen_announce`` (listen on
+    UDP 5350 for a rebooted gateway's ANNOUNCE; default True), and every other
+    keyword of :class:`pcp_rs.Client`.
+    """
+
+    def __init__(
+        self,
+        server_ip: ServerArg = None,
+        *,
+        candidates: Optional[Iterable[Union[str, Tuple[str, int]]]] = None,
+        deadline: Optional[float] = None,
+        listen_announce: bool = True,
+        delete_on_close: bool = True,
+        **options: Any,
+    ) -> None:
+        self._client = Client(
+            server_ip,
+            candidates=candidates,
+            deadline=deadline,
+            listen_announce=listen_announce,
+            delete_on_close=delete_on_close,
+            **options,
+        )
+
+    @property
+    def client(self) -> Client:
+        """The full-API client underneath."""
+        return self._client
+
+    @property
+    def server_ip(self) -> str:
+        return self._client.gateway_address[0]
+
+    def create_mapping(
+        self, internal_port: int, external_port: int = 0, protocol: int = 6, lifetime: int = 3600
+    ) -> Tuple[str, int, int]:
+        """Maps ``internal_port`` inbound; returns (external_ip, external_port, lifetime).
+
+        Mapping a port again replaces the earlier mapping of that port and protocol.
+        """
+        old = self._client.find_mapping(protocol, internal_port)
+        if old is not None:
+            old.delete()
+        m = self._client.map(protocol, internal_port, external_port, lifetime)
+        return (m.external_ip, m.external_port, m.lifetime)
+
+    def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
+        """Deletes the mapping made earlier for ``internal_port`` (with its nonce).
+
+        Does nothing if this client holds no such mapping.
+        """
+        m = self._client.find_mapping(protocol, internal_port)
+        if m is not None:
+            m.delete()
+
+    def create_peer_mapping(
+        self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600
+    ) -> Dict[str, Any]:
+        """An outbound PEER mapping; returns a dict with external_ip,
+        external_port, lifetime, peer_ip, peer_port (and internal_port,
+        protocol, epoch, nonce)."""
+        m = self._client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime)
+        return {
+            "external_ip": m.external_ip,
+            "external_port": m.external_port,
+            "lifetime": m.lifetime,
+            "peer_ip": m.peer_ip,
+            "peer_port": m.peer_port,
+            "internal_port": m.internal_port,
+            "protocol": m.protocol,
+            "epoch": m.epoch,
+            "nonce": m.nonce_hex,
+        }
+
+    def get_external_address(self) -> str:
+        return self._client.external_address()
+
+    def close(self) -> None:
+        """Deletes this client's mappings (unless delete_on_close=False) and stops."""
+        self._client.close()
+
+    def __enter__(self) -> "PCPClient":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<pcp_rs.PCPClient {self._client!r}>"

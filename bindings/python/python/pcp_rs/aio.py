@@ -1,0 +1,305 @@
+"""pcp_rs for asyncio.
+
+The same clients, with coroutines that never block the event loop: requests
+run on the core's driver thread and complete the awaiting future through
+``loop.call_soon_threadsafe``. Cancelling the awaiting task cancels the
+request (a mapping that may have reached the server is deleted)::
+
+    from pcp_rs import aio
+
+    async with aio.PCPClient("192.168.1.1") as client:
+        external_ip, external_port, lifetime = await client.create_mapping(8080)
+        await client.delete_mapping(8080)
+
+Mapping objects are the ones of :mod:`pcp_rs`; delete them with
+``await client.delete(mapping)``. ``async for event in client.events()``
+receives the client's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from types import TracebackType
+from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Set, Tuple, Type, TypeVar, Union, cast
+
+from . import _pcp_rs
+from ._classic import ServerArg
+from ._pcp_rs import Event, Mapping, Request
+
+__all__ = ["Client", "PCPClient", "discover", "get_external_address"]
+
+T = TypeVar("T")
+Candidates = Optional[Iterable[Union[str, Tuple[str, int]]]]
+
+
+async def _await(req: Request) -> Any:
+    """Awaits a core request; cancelling the await cancels the request."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def settle() -> None:
+        if fut.done():
+            return
+        try:
+            fut.set_result(req.result())
+        except BaseException as e:  # the request's error, for the awaiter
+            fut.set_exception(e)
+
+    def wake() -> None:  # on the driver thread, or here if already done
+        try:
+            loop.call_soon_threadsafe(settle)
+        except RuntimeError:  # the loop is closed: nobody is waiting
+            pass
+
+    req.add_done_callback(wake)
+    try:
+        return await fut
+    except asyncio.CancelledError:
+        req.cancel()
+        raise
+
+
+async def discover(candidates: Candidates = None, *, deadline: Optional[float] = None) -> _pcp_rs.Discovered:
+    """:func:`pcp_rs.discover` without blocking the loop (bounded by ``deadline``, default 2 s)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, functools.partial(_pcp_rs.discover, candidates, deadline=deadline))
+
+
+class Client:
+    """:class:`pcp_rs.Client` for asyncio. With ``server=None`` the gateway is
+    discovered (off the loop) on first use. Keywords as for :class:`pcp_rs.Client`."""
+
+    def __init__(self, server: ServerArg = None, **options: Any) -> None:
+        self._options = options
+        self._sync: Optional[_pcp_rs.Client] = None
+        self._connecting: Optional[asyncio.Future[_pcp_rs.Client]] = None
+        self._queues: Set[asyncio.Queue[Optional[Event]]] = set()
+        self._forwarding = False
+        if server is not None:
+            self._sync = _pcp_rs.Client(server, **options)
+
+    async def connect(self) -> _pcp_rs.Client:
+        """The blocking client underneath, discovering the server first if needed."""
+        if self._sync is not None:
+            return self._sync
+        if self._connecting is None:
+            loop = asyncio.get_running_loop()
+            self._connecting = cast(
+                "asyncio.Future[_pcp_rs.Client]",
+                loop.run_in_executor(None, functools.partial(_pcp_rs.Client, None, **self._options)),
+            )
+        try:
+            self._sync = await asyncio.shield(self._connecting)
+        except BaseException:
+            if self._connecting.done():
+                self._connecting = None
+            raise
+        return self._sync
+
+    @property
+    def sync(self) -> _pcp_rs.Client:
+        """The blocking client (after the first await if the server was discovered)."""
+        if self._sync is None:
+            raise RuntimeError("not connected yet: await client.connect() first")
+        return self._sync
+
+    async def map(
+        self,
+        protocol: Union[int, str],
+        internal_port: int,
+        external_port: Optional[int] = None,
+        lifetime: Optional[int] = None,
+        *,
+        external_ip: Optional[str] = None,
+        prefer_failure: bool = False,
+        filters: Optional[Iterable[Tuple[str, int, int]]] = None,
+        third_party: Optional[str] = None,
+        nonce: Union[bytes, str, None] = None,
+    ) -> Mapping:
+        c = await self.connect()
+        req = c.start_map(
+            protocol,
+            internal_port,
+            external_port,
+            lifetime,
+            external_ip=external_ip,
+            prefer_failure=prefer_failure,
+            filters=filters,
+            third_party=third_party,
+            nonce=nonce,
+        )
+        return cast(Mapping, await _await(req))
+
+    async def peer(
+        self,
+        protocol: Union[int, str],
+        internal_port: int,
+        peer_ip: str,
+        peer_port: int,
+        external_port: Optional[int] = None,
+        lifetime: Optional[int] = None,
+        *,
+        external_ip: Optional[str] = None,
+        third_party: Optional[str] = None,
+        nonce: Union[bytes, str, None] = None,
+    ) -> Mapping:
+        c = await self.connect()
+        req = c.start_peer(
+            protocol,
+            internal_port,
+            peer_ip,
+            peer_port,
+            external_port,
+            lifetime,
+            external_ip=external_ip,
+            third_party=third_party,
+            nonce=nonce,
+        )
+        return cast(Mapping, await _await(req))
+
+    async def delete(self, mapping: Mapping) -> None:
+        c = await self.connect()
+        await _await(c.start_delete(mapping))
+
+    async def find_mapping(self, protocol: Union[int, str], internal_port: int) -> Optional[Mapping]:
+        c = await self.connect()
+        return c.find_mapping(protocol, internal_port)
+
+    async def mappings(self) -> List[Mapping]:
+        c = await self.connect()
+        return c.mappings()
+
+    async def announce(self) -> int:
+        c = await self.connect()
+        return cast(int, await _await(c.start_announce()))
+
+    async def external_address(self) -> str:
+        c = await self.connect()
+        return cast(str, await _await(c.start_external_address()))
+
+    async def gateway_address(self) -> Tuple[str, int]:
+        return (await self.connect()).gateway_address
+
+    async def internal_address(self) -> str:
+        return (await self.connect()).internal_address
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event from now on, until the client is closed."""
+        c = await self.connect()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Optional[Event]] = asyncio.Queue()
+        self._queues.add(queue)
+        if not self._forwarding:
+            self._forwarding = True
+            queues = self._queues
+
+            def forward(ev: Event) -> None:  # on the driver thread
+                for q in list(queues):
+                    try:
+                        loop.call_soon_threadsafe(q.put_nowait, ev)
+                    except RuntimeError:
+                        queues.discard(q)
+
+            c.on_event(forward)
+        try:
+            while True:
+                ev = await queue.get()
+                if ev is None:
+                    return
+                yield ev
+        finally:
+            self._queues.discard(queue)
+
+    async def close(self) -> None:
+        """Deletes the mappings (unless delete_on_close=False) and stops, off the loop."""
+        for q in list(self._queues):
+            q.put_nowait(None)
+        if self._sync is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._sync.close)
+
+    async def close_keep(self) -> None:
+        for q in list(self._queues):
+            q.put_nowait(None)
+        if self._sync is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._sync.close_keep)
+
+    async def __aenter__(self) -> "Client":
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+
+class PCPClient:
+    """The classic API (:class:`pcp_rs.PCPClient`) with coroutines."""
+
+    def __init__(self, server_ip: ServerArg = None, **options: Any) -> None:
+        self.client = Client(server_ip, **options)
+
+    async def create_mapping(
+        self, internal_port: int, external_port: int = 0, protocol: int = 6, lifetime: int = 3600
+    ) -> Tuple[str, int, int]:
+        old = await self.client.find_mapping(protocol, internal_port)
+        if old is not None:
+            await self.client.delete(old)
+        m = await self.client.map(protocol, internal_port, external_port, lifetime)
+        return (m.external_ip, m.external_port, m.lifetime)
+
+    async def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
+        m = await self.client.find_mapping(protocol, internal_port)
+        if m is not None:
+            await self.client.delete(m)
+
+    async def create_peer_mapping(
+        self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600
+    ) -> Dict[str, Any]:
+        m = await self.client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime)
+        return {
+            "external_ip": m.external_ip,
+            "external_port": m.external_port,
+            "lifetime": m.lifetime,
+            "peer_ip": m.peer_ip,
+            "peer_port": m.peer_port,
+            "internal_port": m.internal_port,
+            "protocol": m.protocol,
+            "epoch": m.epoch,
+            "nonce": m.nonce_hex,
+        }
+
+    async def get_external_address(self) -> str:
+        return await self.client.external_address()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def __aenter__(self) -> "PCPClient":
+        await self.client.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+
+async def get_external_address(
+    server: ServerArg = None, *, candidates: Candidates = None, deadline: Optional[float] = None
+) -> str:
+    """The gateway's external IP address, without blocking the loop."""
+    opts: Dict[str, Any] = {"deadline": deadline, "listen_announce": False, "delete_on_close": False}
+    if server is None:
+        opts["candidates"] = candidates
+    async with Client(server, **opts) as c:
+        return await c.external_address()
