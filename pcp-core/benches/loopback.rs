@@ -1,1 +1,166 @@
-fn main(){}
+//! End-to-end targets on loopback, printed as numbers (a benchmark, not a
+//! test: nothing here asserts on time). `cargo bench -p pcp-core --bench loopback`
+//!
+//! 1. sequential MAP round trips vs. plain UDP echo round trips (target >= 70 %);
+//! 2. 10,000 mappings made concurrently by one client (target: all granted
+//!    within 2 s, one driver thread, <= 1 KiB of client heap per mapping);
+//! 3. a port that answers ICMP unreachable: error within 50 ms;
+//! 4. a silent server: error at the configured deadline, within 10 %.
+//!
+//! The servers run in a child process (this binary re-executed with
+//! `--serve`) so that the heap counted here is the client's alone.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pcp_core::server::{Server, ServerConfig};
+use pcp_core::{Client, ClientConfig, Error, MapSpec, Protocol};
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn serve() {
+    let pcp = Server::start(ServerConfig { port_range: (1024, 65535), ..Default::default() }).unwrap();
+    let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
+    println!("{} {}", pcp.local_addr(), echo.local_addr().unwrap());
+    std::io::stdout().flush().unwrap();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1500];
+        while let Ok((n, from)) = echo.recv_from(&mut b) {
+            let _ = echo.send_to(&b[..n], from);
+        }
+    });
+    // Serve until the parent closes our stdin.
+    let _ = std::io::stdin().read_line(&mut String::new());
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+}
+
+fn client_for(server: SocketAddr) -> Client {
+    let mut cc = ClientConfig::new(server);
+    cc.listen_announce = false;
+    cc.delete_on_close = false;
+    Client::new(cc).unwrap()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--serve") {
+        return serve();
+    }
+    // `cargo bench` passes --bench; ignore other arguments.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut parts = line.split_whitespace();
+    let pcp_addr: SocketAddr = parts.next().unwrap().parse().unwrap();
+    let echo_addr: SocketAddr = parts.next().unwrap().parse().unwrap();
+
+    // 1. Round-trip rates, interleaved rounds so both see the same machine.
+    let n = 5000u16;
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(echo_addr).unwrap();
+    let msg = [0u8; 60];
+    let mut buf = [0u8; 128];
+    let client = client_for(pcp_addr);
+    client.map(Protocol::UDP, 1).unwrap();
+    let (mut echo_best, mut map_best) = (0f64, 0f64);
+    for round in 0..3u16 {
+        let t = Instant::now();
+        for _ in 0..n {
+            sock.send(&msg).unwrap();
+            sock.recv(&mut buf).unwrap();
+        }
+        echo_best = echo_best.max(f64::from(n) / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for i in 0..n {
+            client.map(Protocol::TCP, 2 + round * n + i).unwrap();
+        }
+        map_best = map_best.max(f64::from(n) / t.elapsed().as_secs_f64());
+    }
+    client.close_keep();
+    let ratio = map_best / echo_best;
+    println!("udp echo round trips:       {echo_best:>9.0} /s");
+    println!("sequential MAP round trips: {map_best:>9.0} /s  ({:.0} % of echo; target >= 70 %) {}", ratio * 100.0, verdict(ratio >= 0.7));
+
+    // 2. 10,000 concurrent mappings from one client.
+    let before_threads = threads();
+    let heap_before = LIVE.load(Ordering::Relaxed);
+    let client = client_for(pcp_addr);
+    let driver_threads = threads() - before_threads;
+    let t = Instant::now();
+    let pending: Vec<_> = (0..10_000u16).map(|i| client.map_async(MapSpec::new(Protocol::UDP, 20_000 + i))).collect();
+    let mappings: Vec<_> = pending.into_iter().map(|p| p.wait()).collect::<Result<_, _>>().unwrap();
+    let elapsed = t.elapsed();
+    // What the client holds per mapping, without the Mapping handles we kept.
+    drop(mappings);
+    let per_mapping = (LIVE.load(Ordering::Relaxed) - heap_before) as f64 / 10_000.0;
+    println!(
+        "10,000 concurrent MAPs:     {:>9.3} s  (target <= 2 s) {}",
+        elapsed.as_secs_f64(),
+        verdict(elapsed <= Duration::from_secs(2))
+    );
+    println!("  driver threads for the client: {driver_threads} (target 1) {}", verdict(driver_threads == 1));
+    println!("  client heap per mapping: {per_mapping:.0} bytes (target <= 1024) {}", verdict(per_mapping <= 1024.0));
+    client.close_keep();
+
+    // 3. ICMP port unreachable.
+    let dead = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let c = client_for(dead);
+    let t = Instant::now();
+    let e = c.map(Protocol::TCP, 80).unwrap_err();
+    let took = t.elapsed();
+    assert_eq!(e, Error::ServerUnreachable);
+    println!("ICMP unreachable -> error:  {:>9.3} ms (target <= 50 ms) {}", took.as_secs_f64() * 1e3, verdict(took <= Duration::from_millis(50)));
+
+    // 4. A silent server (a bound socket that never answers).
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = Duration::from_secs(1);
+    let mut cc = ClientConfig::new(silent.local_addr().unwrap()).deadline(deadline);
+    cc.listen_announce = false;
+    let c = Client::new(cc).unwrap();
+    let t = Instant::now();
+    assert_eq!(c.map(Protocol::TCP, 80).unwrap_err(), Error::Timeout);
+    let took = t.elapsed().as_secs_f64();
+    let off = (took - 1.0).abs() / 1.0;
+    println!("silent server, 1 s deadline: {took:>7.3} s  ({:.1} % off; target within 10 %) {}", off * 100.0, verdict(off <= 0.1));
+
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "OK"
+    } else {
+        "MISSED"
+    }
+}

@@ -119,6 +119,23 @@ impl Endpoint {
         }
     }
 
+    /// Reads at most one datagram from the main socket; whether one came.
+    /// (A caller waiting for its own answer stops as soon as it has it.)
+    pub fn receive_one(&mut self, now: Instant) -> bool {
+        let server = self.engine.server();
+        match self.socket.recv(&mut self.buf) {
+            Ok(n) => {
+                self.engine.handle_datagram(now, server, &self.buf[..n]);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                self.engine.handle_unreachable(now);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.engine.poll_timeout()
     }

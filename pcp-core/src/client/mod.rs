@@ -18,14 +18,16 @@
 
 mod address;
 mod endpoint;
+mod epoll;
 mod pending;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -34,7 +36,7 @@ pub use address::parse_server;
 pub use endpoint::Endpoint;
 pub use pending::Pending;
 
-use pending::{pending, Completer};
+use pending::{pending, Completer, Drive};
 
 use crate::engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RequestId, RetransmitPolicy};
 use crate::wire::{Nonce, Opcode, Protocol, CLIENT_PORT};
@@ -100,6 +102,9 @@ struct State {
     driver_deadline: Option<Instant>,
     closing: Option<Instant>,
     closed: bool,
+    /// Events for the callbacks and channels, dispatched in order by the
+    /// driver thread only (never on an application thread).
+    deferred: Vec<Event>,
 }
 
 struct Shared {
@@ -107,6 +112,18 @@ struct Shared {
     wake_tx: UnixStream,
     handlers: RwLock<Vec<Handler>>,
     subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
+    /// Whether anyone listens for events (callbacks or channels).
+    listened: AtomicBool,
+    /// The endpoint's sockets (fixed for its life).
+    fds: Vec<RawFd>,
+    /// Ourselves, for handing out `Arc`s from `&self`.
+    this: std::sync::Weak<Shared>,
+    /// The driver thread's epoll set: the wake pipe and the sockets.
+    epoll: std::os::fd::OwnedFd,
+    /// Callers currently driving the engine themselves; while there are
+    /// any, the main socket is disarmed in `epoll` so that an answer wakes
+    /// only the caller waiting for it, not the driver thread as well.
+    co_drivers: Mutex<usize>,
     config: ClientConfig,
     driver: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
 }
@@ -149,20 +166,32 @@ impl Client {
 
     pub fn new(config: ClientConfig) -> Result<Client> {
         let endpoint = Endpoint::new(&config)?;
+        let fds = endpoint.fds();
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
-        let shared = Arc::new(Shared {
+        let epoll = epoll::create()?;
+        epoll::watch(&epoll, wake_rx.as_raw_fd(), true)?;
+        for &fd in &fds {
+            epoll::watch(&epoll, fd, true)?;
+        }
+        let shared = Arc::new_cyclic(|this| Shared {
             state: Mutex::new(State {
                 endpoint,
                 waiters: HashMap::new(),
                 driver_deadline: None,
                 closing: None,
                 closed: false,
+                deferred: Vec::new(),
             }),
             wake_tx,
             handlers: RwLock::new(Vec::new()),
             subscribers: Mutex::new(Vec::new()),
+            listened: AtomicBool::new(false),
+            fds,
+            this: this.clone(),
+            epoll,
+            co_drivers: Mutex::new(0),
             config,
             driver: Mutex::new(None),
         });
@@ -177,6 +206,13 @@ impl Client {
 
     fn shared(&self) -> &Arc<Shared> {
         &self.owner.0
+    }
+
+    /// Starts a request and waits for it on this thread, which drives the
+    /// engine meanwhile. The driver thread is kept off the socket from
+    /// before the request is sent, so that the answer wakes only us.
+    fn blocking<T>(&self, start: impl FnOnce() -> Pending<T>) -> Result<T> {
+        self.shared().blocking(start)
     }
 
     /// The PCP server (the gateway, erlang-nat's `get_device_address`).
@@ -207,7 +243,7 @@ impl Client {
 
     /// Maps as the spec says, and waits for the answer.
     pub fn map_with(&self, spec: MapSpec) -> Result<Mapping> {
-        self.map_async(spec).wait()
+        self.blocking(|| self.map_async(spec))
     }
 
     /// Starts a MAP request and returns at once.
@@ -217,7 +253,7 @@ impl Client {
 
     /// Asks for a PEER mapping and waits.
     pub fn peer(&self, spec: PeerSpec) -> Result<Mapping> {
-        self.peer_async(spec).wait()
+        self.blocking(|| self.peer_async(spec))
     }
 
     pub fn peer_async(&self, spec: PeerSpec) -> Pending<Mapping> {
@@ -230,7 +266,7 @@ impl Client {
     ) -> Pending<Mapping> {
         let shared = self.shared().clone();
         let (p, c) = pending();
-        let id = shared.submit(|st, now| {
+        let id = shared.submit(false, |st, now| {
             let id = start(st.endpoint.engine_mut(), now)?;
             st.waiters.insert(id.0, Waiter::Map(c));
             Ok(id)
@@ -238,9 +274,9 @@ impl Client {
         match id {
             Ok(id) => {
                 let weak = Arc::downgrade(&shared);
-                p.with_cancel(move || {
+                p.with_driver(shared.clone()).with_cancel(move || {
                     if let Some(s) = weak.upgrade() {
-                        let _ = s.submit(|st, now| st.endpoint.engine_mut().delete(now, id));
+                        let _ = s.submit(true, |st, now| st.endpoint.engine_mut().delete(now, id));
                     }
                 })
             }
@@ -250,7 +286,7 @@ impl Client {
 
     /// Deletes a mapping (lifetime 0 with its nonce) and waits for the answer.
     pub fn delete(&self, id: MappingId) -> Result<()> {
-        self.delete_async(id).wait()
+        self.blocking(|| self.delete_async(id))
     }
 
     pub fn delete_async(&self, id: MappingId) -> Pending<()> {
@@ -261,44 +297,45 @@ impl Client {
     /// CLI's `pcp delete` uses the nonce `pcp map` recorded).
     pub fn delete_by_nonce(&self, protocol: Protocol, internal_port: u16, nonce: Nonce) -> Result<()> {
         let (p, c) = pending();
-        self.shared().submit(|st, now| {
+        let p = p.with_driver(self.shared().clone());
+        self.shared().submit(false, |st, now| {
             let id = st.endpoint.engine_mut().delete_by_nonce(now, MapSpec::new(protocol, internal_port).nonce(nonce))?;
             st.waiters.insert(id.0, Waiter::Delete(c));
             Ok(())
         })?;
-        p.wait()
+        self.blocking(|| p)
     }
 
     /// Sends ANNOUNCE and returns the server's epoch.
     pub fn announce(&self) -> Result<u32> {
-        self.announce_async().wait()
+        self.blocking(|| self.announce_async())
     }
 
     pub fn announce_async(&self) -> Pending<u32> {
         let (p, c) = pending();
-        match self.shared().submit(|st, now| {
+        match self.shared().submit(false, |st, now| {
             let id = st.endpoint.engine_mut().announce(now, None);
             st.waiters.insert(id.0, Waiter::Announce(c));
             Ok(id)
         }) {
-            Ok(id) => p.with_cancel(self.request_canceller(id)),
+            Ok(id) => p.with_driver(self.shared().clone()).with_cancel(self.request_canceller(id)),
             Err(e) => Pending::ready(Err(e)),
         }
     }
 
     /// The external address of the gateway (`get_external_address`).
     pub fn external_address(&self) -> Result<IpAddr> {
-        self.external_address_async().wait()
+        self.blocking(|| self.external_address_async())
     }
 
     pub fn external_address_async(&self) -> Pending<IpAddr> {
         let (p, c) = pending();
-        match self.shared().submit(|st, now| {
+        match self.shared().submit(false, |st, now| {
             let id = st.endpoint.engine_mut().request_external_addr(now, None)?;
             st.waiters.insert(id.0, Waiter::External(c));
             Ok(id)
         }) {
-            Ok(id) => p.with_cancel(self.request_canceller(id)),
+            Ok(id) => p.with_driver(self.shared().clone()).with_cancel(self.request_canceller(id)),
             Err(e) => Pending::ready(Err(e)),
         }
     }
@@ -307,7 +344,7 @@ impl Client {
         let weak = Arc::downgrade(self.shared());
         move || {
             if let Some(s) = weak.upgrade() {
-                let _ = s.submit(|st, now| {
+                let _ = s.submit(true, |st, now| {
                     st.endpoint.engine_mut().cancel(now, id);
                     Ok(())
                 });
@@ -350,16 +387,19 @@ impl Client {
         &self.shared().config
     }
 
-    /// Calls `f` for every event, on the driver thread. It may run at the
-    /// same time as calls on other threads, and may call the client itself.
+    /// Calls `f` for every event, always on the client's driver thread
+    /// (never on a thread that called the client). It may run at the same
+    /// time as calls on other threads, and may call the client itself.
     pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
         self.shared().handlers.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(f));
+        self.shared().listened.store(true, Ordering::Release);
     }
 
     /// A channel that receives every event from now on.
     pub fn events(&self) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::channel();
         self.shared().subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        self.shared().listened.store(true, Ordering::Release);
         rx
     }
 
@@ -390,9 +430,11 @@ impl Shared {
         let _ = (&self.wake_tx).write(&[1]);
     }
 
-    /// Runs `f` on the state, sends what it queued, and wakes the driver if
-    /// its sleep is now too long.
-    fn submit<T>(&self, f: impl FnOnce(&mut State, Instant) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the state and sends what it queued. The driver thread is
+    /// not woken here: a caller that waits drives the engine itself, and a
+    /// [`Pending`] hands over to the driver when nobody waits on it. Calls
+    /// that return no `Pending` pass `kick`.
+    fn submit<T>(&self, kick: bool, f: impl FnOnce(&mut State, Instant) -> Result<T>) -> Result<T> {
         let now = Instant::now();
         let mut st = self.lock();
         if st.closed || st.closing.is_some() {
@@ -400,33 +442,110 @@ impl Shared {
         }
         let out = f(&mut st, now)?;
         st.endpoint.flush(now);
-        let next = st.endpoint.poll_timeout();
-        let must_wake = match (next, st.driver_deadline) {
-            (Some(n), Some(d)) => n < d,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if must_wake {
-            st.driver_deadline = next;
-        }
-        // Events produced synchronously (a cancelled queued request) are
-        // dispatched by the driver.
-        let wake = must_wake || st.endpoint.engine().has_events();
         drop(st);
-        if wake {
-            self.wake();
+        if kick {
+            self.plan();
         }
         Ok(out)
     }
 
-    fn delete_async(&self, id: MappingId) -> Pending<()> {
+    /// Wakes the driver thread if it would sleep past the engine's next
+    /// deadline, or has events or results to deliver.
+    fn plan(&self) {
+        let mut st = self.lock();
+        let next = st.endpoint.poll_timeout();
+        let late = match (next, st.driver_deadline) {
+            (Some(n), Some(d)) => n < d,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if late {
+            st.driver_deadline = next;
+        }
+        let wake = late || !st.deferred.is_empty() || st.endpoint.engine().has_events();
+        drop(st);
+        if wake {
+            self.wake();
+        }
+    }
+
+    /// Moves the engine's events out: results for their waiters, and (when
+    /// anyone listens) a copy for the callbacks, queued for the driver.
+    fn settle(&self, st: &mut State) -> Vec<(Waiter, Event)> {
+        let listened = self.listened.load(Ordering::Acquire);
+        let mut done = Vec::new();
+        while let Some(ev) = st.endpoint.poll_event() {
+            // A delete completes a Delete waiter; a cancelled map's Failed
+            // completes the Map waiter, and its later Deleted nothing.
+            let waiter = waiter_key(&ev).and_then(|k| match (&ev, st.waiters.get(&k)) {
+                (Event::Deleted { .. }, Some(Waiter::Delete(_)))
+                | (Event::Failed { .. } | Event::Granted(_), Some(Waiter::Map(_)))
+                | (Event::Announced { .. }, Some(Waiter::Announce(_)))
+                | (Event::ExternalAddress { .. }, Some(Waiter::External(_))) => st.waiters.remove(&k),
+                _ => None,
+            });
+            if listened {
+                st.deferred.push(ev.clone());
+            }
+            if let Some(w) = waiter {
+                done.push((w, ev));
+            }
+        }
+        done
+    }
+
+    fn complete_all(self: &Arc<Self>, done: Vec<(Waiter, Event)>) {
+        for (w, ev) in done {
+            complete(self, w, &ev);
+        }
+    }
+
+    /// Delivers queued events to the callbacks and channels (driver thread only).
+    fn dispatch_deferred(&self) {
+        let events = std::mem::take(&mut self.lock().deferred);
+        if events.is_empty() {
+            return;
+        }
+        let handlers: Vec<Handler> = self.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for event in events {
+            for h in &handlers {
+                // A panicking user callback must not take the driver down.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(&event)));
+            }
+            let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+            subs.retain(|tx| tx.send(event.clone()).is_ok());
+        }
+    }
+
+    /// See [`Client::blocking`].
+    fn blocking<T>(&self, start: impl FnOnce() -> Pending<T>) -> Result<T> {
+        self.co_driving(true);
+        let result = start().wait();
+        self.co_driving(false);
+        result
+    }
+
+    /// Counts a caller in or out of driving the engine itself; the first in
+    /// disarms the main socket in the driver's epoll set, the last out
+    /// re-arms it (level-triggered: anything that arrived meanwhile wakes
+    /// the driver at once).
+    fn co_driving(&self, entering: bool) {
+        let mut n = self.co_drivers.lock().unwrap_or_else(|e| e.into_inner());
+        let before = *n;
+        *n = if entering { before + 1 } else { before.saturating_sub(1) };
+        if (before == 0) != (*n == 0) {
+            let _ = epoll::arm(&self.epoll, self.fds[0], *n == 0);
+        }
+    }
+
+    fn delete_async(self: &Arc<Self>, id: MappingId) -> Pending<()> {
         let (p, c) = pending();
-        match self.submit(|st, now| {
+        match self.submit(false, |st, now| {
             st.endpoint.engine_mut().delete(now, id)?;
             st.waiters.insert(id.0, Waiter::Delete(c));
             Ok(())
         }) {
-            Ok(()) => p,
+            Ok(()) => p.with_driver(self.clone()),
             Err(e) => Pending::ready(Err(e)),
         }
     }
@@ -444,12 +563,14 @@ impl Shared {
                 self.join_driver();
                 return;
             }
-            if delete {
-                for id in st.endpoint.engine().mapping_ids() {
+            for id in st.endpoint.engine().mapping_ids() {
+                if delete {
                     let _ = st.endpoint.engine_mut().delete(now, id);
+                } else {
+                    st.endpoint.engine_mut().forget(id);
                 }
-                st.endpoint.flush(now);
             }
+            st.endpoint.flush(now);
             st.closing = Some(now + self.config.close_timeout);
         }
         self.wake();
@@ -469,24 +590,61 @@ impl Shared {
             let _ = h.join();
         }
     }
+}
 
-    fn dispatch(self: &Arc<Self>, events: Vec<(Event, Option<Waiter>)>) {
-        if events.is_empty() {
-            return;
-        }
-        let handlers: Vec<Handler> = self.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
-        for (event, waiter) in events {
-            if let Some(w) = waiter {
-                complete(self, w, &event);
+impl Drive for Shared {
+    fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool) {
+        let Some(this) = self.this.upgrade() else { return };
+        self.co_driving(true);
+        // Bounded: each pass waits at most until the engine's next deadline,
+        // `until`, or 100 ms (to notice a close), and stops once `done`.
+        let mut fds: Vec<libc::pollfd> =
+            self.fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+        loop {
+            let now = Instant::now();
+            let (finished, next, got) = {
+                let mut st = self.lock();
+                if st.closed || st.closing.is_some() {
+                    break;
+                }
+                let got = st.endpoint.receive_one(now);
+                st.endpoint.engine_mut().handle_timeout(now);
+                st.endpoint.flush(now);
+                let finished = self.settle(&mut st);
+                (finished, st.endpoint.poll_timeout(), got)
+            };
+            this.complete_all(finished);
+            if done() || until.is_some_and(|u| now >= u) {
+                break;
             }
-            for h in &handlers {
-                // A panicking user callback must not take the driver down.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(&event)));
+            if got {
+                continue; // more may be queued
             }
-            let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-            subs.retain(|tx| tx.send(event.clone()).is_ok());
+            let mut wait_until = now + Duration::from_millis(100);
+            for t in [next, until].into_iter().flatten() {
+                wait_until = wait_until.min(t);
+            }
+            for f in &mut fds {
+                f.revents = 0;
+            }
+            // SAFETY: `fds` is a valid array of pollfd of the given length.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms(wait_until)) };
         }
+        self.co_driving(false);
+        // Events for the callbacks, or timers the driver does not know of yet.
+        self.plan();
     }
+
+    fn kick(&self) {
+        self.plan();
+    }
+}
+
+/// Milliseconds until `t` for poll(2), rounded up so we never wake a hair
+/// early and spin.
+fn poll_ms(t: Instant) -> libc::c_int {
+    let d = t.saturating_duration_since(Instant::now());
+    d.as_millis().saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0)).min(i32::MAX as u128) as libc::c_int
 }
 
 fn complete(shared: &Arc<Shared>, waiter: Waiter, event: &Event) {
@@ -521,25 +679,13 @@ fn waiter_key(event: &Event) -> Option<u64> {
 }
 
 fn drive(shared: Arc<Shared>, mut wake_rx: UnixStream) {
-    let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut ready = Vec::new();
     loop {
         let now = Instant::now();
-        let (events, timeout, finished) = {
+        let (finished_waiters, timeout, finished) = {
             let mut st = shared.lock();
             st.endpoint.process(now);
-            let mut events = Vec::new();
-            while let Some(ev) = st.endpoint.poll_event() {
-                // A delete completes a Delete waiter; a cancelled map's
-                // Failed completes the Map waiter, its later Deleted nothing.
-                let waiter = waiter_key(&ev).and_then(|k| match (&ev, st.waiters.get(&k)) {
-                    (Event::Deleted { .. }, Some(Waiter::Delete(_)))
-                    | (Event::Failed { .. } | Event::Granted(_), Some(Waiter::Map(_)))
-                    | (Event::Announced { .. }, Some(Waiter::Announce(_)))
-                    | (Event::ExternalAddress { .. }, Some(Waiter::External(_))) => st.waiters.remove(&k),
-                    _ => None,
-                });
-                events.push((ev, waiter));
-            }
+            let done = shared.settle(&mut st);
             let next = st.endpoint.poll_timeout();
             let finished = match st.closing {
                 Some(deadline) => st.endpoint.engine().is_idle() || now >= deadline,
@@ -550,36 +696,23 @@ fn drive(shared: Arc<Shared>, mut wake_rx: UnixStream) {
                 None => next,
             };
             st.driver_deadline = next;
-            if finished {
-                st.closed = true;
-                let waiters: Vec<Waiter> = st.waiters.drain().map(|(_, w)| w).collect();
-                drop(st);
-                for w in waiters {
-                    fail_waiter(w, Error::Closed);
-                }
-            }
-            (events, next, finished)
+            (done, next, finished)
         };
-        shared.dispatch(events);
+        shared.complete_all(finished_waiters);
+        shared.dispatch_deferred();
         if finished {
+            let waiters: Vec<Waiter> = {
+                let mut st = shared.lock();
+                st.closed = true;
+                st.waiters.drain().map(|(_, w)| w).collect()
+            };
+            for w in waiters {
+                fail_waiter(w, Error::Closed);
+            }
             return;
         }
-        let timeout_ms: libc::c_int = match timeout {
-            None => -1,
-            Some(t) => {
-                let d = t.saturating_duration_since(Instant::now());
-                // Round up so we never wake a hair early and spin.
-                d.as_millis().saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0)).min(i32::MAX as u128) as libc::c_int
-            }
-        };
-        fds.clear();
-        fds.push(libc::pollfd { fd: wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-        for fd in shared.lock().endpoint.fds() {
-            fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
-        }
-        // SAFETY: `fds` is a valid array of pollfd of the given length.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if fds[0].revents != 0 {
+        epoll::wait(&shared.epoll, timeout, &mut ready);
+        if ready.contains(&wake_rx.as_raw_fd()) {
             let mut buf = [0u8; 256];
             while matches!(wake_rx.read(&mut buf), Ok(n) if n > 0) {}
         }
@@ -669,7 +802,7 @@ impl Mapping {
 
     /// Deletes the mapping on the server and waits for the answer.
     pub fn delete(&self) -> Result<()> {
-        self.delete_async().wait()
+        self.shared.blocking(|| self.delete_async())
     }
 
     pub fn delete_async(&self) -> Pending<()> {

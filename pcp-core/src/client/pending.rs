@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -8,11 +9,23 @@ use crate::{Error, Result};
 
 type Callback<T> = Box<dyn FnOnce(Result<T>) + Send>;
 
+/// Lets a thread that blocks on a [`Pending`] run the client's engine
+/// itself while it waits (it reads its own answer: no hop through the
+/// driver thread), and tells the driver thread when nobody does.
+pub(crate) trait Drive: Send + Sync {
+    /// Runs the engine on this thread until `done()` holds or `until` passes.
+    fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool);
+    /// Makes sure the driver thread plans for everything submitted so far.
+    fn kick(&self);
+}
+
 struct SlotState<T> {
     result: Option<Result<T>>,
     waker: Option<Waker>,
     callback: Option<Callback<T>>,
     done: bool,
+    /// Threads asleep on the condvar (notifying nobody is a wasted syscall).
+    sleepers: usize,
 }
 
 struct Slot<T> {
@@ -28,6 +41,8 @@ struct Slot<T> {
 pub struct Pending<T> {
     slot: Arc<Slot<T>>,
     cancel: Option<Box<dyn Fn() + Send + Sync>>,
+    driver: Option<Arc<dyn Drive>>,
+    kicked: AtomicBool,
 }
 
 /// The driver's end of a [`Pending`].
@@ -37,10 +52,10 @@ pub(crate) struct Completer<T> {
 
 pub(crate) fn pending<T>() -> (Pending<T>, Completer<T>) {
     let slot = Arc::new(Slot {
-        state: Mutex::new(SlotState { result: None, waker: None, callback: None, done: false }),
+        state: Mutex::new(SlotState { result: None, waker: None, callback: None, done: false, sleepers: 0 }),
         cond: Condvar::new(),
     });
-    (Pending { slot: slot.clone(), cancel: None }, Completer { slot })
+    (Pending { slot: slot.clone(), cancel: None, driver: None, kicked: AtomicBool::new(false) }, Completer { slot })
 }
 
 impl<T> Completer<T> {
@@ -57,8 +72,11 @@ impl<T> Completer<T> {
         }
         st.result = Some(result);
         let waker = st.waker.take();
+        let sleepers = st.sleepers;
         drop(st);
-        self.slot.cond.notify_all();
+        if sleepers > 0 {
+            self.slot.cond.notify_all();
+        }
         if let Some(w) = waker {
             w.wake();
         }
@@ -78,8 +96,32 @@ impl<T> Pending<T> {
         self
     }
 
+    pub(crate) fn with_driver(mut self, driver: Arc<dyn Drive>) -> Self {
+        self.driver = Some(driver);
+        self
+    }
+
+    /// From now on the driver thread, not a waiting caller, runs the engine.
+    fn hand_over(&self) {
+        if let Some(d) = &self.driver {
+            if !self.kicked.swap(true, Ordering::AcqRel) {
+                d.kick();
+            }
+        }
+    }
+
+    fn drive(&self, until: Option<Instant>) {
+        if let Some(d) = &self.driver {
+            d.drive(until, &|| self.is_done());
+        }
+    }
+
     /// Blocks until the request finishes.
     pub fn wait(self) -> Result<T> {
+        self.drive(None);
+        if !self.is_done() {
+            self.hand_over();
+        }
         let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = st.result.take() {
@@ -88,7 +130,9 @@ impl<T> Pending<T> {
             if st.done {
                 return Err(Error::Cancelled);
             }
+            st.sleepers += 1;
             st = self.slot.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.sleepers -= 1;
         }
     }
 
@@ -97,6 +141,10 @@ impl<T> Pending<T> {
     /// Ctrl-C).
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<T>> {
         let deadline = Instant::now() + timeout;
+        self.drive(Some(deadline));
+        if !self.is_done() {
+            self.hand_over();
+        }
         let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = st.result.take() {
@@ -106,7 +154,9 @@ impl<T> Pending<T> {
             if now >= deadline {
                 return None;
             }
+            st.sleepers += 1;
             st = self.slot.cond.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            st.sleepers -= 1;
         }
     }
 
@@ -123,6 +173,7 @@ impl<T> Pending<T> {
     /// Runs `f` with the result when the request finishes: on the client's
     /// driver thread, or right here if it already has.
     pub fn on_complete(self, f: impl FnOnce(Result<T>) + Send + 'static) {
+        self.hand_over();
         let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = st.result.take() {
             drop(st);
@@ -149,6 +200,7 @@ impl<T> Future for Pending<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.hand_over();
         let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = st.result.take() {
             return Poll::Ready(r);
@@ -158,6 +210,15 @@ impl<T> Future for Pending<T> {
         }
         st.waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+}
+
+impl<T> Drop for Pending<T> {
+    fn drop(&mut self) {
+        // Nobody will wait: the driver thread must finish the request.
+        if !self.is_done() {
+            self.hand_over();
+        }
     }
 }
 

@@ -234,6 +234,7 @@ impl Drop for Server {
 fn serve(shared: Arc<Shared>) {
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 4];
     let mut delayed: Vec<(Instant, SocketAddr, Vec<u8>)> = Vec::new();
+    let mut read_timeout: Option<Duration> = None;
     while !shared.stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         delayed.retain(|(at, to, msg)| {
@@ -244,8 +245,11 @@ fn serve(shared: Arc<Shared>) {
                 true
             }
         });
-        let timeout = delayed.iter().map(|(at, _, _)| at.saturating_duration_since(now)).min();
-        let _ = shared.socket.set_read_timeout(timeout.map(|t| t.max(Duration::from_millis(1))));
+        let timeout = delayed.iter().map(|(at, _, _)| at.saturating_duration_since(now).max(Duration::from_millis(1))).min();
+        if timeout != read_timeout {
+            let _ = shared.socket.set_read_timeout(timeout);
+            read_timeout = timeout;
+        }
         let (n, from) = match shared.socket.recv_from(&mut buf) {
             Ok(x) => x,
             Err(_) => continue,

@@ -44,6 +44,9 @@ pub struct ServerState {
     next_port: u16,
     clients: HashSet<SocketAddr>,
     requests: u64,
+    /// When expired mappings were last swept (a sweep is O(mappings), so it
+    /// runs at most once a second; a lookup checks its own entry).
+    last_sweep: Instant,
 }
 
 impl ServerState {
@@ -58,6 +61,7 @@ impl ServerState {
             ports_in_use: HashSet::new(),
             clients: HashSet::new(),
             requests: 0,
+            last_sweep: now,
         }
     }
 
@@ -113,6 +117,7 @@ impl ServerState {
     }
 
     fn expire(&mut self, now: Instant) {
+        self.last_sweep = now;
         let ports = &mut self.ports_in_use;
         self.mappings.retain(|_, m| {
             let keep = m.expires_at > now;
@@ -142,7 +147,9 @@ impl ServerState {
         if data.len() < 4 || data[1] & 0x80 != 0 {
             return None;
         }
-        self.expire(now);
+        if now.saturating_duration_since(self.last_sweep) >= Duration::from_secs(1) {
+            self.expire(now);
+        }
         let req = match Request::decode(data) {
             Ok(r) => r,
             Err(WireError::WrongVersion(_)) => {
@@ -209,6 +216,11 @@ impl ServerState {
             return answer(ResultCode::MalformedRequest, 30, req.body, Vec::new());
         }
         let key = Key { internal_addr, protocol, internal_port, remote };
+        if self.mappings.get(&key).is_some_and(|m| m.expires_at <= now) {
+            if let Some(m) = self.mappings.remove(&key) {
+                self.ports_in_use.remove(&(m.protocol, m.external_port));
+            }
+        }
         let existing = self.mappings.get(&key).cloned();
         if let Some(m) = &existing {
             if m.nonce != nonce {
