@@ -402,6 +402,10 @@ class Client extends EventEmitter {
           // The answer beat the cancellation: undo what it made.
           if (msg.mapping && !msg.code) this.delete(msg.mapping.id).catch(() => {});
           entry.reject(abortError(entry.signal));
+        } else if (msg.code === 'CANCELLED' && this._closePromise) {
+          // close() deletes a mapping still being made, which the core reports
+          // as CANCELLED; to the caller the client was closed.
+          entry.reject(new PCPError('CLOSED', 'the client was closed before the answer'));
         } else if (msg.code) {
           entry.reject(new PCPError(msg.code, msg.message));
         } else {
@@ -734,7 +738,8 @@ class Server {
   /**
    * @param {object} [options] listen ("127.0.0.1:0"), externalAddress
    *   ("203.0.113.7"), minLifetime, maxLifetime, portRangeStart,
-   *   portRangeEnd, allowThirdParty.
+   *   portRangeEnd, allowThirdParty, initialEpoch (seconds "up" at start;
+   *   a reboot restarts from 0).
    */
   constructor(options) {
     const o = checkObject(options, 'options');

@@ -744,6 +744,9 @@ pub struct ServerOptions {
     pub port_range_start: Option<u32>,
     pub port_range_end: Option<u32>,
     pub allow_third_party: Option<bool>,
+    /// The epoch at start, as for a gateway that has been up a while (a
+    /// reboot starts again from 0, so a client can tell it restarted).
+    pub initial_epoch: Option<u32>,
 }
 
 /// A mapping as the test server holds it.
@@ -806,6 +809,9 @@ impl NativeServer {
             }
             if let Some(v) = o.allow_third_party {
                 cfg.allow_third_party = v;
+            }
+            if let Some(v) = o.initial_epoch {
+                cfg.initial_epoch = v;
             }
         }
         let server = Server::start(cfg).map_err(|e| napi_err(e.into()))?;

@@ -1,0 +1,161 @@
+'use strict';
+// Every error code, each from a real exchange with the test server.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { pcp, setup } = require('./helpers');
+
+const SERVER_CODES = [
+  'UNSUPP_VERSION',
+  'NOT_AUTHORIZED',
+  'MALFORMED_REQUEST',
+  'UNSUPP_OPCODE',
+  'UNSUPP_OPTION',
+  'MALFORMED_OPTION',
+  'NETWORK_FAILURE',
+  'NO_RESOURCES',
+  'UNSUPP_PROTOCOL',
+  'USER_EX_QUOTA',
+  'CANNOT_PROVIDE_EXTERNAL',
+  'ADDRESS_MISMATCH',
+  'EXCESSIVE_REMOTE_PEERS',
+];
+
+test('ERROR_CODES lists every code', () => {
+  assert.deepEqual(pcp.ERROR_CODES, [
+    ...SERVER_CODES,
+    'BAD_RESPONSE',
+    'TIMEOUT',
+    'SERVER_UNREACHABLE',
+    'NO_GATEWAY',
+    'INVALID_ARGUMENT',
+    'IO',
+    'CLOSED',
+    'CANCELLED',
+  ]);
+});
+
+for (const code of SERVER_CODES) {
+  test(`a server answering ${code} rejects map() and createMapping() with err.code ${code}`, async (t) => {
+    const { server, client } = setup(t);
+    server.forceResult(code, 30);
+    const err = await client.map(8080).then(
+      () => assert.fail('should have failed'),
+      (e) => e,
+    );
+    assert.ok(err instanceof Error);
+    assert.ok(err instanceof pcp.PCPError);
+    assert.equal(err.code, code);
+    assert.equal(err.name, 'PCPError');
+    assert.ok(err.message.length > 10);
+    const classic = new pcp.PCPClient(server.address, { listenAnnounce: false });
+    await assert.rejects(classic.createMapping(8081), { code });
+    server.forceResult(null);
+    await classic.close();
+  });
+}
+
+test('a failed first request is also a failed event', async (t) => {
+  const { server, client } = setup(t);
+  server.forceResult('NO_RESOURCES');
+  const failed = new Promise((resolve) => client.once('failed', (id, err) => resolve({ id, err })));
+  await assert.rejects(client.map(8080), { code: 'NO_RESOURCES' });
+  const { id, err } = await failed;
+  assert.equal(typeof id, 'number');
+  assert.equal(err.code, 'NO_RESOURCES');
+});
+
+test('TIMEOUT: the server never answers within the deadline', async (t) => {
+  const { server, client } = setup(t, {}, { deadline: 300 });
+  server.dropNext(1000);
+  await assert.rejects(client.map(8080), { code: 'TIMEOUT' });
+  // Per request, too.
+  await assert.rejects(client.announce(), { code: 'TIMEOUT' });
+  server.dropNext(0);
+  await assert.rejects(client.map(8081, { deadline: 200 }).then(() => { throw new Error('ok'); }), /ok/);
+});
+
+test('SERVER_UNREACHABLE: nothing listens on the server port', async (t) => {
+  const server = new pcp.testing.Server();
+  const addr = server.address;
+  server.stop();
+  const client = new pcp.Client(addr, { listenAnnounce: false });
+  t.after(() => client.close());
+  await assert.rejects(client.map(8080), { code: 'SERVER_UNREACHABLE' });
+});
+
+test('NO_GATEWAY: no candidate answers discovery', async () => {
+  const server = new pcp.testing.Server();
+  const addr = server.address;
+  server.stop();
+  await assert.rejects(pcp.discover({ candidates: [addr] }), { code: 'NO_GATEWAY', message: /no PCP server answered/ });
+  await assert.rejects(pcp.discover({ candidates: [] }), { code: 'NO_GATEWAY' });
+  await assert.rejects(pcp.Client.discover({ candidates: [addr] }), { code: 'NO_GATEWAY' });
+});
+
+test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a clear message', async (t) => {
+  const { client } = setup(t);
+  const cases = [
+    [() => client.map(), /internalPort must be an integer/],
+    [() => client.map(8080, { protocol: 'sctp-ish' }), /protocol must be/],
+    [() => client.map(8080, { lifetime: -5 }), /lifetime must be an integer/],
+    [() => client.map(8080, { externalAddress: 'x' }), /externalAddress is not an IP address/],
+    [() => client.map(8080, { thirdParty: 'nope' }), /thirdParty is not an IP address/],
+    [() => client.map(8080, { filters: 'all' }), /filters must be an array/],
+    [() => client.map(8080, { nonce: 'abc' }), /nonce must be 24 hex digits/],
+    [() => client.map(8080, { deadline: 0 }), /deadline must be a positive number/],
+    [() => client.map(8080, { signal: 'stop' }), /signal must be an AbortSignal/],
+    [() => client.map(0), /port 0/i],
+    [() => client.peer(8080), /peer\(\) takes an object/],
+    [() => client.peer({ internalPort: 1, remotePort: 2 }), /remoteAddress must be an IP address/],
+    [() => client.delete('first'), /delete\(\) takes a Mapping or a mapping id/],
+    [() => client.delete(123456), /no such mapping/],
+    [() => pcp.discover({ candidates: 'x' }), /candidates must be an array/],
+  ];
+  for (const [call, message] of cases) {
+    await assert.rejects(call(), (e) => {
+      assert.equal(e.code, 'INVALID_ARGUMENT', `${call}: ${e.message}`);
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+  assert.throws(() => new pcp.Client(), { code: 'INVALID_ARGUMENT', message: /server must be/ });
+  assert.throws(() => new pcp.Client('127.0.0.1:0'), { code: 'INVALID_ARGUMENT', message: /port must not be 0/ });
+  assert.throws(() => new pcp.Client('0.0.0.0'), { code: 'INVALID_ARGUMENT', message: /unspecified/ });
+  assert.throws(() => new pcp.Client('127.0.0.1', { deadline: 'soon' }), { code: 'INVALID_ARGUMENT', message: /deadline/ });
+});
+
+test('IO: the local address cannot be bound', () => {
+  // 192.0.2.1 (TEST-NET-1) is not an address of this host: bind fails, nothing is sent.
+  assert.throws(() => new pcp.Client('127.0.0.1:5351', { localAddress: '192.0.2.1', listenAnnounce: false }), (e) => {
+    assert.equal(e.code, 'IO');
+    assert.ok(e instanceof pcp.PCPError);
+    return true;
+  });
+});
+
+test('CLOSED: calls after close()', async () => {
+  const server = new pcp.testing.Server();
+  const client = new pcp.Client(server.address, { listenAnnounce: false });
+  await client.close();
+  for (const call of [() => client.map(8080), () => client.announce(), () => client.externalAddress(), () => client.internalAddress()]) {
+    await assert.rejects(call(), { code: 'CLOSED' });
+  }
+  server.stop();
+});
+
+test('CLOSED: requests in flight when the client closes', async () => {
+  const server = new pcp.testing.Server();
+  const client = new pcp.Client(server.address, { listenAnnounce: false, closeTimeout: 100 });
+  server.dropNext(1000);
+  const p = assert.rejects(client.map(8080), { code: 'CLOSED' });
+  await client.close();
+  await p;
+  server.stop();
+});
+
+test('BAD_RESPONSE: its code and class exist (the core drops malformed answers silently)', () => {
+  assert.ok(pcp.ERROR_CODES.includes('BAD_RESPONSE'));
+  const e = new pcp.PCPError('BAD_RESPONSE', 'bad response from the server: x');
+  assert.ok(e instanceof Error);
+  assert.equal(e.code, 'BAD_RESPONSE');
+});
