@@ -1,0 +1,460 @@
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::cell::Cell;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pcp_core::discovery::{discover, DiscoveryConfig};
+use pcp_core::{Client, Mapping, Protocol};
+
+use crate::common::*;
+use crate::event::*;
+
+/// A PCP client for one server (opaque). Thread-safe: any number of threads
+/// may call functions on the same client at once; their requests share one
+/// socket. One background thread per client sends, retransmits and renews
+/// every mapping, and runs the event callback.
+pub struct pcp_client {
+    client: Client,
+    callback: SharedSlot,
+}
+
+/// A mapping held by a client (opaque, thread-safe). Its fields are a
+/// snapshot taken when it was granted; `pcp_mapping_refresh` updates them
+/// after renewals. Freeing it does not delete the mapping on the server
+/// (`pcp_mapping_delete` does; freeing the client does too by default).
+pub struct pcp_mapping {
+    mapping: Mutex<Mapping>,
+    /// Identifies the client it came from (see `not_in_callback`).
+    callback: SharedSlot,
+}
+
+impl pcp_mapping {
+    fn get(&self) -> MutexGuard<'_, Mapping> {
+        self.mapping.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+thread_local! {
+    /// The client whose event callback this thread is running (its slot's
+    /// address), 0 if none.
+    static IN_CALLBACK: Cell<usize> = const { Cell::new(0) };
+}
+
+fn wrap(client: Client) -> *mut pcp_client {
+    let callback: SharedSlot = Arc::default();
+    let slot = callback.clone();
+    client.on_event(move |ev| {
+        let me = Arc::as_ptr(&slot) as usize;
+        let outer = IN_CALLBACK.with(|c| c.replace(me));
+        slot.dispatch(ev);
+        IN_CALLBACK.with(|c| c.set(outer));
+    });
+    Box::into_raw(Box::new(pcp_client { client, callback }))
+}
+
+/// A blocking request made from a client's own event callback would wait
+/// for the thread that is running it: refuse it instead of deadlocking.
+fn not_in_callback(slot: &SharedSlot) -> FfiResult<()> {
+    if IN_CALLBACK.with(|c| c.get()) == Arc::as_ptr(slot) as usize {
+        Err(Fail::invalid(
+            "a blocking request (map, peer, delete, announce, external address) cannot be made from the same \
+             client's event callback: it runs on the thread that would answer it",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn new_mapping(c: &pcp_client, m: Mapping) -> *mut pcp_mapping {
+    Box::into_raw(Box::new(pcp_mapping { mapping: Mutex::new(m), callback: c.callback.clone() }))
+}
+
+/// Makes a client for the server at `server`: "host", "host:port", an IPv4
+/// or IPv6 address ("192.168.1.1", "[::1]:5351", "fe80::1%eth0"); the port
+/// defaults to 5351. `config` may be NULL for the defaults. Free the client
+/// with `pcp_client_free`.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_client_new(
+    server: *const c_char,
+    config: *const pcp_config,
+    out: *mut *mut pcp_client,
+) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let server = unsafe { text(server, "server") }?;
+        let default = pcp_config::default();
+        let config = unsafe { config.as_ref() }.unwrap_or(&default);
+        let addr = pcp_core::client::parse_server(server)?;
+        let client = Client::new(config.client_config(addr))?;
+        unsafe { put(out, wrap(client)) };
+        Ok(())
+    })
+}
+
+/// Finds a PCP server and makes a client for it: sends ANNOUNCE to the
+/// candidates added with `pcp_config_add_discovery_candidate` or, if none,
+/// to the default gateways of the routing table, and takes the first that
+/// answers (PCP_NO_GATEWAY if none does before the discovery deadline).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_client_discover(config: *const pcp_config, out: *mut *mut pcp_client) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let default = pcp_config::default();
+        let config = unsafe { config.as_ref() }.unwrap_or(&default);
+        let mut dc = if config.candidates.is_empty() {
+            DiscoveryConfig::default()
+        } else {
+            DiscoveryConfig::with_candidates(config.candidates.clone())
+        };
+        if let Some(d) = config.discovery_deadline {
+            dc.deadline = d;
+        }
+        let found = discover(&dc)?;
+        let client = Client::new(config.client_config(found.server))?;
+        unsafe { put(out, wrap(client)) };
+        Ok(())
+    })
+}
+
+/// Closes and frees a client; NULL is allowed. Unless the config said
+/// otherwise, first deletes the client's mappings on the server (waiting at
+/// most the close timeout, 2 s by default). When it returns, the callback
+/// is no longer running and will not run again. Mapping handles stay valid
+/// (their accessors work; deleting them gives PCP_CLOSED). Do not call it
+/// from the event callback.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_client_free(client: *mut pcp_client) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !client.is_null() {
+            // SAFETY: made by pcp_client_new/discover, freed once.
+            let c = unsafe { Box::from_raw(client) };
+            c.client.close();
+            drop(c);
+        }
+    }));
+}
+
+/// Registers the event callback, replacing any previous one (NULL removes
+/// it).
+///
+/// The callback runs on the client's background thread, one event at a
+/// time, and may run at the same time as API calls on other threads. It may
+/// call the client's non-blocking functions (mapping accessors,
+/// `pcp_mapping_refresh`, `pcp_gateway_address`, `pcp_internal_address`);
+/// the blocking requests of the same client (`pcp_map`, `pcp_peer`,
+/// `pcp_delete`, `pcp_mapping_delete`, `pcp_announce`,
+/// `pcp_external_address`) return PCP_INVALID_ARGUMENT there instead of
+/// deadlocking (make them from another thread), and `pcp_client_free` must
+/// not be called there. It must not block for long: renewals wait while it
+/// runs. A callback that was replaced
+/// may still be running, or run once more, right after this returns; the
+/// client uses `userdata` until the callback is replaced and it returns, or
+/// until `pcp_client_free` returns: keep it valid until then. A C++
+/// callback must not throw.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_client_set_event_callback(
+    client: *mut pcp_client,
+    callback: pcp_event_callback,
+    userdata: *mut c_void,
+) -> pcp_status {
+    guard(|| {
+        let c = unsafe { deref(client, "client") }?;
+        c.callback.set(callback, userdata);
+        Ok(())
+    })
+}
+
+unsafe fn client_ref<'a>(client: *const pcp_client) -> FfiResult<&'a pcp_client> {
+    unsafe { deref(client, "client") }
+}
+
+/// Maps `internal_port` for `protocol` (PCP_PROTO_TCP, PCP_PROTO_UDP...):
+/// `suggested_external_port` (0 = any), `lifetime` seconds. Waits for the
+/// answer; on success `*out` is a new mapping handle (free it with
+/// `pcp_mapping_free`). The client renews the mapping until it is deleted.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_map(
+    client: *mut pcp_client,
+    protocol: u8,
+    internal_port: u16,
+    suggested_external_port: u16,
+    lifetime: u32,
+    out: *mut *mut pcp_mapping,
+) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        not_in_callback(&c.callback)?;
+        let spec = pcp_core::MapSpec::new(Protocol(protocol), internal_port)
+            .external_port(suggested_external_port)
+            .lifetime(lifetime);
+        let m = c.client.map_with(spec)?;
+        unsafe { put(out, new_mapping(c, m)) };
+        Ok(())
+    })
+}
+
+/// Maps as `request` says (suggested external address, PREFER_FAILURE,
+/// FILTER, THIRD_PARTY...), and waits for the answer.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_map_ex(
+    client: *mut pcp_client,
+    request: *const pcp_map_request,
+    out: *mut *mut pcp_mapping,
+) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        not_in_callback(&c.callback)?;
+        let spec = unsafe { map_spec(request) }?;
+        let m = c.client.map_with(spec)?;
+        unsafe { put(out, new_mapping(c, m)) };
+        Ok(())
+    })
+}
+
+/// Asks for a PEER mapping as `request` says, and waits for the answer.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_peer(
+    client: *mut pcp_client,
+    request: *const pcp_peer_request,
+    out: *mut *mut pcp_mapping,
+) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        not_in_callback(&c.callback)?;
+        let spec = unsafe { peer_spec(request) }?;
+        let m = c.client.peer(spec)?;
+        unsafe { put(out, new_mapping(c, m)) };
+        Ok(())
+    })
+}
+
+/// Deletes the MAP mapping this client holds for `protocol` and
+/// `internal_port` (PCP_INVALID_ARGUMENT if it holds none), and waits.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_delete(client: *mut pcp_client, protocol: u8, internal_port: u16) -> pcp_status {
+    guard(|| {
+        let c = unsafe { client_ref(client) }?;
+        not_in_callback(&c.callback)?;
+        let m = c
+            .client
+            .find_mapping(Protocol(protocol), internal_port)
+            .ok_or_else(|| Fail::invalid(format!("this client holds no mapping of protocol {protocol} port {internal_port}")))?;
+        m.delete()?;
+        Ok(())
+    })
+}
+
+/// Sends ANNOUNCE and waits; on success writes the server's epoch to
+/// `*epoch` (which may be NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_announce(client: *mut pcp_client, epoch: *mut u32) -> pcp_status {
+    guard(|| {
+        let c = unsafe { client_ref(client) }?;
+        not_in_callback(&c.callback)?;
+        let e = c.client.announce()?;
+        if !epoch.is_null() {
+            unsafe { put(epoch, e) };
+        }
+        Ok(())
+    })
+}
+
+/// Asks the server for its external address (a short-lived MAP, deleted at
+/// once) and writes it as text into `buf` of `len` bytes
+/// (PCP_BUFFER_TOO_SMALL if it does not fit; PCP_ADDRSTRLEN always does).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_external_address(client: *mut pcp_client, buf: *mut c_char, len: usize) -> pcp_status {
+    guard(|| {
+        let c = unsafe { client_ref(client) }?;
+        not_in_callback(&c.callback)?;
+        if buf.is_null() {
+            return Err(Fail::null("buf"));
+        }
+        let s = c.client.external_address()?.to_string();
+        check_buf(buf, len, &s)?;
+        unsafe { write_text(buf, &s) };
+        Ok(())
+    })
+}
+
+/// Like `pcp_external_address`, as 16 bytes into `out` (IPv4 as
+/// IPv4-mapped IPv6).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_external_address_bytes(client: *mut pcp_client, out: *mut u8) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let c = unsafe { client_ref(client) }?;
+        not_in_callback(&c.callback)?;
+        let ip = c.client.external_address()?;
+        unsafe { write_bytes(out, &addr_bytes(ip)) };
+        Ok(())
+    })
+}
+
+/// The PCP server's address as text into `buf`, and its port into `*port`
+/// (which may be NULL). No network traffic.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_gateway_address(
+    client: *const pcp_client,
+    buf: *mut c_char,
+    len: usize,
+    port: *mut u16,
+) -> pcp_status {
+    guard(|| {
+        let c = unsafe { client_ref(client) }?;
+        let sa = c.client.gateway_address();
+        let s = sa.ip().to_string();
+        check_buf(buf, len, &s)?;
+        unsafe { write_text(buf, &s) };
+        if !port.is_null() {
+            unsafe { put(port, sa.port()) };
+        }
+        Ok(())
+    })
+}
+
+/// Our address towards the server (the Client IP field of our requests)
+/// as text into `buf`. No network traffic.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_internal_address(client: *const pcp_client, buf: *mut c_char, len: usize) -> pcp_status {
+    guard(|| {
+        let c = unsafe { client_ref(client) }?;
+        let s = c.client.internal_address().to_string();
+        check_buf(buf, len, &s)?;
+        unsafe { write_text(buf, &s) };
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------- mapping
+
+unsafe fn mapping_ref<'a>(m: *const pcp_mapping) -> FfiResult<&'a pcp_mapping> {
+    unsafe { deref(m, "mapping") }
+}
+
+/// Frees a mapping handle (the mapping stays on the server); NULL is allowed.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_free(mapping: *mut pcp_mapping) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !mapping.is_null() {
+            // SAFETY: made by this library, freed once.
+            drop(unsafe { Box::from_raw(mapping) });
+        }
+    }));
+}
+
+/// Deletes the mapping on the server (lifetime 0 with its nonce) and waits.
+/// The handle must still be freed.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_delete(mapping: *mut pcp_mapping) -> pcp_status {
+    guard(|| {
+        let h = unsafe { mapping_ref(mapping) }?;
+        not_in_callback(&h.callback)?;
+        let m = h.get().clone();
+        m.delete()?;
+        Ok(())
+    })
+}
+
+/// Updates the handle's fields from the client (renewals may change the
+/// external address, port, lifetime and epoch). Returns whether the client
+/// still holds the mapping; false (fields unchanged) if it is gone or on NULL.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_refresh(mapping: *mut pcp_mapping) -> bool {
+    guard_value(false, || Ok(unsafe { mapping_ref(mapping) }?.get().refresh()))
+}
+
+fn field<T>(mapping: *const pcp_mapping, default: T, f: impl FnOnce(&Mapping) -> T) -> T {
+    guard_value(default, || Ok(f(&unsafe { mapping_ref(mapping) }?.get())))
+}
+
+/// The mapping's id, as in events (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_id(mapping: *const pcp_mapping) -> u64 {
+    field(mapping, 0, |m| m.id().0)
+}
+
+/// The protocol number (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_protocol(mapping: *const pcp_mapping) -> u8 {
+    field(mapping, 0, |m| m.protocol().0)
+}
+
+/// The internal port (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_internal_port(mapping: *const pcp_mapping) -> u16 {
+    field(mapping, 0, |m| m.internal_port())
+}
+
+/// The external port the server assigned (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_external_port(mapping: *const pcp_mapping) -> u16 {
+    field(mapping, 0, |m| m.external_port())
+}
+
+/// The granted lifetime in seconds (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_lifetime(mapping: *const pcp_mapping) -> u32 {
+    field(mapping, 0, |m| m.lifetime())
+}
+
+/// The server's epoch in the answer that granted or renewed it (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_epoch(mapping: *const pcp_mapping) -> u32 {
+    field(mapping, 0, |m| m.epoch())
+}
+
+/// The external address as text into `buf` of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_external_address(
+    mapping: *const pcp_mapping,
+    buf: *mut c_char,
+    len: usize,
+) -> pcp_status {
+    guard(|| {
+        let s = unsafe { mapping_ref(mapping) }?.get().external_addr().to_string();
+        check_buf(buf, len, &s)?;
+        unsafe { write_text(buf, &s) };
+        Ok(())
+    })
+}
+
+/// The external address as 16 bytes into `out` (IPv4 as IPv4-mapped IPv6).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_external_address_bytes(mapping: *const pcp_mapping, out: *mut u8) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let ip = unsafe { mapping_ref(mapping) }?.get().external_addr();
+        unsafe { write_bytes(out, &addr_bytes(ip)) };
+        Ok(())
+    })
+}
+
+/// The internal address (ours, or the THIRD_PARTY one) as text into `buf`.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_internal_address(
+    mapping: *const pcp_mapping,
+    buf: *mut c_char,
+    len: usize,
+) -> pcp_status {
+    guard(|| {
+        let s = unsafe { mapping_ref(mapping) }?.get().internal_addr().to_string();
+        check_buf(buf, len, &s)?;
+        unsafe { write_text(buf, &s) };
+        Ok(())
+    })
+}
+
+/// The mapping's 12-byte nonce into `out`.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_nonce(mapping: *const pcp_mapping, out: *mut u8) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let n = *unsafe { mapping_ref(mapping) }?.get().nonce().as_bytes();
+        unsafe { write_bytes(out, &n) };
+        Ok(())
+    })
+}

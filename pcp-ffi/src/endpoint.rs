@@ -1,0 +1,242 @@
+use std::ffi::{c_char, c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use pcp_core::client::Endpoint;
+use pcp_core::MappingId;
+
+use crate::common::*;
+use crate::event::*;
+
+/// The most descriptors `pcp_endpoint_fds` reports (the request socket and
+/// the ANNOUNCE listener).
+pub const PCP_ENDPOINT_MAX_FDS: usize = 2;
+
+/// A client without a background thread, for programs that run their own
+/// event loop (opaque). Watch its descriptors (`pcp_endpoint_fds`) for
+/// readability with poll/epoll/select, with the timeout
+/// `pcp_endpoint_timeout_ms`; when one is readable or the timeout passes,
+/// call `pcp_endpoint_process`. Requests (`pcp_endpoint_map`, ...) return at
+/// once with an id; their outcome arrives as an event (GRANTED or FAILED,
+/// DELETED, ANNOUNCED, EXTERNAL_ADDRESS), passed to the endpoint's callback
+/// from inside `pcp_endpoint_process`, on the calling thread. Renewals
+/// happen inside `pcp_endpoint_process` too. The handle is thread-safe, and
+/// the callback may call the endpoint's functions (but not free it).
+pub struct pcp_endpoint {
+    endpoint: Mutex<Endpoint>,
+    callback: CallbackSlot,
+}
+
+impl pcp_endpoint {
+    fn lock(&self) -> MutexGuard<'_, Endpoint> {
+        self.endpoint.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+unsafe fn ep<'a>(e: *const pcp_endpoint) -> FfiResult<&'a pcp_endpoint> {
+    unsafe { deref(e, "endpoint") }
+}
+
+/// Makes an endpoint for the server at `server` (as for `pcp_client_new`);
+/// `config` may be NULL. Opens its socket(s) and sends nothing yet.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_new(
+    server: *const c_char,
+    config: *const pcp_config,
+    out: *mut *mut pcp_endpoint,
+) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let server = unsafe { text(server, "server") }?;
+        let default = pcp_config::default();
+        let config = unsafe { config.as_ref() }.unwrap_or(&default);
+        let addr = pcp_core::client::parse_server(server)?;
+        let endpoint = Endpoint::new(&config.client_config(addr))?;
+        let e = pcp_endpoint { endpoint: Mutex::new(endpoint), callback: CallbackSlot::default() };
+        unsafe { put(out, Box::into_raw(Box::new(e))) };
+        Ok(())
+    })
+}
+
+/// Frees an endpoint and closes its sockets, without deleting its mappings
+/// (delete them first with `pcp_endpoint_delete` and process until their
+/// DELETED events if you want them gone). NULL is allowed.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_free(endpoint: *mut pcp_endpoint) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !endpoint.is_null() {
+            // SAFETY: made by pcp_endpoint_new, freed once.
+            drop(unsafe { Box::from_raw(endpoint) });
+        }
+    }));
+}
+
+/// Registers the callback that `pcp_endpoint_process` calls for each event
+/// (NULL removes it). It runs on the thread that calls
+/// `pcp_endpoint_process`. `userdata` must stay valid while registered.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_set_event_callback(
+    endpoint: *mut pcp_endpoint,
+    callback: pcp_event_callback,
+    userdata: *mut c_void,
+) -> pcp_status {
+    guard(|| {
+        unsafe { ep(endpoint) }?.callback.set(callback, userdata);
+        Ok(())
+    })
+}
+
+/// Writes the descriptors to watch for readability into `fds` (room for
+/// `capacity`; PCP_ENDPOINT_MAX_FDS always suffices) and their number into
+/// `*count`. They stay the same for the endpoint's life.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_fds(
+    endpoint: *const pcp_endpoint,
+    fds: *mut c_int,
+    capacity: usize,
+    count: *mut usize,
+) -> pcp_status {
+    guard(|| {
+        check_out(fds, "fds")?;
+        check_out(count, "count")?;
+        let list = unsafe { ep(endpoint) }?.lock().fds();
+        if list.len() > capacity {
+            return Err(Fail::new(
+                pcp_status::PCP_BUFFER_TOO_SMALL,
+                format!("{} descriptors do not fit in {capacity}", list.len()),
+            ));
+        }
+        for (i, fd) in list.iter().enumerate() {
+            unsafe { fds.add(i).write(*fd) };
+        }
+        unsafe { put(count, list.len()) };
+        Ok(())
+    })
+}
+
+/// Milliseconds until `pcp_endpoint_process` must be called even if no
+/// descriptor becomes readable: -1 if there is no deadline (wait for a
+/// descriptor only), 0 if it is due now. Ready to pass to poll(). Read it
+/// again after every call on the endpoint. -1 on NULL.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_timeout_ms(endpoint: *mut pcp_endpoint) -> c_int {
+    guard_value(-1, || {
+        let mut e = unsafe { ep(endpoint) }?.lock();
+        if e.engine().has_events() {
+            return Ok(0);
+        }
+        Ok(match e.poll_timeout() {
+            None => -1,
+            Some(t) => {
+                let d = t.saturating_duration_since(Instant::now());
+                // Round up so a loop never wakes a hair early and spins.
+                let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+                ms.min(c_int::MAX as u128) as c_int
+            }
+        })
+    })
+}
+
+/// Reads what arrived, runs due timers (retransmissions, renewals), sends
+/// what is due, then passes every pending event to the callback (on this
+/// thread, with the endpoint unlocked). Cheap to call when nothing is due.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_process(endpoint: *mut pcp_endpoint) -> pcp_status {
+    guard(|| {
+        let e = unsafe { ep(endpoint) }?;
+        let events = {
+            let mut inner = e.lock();
+            inner.process(Instant::now());
+            let mut v = Vec::new();
+            // Bounded: the engine's queue is finite and nothing is added while we hold the lock.
+            while let Some(ev) = inner.poll_event() {
+                v.push(ev);
+            }
+            v
+        };
+        for ev in &events {
+            e.callback.dispatch(ev);
+        }
+        Ok(())
+    })
+}
+
+fn start<T>(endpoint: *mut pcp_endpoint, f: impl FnOnce(&mut Endpoint, Instant) -> FfiResult<T>) -> FfiResult<T> {
+    let e = unsafe { ep(endpoint) }?;
+    let mut inner = e.lock();
+    let now = Instant::now();
+    let r = f(&mut inner, now)?;
+    inner.flush(now);
+    Ok(r)
+}
+
+/// Starts a MAP request and writes its mapping id to `*id`; the outcome is
+/// a GRANTED or FAILED event with that id. Once granted, the endpoint
+/// renews it (RENEWED events) as long as `pcp_endpoint_process` is called.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_map(
+    endpoint: *mut pcp_endpoint,
+    request: *const pcp_map_request,
+    id: *mut u64,
+) -> pcp_status {
+    guard(|| {
+        check_out(id, "id")?;
+        let spec = unsafe { map_spec(request) }?;
+        let m = start(endpoint, |e, now| Ok(e.engine_mut().map(now, spec)?))?;
+        unsafe { put(id, m.0) };
+        Ok(())
+    })
+}
+
+/// Starts a PEER request; like `pcp_endpoint_map`.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_peer(
+    endpoint: *mut pcp_endpoint,
+    request: *const pcp_peer_request,
+    id: *mut u64,
+) -> pcp_status {
+    guard(|| {
+        check_out(id, "id")?;
+        let spec = unsafe { peer_spec(request) }?;
+        let m = start(endpoint, |e, now| Ok(e.engine_mut().peer(now, spec)?))?;
+        unsafe { put(id, m.0) };
+        Ok(())
+    })
+}
+
+/// Starts deleting mapping `id`; the outcome is a DELETED event.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_delete(endpoint: *mut pcp_endpoint, id: u64) -> pcp_status {
+    guard(|| start(endpoint, |e, now| Ok(e.engine_mut().delete(now, MappingId(id))?)))
+}
+
+/// Starts an ANNOUNCE request and writes its id; the outcome is an
+/// ANNOUNCED event.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_announce(endpoint: *mut pcp_endpoint, id: *mut u64) -> pcp_status {
+    guard(|| {
+        check_out(id, "id")?;
+        let r = start(endpoint, |e, now| Ok(e.engine_mut().announce(now, None)))?;
+        unsafe { put(id, r.0) };
+        Ok(())
+    })
+}
+
+/// Starts an external-address request and writes its id; the outcome is an
+/// EXTERNAL_ADDRESS event.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_external_address(endpoint: *mut pcp_endpoint, id: *mut u64) -> pcp_status {
+    guard(|| {
+        check_out(id, "id")?;
+        let r = start(endpoint, |e, now| Ok(e.engine_mut().request_external_addr(now, None)?))?;
+        unsafe { put(id, r.0) };
+        Ok(())
+    })
+}
+
+/// How many mappings the endpoint holds or is requesting (0 on NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_mapping_count(endpoint: *const pcp_endpoint) -> usize {
+    guard_value(0, || Ok(unsafe { ep(endpoint) }?.lock().engine().mapping_ids().len()))
+}

@@ -1,0 +1,147 @@
+use std::ffi::{c_char, c_int};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use pcp_core::server::{Server, ServerConfig};
+use pcp_core::ResultCode;
+
+use crate::common::*;
+
+/// A PCP server for tests and demos (opaque, thread-safe): answers
+/// ANNOUNCE, MAP and PEER on a background thread, keeps mappings as
+/// bookkeeping only (it forwards no traffic), and lets a test inject faults.
+pub struct pcp_test_server {
+    server: Server,
+}
+
+unsafe fn srv<'a>(s: *const pcp_test_server) -> FfiResult<&'a pcp_test_server> {
+    unsafe { deref(s, "server") }
+}
+
+/// Starts a test server listening on `listen` ("127.0.0.1:0", "[::1]:0";
+/// NULL for 127.0.0.1 on an ephemeral port). It hands out the external
+/// address 203.0.113.7 and announces reboots to every client it has seen.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_start(listen: *const c_char, out: *mut *mut pcp_test_server) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let mut config = ServerConfig::default();
+        if !listen.is_null() {
+            let s = unsafe { text(listen, "listen") }?;
+            config.listen = s
+                .trim()
+                .parse()
+                .map_err(|_| Fail::invalid(format!("listen: {s:?} is not an address:port")))?;
+        }
+        let server = Server::start(config).map_err(pcp_core::Error::from)?;
+        unsafe { put(out, Box::into_raw(Box::new(pcp_test_server { server }))) };
+        Ok(())
+    })
+}
+
+/// Stops and frees the server (its port stops answering); NULL is allowed.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_free(server: *mut pcp_test_server) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !server.is_null() {
+            // SAFETY: made by pcp_test_server_start, freed once.
+            drop(unsafe { Box::from_raw(server) });
+        }
+    }));
+}
+
+/// The address clients should use, as "ip:port" text ("[::1]:port" for
+/// IPv6), into `buf` of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_address(server: *const pcp_test_server, buf: *mut c_char, len: usize) -> pcp_status {
+    guard(|| {
+        let s = unsafe { srv(server) }?.server.local_addr().to_string();
+        check_buf(buf, len, &s)?;
+        unsafe { write_text(buf, &s) };
+        Ok(())
+    })
+}
+
+/// The UDP port the server listens on (0 on NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_port(server: *const pcp_test_server) -> u16 {
+    guard_value(0, || Ok(unsafe { srv(server) }?.server.local_addr().port()))
+}
+
+/// Reboots: loses every mapping, restarts its epoch at 0, and sends an
+/// unsolicited ANNOUNCE to the clients it has seen.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_reboot(server: *mut pcp_test_server) -> pcp_status {
+    guard(|| {
+        unsafe { srv(server) }?.server.reboot();
+        Ok(())
+    })
+}
+
+/// Answers every MAP and PEER request with result code `code` (1..13,
+/// the numbers of pcp_status) and error lifetime `lifetime`; 0 answers
+/// normally again.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_force_result(server: *mut pcp_test_server, code: c_int, lifetime: u32) -> pcp_status {
+    guard(|| {
+        let s = unsafe { srv(server) }?;
+        if code == 0 {
+            s.server.force_result(None);
+            return Ok(());
+        }
+        let rc = u8::try_from(code)
+            .ok()
+            .and_then(ResultCode::from_u8)
+            .ok_or_else(|| Fail::invalid(format!("{code} is not a PCP result code (1..13)")))?;
+        s.server.force_result(Some((rc, lifetime)));
+        Ok(())
+    })
+}
+
+/// Silently drops the next `count` requests.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_drop_next(server: *mut pcp_test_server, count: u32) -> pcp_status {
+    guard(|| {
+        unsafe { srv(server) }?.server.drop_next(count);
+        Ok(())
+    })
+}
+
+/// Delays every answer by `ms` milliseconds (0 to stop).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_set_delay_ms(server: *mut pcp_test_server, ms: u32) -> pcp_status {
+    guard(|| {
+        unsafe { srv(server) }?.server.set_delay(Duration::from_millis(u64::from(ms)));
+        Ok(())
+    })
+}
+
+/// Changes the external address it hands out and announces it, so that
+/// clients renew (and report EXTERNAL_ADDRESS_CHANGED).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_set_external_address(server: *mut pcp_test_server, address: *const c_char) -> pcp_status {
+    guard(|| {
+        let s = unsafe { srv(server) }?;
+        let ip = parse_ip(unsafe { text(address, "address") }?, "address")?;
+        s.server.set_external_addr(ip);
+        Ok(())
+    })
+}
+
+/// Live mappings on the server (MAP and PEER; 0 on NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_mapping_count(server: *const pcp_test_server) -> usize {
+    guard_value(0, || Ok(unsafe { srv(server) }?.server.mapping_count()))
+}
+
+/// Requests received so far, dropped ones included (0 on NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_requests_received(server: *const pcp_test_server) -> u64 {
+    guard_value(0, || Ok(unsafe { srv(server) }?.server.requests_received()))
+}
+
+/// The server's current epoch in seconds (0 on NULL).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_epoch(server: *const pcp_test_server) -> u32 {
+    guard_value(0, || Ok(unsafe { srv(server) }?.server.epoch()))
+}
