@@ -444,14 +444,9 @@ void pcp_client_free(struct pcp_client *client);
  *
  * The callback runs on the client's background thread, one event at a
  * time, and may run at the same time as API calls on other threads. It may
- * call the client's non-blocking functions (mapping accessors,
- * `pcp_mapping_refresh`, `pcp_gateway_address`, `pcp_internal_address`);
- * the blocking requests of the same client (`pcp_map`, `pcp_peer`,
- * `pcp_delete`, `pcp_mapping_delete`, `pcp_announce`,
- * `pcp_external_address`) return PCP_INVALID_ARGUMENT there instead of
- * deadlocking (make them from another thread), and `pcp_client_free` must
- * not be called there. It must not block for long: renewals wait while it
- * runs. A callback that was replaced
+ * call the client's functions, blocking requests included (but not
+ * `pcp_client_free`). It should not block for long: other events and
+ * renewals wait while it runs. A callback that was replaced
  * may still be running, or run once more, right after this returns; the
  * client uses `userdata` until the callback is replaced and it returns, or
  * until `pcp_client_free` returns: keep it valid until then. A C++
@@ -815,6 +810,15 @@ size_t pcp_endpoint_mapping_count(const struct pcp_endpoint *endpoint);
  * address 203.0.113.7 and announces reboots to every client it has seen.
  */
 enum pcp_status pcp_test_server_start(const char *listen, struct pcp_test_server **out);
+
+/**
+ * Like `pcp_test_server_start`, with the server's epoch starting at
+ * `initial_epoch` seconds: a gateway that has been up for a while, so that
+ * a reboot (epoch back to 0) is a clear jump back for the clients.
+ */
+enum pcp_status pcp_test_server_start_at_epoch(const char *listen,
+                                               uint32_t initial_epoch,
+                                               struct pcp_test_server **out);
 
 /**
  * Stops and frees the server (its port stops answering); NULL is allowed.

@@ -1,6 +1,5 @@
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::cell::Cell;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use pcp_core::discovery::{discover, DiscoveryConfig};
@@ -24,8 +23,6 @@ pub struct pcp_client {
 /// (`pcp_mapping_delete` does; freeing the client does too by default).
 pub struct pcp_mapping {
     mapping: Mutex<Mapping>,
-    /// Identifies the client it came from (see `not_in_callback`).
-    callback: SharedSlot,
 }
 
 impl pcp_mapping {
@@ -34,39 +31,15 @@ impl pcp_mapping {
     }
 }
 
-thread_local! {
-    /// The client whose event callback this thread is running (its slot's
-    /// address), 0 if none.
-    static IN_CALLBACK: Cell<usize> = const { Cell::new(0) };
-}
-
 fn wrap(client: Client) -> *mut pcp_client {
     let callback: SharedSlot = Arc::default();
     let slot = callback.clone();
-    client.on_event(move |ev| {
-        let me = Arc::as_ptr(&slot) as usize;
-        let outer = IN_CALLBACK.with(|c| c.replace(me));
-        slot.dispatch(ev);
-        IN_CALLBACK.with(|c| c.set(outer));
-    });
+    client.on_event(move |ev| slot.dispatch(ev));
     Box::into_raw(Box::new(pcp_client { client, callback }))
 }
 
-/// A blocking request made from a client's own event callback would wait
-/// for the thread that is running it: refuse it instead of deadlocking.
-fn not_in_callback(slot: &SharedSlot) -> FfiResult<()> {
-    if IN_CALLBACK.with(|c| c.get()) == Arc::as_ptr(slot) as usize {
-        Err(Fail::invalid(
-            "a blocking request (map, peer, delete, announce, external address) cannot be made from the same \
-             client's event callback: it runs on the thread that would answer it",
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-fn new_mapping(c: &pcp_client, m: Mapping) -> *mut pcp_mapping {
-    Box::into_raw(Box::new(pcp_mapping { mapping: Mutex::new(m), callback: c.callback.clone() }))
+fn new_mapping(m: Mapping) -> *mut pcp_mapping {
+    Box::into_raw(Box::new(pcp_mapping { mapping: Mutex::new(m) }))
 }
 
 /// Makes a client for the server at `server`: "host", "host:port", an IPv4
@@ -139,14 +112,9 @@ pub unsafe extern "C" fn pcp_client_free(client: *mut pcp_client) {
 ///
 /// The callback runs on the client's background thread, one event at a
 /// time, and may run at the same time as API calls on other threads. It may
-/// call the client's non-blocking functions (mapping accessors,
-/// `pcp_mapping_refresh`, `pcp_gateway_address`, `pcp_internal_address`);
-/// the blocking requests of the same client (`pcp_map`, `pcp_peer`,
-/// `pcp_delete`, `pcp_mapping_delete`, `pcp_announce`,
-/// `pcp_external_address`) return PCP_INVALID_ARGUMENT there instead of
-/// deadlocking (make them from another thread), and `pcp_client_free` must
-/// not be called there. It must not block for long: renewals wait while it
-/// runs. A callback that was replaced
+/// call the client's functions, blocking requests included (but not
+/// `pcp_client_free`). It should not block for long: other events and
+/// renewals wait while it runs. A callback that was replaced
 /// may still be running, or run once more, right after this returns; the
 /// client uses `userdata` until the callback is replaced and it returns, or
 /// until `pcp_client_free` returns: keep it valid until then. A C++
@@ -184,12 +152,11 @@ pub unsafe extern "C" fn pcp_map(
     guard(|| {
         check_out(out, "out")?;
         let c = unsafe { client_ref(client) }?;
-        not_in_callback(&c.callback)?;
         let spec = pcp_core::MapSpec::new(Protocol(protocol), internal_port)
             .external_port(suggested_external_port)
             .lifetime(lifetime);
         let m = c.client.map_with(spec)?;
-        unsafe { put(out, new_mapping(c, m)) };
+        unsafe { put(out, new_mapping(m)) };
         Ok(())
     })
 }
@@ -205,10 +172,9 @@ pub unsafe extern "C" fn pcp_map_ex(
     guard(|| {
         check_out(out, "out")?;
         let c = unsafe { client_ref(client) }?;
-        not_in_callback(&c.callback)?;
         let spec = unsafe { map_spec(request) }?;
         let m = c.client.map_with(spec)?;
-        unsafe { put(out, new_mapping(c, m)) };
+        unsafe { put(out, new_mapping(m)) };
         Ok(())
     })
 }
@@ -223,10 +189,9 @@ pub unsafe extern "C" fn pcp_peer(
     guard(|| {
         check_out(out, "out")?;
         let c = unsafe { client_ref(client) }?;
-        not_in_callback(&c.callback)?;
         let spec = unsafe { peer_spec(request) }?;
         let m = c.client.peer(spec)?;
-        unsafe { put(out, new_mapping(c, m)) };
+        unsafe { put(out, new_mapping(m)) };
         Ok(())
     })
 }
@@ -237,7 +202,6 @@ pub unsafe extern "C" fn pcp_peer(
 pub unsafe extern "C" fn pcp_delete(client: *mut pcp_client, protocol: u8, internal_port: u16) -> pcp_status {
     guard(|| {
         let c = unsafe { client_ref(client) }?;
-        not_in_callback(&c.callback)?;
         let m = c
             .client
             .find_mapping(Protocol(protocol), internal_port)
@@ -253,7 +217,6 @@ pub unsafe extern "C" fn pcp_delete(client: *mut pcp_client, protocol: u8, inter
 pub unsafe extern "C" fn pcp_announce(client: *mut pcp_client, epoch: *mut u32) -> pcp_status {
     guard(|| {
         let c = unsafe { client_ref(client) }?;
-        not_in_callback(&c.callback)?;
         let e = c.client.announce()?;
         if !epoch.is_null() {
             unsafe { put(epoch, e) };
@@ -269,7 +232,6 @@ pub unsafe extern "C" fn pcp_announce(client: *mut pcp_client, epoch: *mut u32) 
 pub unsafe extern "C" fn pcp_external_address(client: *mut pcp_client, buf: *mut c_char, len: usize) -> pcp_status {
     guard(|| {
         let c = unsafe { client_ref(client) }?;
-        not_in_callback(&c.callback)?;
         if buf.is_null() {
             return Err(Fail::null("buf"));
         }
@@ -287,7 +249,6 @@ pub unsafe extern "C" fn pcp_external_address_bytes(client: *mut pcp_client, out
     guard(|| {
         check_out(out, "out")?;
         let c = unsafe { client_ref(client) }?;
-        not_in_callback(&c.callback)?;
         let ip = c.client.external_address()?;
         unsafe { write_bytes(out, &addr_bytes(ip)) };
         Ok(())
@@ -351,9 +312,7 @@ pub unsafe extern "C" fn pcp_mapping_free(mapping: *mut pcp_mapping) {
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_delete(mapping: *mut pcp_mapping) -> pcp_status {
     guard(|| {
-        let h = unsafe { mapping_ref(mapping) }?;
-        not_in_callback(&h.callback)?;
-        let m = h.get().clone();
+        let m = unsafe { mapping_ref(mapping) }?.get().clone();
         m.delete()?;
         Ok(())
     })

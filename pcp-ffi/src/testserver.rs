@@ -23,9 +23,21 @@ unsafe fn srv<'a>(s: *const pcp_test_server) -> FfiResult<&'a pcp_test_server> {
 /// address 203.0.113.7 and announces reboots to every client it has seen.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_start(listen: *const c_char, out: *mut *mut pcp_test_server) -> pcp_status {
+    unsafe { pcp_test_server_start_at_epoch(listen, 0, out) }
+}
+
+/// Like `pcp_test_server_start`, with the server's epoch starting at
+/// `initial_epoch` seconds: a gateway that has been up for a while, so that
+/// a reboot (epoch back to 0) is a clear jump back for the clients.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_start_at_epoch(
+    listen: *const c_char,
+    initial_epoch: u32,
+    out: *mut *mut pcp_test_server,
+) -> pcp_status {
     guard(|| {
         check_out(out, "out")?;
-        let mut config = ServerConfig::default();
+        let mut config = ServerConfig { initial_epoch, ..ServerConfig::default() };
         if !listen.is_null() {
             let s = unsafe { text(listen, "listen") }?;
             config.listen = s
