@@ -277,6 +277,16 @@ impl Drop for Inner {
     }
 }
 
+/// Whether a client listens for unsolicited ANNOUNCE on UDP 5350 when not
+/// told: yes, unless PCP_RS_LISTEN_ANNOUNCE is 0/false/no (test suites set
+/// it so that unchanged classic code runs against the loopback test server).
+fn listen_announce_default() -> bool {
+    match std::env::var("PCP_RS_LISTEN_ANNOUNCE") {
+        Ok(v) => !matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off"),
+        Err(_) => true,
+    }
+}
+
 /// Every client made, so that `_close_all` (registered with atexit) can close
 /// them before the interpreter finalizes.
 static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
@@ -318,23 +328,26 @@ struct PyClient {
 #[pymethods]
 impl PyClient {
     #[new]
-    #[pyo3(signature = (server=None, *, candidates=None, deadline=None, listen_announce=true, local_ip=None,
-        delete_on_close=true, close_timeout=None, discovery_deadline=None, max_retransmissions=None))]
+    #[pyo3(signature = (server=None, *, candidates=None, deadline=None, listen_announce=None, local_ip=None,
+        delete_on_close=true, close_timeout=None, discovery_deadline=None, max_retransmissions=None,
+        announce_delay_max=None))]
     fn new(
         py: Python<'_>,
         server: Option<&Bound<'_, PyAny>>,
         candidates: Option<&Bound<'_, PyAny>>,
         deadline: Option<f64>,
-        listen_announce: bool,
+        listen_announce: Option<bool>,
         local_ip: Option<&Bound<'_, PyAny>>,
         delete_on_close: bool,
         close_timeout: Option<f64>,
         discovery_deadline: Option<f64>,
         max_retransmissions: Option<u32>,
+        announce_delay_max: Option<f64>,
     ) -> PyResult<Self> {
         let candidates = server_list(candidates)?;
         let deadline = deadline.map(|d| seconds(d, "deadline")).transpose()?;
         let close_timeout = close_timeout.map(|d| seconds(d, "close_timeout")).transpose()?;
+        let announce_delay_max = announce_delay_max.map(|d| seconds(d, "announce_delay_max")).transpose()?;
         let discovery_deadline = discovery_deadline.map(|d| seconds(d, "discovery_deadline")).transpose()?;
         let local = opt_ip(local_ip, "local_ip")?;
         let addr = match server.filter(|s| !s.is_none()) {
@@ -347,7 +360,7 @@ impl PyClient {
             None => discover_blocking(py, candidates, discovery_deadline)?.server,
         };
         let mut cc = ClientConfig::new(addr);
-        cc.listen_announce = listen_announce;
+        cc.listen_announce = listen_announce.unwrap_or_else(listen_announce_default);
         cc.local_addr = local;
         cc.delete_on_close = delete_on_close;
         if let Some(d) = deadline {
@@ -355,6 +368,9 @@ impl PyClient {
         }
         if let Some(t) = close_timeout {
             cc.close_timeout = t;
+        }
+        if let Some(d) = announce_delay_max {
+            cc.announce_delay_max = d;
         }
         if let Some(n) = max_retransmissions {
             cc.retransmit.max_retransmissions = Some(n);
@@ -1197,6 +1213,31 @@ fn py_parse_server(server: &Bound<'_, PyAny>) -> PyResult<(String, u16)> {
     Ok((ip_str(a.ip()), a.port()))
 }
 
+/// The exception instance the binding makes for the core error named `name`
+/// (a `pcp_core::Error::code()`): lets tests check the conversion of every
+/// variant, including those no server can provoke (BAD_RESPONSE, IO, ...).
+#[pyfunction]
+fn _core_error<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let e = match name {
+        "BAD_RESPONSE" => CoreError::BadResponse("made up for a test".into()),
+        "TIMEOUT" => CoreError::Timeout,
+        "SERVER_UNREACHABLE" => CoreError::ServerUnreachable,
+        "NO_GATEWAY" => CoreError::NoGateway("made up for a test".into()),
+        "INVALID_ARGUMENT" => CoreError::InvalidArgument("made up for a test".into()),
+        "IO" => CoreError::from(std::io::Error::from_raw_os_error(13)),
+        "CLOSED" => CoreError::Closed,
+        "CANCELLED" => CoreError::Cancelled,
+        "UNSUPP_VERSION" => CoreError::UnsuppVersion { server_version: 0 },
+        other => ResultCode::ALL
+            .iter()
+            .find(|c| c.name() == other)
+            .and_then(|c| CoreError::from_result_code(*c))
+            .ok_or_else(|| value_error(format!("no core error is named {other:?}")))?,
+    };
+    debug_assert_eq!(e.code(), name);
+    exception_value(py, &e)
+}
+
 /// The RFC name of each result code: {1: "UNSUPP_VERSION", ...}.
 #[pyfunction]
 fn result_code_names() -> Vec<(u8, &'static str)> {
@@ -1249,7 +1290,7 @@ fn result_code_arg(obj: &Bound<'_, PyAny>) -> PyResult<ResultCode> {
 impl PyServer {
     #[new]
     #[pyo3(signature = (host="127.0.0.1", port=0, *, external_ip="203.0.113.7", min_lifetime=1, max_lifetime=86400,
-        port_range=(20000, 60000), allow_third_party=true, announce_to_known_clients=true))]
+        port_range=(20000, 60000), allow_third_party=true, announce_to_known_clients=true, initial_epoch=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1261,6 +1302,7 @@ impl PyServer {
         port_range: (u16, u16),
         allow_third_party: bool,
         announce_to_known_clients: bool,
+        initial_epoch: u32,
     ) -> PyResult<Self> {
         let ip: IpAddr = host.trim_matches(|c| c == '[' || c == ']').parse().map_err(|_| value_error(format!("host must be an IP address, got {host:?}")))?;
         let ext: IpAddr = external_ip.parse().map_err(|_| value_error(format!("external_ip is not an IP address: {external_ip:?}")))?;
@@ -1279,6 +1321,7 @@ impl PyServer {
             announce_to: Vec::new(),
             announce_to_known_clients,
             allow_third_party,
+            initial_epoch,
             ..ServerConfig::default()
         };
         let server = CoreServer::start(cfg).map_err(|e| to_pyerr(py, e.into()))?;
@@ -1420,6 +1463,7 @@ fn _pcp_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_parse_server, m)?)?;
     m.add_function(wrap_pyfunction!(result_code_names, m)?)?;
     m.add_function(wrap_pyfunction!(_close_all, m)?)?;
+    m.add_function(wrap_pyfunction!(_core_error, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -21,7 +21,8 @@ class PCPClient:
 
     The keywords after ``*`` are extensions: ``deadline`` (seconds before a
     request fails with PcpTimeout; default 10), ``listen_announce`` (listen on
-    UDP 5350 for a rebooted gateway's ANNOUNCE; default True), and every other
+    UDP 5350 for a rebooted gateway's ANNOUNCE; default True unless the
+    environment variable PCP_RS_LISTEN_ANNOUNCE is 0), and every other
     keyword of :class:`pcp_rs.Client`.
     """
 
@@ -31,7 +32,7 @@ class PCPClient:
         *,
         candidates: Optional[Iterable[Union[str, Tuple[str, int]]]] = None,
         deadline: Optional[float] = None,
-        listen_announce: bool = True,
+        listen_announce: Optional[bool] = None,
         delete_on_close: bool = True,
         **options: Any,
     ) -> None:

@@ -7,6 +7,21 @@ from typing import Callable, Iterable, Iterator, List, Literal, Optional, Tuple,
 from .errors import PcpError
 
 __version__: str
+__all__ = [
+    "Client",
+    "Mapping",
+    "Event",
+    "EventIterator",
+    "Request",
+    "Discovered",
+    "Server",
+    "discover",
+    "parse_server",
+    "result_code_names",
+    "_close_all",
+    "_core_error",
+    "__version__",
+]
 
 _IP = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address]
 _ServerArg = Union[str, Tuple[str, int], ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -37,12 +52,13 @@ class Client:
         *,
         candidates: Optional[Iterable[_ServerArg]] = None,
         deadline: Optional[float] = None,
-        listen_announce: bool = True,
+        listen_announce: Optional[bool] = None,
         local_ip: Optional[_IP] = None,
         delete_on_close: bool = True,
         close_timeout: Optional[float] = None,
         discovery_deadline: Optional[float] = None,
         max_retransmissions: Optional[int] = None,
+        announce_delay_max: Optional[float] = None,
     ) -> Client: ...
     @property
     def gateway_address(self) -> Tuple[str, int]: ...
@@ -125,11 +141,11 @@ class Client:
     def __enter__(self) -> Client: ...
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: Optional[Type[BaseException]] = None,
+        exc: Optional[BaseException] = None,
+        tb: Optional[TracebackType] = None,
         /,
-    ) -> bool: ...
+    ) -> None: ...
 
 @final
 class Mapping:
@@ -236,9 +252,10 @@ class Server:
         external_ip: str = "203.0.113.7",
         min_lifetime: int = 1,
         max_lifetime: int = 86400,
-        port_range: Tuple[int, int] = (20000, 60000),
+        port_range: Tuple[int, int] = ...,  # (20000, 60000)
         allow_third_party: bool = True,
         announce_to_known_clients: bool = True,
+        initial_epoch: int = 0,
     ) -> Server: ...
     @property
     def address(self) -> str: ...
@@ -264,13 +281,14 @@ class Server:
     def __enter__(self) -> Server: ...
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: Optional[Type[BaseException]] = None,
+        exc: Optional[BaseException] = None,
+        tb: Optional[TracebackType] = None,
         /,
-    ) -> bool: ...
+    ) -> None: ...
 
 def discover(candidates: Optional[Iterable[_ServerArg]] = None, *, deadline: Optional[float] = None) -> Discovered: ...
 def parse_server(server: _ServerArg) -> Tuple[str, int]: ...
 def result_code_names() -> List[Tuple[int, str]]: ...
 def _close_all() -> None: ...
+def _core_error(name: str) -> PcpError: ...

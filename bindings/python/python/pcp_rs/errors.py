@@ -195,8 +195,8 @@ class PcpIOError(PcpError, OSError):
 
     def __init__(self, message: str = "", errno: Optional[int] = None) -> None:
         PcpError.__init__(self, message)
-        self.errno = errno  # type: ignore[assignment]
-        self.strerror = message  # type: ignore[assignment]
+        self.errno = errno
+        self.strerror = message
 
     def __str__(self) -> str:
         return self.message
