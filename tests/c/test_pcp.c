@@ -404,8 +404,9 @@ static void test_addresses_and_announce(void) {
     CHECK_STATUS(pcp_gateway_address(c, small, 2, &port), PCP_BUFFER_TOO_SMALL);
     CHECK_OK(pcp_internal_address(c, buf, sizeof buf));
     CHECK(strcmp(buf, "127.0.0.1") == 0);
-    CHECK(pcp_test_server_mapping_count(f.server) == 0); /* the address probe is deleted */
     pcp_client_free(c);
+    /* The address probe is deleted (at the latest when the client closes). */
+    CHECK(pcp_test_server_mapping_count(f.server) == 0);
 out:
     pcp_test_server_free(f.server);
 }
