@@ -15,6 +15,9 @@ use crate::event::*;
 pub struct pcp_client {
     client: Client,
     callback: SharedSlot,
+    /// Whether the core has our handler: registered with the first callback
+    /// only, since a client with no listener skips event dispatching.
+    registered: std::sync::Once,
 }
 
 /// A mapping held by a client (opaque, thread-safe). Its fields are a
@@ -32,10 +35,7 @@ impl pcp_mapping {
 }
 
 fn wrap(client: Client) -> *mut pcp_client {
-    let callback: SharedSlot = Arc::default();
-    let slot = callback.clone();
-    client.on_event(move |ev| slot.dispatch(ev));
-    Box::into_raw(Box::new(pcp_client { client, callback }))
+    Box::into_raw(Box::new(pcp_client { client, callback: Arc::default(), registered: std::sync::Once::new() }))
 }
 
 fn new_mapping(m: Mapping) -> *mut pcp_mapping {
@@ -128,6 +128,12 @@ pub unsafe extern "C" fn pcp_client_set_event_callback(
     guard(|| {
         let c = unsafe { deref(client, "client") }?;
         c.callback.set(callback, userdata);
+        if callback.is_some() {
+            c.registered.call_once(|| {
+                let slot = c.callback.clone();
+                c.client.on_event(move |ev| slot.dispatch(ev));
+            });
+        }
         Ok(())
     })
 }

@@ -3,6 +3,7 @@
  * `cargo run --release -p pcp-core --example map_rate -- COUNT`, through the
  * C API. Sequential MAP round trips to an in-process test server on
  * loopback: internal ports 10000+i, TCP, 3600 s; prints `map_rate <per second>`.
+ * `bench_map COUNT callback` also registers a (no-op) event callback.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -10,6 +11,11 @@
 #include <time.h>
 
 #include <pcp.h>
+
+static void on_event(void *userdata, const pcp_event *ev) {
+    (void)userdata;
+    (void)ev;
+}
 
 int main(int argc, char **argv) {
     long count = argc > 1 ? atol(argv[1]) : 2000;
@@ -34,6 +40,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     pcp_config_free(cfg);
+    if (argc > 2) pcp_client_set_event_callback(client, on_event, NULL);
     pcp_mapping *m = NULL;
     /* Warm up the path before timing, as the Rust loop does. */
     if (pcp_map(client, PCP_PROTO_UDP, 9999, 0, 3600, &m) != PCP_OK) {
