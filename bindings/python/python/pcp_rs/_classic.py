@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Dict, Iterable, Optional, Tuple, Type, Union
 
-from ._pcp_rs import Client
+from ._pcp_rs import Client, Mapping
 
 #: A server as the clients accept it: "ip", "ip:port", "[v6]:port", (ip, port), or None to discover.
 ServerArg = Union[str, Tuple[str, int], None]
@@ -44,6 +44,9 @@ class PCPClient:
             delete_on_close=delete_on_close,
             **options,
         )
+        # The mappings made through this object, by (protocol, internal_port):
+        # what delete_mapping deletes, found without scanning the client.
+        self._made: Dict[Tuple[Union[int, str], int], Mapping] = {}
 
     @property
     def client(self) -> Client:
@@ -61,10 +64,12 @@ class PCPClient:
 
         Mapping a port again replaces the earlier mapping of that port and protocol.
         """
-        old = self._client.find_mapping(protocol, internal_port)
-        if old is not None:
+        key = (protocol, internal_port)
+        old = self._made.pop(key, None)
+        if old is not None and old.active:
             old.delete()
         m = self._client.map(protocol, internal_port, external_port, lifetime)
+        self._made[key] = m
         return (m.external_ip, m.external_port, m.lifetime)
 
     def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
@@ -72,7 +77,9 @@ class PCPClient:
 
         Does nothing if this client holds no such mapping.
         """
-        m = self._client.find_mapping(protocol, internal_port)
+        m = self._made.pop((protocol, internal_port), None)
+        if m is None or not m.active:
+            m = self._client.find_mapping(protocol, internal_port)
         if m is not None:
             m.delete()
 
