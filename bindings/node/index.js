@@ -61,6 +61,8 @@ function abortError(signal) {
 
 // ------------------------------------------------------------------ arguments
 
+const EVENTS = new Set(['renewed', 'lost', 'failed', 'deleted', 'ipChanged', 'serverRestarted']);
+
 const Protocol = Object.freeze({ ALL: 0, TCP: 6, UDP: 17 });
 /** The PCP options this client supports (their codes on the wire). */
 const Option = Object.freeze({ THIRD_PARTY: 1, PREFER_FAILURE: 2, FILTER: 3 });
@@ -316,9 +318,18 @@ class Client extends EventEmitter {
     this._mappings = new Map();
     this._nextReq = 1;
     this._wantRef = true;
+    this._listening = false;
     this._closed = false;
     this._closePromise = null;
+    this._held = 0; // mappings held, for keeping the process alive
     this._native = callNative(() => new native.NativeClient(server, opts, (msg) => this._onMessage(msg)));
+    // The core forwards events only once someone listens for one.
+    this.on('newListener', (event) => {
+      if (EVENTS.has(event) && !this._listening && !this._closed) {
+        this._listening = true;
+        this._native.listen();
+      }
+    });
     /** The PCP server, "ip:port". */
     this.server = this._native.gatewayAddress();
   }
@@ -353,13 +364,14 @@ class Client extends EventEmitter {
   /** Undoes `unref()`. */
   ref() {
     this._wantRef = true;
+    this._listening = false;
     this._updateRef();
     return this;
   }
 
   _updateRef() {
     if (this._closed) return;
-    const want = this._reqs.size > 0 || (this._wantRef && this._mappings.size > 0);
+    const want = this._reqs.size > 0 || (this._wantRef && this._held > 0);
     this._native.setRef(want);
   }
 
@@ -434,7 +446,7 @@ class Client extends EventEmitter {
       }
       case 'lost': {
         const m = this._mappings.get(msg.id);
-        this._mappings.delete(msg.id);
+        this._forget(msg.id);
         this._updateRef();
         this.emit('lost', m || { id: msg.id }, new PCPError(msg.code, msg.message));
         return;
@@ -443,7 +455,7 @@ class Client extends EventEmitter {
         this.emit('failed', msg.id, new PCPError(msg.code, msg.message));
         return;
       case 'deleted':
-        this._mappings.delete(msg.id);
+        this._forget(msg.id);
         this._updateRef();
         this.emit('deleted', msg.id);
         return;
@@ -460,7 +472,13 @@ class Client extends EventEmitter {
   _track(msg) {
     const m = new Mapping(this, msg.mapping);
     this._mappings.set(m.id, m);
+    this._held = this._mappings.size;
     return m;
+  }
+
+  _forget(id) {
+    this._mappings.delete(id);
+    this._held = this._mappings.size;
   }
 
   /**
@@ -518,7 +536,7 @@ class Client extends EventEmitter {
     return this._request(
       (req) => this._native.delete(req, id),
       () => {
-        this._mappings.delete(id);
+        this._forget(id);
         return undefined;
       },
       signal,
@@ -623,6 +641,7 @@ class Client extends EventEmitter {
         }
         this._reqs.clear();
         this._mappings.clear();
+        this._held = 0;
         resolve();
         this.emit('close');
       };

@@ -468,6 +468,7 @@ pub struct NativeClient {
     client: Option<Client>,
     inner: Arc<Inner>,
     referenced: bool,
+    listening: bool,
 }
 
 impl Drop for NativeClient {
@@ -517,13 +518,25 @@ impl NativeClient {
         let tsfn: Tsfn = callback.build_threadsafe_function::<NativeMessage>().weak::<true>().build()?;
         let client = Client::new(cc).map_err(napi_err)?;
         let inner = Arc::new(Inner { tsfn, requests: Mutex::new(HashMap::new()) });
-        let weak = Arc::downgrade(&inner);
-        client.on_event(move |ev| {
+        Ok(NativeClient { client: Some(client), inner, referenced: false, listening: false })
+    }
+
+    /// Starts forwarding events (renewed, lost, ...) to the callback. Done
+    /// only once someone listens: a client with an event handler costs the
+    /// core a copy of every event and a driver wake-up per request.
+    #[napi]
+    pub fn listen(&mut self) -> napi::Result<()> {
+        if self.listening {
+            return Ok(());
+        }
+        let weak = Arc::downgrade(&self.inner);
+        self.client()?.on_event(move |ev| {
             if let (Some(inner), Some(msg)) = (weak.upgrade(), event_message(ev)) {
                 inner.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
             }
         });
-        Ok(NativeClient { client: Some(client), inner, referenced: false })
+        self.listening = true;
+        Ok(())
     }
 
     fn client(&self) -> napi::Result<&Client> {

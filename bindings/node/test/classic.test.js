@@ -145,3 +145,29 @@ test('bad arguments reject with a clear message', async (t) => {
   const r = await bounded(client.createMapping('8080'), 'createMapping');
   assert.equal(r.lifetime, 3600);
 });
+
+test('examples/node/classic_map.js keeps its contract against the test server', async (t) => {
+  const { execFile } = require('node:child_process');
+  const path = require('node:path');
+  const server = new testing.Server();
+  t.after(() => server.stop());
+  const script = path.join(__dirname, '..', '..', '..', 'examples', 'node', 'classic_map.js');
+  const run = (args) =>
+    new Promise((resolve) => {
+      execFile(process.execPath, [script, ...args], { timeout: 20000, env: { ...process.env, PCP_RS_PATH: path.join(__dirname, '..') } }, (err, stdout, stderr) =>
+        resolve({ code: err ? err.code : 0, stdout, stderr }),
+      );
+    });
+  const ok = await run([server.address, '8080', '0']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const lines = ok.stdout.trim().split('\n');
+  assert.equal(lines.length, 2);
+  assert.match(lines[0], /^MAPPED 203\.0\.113\.7 \d+ 3600$/);
+  assert.equal(lines[1], 'DELETED');
+  assert.equal(server.mappingCount, 0);
+  server.forceResult('NOT_AUTHORIZED');
+  const bad = await run([server.address, '8080', '0']);
+  assert.notEqual(bad.code, 0);
+  assert.equal(bad.stdout, '');
+  assert.match(bad.stderr, /NOT_AUTHORIZED/);
+});
