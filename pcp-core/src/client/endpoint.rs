@@ -44,7 +44,8 @@ impl Endpoint {
         socket.connect(&server.into())?;
         socket.set_nonblocking(true)?;
         let socket: UdpSocket = socket.into();
-        let client_addr = socket.local_addr()?.ip();
+        let local = socket.local_addr()?;
+        let client_addr = local.ip();
 
         let announce = if config.listen_announce { open_announce_listener(server, client_addr, config.announce_port) } else { None };
 
@@ -53,6 +54,7 @@ impl Endpoint {
         ec.max_in_flight = config.max_in_flight;
         ec.announce_delay_max = config.announce_delay_max;
         ec.rng_seed = config.rng_seed;
+        ec.probe_port = local.port();
         Ok(Endpoint { engine: Engine::new(ec), socket, announce, buf: vec![0; MAX_MESSAGE_SIZE + 4] })
     }
 
@@ -112,11 +114,7 @@ impl Endpoint {
                 Err(_) => break,
             }
         }
-        if let Some(a) = &self.announce {
-            while let Ok((n, from)) = a.recv_from(&mut self.buf) {
-                self.engine.handle_datagram(now, from, &self.buf[..n]);
-            }
-        }
+        self.receive_announce(now);
     }
 
     /// Reads at most one datagram from the main socket; whether one came.
@@ -136,8 +134,21 @@ impl Endpoint {
         }
     }
 
+    /// When to call [`Endpoint::process`] next; now if events are waiting.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.engine.has_events() {
+            return Some(Instant::now());
+        }
         self.engine.poll_timeout()
+    }
+
+    /// Reads what arrived on the ANNOUNCE listener only.
+    pub fn receive_announce(&mut self, now: Instant) {
+        if let Some(a) = &self.announce {
+            while let Ok((n, from)) = a.recv_from(&mut self.buf) {
+                self.engine.handle_datagram(now, from, &self.buf[..n]);
+            }
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {

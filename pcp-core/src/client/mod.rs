@@ -36,7 +36,7 @@ pub use address::parse_server;
 pub use endpoint::Endpoint;
 pub use pending::Pending;
 
-use pending::{pending, Completer, Drive};
+use pending::{drain_wake_fd, pending, Completer, Drive};
 
 use crate::engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RequestId, RetransmitPolicy};
 use crate::wire::{Nonce, Opcode, Protocol, CLIENT_PORT};
@@ -593,13 +593,13 @@ impl Shared {
 }
 
 impl Drive for Shared {
-    fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool) {
+    fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool, wake_fd: Option<RawFd>) {
         let Some(this) = self.this.upgrade() else { return };
         self.co_driving(true);
         // Bounded: each pass waits at most until the engine's next deadline,
         // `until`, or 100 ms (to notice a close), and stops once `done`.
-        let mut fds: Vec<libc::pollfd> =
-            self.fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+        let mut fds = vec![libc::pollfd { fd: self.fds[0], events: libc::POLLIN, revents: 0 }];
+        fds.extend(wake_fd.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
         loop {
             let now = Instant::now();
             let (finished, next, got) = {
@@ -629,6 +629,9 @@ impl Drive for Shared {
             }
             // SAFETY: `fds` is a valid array of pollfd of the given length.
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms(wait_until)) };
+            if fds.len() > 1 && fds[1].revents != 0 {
+                drain_wake_fd(fds[1].fd);
+            }
         }
         self.co_driving(false);
         // Events for the callbacks, or timers the driver does not know of yet.
@@ -682,9 +685,18 @@ fn drive(shared: Arc<Shared>, mut wake_rx: UnixStream) {
     let mut ready = Vec::new();
     loop {
         let now = Instant::now();
+        let callers_driving = *shared.co_drivers.lock().unwrap_or_else(|e| e.into_inner()) > 0;
         let (finished_waiters, timeout, finished) = {
             let mut st = shared.lock();
-            st.endpoint.process(now);
+            if callers_driving {
+                // The main socket is theirs for now: reading it here could
+                // take the answer a caller is waiting for from under it.
+                st.endpoint.receive_announce(now);
+                st.endpoint.engine_mut().handle_timeout(now);
+                st.endpoint.flush(now);
+            } else {
+                st.endpoint.process(now);
+            }
             let done = shared.settle(&mut st);
             let next = st.endpoint.poll_timeout();
             let finished = match st.closing {

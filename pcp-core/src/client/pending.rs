@@ -1,4 +1,6 @@
+use std::cell::OnceCell;
 use std::future::Future;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -13,8 +15,10 @@ type Callback<T> = Box<dyn FnOnce(Result<T>) + Send>;
 /// itself while it waits (it reads its own answer: no hop through the
 /// driver thread), and tells the driver thread when nobody does.
 pub(crate) trait Drive: Send + Sync {
-    /// Runs the engine on this thread until `done()` holds or `until` passes.
-    fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool);
+    /// Runs the engine on this thread until `done()` holds or `until` passes;
+    /// `wake_fd` (this thread's eventfd) becomes readable when another
+    /// thread completes the request.
+    fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool, wake_fd: Option<RawFd>);
     /// Makes sure the driver thread plans for everything submitted so far.
     fn kick(&self);
 }
@@ -26,6 +30,36 @@ struct SlotState<T> {
     done: bool,
     /// Threads asleep on the condvar (notifying nobody is a wasted syscall).
     sleepers: usize,
+    /// The eventfd of a thread driving the engine while it waits for this
+    /// request: another thread that completes it must wake that one, which
+    /// sleeps in poll(2), not on the condvar.
+    driver_fd: Option<RawFd>,
+}
+
+thread_local! {
+    static WAKE_FD: OnceCell<Option<OwnedFd>> = const { OnceCell::new() };
+}
+
+/// This thread's eventfd for being woken while it drives (made on first use,
+/// closed when the thread ends); `None` if the system refuses one.
+fn thread_wake_fd() -> Option<RawFd> {
+    WAKE_FD.with(|c| {
+        c.get_or_init(|| {
+            // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+            // SAFETY: `fd` is fresh and owned by nobody else.
+            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        })
+        .as_ref()
+        .map(|f| f.as_raw_fd())
+    })
+}
+
+/// Empties this thread's eventfd after it woke us.
+pub(crate) fn drain_wake_fd(fd: RawFd) {
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into a u64 from an eventfd; non-blocking.
+    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
 }
 
 struct Slot<T> {
@@ -52,7 +86,7 @@ pub(crate) struct Completer<T> {
 
 pub(crate) fn pending<T>() -> (Pending<T>, Completer<T>) {
     let slot = Arc::new(Slot {
-        state: Mutex::new(SlotState { result: None, waker: None, callback: None, done: false, sleepers: 0 }),
+        state: Mutex::new(SlotState { result: None, waker: None, callback: None, done: false, sleepers: 0, driver_fd: None }),
         cond: Condvar::new(),
     });
     (Pending { slot: slot.clone(), cancel: None, driver: None, kicked: AtomicBool::new(false) }, Completer { slot })
@@ -71,6 +105,13 @@ impl<T> Completer<T> {
             return;
         }
         st.result = Some(result);
+        if let Some(fd) = st.driver_fd.take() {
+            // Written under the slot lock: the driving thread clears the fd
+            // under it too before it may return, so the fd is still its.
+            let one = 1u64;
+            // SAFETY: writes 8 bytes to an open eventfd.
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        }
         let waker = st.waker.take();
         let sleepers = st.sleepers;
         drop(st);
@@ -111,9 +152,17 @@ impl<T> Pending<T> {
     }
 
     fn drive(&self, until: Option<Instant>) {
-        if let Some(d) = &self.driver {
-            d.drive(until, &|| self.is_done());
+        let Some(d) = &self.driver else { return };
+        let fd = thread_wake_fd();
+        {
+            let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.done {
+                return;
+            }
+            st.driver_fd = fd;
         }
+        d.drive(until, &|| self.is_done(), fd);
+        self.slot.state.lock().unwrap_or_else(|e| e.into_inner()).driver_fd = None;
     }
 
     /// Blocks until the request finishes.

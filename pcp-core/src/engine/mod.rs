@@ -68,6 +68,11 @@ pub struct EngineConfig {
     /// Seed for the engine's CSPRNG (nonces, jitter); `None` seeds from the
     /// operating system. Tests set it for reproducible timings.
     pub rng_seed: Option<[u8; 32]>,
+    /// The internal UDP port of the short-lived mapping that learns the
+    /// external address. It should be a port this host owns, because
+    /// gateways often refuse low ports (miniupnpd does, silently); the
+    /// client uses its own socket's port. 0 picks one from the dynamic range.
+    pub probe_port: u16,
 }
 
 impl EngineConfig {
@@ -79,6 +84,7 @@ impl EngineConfig {
             max_in_flight: 64,
             announce_delay_max: Duration::from_secs(5),
             rng_seed: None,
+            probe_port: 0,
         }
     }
 }
@@ -102,8 +108,6 @@ pub struct EngineStats {
 
 /// Lifetime of the short-lived mapping used to learn the external address.
 const PROBE_LIFETIME: u32 = 120;
-/// The discard port: the probe mapping's internal port.
-const PROBE_PORT: u16 = 9;
 
 /// What a request is for; everything needed to build its datagrams.
 #[derive(Debug, Clone)]
@@ -420,11 +424,15 @@ impl Engine {
     /// port, deleted as soon as it is granted (PCP has no opcode for just
     /// the address). Completes with [`Event::ExternalAddress`].
     pub fn request_external_addr(&mut self, now: Instant, policy: Option<RetransmitPolicy>) -> Result<RequestId> {
+        let port = match self.config.probe_port {
+            0 => self.rng.random_range(49152..=65535),
+            p => p,
+        };
         let template = self.template(
             Opcode::Map,
             None,
             Protocol::UDP,
-            PROBE_PORT,
+            port,
             None,
             0,
             None,
