@@ -27,7 +27,7 @@ mod error;
 pub mod server;
 pub mod wire;
 
-pub use client::{Client, ClientConfig, Mapping, Pending};
+pub use client::{Client, ClientConfig, HandlerId, Mapping, Pending};
 pub use engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RetransmitPolicy};
 pub use error::{Error, Result};
 pub use wire::{Filter, Nonce, Protocol, ResultCode};

@@ -378,3 +378,24 @@ fn an_announce_recreates_mappings_even_when_the_epoch_cannot_tell() {
     assert_eq!(renewed, m.id());
     assert_eq!(server.mapping_count(), 1);
 }
+
+#[test]
+fn event_handlers_can_be_removed() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = count.clone();
+    let id = c.on_event(move |_| {
+        c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let rx = c.events();
+    c.map(Protocol::TCP, 80).unwrap();
+    wait_for(&rx, |e| matches!(e, Event::Granted(_)).then_some(()));
+    assert!(count.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(c.remove_event_handler(id));
+    assert!(!c.remove_event_handler(id));
+    let before = count.load(std::sync::atomic::Ordering::SeqCst);
+    c.map(Protocol::TCP, 81).unwrap();
+    wait_for(&rx, |e| matches!(e, Event::Granted(i) if i.internal_port == 81).then_some(()));
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), before, "a removed handler is not called");
+}

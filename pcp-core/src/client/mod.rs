@@ -88,6 +88,10 @@ impl ClientConfig {
 
 type Handler = Arc<dyn Fn(&Event) + Send + Sync>;
 
+/// Identifies a callback registered with [`Client::on_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandlerId(u64);
+
 enum Waiter {
     Map(Completer<Mapping>),
     Delete(Completer<()>),
@@ -110,7 +114,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     wake_tx: UnixStream,
-    handlers: RwLock<Vec<Handler>>,
+    handlers: RwLock<Vec<(HandlerId, Handler)>>,
+    next_handler: std::sync::atomic::AtomicU64,
     subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
     /// Whether anyone listens for events (callbacks or channels).
     listened: AtomicBool,
@@ -186,6 +191,7 @@ impl Client {
             }),
             wake_tx,
             handlers: RwLock::new(Vec::new()),
+            next_handler: std::sync::atomic::AtomicU64::new(1),
             subscribers: Mutex::new(Vec::new()),
             listened: AtomicBool::new(false),
             fds,
@@ -390,9 +396,21 @@ impl Client {
     /// Calls `f` for every event, always on the client's driver thread
     /// (never on a thread that called the client). It may run at the same
     /// time as calls on other threads, and may call the client itself.
-    pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) {
-        self.shared().handlers.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(f));
+    pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> HandlerId {
+        let id = HandlerId(self.shared().next_handler.fetch_add(1, Ordering::Relaxed));
+        self.shared().handlers.write().unwrap_or_else(|e| e.into_inner()).push((id, Arc::new(f)));
         self.shared().listened.store(true, Ordering::Release);
+        id
+    }
+
+    /// Unregisters a callback; it is not called again once this returns
+    /// (unless it is running right now on the driver thread). Returns
+    /// whether it was registered.
+    pub fn remove_event_handler(&self, id: HandlerId) -> bool {
+        let mut handlers = self.shared().handlers.write().unwrap_or_else(|e| e.into_inner());
+        let before = handlers.len();
+        handlers.retain(|(h, _)| *h != id);
+        before != handlers.len()
     }
 
     /// A channel that receives every event from now on.
@@ -506,8 +524,10 @@ impl Shared {
         if events.is_empty() {
             return;
         }
-        let handlers: Vec<Handler> = self.handlers.read().unwrap_or_else(|e| e.into_inner()).clone();
         for event in events {
+            // Read per event, so a handler removed by another one is not called again.
+            let handlers: Vec<Handler> =
+                self.handlers.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, h)| h.clone()).collect();
             for h in &handlers {
                 // A panicking user callback must not take the driver down.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(&event)));
