@@ -623,3 +623,18 @@ fn the_engine_and_test_server_agree_over_hours_of_simulated_time() {
     assert!((480..=600).contains(&renewals), "{renewals}");
     assert_eq!(srv.mappings(now).len(), 1);
 }
+
+#[test]
+fn find_map_tracks_our_own_map_mappings() {
+    let mut e = engine();
+    let t = Instant::now();
+    assert!(e.find_map(Protocol::TCP, 80).is_none());
+    let (id, _) = granted(&mut e, t, 80, 600, 1);
+    assert_eq!(e.find_map(Protocol::TCP, 80).map(|i| i.id), Some(id));
+    assert!(e.find_map(Protocol::UDP, 80).is_none());
+    // A third party's mapping of the same port is not ours.
+    e.map(t, MapSpec::new(Protocol::UDP, 80).third_party("127.0.0.9".parse().unwrap())).unwrap();
+    assert!(e.find_map(Protocol::UDP, 80).is_none());
+    e.delete(t, id).unwrap();
+    assert!(e.find_map(Protocol::TCP, 80).is_none(), "a mapping being deleted is not found");
+}

@@ -142,6 +142,13 @@ impl Endpoint {
         self.engine.poll_timeout()
     }
 
+    /// [`Endpoint::poll_timeout`] as poll(2) wants it: milliseconds from
+    /// `now`, rounded up (so a loop never wakes a hair early and spins), 0
+    /// if due, -1 for no deadline.
+    pub fn timeout_ms(&mut self, now: Instant) -> i32 {
+        self.poll_timeout().map_or(-1, |t| ms_until(t, now))
+    }
+
     /// Reads what arrived on the ANNOUNCE listener only.
     pub fn receive_announce(&mut self, now: Instant) {
         if let Some(a) = &self.announce {
@@ -195,3 +202,9 @@ fn open_announce_listener(server: SocketAddr, local: IpAddr, port: u16) -> Optio
     }
 }
 
+
+/// Milliseconds from `now` until `t`, rounded up, for poll(2) and epoll(7).
+pub(crate) fn ms_until(t: Instant, now: Instant) -> i32 {
+    let d = t.saturating_duration_since(now);
+    d.as_millis().saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0)).min(i32::MAX as u128) as i32
+}

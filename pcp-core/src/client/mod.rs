@@ -165,8 +165,28 @@ impl Client {
 
     /// Finds the PCP server (see [`crate::discovery`]) and connects to it.
     pub fn discover() -> Result<Client> {
-        let found = crate::discovery::discover(&crate::discovery::DiscoveryConfig::default())?;
-        Client::new(ClientConfig::new(found.server))
+        Client::discover_with(&crate::discovery::DiscoveryConfig::default(), ClientConfig::new)
+    }
+
+    /// Discovers the server as `discovery` says, then connects with the
+    /// configuration `config` makes for the server found.
+    ///
+    /// ```no_run
+    /// use pcp_core::{Client, ClientConfig};
+    /// use pcp_core::discovery::DiscoveryConfig;
+    /// let client = Client::discover_with(&DiscoveryConfig::default(), |server| {
+    ///     let mut c = ClientConfig::new(server);
+    ///     c.delete_on_close = false;
+    ///     c
+    /// })?;
+    /// # Ok::<(), pcp_core::Error>(())
+    /// ```
+    pub fn discover_with(
+        discovery: &crate::discovery::DiscoveryConfig,
+        config: impl FnOnce(SocketAddr) -> ClientConfig,
+    ) -> Result<Client> {
+        let found = crate::discovery::discover(discovery)?;
+        Client::new(config(found.server))
     }
 
     pub fn new(config: ClientConfig) -> Result<Client> {
@@ -302,14 +322,19 @@ impl Client {
     /// Deletes a mapping this client did not make, known by its nonce (the
     /// CLI's `pcp delete` uses the nonce `pcp map` recorded).
     pub fn delete_by_nonce(&self, protocol: Protocol, internal_port: u16, nonce: Nonce) -> Result<()> {
+        self.blocking(|| self.delete_by_nonce_async(protocol, internal_port, nonce))
+    }
+
+    pub fn delete_by_nonce_async(&self, protocol: Protocol, internal_port: u16, nonce: Nonce) -> Pending<()> {
         let (p, c) = pending();
-        let p = p.with_driver(self.shared().clone());
-        self.shared().submit(false, |st, now| {
+        match self.shared().submit(false, |st, now| {
             let id = st.endpoint.engine_mut().delete_by_nonce(now, MapSpec::new(protocol, internal_port).nonce(nonce))?;
             st.waiters.insert(id.0, Waiter::Delete(c));
             Ok(())
-        })?;
-        self.blocking(|| p)
+        }) {
+            Ok(()) => p.with_driver(self.shared().clone()),
+            Err(e) => Pending::ready(Err(e)),
+        }
     }
 
     /// Sends ANNOUNCE and returns the server's epoch.
@@ -378,14 +403,7 @@ impl Client {
     /// The MAP mapping this client holds for `protocol` and `internal_port`
     /// (what the classic `delete_mapping(internal_port, protocol)` deletes).
     pub fn find_mapping(&self, protocol: Protocol, internal_port: u16) -> Option<Mapping> {
-        let st = self.shared().lock();
-        let info = st
-            .endpoint
-            .engine()
-            .mappings()
-            .filter(|i| i.opcode == Opcode::Map && i.protocol == protocol && i.internal_port == internal_port)
-            .min_by_key(|i| i.id)?
-            .clone();
+        let info = self.shared().lock().endpoint.engine().find_map(protocol, internal_port)?.clone();
         Some(Mapping { shared: self.shared().clone(), info })
     }
 
@@ -666,8 +684,7 @@ impl Drive for Shared {
 /// Milliseconds until `t` for poll(2), rounded up so we never wake a hair
 /// early and spin.
 fn poll_ms(t: Instant) -> libc::c_int {
-    let d = t.saturating_duration_since(Instant::now());
-    d.as_millis().saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0)).min(i32::MAX as u128) as libc::c_int
+    endpoint::ms_until(t, Instant::now())
 }
 
 fn complete(shared: &Arc<Shared>, waiter: Waiter, event: &Event) {

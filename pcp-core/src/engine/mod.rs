@@ -180,6 +180,8 @@ pub struct Engine {
     next_id: u64,
     entries: HashMap<u64, Entry>,
     by_nonce: HashMap<Nonce, u64>,
+    /// Our own (not third-party) MAP mappings by protocol and internal port.
+    by_port: HashMap<(Protocol, u16), u64>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     send_queue: VecDeque<u64>,
     in_flight: usize,
@@ -203,6 +205,7 @@ impl Engine {
             next_id: 1,
             entries: HashMap::new(),
             by_nonce: HashMap::new(),
+            by_port: HashMap::new(),
             timers: BinaryHeap::new(),
             send_queue: VecDeque::new(),
             in_flight: 0,
@@ -249,6 +252,16 @@ impl Engine {
             Some(e @ Entry { kind: Kind::Mapping(_), .. }) => e.info.as_ref(),
             _ => None,
         }
+    }
+
+    /// The granted MAP mapping of this host (not a third party's) for
+    /// `protocol` and `internal_port`; the newest if there are several.
+    pub fn find_map(&self, protocol: Protocol, internal_port: u16) -> Option<&MappingInfo> {
+        let entry = self.entries.get(self.by_port.get(&(protocol, internal_port))?)?;
+        if entry.phase == Phase::Deleting {
+            return None;
+        }
+        entry.info.as_ref()
     }
 
     /// Every granted mapping.
@@ -614,6 +627,11 @@ impl Engine {
         } {
             self.by_nonce.insert(t.nonce, id);
         }
+        if let Kind::Mapping(t) = &kind {
+            if t.opcode == Opcode::Map && t.internal_addr == self.config.client_addr && phase != Phase::Deleting {
+                self.by_port.insert((t.protocol, t.internal_port), id);
+            }
+        }
         self.entries.insert(
             id,
             Entry { kind, phase, info: None, schedule: None, queued: false, timer: None, last_error: None },
@@ -626,6 +644,10 @@ impl Engine {
         let entry = self.entries.remove(&id)?;
         if let Some(t) = entry.template() {
             self.by_nonce.remove(&t.nonce);
+            let key = (t.protocol, t.internal_port);
+            if self.by_port.get(&key) == Some(&id) {
+                self.by_port.remove(&key);
+            }
         }
         Some(entry)
     }
