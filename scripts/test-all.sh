@@ -57,8 +57,10 @@ rust_suite() {
 }
 
 build_release() {
-    cargo build --release -p pcp-cli -p pcp-core --example map_rate 2>&1 | tail -3
-    [ -x target/release/pcp ]
+    # Separate commands: a target filter such as --example applies to every -p.
+    cargo build --release -p pcp-cli 2>&1 | tail -2 &&
+        cargo build --release -p pcp-core --example map_rate 2>&1 | tail -2 &&
+        [ -x target/release/pcp ]
 }
 
 examples_dir="$(mktemp -d "${TMPDIR:-/tmp}/pcp-rs-examples.XXXXXX")"
