@@ -17,12 +17,19 @@
  *   PCP_BUFFER_TOO_SMALL. Binary addresses are 16 bytes, IPv4 as
  *   IPv4-mapped IPv6.
  * - Thread safety: pcp_client, pcp_mapping, pcp_endpoint and
- *   pcp_test_server handles may be used from several threads at once.
+ *   pcp_test_server handles may be used from several threads at once,
+ *   except for freeing: pcp_client_free, pcp_mapping_free,
+ *   pcp_endpoint_free and pcp_test_server_free must not race any other call
+ *   on the same handle. Free a handle only once every other call with it
+ *   has returned, and make no call with it afterwards.
  *   A pcp_config is not thread-safe while it is being built.
  * - Event callbacks of a pcp_client run on the client's own background
- *   thread, concurrently with API calls made on other threads; see
- *   pcp_client_set_event_callback(). Callbacks of a pcp_endpoint run inside
- *   pcp_endpoint_process(), on the caller's thread.
+ *   thread, concurrently with API calls made on other threads; callbacks of
+ *   a pcp_endpoint run inside pcp_endpoint_process(), on the caller's
+ *   thread. A callback's userdata must stay valid until the callback is
+ *   replaced or removed (the _set_event_callback function waits for a
+ *   running call of the old callback before it returns, so the old
+ *   userdata may be freed then) or its handle is freed.
  * - No Rust panic crosses into C: it is caught and returned as PCP_PANIC.
  */
 
@@ -251,7 +258,8 @@ typedef struct pcp_config pcp_config;
  * DELETED, ANNOUNCED, EXTERNAL_ADDRESS), passed to the endpoint's callback
  * from inside `pcp_endpoint_process`, on the calling thread. Renewals
  * happen inside `pcp_endpoint_process` too. The handle is thread-safe, and
- * the callback may call the endpoint's functions (but not free it).
+ * the callback may call the endpoint's functions, `pcp_endpoint_free`
+ * included.
  */
 typedef struct pcp_endpoint pcp_endpoint;
 
@@ -434,7 +442,8 @@ enum pcp_status pcp_client_discover(const struct pcp_config *config, struct pcp_
  * most the close timeout, 2 s by default). When it returns, the callback
  * is no longer running and will not run again. Mapping handles stay valid
  * (their accessors work; deleting them gives PCP_CLOSED). Do not call it
- * from the event callback.
+ * from the event callback, nor while another thread may still make a call
+ * with this client.
  */
 void pcp_client_free(struct pcp_client *client);
 
@@ -445,12 +454,17 @@ void pcp_client_free(struct pcp_client *client);
  * The callback runs on the client's background thread, one event at a
  * time, and may run at the same time as API calls on other threads. It may
  * call the client's functions, blocking requests included (but not
- * `pcp_client_free`). It should not block for long: other events and
- * renewals wait while it runs. A callback that was replaced
- * may still be running, or run once more, right after this returns; the
- * client uses `userdata` until the callback is replaced and it returns, or
- * until `pcp_client_free` returns: keep it valid until then. A C++
- * callback must not throw.
+ * `pcp_client_free`), and may replace or remove itself. It should not
+ * block for long: other events and renewals wait while it runs.
+ *
+ * When this returns, the previous callback is not running and will never
+ * be called again, so its `userdata` may be freed: if it is running on
+ * another thread, this waits for it to return (do not call this while
+ * holding a lock that the callback takes). Called from inside the
+ * callback itself, it does not wait; the previous callback is then simply
+ * not called again after it returns. The new `userdata` must stay valid
+ * until it is replaced in the same way or `pcp_client_free` returns.
+ * A C++ callback must not throw.
  */
 enum pcp_status pcp_client_set_event_callback(struct pcp_client *client,
                                               pcp_event_callback callback,
@@ -526,6 +540,7 @@ enum pcp_status pcp_internal_address(const struct pcp_client *client, char *buf,
 
 /**
  * Frees a mapping handle (the mapping stays on the server); NULL is allowed.
+ * Not while another thread may still make a call with this handle.
  */
 void pcp_mapping_free(struct pcp_mapping *mapping);
 
@@ -675,6 +690,14 @@ enum pcp_status pcp_config_set_delete_on_close(struct pcp_config *config, bool d
 enum pcp_status pcp_config_set_close_timeout_ms(struct pcp_config *config, uint32_t ms);
 
 /**
+ * The UDP port of the ANNOUNCE listener (default 5350, the port RFC 6887
+ * servers announce to). 0 binds an ephemeral port: for tests, with a
+ * server that announces to that port (an endpoint's second descriptor
+ * from `pcp_endpoint_fds` tells which port it got, with getsockname).
+ */
+enum pcp_status pcp_config_set_announce_port(struct pcp_config *config, uint16_t port);
+
+/**
  * After an unsolicited ANNOUNCE (a server reboot), the client renews its
  * mappings after a random delay of at most this (default 5000 ms, as RFC
  * 6887 section 14.1.3 says); 0 renews at once.
@@ -729,13 +752,23 @@ enum pcp_status pcp_endpoint_new(const char *server,
  * Frees an endpoint and closes its sockets, without deleting its mappings
  * (delete them first with `pcp_endpoint_delete` and process until their
  * DELETED events if you want them gone). NULL is allowed.
+ *
+ * It may be called from the endpoint's own callback: the handle is then
+ * invalid at once (make no further call with it), the events still
+ * undelivered by that `pcp_endpoint_process` are dropped, and the memory is
+ * released when the callback returns into `pcp_endpoint_process`. It must
+ * not race any other call on the same endpoint from another thread.
  */
 void pcp_endpoint_free(struct pcp_endpoint *endpoint);
 
 /**
  * Registers the callback that `pcp_endpoint_process` calls for each event
  * (NULL removes it). It runs on the thread that calls
- * `pcp_endpoint_process`. `userdata` must stay valid while registered.
+ * `pcp_endpoint_process`. When this returns, the previous callback is not
+ * running on another thread and will never be called again, so its
+ * `userdata` may be freed (this waits for a call running on another
+ * thread; called from the callback itself, it does not wait). The new
+ * `userdata` must stay valid until it is replaced or the endpoint is freed.
  */
 enum pcp_status pcp_endpoint_set_event_callback(struct pcp_endpoint *endpoint,
                                                 pcp_event_callback callback,
@@ -755,7 +788,9 @@ enum pcp_status pcp_endpoint_fds(const struct pcp_endpoint *endpoint,
  * Milliseconds until `pcp_endpoint_process` must be called even if no
  * descriptor becomes readable: -1 if there is no deadline (wait for a
  * descriptor only), 0 if it is due now. Ready to pass to poll(). Read it
- * again after every call on the endpoint. -1 on NULL.
+ * again after every call on the endpoint. On NULL it returns 0 (so that a
+ * loop with a bad handle spins into the error of `pcp_endpoint_process`
+ * rather than sleeping forever) and sets the last error.
  */
 int pcp_endpoint_timeout_ms(struct pcp_endpoint *endpoint);
 
@@ -821,7 +856,19 @@ enum pcp_status pcp_test_server_start_at_epoch(const char *listen,
                                                struct pcp_test_server **out);
 
 /**
+ * Like `pcp_test_server_start_at_epoch`, but it sends its unsolicited ANNOUNCE (on
+ * a reboot or an address change) only to `announce_to` ("ip:port", e.g.
+ * "127.0.0.1:5350"), not to the clients it has seen: what a client hears
+ * then came through its ANNOUNCE listener.
+ */
+enum pcp_status pcp_test_server_start_announcing(const char *listen,
+                                                 uint32_t initial_epoch,
+                                                 const char *announce_to,
+                                                 struct pcp_test_server **out);
+
+/**
  * Stops and frees the server (its port stops answering); NULL is allowed.
+ * Not while another thread may still make a call with this server.
  */
 void pcp_test_server_free(struct pcp_test_server *server);
 

@@ -2,8 +2,7 @@ use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use pcp_core::discovery::{discover, DiscoveryConfig};
-use pcp_core::{Client, Mapping, Protocol};
+use pcp_core::{Client, HandlerId, Mapping, Protocol};
 
 use crate::common::*;
 use crate::event::*;
@@ -15,9 +14,9 @@ use crate::event::*;
 pub struct pcp_client {
     client: Client,
     callback: SharedSlot,
-    /// Whether the core has our handler: registered with the first callback
-    /// only, since a client with no listener skips event dispatching.
-    registered: std::sync::Once,
+    /// The core handler that forwards to `callback`, registered only while
+    /// a C callback is set (a client with no listener skips dispatching).
+    handler: Mutex<Option<HandlerId>>,
 }
 
 /// A mapping held by a client (opaque, thread-safe). Its fields are a
@@ -35,7 +34,7 @@ impl pcp_mapping {
 }
 
 fn wrap(client: Client) -> *mut pcp_client {
-    Box::into_raw(Box::new(pcp_client { client, callback: Arc::default(), registered: std::sync::Once::new() }))
+    Box::into_raw(Box::new(pcp_client { client, callback: Arc::default(), handler: Mutex::new(None) }))
 }
 
 fn new_mapping(m: Mapping) -> *mut pcp_mapping {
@@ -74,16 +73,7 @@ pub unsafe extern "C" fn pcp_client_discover(config: *const pcp_config, out: *mu
         check_out(out, "out")?;
         let default = pcp_config::default();
         let config = unsafe { config.as_ref() }.unwrap_or(&default);
-        let mut dc = if config.candidates.is_empty() {
-            DiscoveryConfig::default()
-        } else {
-            DiscoveryConfig::with_candidates(config.candidates.clone())
-        };
-        if let Some(d) = config.discovery_deadline {
-            dc.deadline = d;
-        }
-        let found = discover(&dc)?;
-        let client = Client::new(config.client_config(found.server))?;
+        let client = Client::discover_with(&config.discovery_config(), |server| config.client_config(server))?;
         unsafe { put(out, wrap(client)) };
         Ok(())
     })
@@ -94,7 +84,8 @@ pub unsafe extern "C" fn pcp_client_discover(config: *const pcp_config, out: *mu
 /// most the close timeout, 2 s by default). When it returns, the callback
 /// is no longer running and will not run again. Mapping handles stay valid
 /// (their accessors work; deleting them gives PCP_CLOSED). Do not call it
-/// from the event callback.
+/// from the event callback, nor while another thread may still make a call
+/// with this client.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_client_free(client: *mut pcp_client) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
@@ -113,12 +104,17 @@ pub unsafe extern "C" fn pcp_client_free(client: *mut pcp_client) {
 /// The callback runs on the client's background thread, one event at a
 /// time, and may run at the same time as API calls on other threads. It may
 /// call the client's functions, blocking requests included (but not
-/// `pcp_client_free`). It should not block for long: other events and
-/// renewals wait while it runs. A callback that was replaced
-/// may still be running, or run once more, right after this returns; the
-/// client uses `userdata` until the callback is replaced and it returns, or
-/// until `pcp_client_free` returns: keep it valid until then. A C++
-/// callback must not throw.
+/// `pcp_client_free`), and may replace or remove itself. It should not
+/// block for long: other events and renewals wait while it runs.
+///
+/// When this returns, the previous callback is not running and will never
+/// be called again, so its `userdata` may be freed: if it is running on
+/// another thread, this waits for it to return (do not call this while
+/// holding a lock that the callback takes). Called from inside the
+/// callback itself, it does not wait; the previous callback is then simply
+/// not called again after it returns. The new `userdata` must stay valid
+/// until it is replaced in the same way or `pcp_client_free` returns.
+/// A C++ callback must not throw.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_client_set_event_callback(
     client: *mut pcp_client,
@@ -127,12 +123,22 @@ pub unsafe extern "C" fn pcp_client_set_event_callback(
 ) -> pcp_status {
     guard(|| {
         let c = unsafe { deref(client, "client") }?;
+        // Waits for a running call of the old callback (not under `handler`:
+        // that callback may itself be calling this function).
         c.callback.set(callback, userdata);
-        if callback.is_some() {
-            c.registered.call_once(|| {
+        // Registers or removes the core handler to match the slot as it is
+        // now, whichever of two racing calls gets here last.
+        let mut handler = c.handler.lock().unwrap_or_else(|e| e.into_inner());
+        match (c.callback.is_set(), *handler) {
+            (true, None) => {
                 let slot = c.callback.clone();
-                c.client.on_event(move |ev| slot.dispatch(ev));
-            });
+                *handler = Some(c.client.on_event(move |ev| slot.dispatch(ev)));
+            }
+            (false, Some(id)) => {
+                c.client.remove_event_handler(id);
+                *handler = None;
+            }
+            _ => {}
         }
         Ok(())
     })
@@ -303,6 +309,7 @@ unsafe fn mapping_ref<'a>(m: *const pcp_mapping) -> FfiResult<&'a pcp_mapping> {
 }
 
 /// Frees a mapping handle (the mapping stays on the server); NULL is allowed.
+/// Not while another thread may still make a call with this handle.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_free(mapping: *mut pcp_mapping) {
     let _ = catch_unwind(AssertUnwindSafe(|| {

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
+use pcp_core::discovery::DiscoveryConfig;
 use pcp_core::{ClientConfig, Error, Filter, MapSpec, PeerSpec, Protocol, RetransmitPolicy};
 
 /// Protocol number of TCP.
@@ -293,7 +294,11 @@ pub extern "C" fn pcp_last_error() -> *const c_char {
 /// "unknown status"). Never NULL.
 #[no_mangle]
 pub extern "C" fn pcp_status_message(status: c_int) -> *const c_char {
-    let s = match status {
+    catch_unwind(|| status_message(status)).unwrap_or(c"unknown status").as_ptr()
+}
+
+fn status_message(status: c_int) -> &'static CStr {
+    match status {
         0 => c"success",
         1 => c"the server does not support PCP version 2 (UNSUPP_VERSION)",
         2 => c"the server refused: not authorized (NOT_AUTHORIZED)",
@@ -319,8 +324,7 @@ pub extern "C" fn pcp_status_message(status: c_int) -> *const c_char {
         108 => c"the operation was cancelled",
         199 => c"internal error (panic) in pcp_rs",
         _ => c"unknown status",
-    };
-    s.as_ptr()
+    }
 }
 
 /// The stable upper-case name of a status ("OK", "TIMEOUT", the RFC's name
@@ -328,7 +332,11 @@ pub extern "C" fn pcp_status_message(status: c_int) -> *const c_char {
 /// Never NULL.
 #[no_mangle]
 pub extern "C" fn pcp_status_name(status: c_int) -> *const c_char {
-    let s = match status {
+    catch_unwind(|| status_name(status)).unwrap_or(c"UNKNOWN").as_ptr()
+}
+
+fn status_name(status: c_int) -> &'static CStr {
+    match status {
         0 => c"OK",
         1 => c"UNSUPP_VERSION",
         2 => c"NOT_AUTHORIZED",
@@ -354,8 +362,7 @@ pub extern "C" fn pcp_status_name(status: c_int) -> *const c_char {
         108 => c"CANCELLED",
         199 => c"PANIC",
         _ => c"UNKNOWN",
-    };
-    s.as_ptr()
+    }
 }
 
 /// The library's version, e.g. "0.1.0". Never NULL.
@@ -365,7 +372,7 @@ pub extern "C" fn pcp_version() -> *const c_char {
         Ok(c) => c,
         Err(_) => c"unknown",
     };
-    V.as_ptr()
+    catch_unwind(|| V.as_ptr()).unwrap_or(c"unknown".as_ptr())
 }
 
 /// Panics inside the library on purpose and returns what the boundary made
@@ -393,6 +400,7 @@ pub struct pcp_config {
     pub(crate) delete_on_close: bool,
     pub(crate) close_timeout: Option<Duration>,
     pub(crate) announce_delay_max: Option<Duration>,
+    pub(crate) announce_port: Option<u16>,
     pub(crate) candidates: Vec<SocketAddr>,
     pub(crate) discovery_deadline: Option<Duration>,
 }
@@ -406,6 +414,7 @@ impl Default for pcp_config {
             delete_on_close: true,
             close_timeout: None,
             announce_delay_max: None,
+            announce_port: None,
             candidates: Vec::new(),
             discovery_deadline: None,
         }
@@ -425,7 +434,22 @@ impl pcp_config {
         if let Some(d) = self.announce_delay_max {
             cc.announce_delay_max = d;
         }
+        if let Some(p) = self.announce_port {
+            cc.announce_port = p;
+        }
         cc
+    }
+
+    pub(crate) fn discovery_config(&self) -> DiscoveryConfig {
+        let mut dc = if self.candidates.is_empty() {
+            DiscoveryConfig::default()
+        } else {
+            DiscoveryConfig::with_candidates(self.candidates.clone())
+        };
+        if let Some(d) = self.discovery_deadline {
+            dc.deadline = d;
+        }
+        dc
     }
 }
 
@@ -518,6 +542,18 @@ pub unsafe extern "C" fn pcp_config_set_delete_on_close(config: *mut pcp_config,
 pub unsafe extern "C" fn pcp_config_set_close_timeout_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
     with_config(config, |c| {
         c.close_timeout = Some(Duration::from_millis(u64::from(ms)));
+        Ok(())
+    })
+}
+
+/// The UDP port of the ANNOUNCE listener (default 5350, the port RFC 6887
+/// servers announce to). 0 binds an ephemeral port: for tests, with a
+/// server that announces to that port (an endpoint's second descriptor
+/// from `pcp_endpoint_fds` tells which port it got, with getsockname).
+#[no_mangle]
+pub unsafe extern "C" fn pcp_config_set_announce_port(config: *mut pcp_config, port: u16) -> pcp_status {
+    with_config(config, |c| {
+        c.announce_port = Some(port);
         Ok(())
     })
 }

@@ -1,5 +1,6 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -22,10 +23,15 @@ pub const PCP_ENDPOINT_MAX_FDS: usize = 2;
 /// DELETED, ANNOUNCED, EXTERNAL_ADDRESS), passed to the endpoint's callback
 /// from inside `pcp_endpoint_process`, on the calling thread. Renewals
 /// happen inside `pcp_endpoint_process` too. The handle is thread-safe, and
-/// the callback may call the endpoint's functions (but not free it).
+/// the callback may call the endpoint's functions, `pcp_endpoint_free`
+/// included.
 pub struct pcp_endpoint {
     endpoint: Mutex<Endpoint>,
     callback: CallbackSlot,
+    /// Set by `pcp_endpoint_free` called from the endpoint's own callback:
+    /// the `pcp_endpoint_process` running that callback frees the endpoint
+    /// once the callback returns.
+    free_requested: AtomicBool,
 }
 
 impl pcp_endpoint {
@@ -53,7 +59,11 @@ pub unsafe extern "C" fn pcp_endpoint_new(
         let config = unsafe { config.as_ref() }.unwrap_or(&default);
         let addr = pcp_core::client::parse_server(server)?;
         let endpoint = Endpoint::new(&config.client_config(addr))?;
-        let e = pcp_endpoint { endpoint: Mutex::new(endpoint), callback: CallbackSlot::default() };
+        let e = pcp_endpoint {
+            endpoint: Mutex::new(endpoint),
+            callback: CallbackSlot::default(),
+            free_requested: AtomicBool::new(false),
+        };
         unsafe { put(out, Box::into_raw(Box::new(e))) };
         Ok(())
     })
@@ -62,19 +72,34 @@ pub unsafe extern "C" fn pcp_endpoint_new(
 /// Frees an endpoint and closes its sockets, without deleting its mappings
 /// (delete them first with `pcp_endpoint_delete` and process until their
 /// DELETED events if you want them gone). NULL is allowed.
+///
+/// It may be called from the endpoint's own callback: the handle is then
+/// invalid at once (make no further call with it), the events still
+/// undelivered by that `pcp_endpoint_process` are dropped, and the memory is
+/// released when the callback returns into `pcp_endpoint_process`. It must
+/// not race any other call on the same endpoint from another thread.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_free(endpoint: *mut pcp_endpoint) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        if !endpoint.is_null() {
-            // SAFETY: made by pcp_endpoint_new, freed once.
-            drop(unsafe { Box::from_raw(endpoint) });
+        // SAFETY: made by pcp_endpoint_new and not freed yet (or NULL).
+        let Some(e) = (unsafe { endpoint.as_ref() }) else { return };
+        if e.callback.in_callback() {
+            // Inside its own callback: pcp_endpoint_process frees it after.
+            e.free_requested.store(true, Ordering::Release);
+            return;
         }
+        // SAFETY: made by pcp_endpoint_new, freed once.
+        drop(unsafe { Box::from_raw(endpoint) });
     }));
 }
 
 /// Registers the callback that `pcp_endpoint_process` calls for each event
 /// (NULL removes it). It runs on the thread that calls
-/// `pcp_endpoint_process`. `userdata` must stay valid while registered.
+/// `pcp_endpoint_process`. When this returns, the previous callback is not
+/// running on another thread and will never be called again, so its
+/// `userdata` may be freed (this waits for a call running on another
+/// thread; called from the callback itself, it does not wait). The new
+/// `userdata` must stay valid until it is replaced or the endpoint is freed.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_set_event_callback(
     endpoint: *mut pcp_endpoint,
@@ -118,23 +143,19 @@ pub unsafe extern "C" fn pcp_endpoint_fds(
 /// Milliseconds until `pcp_endpoint_process` must be called even if no
 /// descriptor becomes readable: -1 if there is no deadline (wait for a
 /// descriptor only), 0 if it is due now. Ready to pass to poll(). Read it
-/// again after every call on the endpoint. -1 on NULL.
+/// again after every call on the endpoint. On NULL it returns 0 (so that a
+/// loop with a bad handle spins into the error of `pcp_endpoint_process`
+/// rather than sleeping forever) and sets the last error.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_timeout_ms(endpoint: *mut pcp_endpoint) -> c_int {
-    guard_value(-1, || {
+    guard_value(0, || {
         let mut e = unsafe { ep(endpoint) }?.lock();
+        // Endpoint::timeout_ms measures "events waiting" from a clock read
+        // after `now`, which comes out as 1 ms; they are due now.
         if e.engine().has_events() {
             return Ok(0);
         }
-        Ok(match e.poll_timeout() {
-            None => -1,
-            Some(t) => {
-                let d = t.saturating_duration_since(Instant::now());
-                // Round up so a loop never wakes a hair early and spins.
-                let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
-                ms.min(c_int::MAX as u128) as c_int
-            }
-        })
+        Ok(e.timeout_ms(Instant::now()))
     })
 }
 
@@ -157,6 +178,17 @@ pub unsafe extern "C" fn pcp_endpoint_process(endpoint: *mut pcp_endpoint) -> pc
         };
         for ev in &events {
             e.callback.dispatch(ev);
+            if e.free_requested.load(Ordering::Acquire) {
+                // The callback freed the endpoint. The outermost
+                // pcp_endpoint_process on this thread releases it (a nested
+                // one, called from a callback, only stops).
+                if !e.callback.in_callback() {
+                    // SAFETY: pcp_endpoint_free left the release to us; the
+                    // caller makes no further call with the handle.
+                    drop(unsafe { Box::from_raw(endpoint) });
+                }
+                return Ok(());
+            }
         }
         Ok(())
     })

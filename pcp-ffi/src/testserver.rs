@@ -37,21 +37,56 @@ pub unsafe extern "C" fn pcp_test_server_start_at_epoch(
 ) -> pcp_status {
     guard(|| {
         check_out(out, "out")?;
-        let mut config = ServerConfig { initial_epoch, ..ServerConfig::default() };
-        if !listen.is_null() {
-            let s = unsafe { text(listen, "listen") }?;
-            config.listen = s
-                .trim()
-                .parse()
-                .map_err(|_| Fail::invalid(format!("listen: {s:?} is not an address:port")))?;
-        }
-        let server = Server::start(config).map_err(pcp_core::Error::from)?;
-        unsafe { put(out, Box::into_raw(Box::new(pcp_test_server { server }))) };
-        Ok(())
+        let config = ServerConfig { initial_epoch, ..unsafe { server_config(listen) }? };
+        unsafe { start(config, out) }
     })
 }
 
+/// Like `pcp_test_server_start_at_epoch`, but it sends its unsolicited ANNOUNCE (on
+/// a reboot or an address change) only to `announce_to` ("ip:port", e.g.
+/// "127.0.0.1:5350"), not to the clients it has seen: what a client hears
+/// then came through its ANNOUNCE listener.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_start_announcing(
+    listen: *const c_char,
+    initial_epoch: u32,
+    announce_to: *const c_char,
+    out: *mut *mut pcp_test_server,
+) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let to = unsafe { socket_addr(announce_to, "announce_to") }?;
+        let config = ServerConfig {
+            announce_to: vec![to],
+            announce_to_known_clients: false,
+            initial_epoch,
+            ..unsafe { server_config(listen) }?
+        };
+        unsafe { start(config, out) }
+    })
+}
+
+unsafe fn socket_addr(p: *const c_char, what: &str) -> FfiResult<std::net::SocketAddr> {
+    let s = unsafe { text(p, what) }?;
+    s.trim().parse().map_err(|_| Fail::invalid(format!("{what}: {s:?} is not an address:port")))
+}
+
+unsafe fn server_config(listen: *const c_char) -> FfiResult<ServerConfig> {
+    let mut config = ServerConfig::default();
+    if !listen.is_null() {
+        config.listen = unsafe { socket_addr(listen, "listen") }?;
+    }
+    Ok(config)
+}
+
+unsafe fn start(config: ServerConfig, out: *mut *mut pcp_test_server) -> FfiResult<()> {
+    let server = Server::start(config).map_err(pcp_core::Error::from)?;
+    unsafe { put(out, Box::into_raw(Box::new(pcp_test_server { server }))) };
+    Ok(())
+}
+
 /// Stops and frees the server (its port stops answering); NULL is allowed.
+/// Not while another thread may still make a call with this server.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_free(server: *mut pcp_test_server) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
