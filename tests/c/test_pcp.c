@@ -4,18 +4,29 @@
  * Every wait is bounded; no test sleeps to check timing.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pcp.h"
 
 static int g_failed_checks;
+static int g_skipped; /* set by a test that could not run here */
 static const char *g_test;
+
+#define SKIP(why)                                                                    \
+    do {                                                                             \
+        fprintf(stderr, "  SKIP %s: %s\n", g_test, (why));                           \
+        g_skipped = 1;                                                               \
+    } while (0)
 
 #define CHECK(cond)                                                                  \
     do {                                                                             \
@@ -189,7 +200,11 @@ static void test_null_arguments(void) {
     CHECK_STATUS(pcp_peer_request_init(NULL, PCP_PROTO_TCP, 1, "192.0.2.1", 1), PCP_INVALID_ARGUMENT);
     CHECK_STATUS(pcp_endpoint_new(NULL, NULL, NULL), PCP_INVALID_ARGUMENT);
     CHECK_STATUS(pcp_endpoint_process(NULL), PCP_INVALID_ARGUMENT);
-    CHECK(pcp_endpoint_timeout_ms(NULL) == -1);
+    /* 0, not -1: poll() would take -1 as "forever". */
+    CHECK(pcp_endpoint_timeout_ms(NULL) == 0);
+    CHECK(strstr(pcp_last_error(), "NULL") != NULL);
+    CHECK_STATUS(pcp_config_set_announce_port(NULL, 0), PCP_INVALID_ARGUMENT);
+    CHECK_STATUS(pcp_test_server_start_announcing(NULL, 0, NULL, NULL), PCP_INVALID_ARGUMENT);
     CHECK_STATUS(pcp_test_server_start(NULL, NULL), PCP_INVALID_ARGUMENT);
     CHECK_STATUS(pcp_test_server_reboot(NULL), PCP_INVALID_ARGUMENT);
     /* Every _free accepts NULL. */
@@ -246,7 +261,8 @@ static void test_invalid_arguments(void) {
 
 static void test_map_and_accessors(void) {
     fixture_server f;
-    CHECK(start_server(&f));
+    CHECK_OK(pcp_test_server_start_at_epoch(NULL, 1000, &f.server));
+    CHECK_OK(pcp_test_server_address(f.server, f.addr, sizeof f.addr));
     pcp_client *c = new_client(f.addr, 3000);
     CHECK(c != NULL);
     if (!c) goto out;
@@ -259,8 +275,10 @@ static void test_map_and_accessors(void) {
         CHECK(pcp_mapping_internal_port(m) == 8080);
         CHECK(pcp_mapping_external_port(m) != 0);
         CHECK(pcp_mapping_lifetime(m) == 3600);
-        CHECK(pcp_mapping_id(m) != 0 || pcp_mapping_id(m) == 0); /* any id */
-        (void)pcp_mapping_epoch(m);
+        CHECK(pcp_mapping_id(m) != 0); /* ids start at 1 */
+        /* The epoch of the answer: at least the server's start, at most its now. */
+        CHECK(pcp_mapping_epoch(m) >= 1000);
+        CHECK(pcp_mapping_epoch(m) <= pcp_test_server_epoch(f.server));
         CHECK_OK(pcp_mapping_external_address(m, buf, sizeof buf));
         CHECK(strcmp(buf, "203.0.113.7") == 0);
         CHECK_OK(pcp_mapping_internal_address(m, buf, sizeof buf));
@@ -415,7 +433,9 @@ static void test_ipv6_server(void) {
     pcp_test_server *s = NULL;
     pcp_status st = pcp_test_server_start("[::1]:0", &s);
     if (st != PCP_OK) {
-        fprintf(stderr, "  (no IPv6 loopback here: %s; skipping the IPv6 part)\n", pcp_last_error());
+        char why[300];
+        snprintf(why, sizeof why, "no IPv6 loopback here (%s)", pcp_last_error());
+        SKIP(why);
         return;
     }
     char addr[64];
@@ -476,10 +496,65 @@ static void test_timeout(void) {
     CHECK_STATUS(pcp_map(c, PCP_PROTO_TCP, 8080, 0, 60, &m), PCP_TIMEOUT);
     CHECK(m == NULL);
     CHECK_STATUS(pcp_announce(c, NULL), PCP_TIMEOUT);
-    CHECK(pcp_test_server_requests_received(f.server) >= 2);
     CHECK_OK(pcp_test_server_drop_next(f.server, 0));
-    /* Retry count: with 0 retransmissions and an answer delayed past the
-     * first timeout, the request gives up. */
+    pcp_client_free(c);
+out:
+    pcp_test_server_free(f.server);
+}
+
+/* A lost request is retransmitted: the first one is dropped, so only a
+ * retransmission can be answered. */
+static void test_retransmission(void) {
+    fixture_server f;
+    CHECK(start_server(&f));
+    pcp_config *cfg = test_config(10000);
+    CHECK_OK(pcp_config_set_initial_timeout_ms(cfg, 50));
+    pcp_client *c = NULL;
+    CHECK_OK(pcp_client_new(f.addr, cfg, &c));
+    pcp_config_free(cfg);
+    if (!c) goto out;
+    uint64_t before = pcp_test_server_requests_received(f.server);
+    CHECK_OK(pcp_test_server_drop_next(f.server, 1));
+    pcp_mapping *m = NULL;
+    CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8080, 0, 60, &m));
+    CHECK(pcp_test_server_requests_received(f.server) - before >= 2);
+    CHECK(pcp_test_server_mapping_count(f.server) == 1);
+    pcp_mapping_free(m);
+    pcp_client_free(c);
+out:
+    pcp_test_server_free(f.server);
+}
+
+/* With retries = N and a deadline far away, a silent server gets exactly
+ * N + 1 requests (the first and N retransmissions), then PCP_TIMEOUT. */
+static void test_retry_count(void) {
+    enum { RETRIES = 3 };
+    fixture_server f;
+    CHECK(start_server(&f));
+    pcp_config *cfg = test_config(600000);
+    CHECK_OK(pcp_config_set_initial_timeout_ms(cfg, 20));
+    CHECK_OK(pcp_config_set_retries(cfg, RETRIES));
+    pcp_client *c = NULL;
+    CHECK_OK(pcp_client_new(f.addr, cfg, &c));
+    pcp_config_free(cfg);
+    if (!c) goto out;
+    uint64_t before = pcp_test_server_requests_received(f.server);
+    CHECK_OK(pcp_test_server_drop_next(f.server, 1000000));
+    pcp_mapping *m = NULL;
+    CHECK_STATUS(pcp_map(c, PCP_PROTO_TCP, 8080, 0, 60, &m), PCP_TIMEOUT);
+    CHECK(m == NULL);
+    /* The last retransmission may still be on its way to the server. */
+    for (int i = 0; i < 500 && pcp_test_server_requests_received(f.server) - before < RETRIES + 1; i++) {
+        struct timespec ten_ms = {0, 10000000L};
+        nanosleep(&ten_ms, NULL);
+    }
+    uint64_t sent = pcp_test_server_requests_received(f.server) - before;
+    if (sent != RETRIES + 1) {
+        fprintf(stderr, "  FAIL retries=%d: the server got %llu requests, want %d\n", RETRIES,
+                (unsigned long long)sent, RETRIES + 1);
+        g_failed_checks++;
+    }
+    CHECK_OK(pcp_test_server_drop_next(f.server, 0));
     pcp_client_free(c);
 out:
     pcp_test_server_free(f.server);
@@ -578,9 +653,16 @@ static void test_callback_reboot(void) {
     CHECK(pcp_test_server_epoch(f.server) >= 1000);
     CHECK(pcp_test_server_mapping_count(f.server) == 1);
     CHECK_OK(pcp_test_server_reboot(f.server));
-    CHECK(pcp_test_server_mapping_count(f.server) == 0);
+    /* (No server-side count here: the client may already be recreating.) */
     CHECK(wait_for(&r, PCP_EVENT_SERVER_RESTARTED, 1, 10000));
     CHECK(wait_for(&r, PCP_EVENT_RENEWED, 1, 10000));
+    pthread_mutex_lock(&r.lock);
+    pcp_event restarted = r.last[PCP_EVENT_SERVER_RESTARTED];
+    pcp_event renewed = r.last[PCP_EVENT_RENEWED];
+    pthread_mutex_unlock(&r.lock);
+    CHECK(restarted.epoch < 1000); /* the epoch went back */
+    CHECK(renewed.id == pcp_mapping_id(m));
+    CHECK(renewed.epoch < 1000); /* recreated on the rebooted server */
     CHECK(pcp_test_server_mapping_count(f.server) == 1); /* recreated */
     /* The external address changes: reported with old and new. */
     CHECK_OK(pcp_test_server_set_external_address(f.server, "203.0.113.99"));
@@ -762,8 +844,9 @@ static void test_panic_boundary(void) {
 /* ---------------------------------------------------------------- poll loop */
 
 typedef struct {
-    int granted, failed, deleted, announced, external, renewed;
-    uint64_t granted_id;
+    int granted, failed, deleted, announced, external, renewed, restarted;
+    uint64_t granted_id, renewed_id;
+    uint32_t restarted_epoch;
     uint16_t external_port;
     char external_text[PCP_ADDRSTRLEN];
     pcp_status last_status;
@@ -777,7 +860,14 @@ static void on_loop_event(void *userdata, const pcp_event *ev) {
         s->granted_id = ev->id;
         s->external_port = ev->external_port;
         break;
-    case PCP_EVENT_RENEWED: s->renewed++; break;
+    case PCP_EVENT_RENEWED:
+        s->renewed++;
+        s->renewed_id = ev->id;
+        break;
+    case PCP_EVENT_SERVER_RESTARTED:
+        s->restarted++;
+        s->restarted_epoch = ev->epoch;
+        break;
     case PCP_EVENT_FAILED: s->failed++; s->last_status = ev->status; break;
     case PCP_EVENT_DELETED: s->deleted++; s->last_status = ev->status; break;
     case PCP_EVENT_ANNOUNCED: s->announced++; s->last_status = ev->status; break;
@@ -875,6 +965,236 @@ out:
     pcp_test_server_free(f.server);
 }
 
+/* ---------------------------------------------------------------- more callbacks */
+
+/* pcp_client_set_event_callback waits for a running call of the callback
+ * it replaces: once it returns, the old userdata may be freed. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int entered, release, setter_started, setter_returned;
+    int setter_returned_seen_by_callback;
+    int calls;
+} held_callback;
+
+static int wait_flag(pthread_mutex_t *lock, pthread_cond_t *cond, const int *flag, int timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(lock);
+    while (!*flag && rc != ETIMEDOUT) rc = pthread_cond_timedwait(cond, lock, &deadline);
+    int ok = *flag;
+    pthread_mutex_unlock(lock);
+    return ok;
+}
+
+static void on_event_held(void *userdata, const pcp_event *ev) {
+    held_callback *h = (held_callback *)userdata;
+    (void)ev;
+    pthread_mutex_lock(&h->lock);
+    h->calls++;
+    if (h->calls == 1) {
+        h->entered = 1;
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->lock);
+        wait_flag(&h->lock, &h->cond, &h->release, 20000);
+        pthread_mutex_lock(&h->lock);
+        /* Still inside the callback: the setter cannot have returned. */
+        h->setter_returned_seen_by_callback = h->setter_returned;
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+typedef struct {
+    pcp_client *client;
+    held_callback *h;
+    pcp_status status;
+} setter_arg;
+
+static void *remove_callback(void *p) {
+    setter_arg *a = (setter_arg *)p;
+    pthread_mutex_lock(&a->h->lock);
+    a->h->setter_started = 1;
+    pthread_cond_broadcast(&a->h->cond);
+    pthread_mutex_unlock(&a->h->lock);
+    a->status = pcp_client_set_event_callback(a->client, NULL, NULL);
+    pthread_mutex_lock(&a->h->lock);
+    a->h->setter_returned = 1;
+    pthread_cond_broadcast(&a->h->cond);
+    pthread_mutex_unlock(&a->h->lock);
+    return NULL;
+}
+
+static void test_callback_replace_waits(void) {
+    fixture_server f;
+    CHECK(start_server(&f));
+    pcp_client *c = new_client(f.addr, 3000);
+    CHECK(c != NULL);
+    if (!c) goto out;
+    held_callback *h = calloc(1, sizeof *h);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    CHECK_OK(pcp_client_set_event_callback(c, on_event_held, h));
+    pcp_mapping *m = NULL;
+    CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8080, 0, 60, &m)); /* GRANTED: the callback holds */
+    CHECK(wait_flag(&h->lock, &h->cond, &h->entered, 10000));
+    setter_arg a = {c, h, PCP_PANIC};
+    pthread_t t;
+    pthread_create(&t, NULL, remove_callback, &a);
+    CHECK(wait_flag(&h->lock, &h->cond, &h->setter_started, 10000));
+    pthread_mutex_lock(&h->lock);
+    h->release = 1;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(t, NULL);
+    CHECK(a.status == PCP_OK);
+    CHECK(h->setter_returned_seen_by_callback == 0);
+    CHECK(h->calls == 1);
+    /* The old userdata is freed: valgrind reports any later use. */
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->cond);
+    free(h);
+    pcp_mapping *m2 = NULL;
+    CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8081, 0, 60, &m2)); /* an event with no callback */
+    pcp_mapping_free(m2);
+    pcp_mapping_free(m);
+    pcp_client_free(c);
+out:
+    pcp_test_server_free(f.server);
+}
+
+/* An endpoint's callback may free the endpoint (valgrind checks that
+ * nothing touches it afterwards and that it is released). */
+typedef struct {
+    pcp_endpoint *endpoint;
+    int events_after_free;
+    int freed;
+} self_freeing;
+
+static void on_event_free_endpoint(void *userdata, const pcp_event *ev) {
+    self_freeing *s = (self_freeing *)userdata;
+    if (s->freed) {
+        s->events_after_free++;
+        return;
+    }
+    if (ev->kind == PCP_EVENT_GRANTED) {
+        pcp_endpoint_free(s->endpoint);
+        s->freed = 1;
+    }
+}
+
+static void test_endpoint_free_in_callback(void) {
+    fixture_server f;
+    CHECK(start_server(&f));
+    pcp_config *cfg = test_config(3000);
+    pcp_endpoint *e = NULL;
+    CHECK_OK(pcp_endpoint_new(f.addr, cfg, &e));
+    pcp_config_free(cfg);
+    if (!e) goto out;
+    self_freeing s = {e, 0, 0};
+    CHECK_OK(pcp_endpoint_set_event_callback(e, on_event_free_endpoint, &s));
+    int fds[PCP_ENDPOINT_MAX_FDS];
+    size_t n = 0;
+    CHECK_OK(pcp_endpoint_fds(e, fds, PCP_ENDPOINT_MAX_FDS, &n));
+    pcp_map_request req;
+    uint64_t id = 0;
+    /* Two mappings: their answers may come in one process call. */
+    CHECK_OK(pcp_map_request_init(&req, PCP_PROTO_TCP, 8080));
+    CHECK_OK(pcp_endpoint_map(e, &req, &id));
+    CHECK_OK(pcp_map_request_init(&req, PCP_PROTO_TCP, 8081));
+    CHECK_OK(pcp_endpoint_map(e, &req, &id));
+    for (int round = 0; round < 400 && !s.freed; round++) {
+        struct pollfd p = {fds[0], POLLIN, 0};
+        int timeout = pcp_endpoint_timeout_ms(e);
+        if (timeout < 0 || timeout > 50) timeout = 50;
+        poll(&p, 1, timeout);
+        CHECK_OK(pcp_endpoint_process(e));
+    }
+    CHECK(s.freed);
+    CHECK(s.events_after_free == 0);
+    if (!s.freed) pcp_endpoint_free(e);
+out:
+    pcp_test_server_free(f.server);
+}
+
+/* A UDP port on loopback that nobody uses right now (0 if none found). */
+static uint16_t unused_udp_port(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    uint16_t port = 0;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static uint16_t local_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return 0;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/* The ANNOUNCE listener (on an ephemeral port instead of 5350): the server
+ * announces its reboot to that port only, not to the request socket, so
+ * the endpoint hears it only through the listener, and recreates. */
+static void test_announce_listener(void) {
+    uint16_t listen_port = unused_udp_port();
+    CHECK(listen_port != 0);
+    char announce_to[32];
+    snprintf(announce_to, sizeof announce_to, "127.0.0.1:%u", (unsigned)listen_port);
+    fixture_server f;
+    CHECK_OK(pcp_test_server_start_announcing(NULL, 1000, announce_to, &f.server));
+    if (!f.server) return;
+    CHECK_OK(pcp_test_server_address(f.server, f.addr, sizeof f.addr));
+    pcp_config *cfg = test_config(3000);
+    CHECK_OK(pcp_config_set_listen_announce(cfg, true));
+    CHECK_OK(pcp_config_set_announce_port(cfg, listen_port));
+    pcp_endpoint *e = NULL;
+    CHECK_OK(pcp_endpoint_new(f.addr, cfg, &e));
+    pcp_config_free(cfg);
+    if (!e) goto out;
+    int fds[PCP_ENDPOINT_MAX_FDS];
+    size_t n = 0;
+    CHECK_OK(pcp_endpoint_fds(e, fds, PCP_ENDPOINT_MAX_FDS, &n));
+    CHECK(n == 2); /* the request socket and the listener */
+    if (n != 2) {
+        pcp_endpoint_free(e);
+        goto out;
+    }
+    CHECK(local_port(fds[1]) == listen_port);
+    loop_state s;
+    memset(&s, 0, sizeof s);
+    CHECK_OK(pcp_endpoint_set_event_callback(e, on_loop_event, &s));
+    pcp_map_request req;
+    uint64_t id = 0;
+    CHECK_OK(pcp_map_request_init(&req, PCP_PROTO_UDP, 5353)); /* 3600 s: no renewal of its own */
+    CHECK_OK(pcp_endpoint_map(e, &req, &id));
+    CHECK(run_loop(e, &s.granted, 1));
+    CHECK_OK(pcp_test_server_reboot(f.server));
+    CHECK(run_loop(e, &s.restarted, 1));
+    CHECK(s.restarted_epoch < 1000);
+    CHECK(run_loop(e, &s.renewed, 1)); /* recreated at once (announce delay 0) */
+    CHECK(s.renewed_id == id);
+    CHECK(pcp_test_server_mapping_count(f.server) == 1);
+    pcp_endpoint_free(e);
+out:
+    pcp_test_server_free(f.server);
+}
+
 /* ---------------------------------------------------------------- main */
 
 typedef struct {
@@ -893,6 +1213,8 @@ static const test_case TESTS[] = {
     {"ipv6_server", test_ipv6_server},
     {"every_result_code", test_every_result_code},
     {"timeout", test_timeout},
+    {"retransmission", test_retransmission},
+    {"retry_count", test_retry_count},
     {"server_unreachable", test_server_unreachable},
     {"discovery", test_discovery},
     {"callback_renew", test_callback_renew},
@@ -903,16 +1225,23 @@ static const test_case TESTS[] = {
     {"keep_on_close", test_keep_on_close},
     {"panic_boundary", test_panic_boundary},
     {"poll_loop", test_poll_loop},
+    {"callback_replace_waits", test_callback_replace_waits},
+    {"endpoint_free_in_callback", test_endpoint_free_in_callback},
+    {"announce_listener", test_announce_listener},
 };
 
 int main(int argc, char **argv) {
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (size_t i = 0; i < sizeof TESTS / sizeof TESTS[0]; i++) {
         if (argc > 1 && strcmp(argv[1], TESTS[i].name) != 0) continue;
         g_test = TESTS[i].name;
         int before = g_failed_checks;
+        g_skipped = 0;
         TESTS[i].fn();
-        if (g_failed_checks == before) {
+        if (g_failed_checks == before && g_skipped) {
+            skipped++;
+            printf("skip %s\n", TESTS[i].name);
+        } else if (g_failed_checks == before) {
             passed++;
             printf("ok   %s\n", TESTS[i].name);
         } else {
@@ -921,6 +1250,9 @@ int main(int argc, char **argv) {
         }
         fflush(stdout);
     }
-    printf("c-tests: %d passed, %d failed\n", passed, failed);
+    if (skipped > 0)
+        printf("c-tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    else
+        printf("c-tests: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
