@@ -21,10 +21,22 @@ mkdir -p "$prefix"
 prefix=$(cd "$prefix" && pwd)
 
 case "$profile" in
-release) cargo build --release -p pcp-ffi ;;
-debug) cargo build -p pcp-ffi ;;
+release) profile_flag=--release ;;
+debug) profile_flag= ;;
 *) echo "install.sh: profile is release or debug, not $profile" >&2; exit 2 ;;
 esac
+# shellcheck disable=SC2086
+cargo build $profile_flag -p pcp-ffi
+# The system libraries the static archive needs (Libs.private), as rustc
+# reports them for this target and toolchain. Cargo replays the note when
+# the archive is already built, so this costs nothing on a second run.
+# shellcheck disable=SC2086
+libs_private=$(cargo rustc $profile_flag -p pcp-ffi --lib --crate-type staticlib -- --print native-static-libs 2>&1 |
+    sed -n 's/.*native-static-libs: //p' | tail -1)
+if [ -z "$libs_private" ]; then
+    libs_private="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
+    echo "install.sh: rustc did not report native-static-libs; using the Linux default: $libs_private" >&2
+fi
 target=${CARGO_TARGET_DIR:-$root/target}
 libdir_build="$target/$profile"
 
@@ -37,5 +49,5 @@ ln -sf "libpcp_rs.so.$version" "$prefix/lib/libpcp_rs.so.$major"
 ln -sf "libpcp_rs.so.$major" "$prefix/lib/libpcp_rs.so"
 install -m 0644 "$libdir_build/libpcp_rs.a" "$prefix/lib/libpcp_rs.a"
 install -m 0644 include/pcp.h "$prefix/include/pcp.h"
-sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" pcp-ffi/pcp_rs.pc.in >"$prefix/lib/pkgconfig/pcp_rs.pc"
+sed -e "s|@PREFIX@|$prefix|" -e "s|@VERSION@|$version|" -e "s|@LIBS_PRIVATE@|$libs_private|" pcp-ffi/pcp_rs.pc.in >"$prefix/lib/pkgconfig/pcp_rs.pc"
 echo "installed pcp_rs $version into $prefix"
