@@ -399,3 +399,32 @@ fn event_handlers_can_be_removed() {
     wait_for(&rx, |e| matches!(e, Event::Granted(i) if i.internal_port == 81).then_some(()));
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), before, "a removed handler is not called");
 }
+
+#[test]
+fn an_event_loop_can_read_answers_itself() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    c.attach_reader();
+    let fd = c.reader_fd();
+    let p = c.map_async(MapSpec::new(Protocol::TCP, 80));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let caller = std::thread::current().id();
+    p.on_complete(move |r| tx.send((r.map(|m| m.internal_port()), std::thread::current().id())).unwrap());
+    // A minimal "event loop": wait for readability, then process.
+    let deadline = std::time::Instant::now() + WAIT;
+    let (result, thread) = loop {
+        assert!(std::time::Instant::now() < deadline, "no answer");
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        c.process_ready();
+        if let Ok(r) = rx.try_recv() {
+            break r;
+        }
+    };
+    assert_eq!(result.unwrap(), 80);
+    assert_eq!(thread, caller, "completed on the loop's thread, not the driver's");
+    c.detach_reader();
+    // Back with the driver thread: blocking calls and renewals work as before.
+    c.map(Protocol::TCP, 81).unwrap();
+}

@@ -146,7 +146,10 @@ impl Endpoint {
     /// `now`, rounded up (so a loop never wakes a hair early and spins), 0
     /// if due, -1 for no deadline.
     pub fn timeout_ms(&mut self, now: Instant) -> i32 {
-        self.poll_timeout().map_or(-1, |t| ms_until(t, now))
+        if self.engine.has_events() {
+            return 0;
+        }
+        self.engine.poll_timeout().map_or(-1, |t| ms_until(t, now))
     }
 
     /// Reads what arrived on the ANNOUNCE listener only.

@@ -36,13 +36,44 @@ pub fn arm(ep: &OwnedFd, fd: RawFd, armed: bool) -> io::Result<()> {
     ctl(ep, libc::EPOLL_CTL_MOD, fd, armed)
 }
 
-/// Waits until a descriptor is ready or `until` passes (`None`: no limit);
-/// returns the ready descriptors.
-pub fn wait(ep: &OwnedFd, until: Option<Instant>, out: &mut Vec<RawFd>) {
+/// A monotonic timerfd: the driver thread's alarm clock, which another
+/// thread can move earlier without waking the driver.
+pub fn timer() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
+    let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets the alarm to `at` (`None` disarms it); a time already past fires at once.
+pub fn set_timer(timer: &OwnedFd, at: Option<Instant>) {
+    let mut spec: libc::itimerspec = unsafe { std::mem::zeroed() };
+    if let Some(at) = at {
+        // A zero it_value would disarm: fire after at least 1 ns.
+        let d = at.saturating_duration_since(Instant::now()).max(std::time::Duration::from_nanos(1));
+        spec.it_value.tv_sec = d.as_secs() as libc::time_t;
+        spec.it_value.tv_nsec = libc::c_long::from(d.subsec_nanos() as i32);
+    }
+    // SAFETY: a valid timerfd and itimerspec; the old value is not wanted.
+    unsafe { libc::timerfd_settime(timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+}
+
+/// Clears a fired timer (or drains an eventfd) so that it stops being readable.
+pub fn clear(fd: RawFd) {
+    let mut v = 0u64;
+    // SAFETY: reads 8 bytes into a u64; the descriptor is non-blocking.
+    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+}
+
+/// Waits until a descriptor (the timer among them) is ready; returns the
+/// ready descriptors.
+pub fn wait(ep: &OwnedFd, out: &mut Vec<RawFd>) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
-    let ms = until.map_or(-1, super::poll_ms);
     // SAFETY: `events` is a valid buffer of the given length.
-    let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), events.len() as libc::c_int, ms) };
+    let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), events.len() as libc::c_int, -1) };
     out.clear();
     for ev in events.iter().take(n.max(0) as usize) {
         out.push(ev.u64 as RawFd);

@@ -36,7 +36,7 @@ pub use address::parse_server;
 pub use endpoint::Endpoint;
 pub use pending::Pending;
 
-use pending::{drain_wake_fd, pending, Completer, Drive};
+use pending::{pending, Completer, Drive};
 
 use crate::engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RequestId, RetransmitPolicy};
 use crate::wire::{Nonce, Opcode, Protocol, CLIENT_PORT};
@@ -109,7 +109,21 @@ struct State {
     /// Events for the callbacks and channels, dispatched in order by the
     /// driver thread only (never on an application thread).
     deferred: Vec<Event>,
+    /// Callers currently driving the engine themselves. While there are any,
+    /// the main socket is disarmed in the driver's epoll set, so that an
+    /// answer wakes only the caller waiting for it.
+    co_drivers: usize,
+    /// Whether the main socket is armed in the driver's epoll set.
+    socket_armed: bool,
+    /// When the driver re-arms the socket after the last caller left.
+    /// Re-arming lazily spares a loop of blocking calls two epoll_ctl
+    /// calls each; unsolicited datagrams wait at most `REARM_DELAY`.
+    rearm_at: Option<Instant>,
 }
+
+/// How long after the last driving caller leaves the driver thread takes
+/// the main socket back.
+const REARM_DELAY: Duration = Duration::from_millis(20);
 
 struct Shared {
     state: Mutex<State>,
@@ -123,12 +137,13 @@ struct Shared {
     fds: Vec<RawFd>,
     /// Ourselves, for handing out `Arc`s from `&self`.
     this: std::sync::Weak<Shared>,
-    /// The driver thread's epoll set: the wake pipe and the sockets.
+    /// The driver thread's epoll set: the wake pipe, its timer and the sockets.
     epoll: std::os::fd::OwnedFd,
-    /// Callers currently driving the engine themselves; while there are
-    /// any, the main socket is disarmed in `epoll` so that an answer wakes
-    /// only the caller waiting for it, not the driver thread as well.
-    co_drivers: Mutex<usize>,
+    /// The driver's alarm clock, set to its next deadline. Any thread can
+    /// move it earlier (a new request's retransmission) without waking the
+    /// driver now: the kernel wakes it when the time comes.
+    timer: std::os::fd::OwnedFd,
+
     config: ClientConfig,
     driver: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
 }
@@ -196,7 +211,9 @@ impl Client {
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         let epoll = epoll::create()?;
+        let timer = epoll::timer()?;
         epoll::watch(&epoll, wake_rx.as_raw_fd(), true)?;
+        epoll::watch(&epoll, timer.as_raw_fd(), true)?;
         for &fd in &fds {
             epoll::watch(&epoll, fd, true)?;
         }
@@ -208,6 +225,9 @@ impl Client {
                 closing: None,
                 closed: false,
                 deferred: Vec::new(),
+                co_drivers: 0,
+                socket_armed: true,
+                rearm_at: None,
             }),
             wake_tx,
             handlers: RwLock::new(Vec::new()),
@@ -217,7 +237,7 @@ impl Client {
             fds,
             this: this.clone(),
             epoll,
-            co_drivers: Mutex::new(0),
+            timer,
             config,
             driver: Mutex::new(None),
         });
@@ -383,6 +403,51 @@ impl Client {
         }
     }
 
+    /// For event-loop integrations (libuv, asyncio): the socket whose
+    /// readability means answers are waiting. After [`Client::attach_reader`],
+    /// watch it in your loop and call [`Client::process_ready`] when it is
+    /// readable: answers are then read and requests completed on your loop's
+    /// thread, with no hop through the driver thread. Timers (retransmission,
+    /// renewal) stay with the driver thread.
+    pub fn reader_fd(&self) -> RawFd {
+        self.shared().fds[0]
+    }
+
+    /// Takes the socket over from the driver thread until
+    /// [`Client::detach_reader`]; calls nest. See [`Client::reader_fd`].
+    pub fn attach_reader(&self) {
+        self.shared().co_driving(true);
+    }
+
+    /// Gives the socket back to the driver thread.
+    pub fn detach_reader(&self) {
+        self.shared().co_driving(false);
+    }
+
+    /// Reads every answer waiting on the socket, runs due timers, and
+    /// completes the requests they finish, on the calling thread (their
+    /// callbacks and wakers run here). Never blocks. Returns how many
+    /// datagrams it read.
+    pub fn process_ready(&self) -> usize {
+        let shared = self.shared();
+        let now = Instant::now();
+        let (done, read) = {
+            let mut st = shared.lock();
+            let mut read = 0;
+            // Bounded: a socket buffer holds finitely many datagrams, and a
+            // burst larger than this is finished by the next readiness.
+            while read < 1024 && st.endpoint.receive_one(now) {
+                read += 1;
+            }
+            st.endpoint.engine_mut().handle_timeout(now);
+            st.endpoint.flush(now);
+            (shared.settle(&mut st), read)
+        };
+        shared.complete_all(done);
+        shared.plan();
+        read
+    }
+
     /// The mappings this client holds.
     pub fn mappings(&self) -> Vec<Mapping> {
         let st = self.shared().lock();
@@ -485,8 +550,9 @@ impl Shared {
         Ok(out)
     }
 
-    /// Wakes the driver thread if it would sleep past the engine's next
-    /// deadline, or has events or results to deliver.
+    /// Moves the driver's alarm earlier if the engine's next deadline is
+    /// before it (no wake-up needed), and wakes the driver if it has events
+    /// or results to deliver.
     fn plan(&self) {
         let mut st = self.lock();
         let next = st.endpoint.poll_timeout();
@@ -497,8 +563,9 @@ impl Shared {
         };
         if late {
             st.driver_deadline = next;
+            epoll::set_timer(&self.timer, next);
         }
-        let wake = late || !st.deferred.is_empty() || st.endpoint.engine().has_events();
+        let wake = !st.deferred.is_empty() || st.endpoint.engine().has_events();
         drop(st);
         if wake {
             self.wake();
@@ -563,16 +630,28 @@ impl Shared {
         result
     }
 
-    /// Counts a caller in or out of driving the engine itself; the first in
-    /// disarms the main socket in the driver's epoll set, the last out
-    /// re-arms it (level-triggered: anything that arrived meanwhile wakes
-    /// the driver at once).
+    /// Counts a caller in or out of driving the engine itself. The first in
+    /// disarms the main socket in the driver's epoll set (it takes effect
+    /// even while the driver waits); the last out asks the driver, through
+    /// its timer, to take the socket back shortly.
     fn co_driving(&self, entering: bool) {
-        let mut n = self.co_drivers.lock().unwrap_or_else(|e| e.into_inner());
-        let before = *n;
-        *n = if entering { before + 1 } else { before.saturating_sub(1) };
-        if (before == 0) != (*n == 0) {
-            let _ = epoll::arm(&self.epoll, self.fds[0], *n == 0);
+        let mut st = self.lock();
+        if entering {
+            st.co_drivers += 1;
+            if st.socket_armed {
+                let _ = epoll::arm(&self.epoll, self.fds[0], false);
+                st.socket_armed = false;
+            }
+            return;
+        }
+        st.co_drivers = st.co_drivers.saturating_sub(1);
+        if st.co_drivers == 0 && !st.socket_armed && st.rearm_at.is_none() {
+            let at = Instant::now() + REARM_DELAY;
+            st.rearm_at = Some(at);
+            if st.driver_deadline.is_none_or(|d| at < d) {
+                st.driver_deadline = Some(at);
+                epoll::set_timer(&self.timer, Some(at));
+            }
         }
     }
 
@@ -668,7 +747,7 @@ impl Drive for Shared {
             // SAFETY: `fds` is a valid array of pollfd of the given length.
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms(wait_until)) };
             if fds.len() > 1 && fds[1].revents != 0 {
-                drain_wake_fd(fds[1].fd);
+                epoll::clear(fds[1].fd);
             }
         }
         self.co_driving(false);
@@ -722,10 +801,14 @@ fn drive(shared: Arc<Shared>, mut wake_rx: UnixStream) {
     let mut ready = Vec::new();
     loop {
         let now = Instant::now();
-        let callers_driving = *shared.co_drivers.lock().unwrap_or_else(|e| e.into_inner()) > 0;
-        let (finished_waiters, timeout, finished) = {
+        let (finished_waiters, finished) = {
             let mut st = shared.lock();
-            if callers_driving {
+            if st.co_drivers == 0 && !st.socket_armed && st.rearm_at.is_none_or(|t| t <= now) {
+                let _ = epoll::arm(&shared.epoll, shared.fds[0], true);
+                st.socket_armed = true;
+                st.rearm_at = None;
+            }
+            if !st.socket_armed {
                 // The main socket is theirs for now: reading it here could
                 // take the answer a caller is waiting for from under it.
                 st.endpoint.receive_announce(now);
@@ -740,12 +823,13 @@ fn drive(shared: Arc<Shared>, mut wake_rx: UnixStream) {
                 Some(deadline) => st.endpoint.engine().is_idle() || now >= deadline,
                 None => false,
             };
-            let next = match st.closing {
-                Some(d) => Some(next.map_or(d, |n| n.min(d))),
-                None => next,
-            };
+            let mut next = next;
+            for t in [st.closing, st.rearm_at].into_iter().flatten() {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
             st.driver_deadline = next;
-            (done, next, finished)
+            epoll::set_timer(&shared.timer, next);
+            (done, finished)
         };
         shared.complete_all(finished_waiters);
         shared.dispatch_deferred();
@@ -760,10 +844,15 @@ fn drive(shared: Arc<Shared>, mut wake_rx: UnixStream) {
             }
             return;
         }
-        epoll::wait(&shared.epoll, timeout, &mut ready);
+        // No timeout: the timer fires at the deadline (or earlier if another
+        // thread moved it).
+        epoll::wait(&shared.epoll, &mut ready);
         if ready.contains(&wake_rx.as_raw_fd()) {
             let mut buf = [0u8; 256];
             while matches!(wake_rx.read(&mut buf), Ok(n) if n > 0) {}
+        }
+        if ready.contains(&shared.timer.as_raw_fd()) {
+            epoll::clear(shared.timer.as_raw_fd());
         }
     }
 }

@@ -55,12 +55,6 @@ fn thread_wake_fd() -> Option<RawFd> {
     })
 }
 
-/// Empties this thread's eventfd after it woke us.
-pub(crate) fn drain_wake_fd(fd: RawFd) {
-    let mut v = 0u64;
-    // SAFETY: reads 8 bytes into a u64 from an eventfd; non-blocking.
-    unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
-}
 
 struct Slot<T> {
     state: Mutex<SlotState<T>>,
@@ -106,11 +100,15 @@ impl<T> Completer<T> {
         }
         st.result = Some(result);
         if let Some(fd) = st.driver_fd.take() {
-            // Written under the slot lock: the driving thread clears the fd
-            // under it too before it may return, so the fd is still its.
-            let one = 1u64;
-            // SAFETY: writes 8 bytes to an open eventfd.
-            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            // The driving thread completing its own request needs no wake.
+            let own = WAKE_FD.with(|c| c.get().and_then(|f| f.as_ref().map(|f| f.as_raw_fd()))) == Some(fd);
+            if !own {
+                // Written under the slot lock: the driving thread clears the
+                // fd under it too before it may return, so the fd is still its.
+                let one = 1u64;
+                // SAFETY: writes 8 bytes to an open eventfd.
+                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            }
         }
         let waker = st.waker.take();
         let sleepers = st.sleepers;
