@@ -120,6 +120,8 @@ fn main() {
         client.map(Protocol::TCP, 40_000 + i).unwrap();
     }
     let with_cb = f64::from(n) / t.elapsed().as_secs_f64();
+    client.close_keep();
+    let client = client_for(pcp_addr); // no callback registered
     // Completion handed to another thread, as an event-loop binding (Node,
     // asyncio) receives it: submit, then wait on a channel the callback feeds.
     let (tx, rx) = std::sync::mpsc::channel();
