@@ -932,18 +932,9 @@ impl Engine {
     }
 
     fn handle_mapping_response(&mut self, now: Instant, response: &Response, body: &Body) {
-        let (nonce, protocol, internal_port, ext_port, ext_addr, remote) = match body {
-            Body::Map(m) => (m.nonce, m.protocol, m.internal_port, m.external_port, m.external_addr, None),
-            Body::Peer(p) => (
-                p.nonce,
-                p.protocol,
-                p.internal_port,
-                p.external_port,
-                p.external_addr,
-                Some((p.remote_addr, p.remote_port)),
-            ),
-            Body::Announce => unreachable!("opcode checked by caller"),
-        };
+        let Some(f) = body.mapping_fields() else { return };
+        let (nonce, protocol, internal_port, ext_port, ext_addr, remote) =
+            (f.nonce, f.protocol, f.internal_port, f.external_port, f.external_addr, f.remote);
         let Some(&id) = self.by_nonce.get(&nonce) else {
             self.stats.dropped += 1;
             return;

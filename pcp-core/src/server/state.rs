@@ -200,18 +200,10 @@ impl ServerState {
         let filters = req.options.iter().filter(|o| matches!(o, PcpOption::Filter(_))).count();
         let internal_addr = canonical(third_party.unwrap_or(from.ip()));
 
-        let (nonce, protocol, internal_port, sugg_port, sugg_addr, remote) = match req.body {
-            Body::Map(m) => (m.nonce, m.protocol, m.internal_port, m.external_port, m.external_addr, None),
-            Body::Peer(p) => (
-                p.nonce,
-                p.protocol,
-                p.internal_port,
-                p.external_port,
-                p.external_addr,
-                Some((canonical(p.remote_addr), p.remote_port)),
-            ),
-            Body::Announce => unreachable!("handled above"),
-        };
+        let f = req.body.mapping_fields()?;
+        let (nonce, protocol, internal_port, sugg_port, sugg_addr) =
+            (f.nonce, f.protocol, f.internal_port, f.external_port, f.external_addr);
+        let remote = f.remote.map(|(addr, port)| (canonical(addr), port));
         if (protocol == Protocol::ALL) != (internal_port == 0) {
             return answer(ResultCode::MalformedRequest, 30, req.body, Vec::new());
         }

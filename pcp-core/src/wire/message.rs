@@ -51,7 +51,41 @@ pub enum Body {
     Peer(PeerPayload),
 }
 
+/// What MAP and PEER payloads have in common, plus PEER's remote peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappingFields {
+    pub nonce: Nonce,
+    pub protocol: Protocol,
+    pub internal_port: u16,
+    pub external_port: u16,
+    pub external_addr: IpAddr,
+    pub remote: Option<(IpAddr, u16)>,
+}
+
 impl Body {
+    /// The fields that identify and describe a mapping; `None` for ANNOUNCE.
+    pub fn mapping_fields(&self) -> Option<MappingFields> {
+        match *self {
+            Body::Announce => None,
+            Body::Map(m) => Some(MappingFields {
+                nonce: m.nonce,
+                protocol: m.protocol,
+                internal_port: m.internal_port,
+                external_port: m.external_port,
+                external_addr: m.external_addr,
+                remote: None,
+            }),
+            Body::Peer(p) => Some(MappingFields {
+                nonce: p.nonce,
+                protocol: p.protocol,
+                internal_port: p.internal_port,
+                external_port: p.external_port,
+                external_addr: p.external_addr,
+                remote: Some((p.remote_addr, p.remote_port)),
+            }),
+        }
+    }
+
     pub fn opcode(&self) -> Opcode {
         match self {
             Body::Announce => Opcode::Announce,

@@ -23,7 +23,7 @@ mod types;
 
 pub use address::{from_wire_address, to_wire_address, unspecified_external};
 pub use error::WireError;
-pub use message::{decode_natpmp_unsupported, Body, MapPayload, PeerPayload, Request, Response};
+pub use message::{decode_natpmp_unsupported, Body, MapPayload, MappingFields, PeerPayload, Request, Response};
 pub use option::{Filter, PcpOption};
 pub use types::{Nonce, Opcode, Protocol, ResultCode};
 
