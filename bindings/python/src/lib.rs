@@ -7,19 +7,26 @@
 //! [`pcp_core::Error::code`]). The protocol is entirely the core's.
 //!
 //! Threading rules kept throughout:
-//! - every wait on the network happens with the GIL released
-//!   (`Python::detach`), in slices of [`SLICE`] with `check_signals` between
-//!   them, so other Python threads run and Ctrl-C interrupts within a slice;
-//! - Python code called from the core's driver thread (event callbacks,
-//!   request completion callbacks) attaches with `Python::try_attach`, so it
-//!   never blocks an exiting interpreter;
+//! - every wait on the network (and every DNS look-up) happens with the GIL
+//!   released (`Python::detach`), in slices of [`SLICE`] with
+//!   `check_signals` between them, so other Python threads run and Ctrl-C
+//!   interrupts within a slice;
+//! - Python code called from the core attaches with `Python::try_attach`
+//!   (so it never blocks an exiting interpreter): event callbacks run on the
+//!   client's driver thread; request completions run on whichever thread
+//!   drives the engine, the driver thread or a caller blocked in a call of the
+//!   same client (which holds the GIL released and no lock of the binding);
+//! - no lock of the binding is held while Python code runs or while a thread
+//!   waits, so a thread holding the GIL never waits for one that wants it;
 //! - anything that joins the driver thread (closing a client) runs with the
 //!   GIL released, since the driver may be waiting for the GIL to call back.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -32,6 +39,7 @@ use pcp_core::client::parse_server;
 use pcp_core::discovery::{self, DiscoveryConfig};
 use pcp_core::server::{Server as CoreServer, ServerConfig};
 use pcp_core::wire::Opcode;
+use pcp_core::HandlerId;
 use pcp_core::{
     Client as CoreClient, ClientConfig, Error as CoreError, Event as CoreEvent, Filter, MapSpec,
     Mapping as CoreMapping, MappingId, MappingInfo, Nonce, PeerSpec, Pending, Protocol, ResultCode,
@@ -222,7 +230,12 @@ fn filters(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Filter>> {
 
 fn server_addr(obj: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return parse_server(&s.to_cow()?).map_err(|e| to_pyerr(obj.py(), e));
+        // A host name is resolved here: never with the GIL held.
+        let s = s.to_cow()?.into_owned();
+        let py = obj.py();
+        return py
+            .detach(move || parse_server(&s))
+            .map_err(|e| to_pyerr(py, e));
     }
     if let Ok((host, p)) = obj.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
         let ip = parse_ip(&host, "server address")?;
@@ -286,7 +299,9 @@ fn wait<T: Send>(py: Python<'_>, p: Pending<T>) -> PyResult<T> {
 }
 
 /// Runs a bounded blocking job (discovery) on its own thread and waits for
-/// it like [`wait`]; on Ctrl-C the job is left to finish by itself.
+/// it like [`wait`]. On Ctrl-C the caller gets KeyboardInterrupt at once and
+/// the job is abandoned: it ends by itself at its own deadline (discovery's),
+/// and whatever it made (a client) is dropped, which closes it.
 fn run_blocking<T: Send + 'static>(
     py: Python<'_>,
     f: impl FnOnce() -> T + Send + 'static,
@@ -320,6 +335,41 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Inner {
     core: CoreClient,
+    /// Python ids of the callbacks registered with `on_event` (the core's
+    /// `HandlerId` is opaque).
+    handlers: Mutex<HashMap<u64, HandlerId>>,
+    next_handler: AtomicU64,
+    /// `on_close` callbacks; `None` once the client has closed.
+    close_hooks: Mutex<Option<Vec<Py<PyAny>>>>,
+}
+
+impl Inner {
+    fn new(core: CoreClient) -> Self {
+        Inner {
+            core,
+            handlers: Mutex::new(HashMap::new()),
+            next_handler: AtomicU64::new(1),
+            close_hooks: Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    /// Runs the `on_close` callbacks once, after the core has closed (every
+    /// path that closes a client calls this). No lock is held while they run.
+    fn closed(&self) {
+        let Some(hooks) = lock(&self.close_hooks).take() else {
+            return;
+        };
+        if hooks.is_empty() {
+            return;
+        }
+        let _ = Python::try_attach(move |py| {
+            for cb in hooks {
+                if let Err(e) = cb.call0(py) {
+                    e.write_unraisable(py, Some(cb.bind(py)));
+                }
+            }
+        });
+    }
 }
 
 impl Drop for Inner {
@@ -330,19 +380,7 @@ impl Drop for Inner {
         if Python::try_attach(|py| py.detach(|| core.close())).is_none() {
             self.core.close();
         }
-    }
-}
-
-/// Whether a client listens for unsolicited ANNOUNCE on UDP 5350 when not
-/// told: yes, unless PCP_RS_LISTEN_ANNOUNCE is 0/false/no (test suites set
-/// it so that unchanged classic code runs against the loopback test server).
-fn listen_announce_default() -> bool {
-    match std::env::var("PCP_RS_LISTEN_ANNOUNCE") {
-        Ok(v) => !matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "0" | "false" | "no" | "off"
-        ),
-        Err(_) => true,
+        self.closed();
     }
 }
 
@@ -359,14 +397,16 @@ fn _close_all(py: Python<'_>) {
             c.core.close();
         }
     });
+    for c in &live {
+        c.closed();
+    }
     drop(live);
 }
 
-fn discover_blocking(
-    py: Python<'_>,
+fn discovery_config(
     candidates: Option<Vec<SocketAddr>>,
     deadline: Option<Duration>,
-) -> PyResult<discovery::Discovered> {
+) -> DiscoveryConfig {
     let mut dc = match candidates {
         Some(c) => DiscoveryConfig::with_candidates(c),
         None => DiscoveryConfig::default(),
@@ -374,7 +414,7 @@ fn discover_blocking(
     if let Some(d) = deadline {
         dc.deadline = d;
     }
-    run_blocking(py, move || discovery::discover(&dc))?.map_err(|e| to_pyerr(py, e))
+    dc
 }
 
 /// A PCP client for one server (see the `pcp_rs.Client` docs in the stub).
@@ -415,37 +455,48 @@ impl PyClient {
             .map(|d| seconds(d, "discovery_deadline"))
             .transpose()?;
         let local = opt_ip(local_ip, "local_ip")?;
-        let addr = match server.filter(|s| !s.is_none()) {
+        // The core's defaults otherwise: notably listen_announce (UDP 5350
+        // with address reuse; the core carries on if the port is busy).
+        let config = move |addr: SocketAddr| {
+            let mut cc = ClientConfig::new(addr);
+            if let Some(l) = listen_announce {
+                cc.listen_announce = l;
+            }
+            cc.local_addr = local;
+            cc.delete_on_close = delete_on_close;
+            if let Some(d) = deadline {
+                cc = cc.deadline(d);
+            }
+            if let Some(t) = close_timeout {
+                cc.close_timeout = t;
+            }
+            if let Some(d) = announce_delay_max {
+                cc.announce_delay_max = d;
+            }
+            if let Some(n) = max_retransmissions {
+                cc.retransmit.max_retransmissions = Some(n);
+            }
+            cc
+        };
+        let core = match server.filter(|s| !s.is_none()) {
             Some(s) => {
                 if candidates.is_some() {
                     return Err(value_error(
                         "give either a server or candidates to discover among, not both",
                     ));
                 }
-                server_addr(s)?
+                let cc = config(server_addr(s)?);
+                py.detach(move || CoreClient::new(cc))
             }
-            None => discover_blocking(py, candidates, discovery_deadline)?.server,
-        };
-        let mut cc = ClientConfig::new(addr);
-        cc.listen_announce = listen_announce.unwrap_or_else(listen_announce_default);
-        cc.local_addr = local;
-        cc.delete_on_close = delete_on_close;
-        if let Some(d) = deadline {
-            cc = cc.deadline(d);
+            // Discovery (bounded by its deadline) on a helper thread, so that
+            // Ctrl-C abandons it at once; see run_blocking.
+            None => {
+                let dc = discovery_config(candidates, discovery_deadline);
+                run_blocking(py, move || CoreClient::discover_with(&dc, config))?
+            }
         }
-        if let Some(t) = close_timeout {
-            cc.close_timeout = t;
-        }
-        if let Some(d) = announce_delay_max {
-            cc.announce_delay_max = d;
-        }
-        if let Some(n) = max_retransmissions {
-            cc.retransmit.max_retransmissions = Some(n);
-        }
-        let core = py
-            .detach(|| CoreClient::new(cc))
-            .map_err(|e| to_pyerr(py, e))?;
-        let inner = Arc::new(Inner { core });
+        .map_err(|e| to_pyerr(py, e))?;
+        let inner = Arc::new(Inner::new(core));
         let mut live = lock(&LIVE);
         live.retain(|w| w.strong_count() > 0);
         live.push(Arc::downgrade(&inner));
@@ -628,10 +679,7 @@ impl PyClient {
         let p = port(internal_port, "internal_port")?;
         let n = self::nonce(Some(nonce))?
             .ok_or_else(|| PyTypeError::new_err("nonce must not be None"))?;
-        let core = self.inner.core.clone();
-        // delete_by_nonce has no async form in the core: run it off the GIL
-        // on a helper thread (bounded by the request deadline).
-        run_blocking(py, move || core.delete_by_nonce(proto, p, n))?.map_err(|e| to_pyerr(py, e))
+        wait(py, self.inner.core.delete_by_nonce_async(proto, p, n))
     }
 
     fn find_mapping(
@@ -678,8 +726,9 @@ impl PyClient {
         )
     }
 
-    /// Calls `callback(event)` for every event, on the client's driver thread.
-    fn on_event(&self, callback: Py<PyAny>) -> PyResult<()> {
+    /// Calls `callback(event)` for every event, on the client's driver
+    /// thread; returns an id for `remove_event_handler`.
+    fn on_event(&self, callback: Py<PyAny>) -> PyResult<u64> {
         Python::attach(|py| {
             if !callback.bind(py).is_callable() {
                 return Err(PyTypeError::new_err("callback must be callable"));
@@ -687,7 +736,7 @@ impl PyClient {
             Ok(())
         })?;
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        self.inner.core.on_event(move |ev| {
+        let handler = self.inner.core.on_event(move |ev| {
             let Some(inner) = weak.upgrade() else { return };
             let _ = Python::try_attach(|py| {
                 let r = PyEvent::convert(py, &inner, ev)
@@ -701,6 +750,41 @@ impl PyClient {
             // driver thread, which the core allows.
             drop(inner);
         });
+        let id = self.inner.next_handler.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inner.handlers).insert(id, handler);
+        Ok(id)
+    }
+
+    /// Unregisters a callback of `on_event`; it is not called again once this
+    /// returns (unless it is running right now). Returns whether it was
+    /// registered.
+    fn remove_event_handler(&self, handler_id: u64) -> bool {
+        let Some(h) = lock(&self.inner.handlers).remove(&handler_id) else {
+            return false;
+        };
+        self.inner.core.remove_event_handler(h)
+    }
+
+    /// Calls `callback()` once the client is closed, by whatever path
+    /// (`close`, `close_keep`, the last reference going, exit): at once if it
+    /// already is, else on the thread that closes it.
+    fn on_close(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+        if !callback.bind(py).is_callable() {
+            return Err(PyTypeError::new_err("callback must be callable"));
+        }
+        let now = {
+            let mut hooks = lock(&self.inner.close_hooks);
+            match hooks.as_mut() {
+                Some(v) if !self.inner.core.is_closed() => {
+                    v.push(callback.clone_ref(py));
+                    false
+                }
+                _ => true,
+            }
+        };
+        if now {
+            callback.call0(py)?;
+        }
         Ok(())
     }
 
@@ -716,28 +800,30 @@ impl PyClient {
     fn close(&self, py: Python<'_>) {
         let core = self.inner.core.clone();
         py.detach(|| core.close());
+        self.inner.closed();
     }
 
     /// Stops without deleting: the mappings stay until their lifetimes end.
     fn close_keep(&self, py: Python<'_>) {
         let core = self.inner.core.clone();
         py.detach(|| core.close_keep());
+        self.inner.closed();
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
 
-    #[pyo3(signature = (_exc_type=None, _exc=None, _tb=None))]
+    /// Closes; never suppresses the exception.
+    #[pyo3(signature = (_exc_type, _exc, _tb, /))]
     fn __exit__(
         &self,
         py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) {
         self.close(py);
-        false
     }
 
     fn __repr__(&self) -> String {
@@ -1183,15 +1269,6 @@ impl Kind {
         }
     }
 
-    fn wait_timeout(&self, d: Duration) -> Option<Result<Out, CoreError>> {
-        match self {
-            Kind::Map(p) => p.wait_timeout(d).map(|r| r.map(Out::Map)),
-            Kind::Unit(p) => p.wait_timeout(d).map(|r| r.map(|()| Out::Unit)),
-            Kind::Epoch(p) => p.wait_timeout(d).map(|r| r.map(Out::Epoch)),
-            Kind::Addr(p) => p.wait_timeout(d).map(|r| r.map(Out::Addr)),
-        }
-    }
-
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Out, CoreError>> {
         match self {
             Kind::Map(p) => Pin::new(p).poll(cx).map(|r| r.map(Out::Map)),
@@ -1211,34 +1288,63 @@ impl Kind {
     }
 }
 
-struct ReqState {
-    kind: Kind,
-    result: Option<Result<Out, CoreError>>,
+/// The waker a request registers with the core when it is made. The core
+/// wakes it on whichever thread completes the request: the driver thread,
+/// or a caller of the same client that drives the engine while it blocks.
+/// It only flips `done` and notifies under its own short lock, then runs the
+/// Python done-callbacks after releasing it, attaching to the interpreter
+/// properly; no lock of the binding is held while Python code runs, and a
+/// thread waiting in `Request.wait` holds none (the condvar releases it).
+struct Completion {
+    st: Mutex<CompletionState>,
+    cond: Condvar,
 }
 
-impl ReqState {
-    fn settle(&mut self) -> bool {
-        if self.result.is_none() {
-            self.result = self.kind.try_take();
+struct CompletionState {
+    done: bool,
+    callbacks: Vec<Py<PyAny>>,
+}
+
+impl Completion {
+    fn new(done: bool) -> Arc<Self> {
+        Arc::new(Completion {
+            st: Mutex::new(CompletionState {
+                done,
+                callbacks: Vec::new(),
+            }),
+            cond: Condvar::new(),
+        })
+    }
+
+    /// Sleeps until done or `d` passes (GIL released by the caller).
+    fn wait_done(&self, d: Duration) {
+        let st = lock(&self.st);
+        if !st.done {
+            let _ = self.cond.wait_timeout(st, d);
         }
-        self.result.is_some()
     }
 }
 
-/// Calls a Python callable (no arguments) when woken, from the driver thread.
-struct PyWaker {
-    callback: Py<PyAny>,
-}
-
-impl Wake for PyWaker {
+impl Wake for Completion {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let _ = Python::try_attach(|py| {
-            if let Err(e) = self.callback.call0(py) {
-                e.write_unraisable(py, Some(self.callback.bind(py)));
+        let callbacks = {
+            let mut st = lock(&self.st);
+            st.done = true;
+            std::mem::take(&mut st.callbacks)
+        };
+        self.cond.notify_all();
+        if callbacks.is_empty() {
+            return;
+        }
+        let _ = Python::try_attach(move |py| {
+            for cb in callbacks {
+                if let Err(e) = cb.call0(py) {
+                    e.write_unraisable(py, Some(cb.bind(py)));
+                }
             }
         });
     }
@@ -1247,18 +1353,48 @@ impl Wake for PyWaker {
 /// A request in progress (what the `start_*` methods return; `pcp_rs.aio`
 /// awaits these). The request goes on whether or not anyone waits;
 /// `cancel()` abandons it.
+///
+/// Locks: `result` is held only to move the outcome out of the core's
+/// `Pending` (never while waiting or running Python code); `kind` is not
+/// behind a lock at all (`try_take` and `cancel` take `&self`), so `cancel()`
+/// from one thread never waits for another thread's `wait()`.
 #[pyclass(module = "pcp_rs._pcp_rs", name = "Request", frozen)]
 struct PyRequest {
     inner: Arc<Inner>,
-    st: Mutex<ReqState>,
+    kind: Kind,
+    result: Mutex<Option<Result<Out, CoreError>>>,
+    completion: Arc<Completion>,
 }
 
 impl PyRequest {
-    fn new(inner: &Arc<Inner>, kind: Kind) -> Self {
+    fn new(inner: &Arc<Inner>, mut kind: Kind) -> Self {
+        // Register our waker now, while we own the Pending: completion then
+        // needs no lock of ours to be reached.
+        let completion = Completion::new(false);
+        let waker = Waker::from(completion.clone());
+        let mut cx = Context::from_waker(&waker);
+        let result = match kind.poll(&mut cx) {
+            Poll::Ready(r) => {
+                lock(&completion.st).done = true;
+                Some(r)
+            }
+            Poll::Pending => None,
+        };
         PyRequest {
             inner: inner.clone(),
-            st: Mutex::new(ReqState { kind, result: None }),
+            kind,
+            result: Mutex::new(result),
+            completion,
         }
+    }
+
+    /// Moves the outcome out of the core if it has arrived.
+    fn settle(&self) -> bool {
+        let mut r = lock(&self.result);
+        if r.is_none() {
+            *r = self.kind.try_take();
+        }
+        r.is_some()
     }
 
     fn convert(&self, py: Python<'_>, r: Result<Out, CoreError>) -> PyResult<Py<PyAny>> {
@@ -1277,24 +1413,23 @@ impl PyRequest {
 #[pymethods]
 impl PyRequest {
     fn done(&self) -> bool {
-        lock(&self.st).settle()
+        self.settle()
     }
 
     /// The result (a Mapping, None, an epoch or an address); raises the
     /// request's error, or RuntimeError if it has not finished.
     fn result(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let r = {
-            let mut st = lock(&self.st);
-            if !st.settle() {
-                return Err(PyRuntimeError::new_err("the request has not finished"));
-            }
-            st.result.clone().expect("settled")
-        };
+        if !self.settle() {
+            return Err(PyRuntimeError::new_err("the request has not finished"));
+        }
+        let r = lock(&self.result).clone().expect("settled");
         self.convert(py, r)
     }
 
-    /// Blocks (GIL released, Ctrl-C honoured) until the request finishes or
-    /// `timeout` seconds pass; returns the result or raises its error.
+    /// Blocks (GIL released; Ctrl-C cancels the request) until the request
+    /// finishes or `timeout` seconds pass; returns the result or raises its
+    /// error. Nothing is locked while it sleeps: other threads may call `done()`,
+    /// `result()` or `cancel()` on the same request meanwhile.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let deadline = timeout
@@ -1302,22 +1437,7 @@ impl PyRequest {
             .transpose()?
             .map(|t| Instant::now() + t);
         loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-                None => SLICE,
-            };
-            let done = py.detach(|| {
-                let mut st = lock(&self.st);
-                if st.settle() {
-                    return true;
-                }
-                if let Some(r) = st.kind.wait_timeout(slice) {
-                    st.result = Some(r);
-                    return true;
-                }
-                false
-            });
-            if done {
+            if self.settle() {
                 return self.result(py);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -1325,45 +1445,62 @@ impl PyRequest {
                     "the request is still in progress",
                 ));
             }
-            py.check_signals()?;
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                None => SLICE,
+            };
+            let completion = self.completion.clone();
+            py.detach(move || completion.wait_done(slice));
+            if let Err(e) = py.check_signals() {
+                // As the blocking calls do: Ctrl-C abandons the request.
+                self.kind.cancel();
+                return Err(e);
+            }
         }
     }
 
     /// Abandons the request (a mapping being made is deleted on the server if
     /// the request may have reached it).
     fn cancel(&self) {
-        lock(&self.st).kind.cancel();
+        self.kind.cancel();
     }
 
     /// Calls `callback()` (no arguments) once the request finishes: at once
-    /// if it has, else on the client's driver thread. For asyncio pass e.g.
-    /// `functools.partial(loop.call_soon_threadsafe, on_done)`.
+    /// (on this thread) if it has, else on whichever thread completes it (the
+    /// client's driver thread, or a thread blocked in a call of the same
+    /// client). The callback holds the GIL; keep it short. For asyncio pass
+    /// e.g. `functools.partial(loop.call_soon_threadsafe, on_done)`.
     fn add_done_callback(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
         if !callback.bind(py).is_callable() {
             return Err(PyTypeError::new_err("callback must be callable"));
         }
-        let ready = {
-            let mut st = lock(&self.st);
-            if st.settle() {
+        let now = {
+            let mut st = lock(&self.completion.st);
+            if st.done {
                 true
             } else {
-                let waker = Waker::from(Arc::new(PyWaker {
-                    callback: callback.clone_ref(py),
-                }));
-                let mut cx = Context::from_waker(&waker);
-                match st.kind.poll(&mut cx) {
-                    Poll::Ready(r) => {
-                        st.result = Some(r);
-                        true
-                    }
-                    Poll::Pending => false,
-                }
+                st.callbacks.push(callback.clone_ref(py));
+                false
             }
         };
-        if ready {
+        if now {
             callback.call0(py)?;
         }
         Ok(())
+    }
+
+    /// `Request[Mapping]` and the like, for annotations.
+    #[classmethod]
+    fn __class_getitem__(
+        cls: &Bound<'_, pyo3::types::PyType>,
+        item: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = cls.py();
+        Ok(py
+            .import("types")?
+            .getattr("GenericAlias")?
+            .call1((cls, item))?
+            .unbind())
     }
 }
 
@@ -1411,7 +1548,8 @@ fn discover(
 ) -> PyResult<PyDiscovered> {
     let c = server_list(candidates)?;
     let d = deadline.map(|d| seconds(d, "deadline")).transpose()?;
-    let found = discover_blocking(py, c, d)?;
+    let dc = discovery_config(c, d);
+    let found = run_blocking(py, move || discovery::discover(&dc))?.map_err(|e| to_pyerr(py, e))?;
     Ok(PyDiscovered {
         server_ip: ip_str(found.server.ip()),
         server_port: found.server.port(),
@@ -1669,16 +1807,16 @@ impl PyServer {
         slf
     }
 
-    #[pyo3(signature = (_exc_type=None, _exc=None, _tb=None))]
+    /// Stops; never suppresses the exception.
+    #[pyo3(signature = (_exc_type, _exc, _tb, /))]
     fn __exit__(
         &self,
         py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) {
         self.stop(py);
-        false
     }
 
     fn __repr__(&self) -> String {
@@ -1704,8 +1842,9 @@ fn _pcp_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(discover, m)?)?;
     m.add_function(wrap_pyfunction!(py_parse_server, m)?)?;
     m.add_function(wrap_pyfunction!(result_code_names, m)?)?;
-    m.add_function(wrap_pyfunction!(_close_all, m)?)?;
-    m.add_function(wrap_pyfunction!(_core_error, m)?)?;
+    // Private: set as attributes, so they stay out of the module's __all__.
+    m.setattr("_close_all", wrap_pyfunction!(_close_all, m)?)?;
+    m.setattr("_core_error", wrap_pyfunction!(_core_error, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

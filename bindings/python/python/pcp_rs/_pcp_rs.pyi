@@ -2,7 +2,7 @@
 
 import ipaddress
 from types import TracebackType
-from typing import Callable, Iterable, Iterator, List, Literal, Optional, Tuple, Type, Union, final
+from typing import Callable, Generic, Iterable, Iterator, List, Literal, Optional, Tuple, Type, TypeVar, Union, final
 
 from .errors import PcpError
 
@@ -18,10 +18,10 @@ __all__ = [
     "discover",
     "parse_server",
     "result_code_names",
-    "_close_all",
-    "_core_error",
     "__version__",
 ]
+
+_T = TypeVar("_T")
 
 _IP = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address]
 _ServerArg = Union[str, Tuple[str, int], ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -95,7 +95,7 @@ class Client:
         filters: Optional[Iterable[Tuple[_IP, int, int]]] = None,
         third_party: Optional[_IP] = None,
         nonce: Optional[_Nonce] = None,
-    ) -> Request: ...
+    ) -> Request[Mapping]: ...
     def peer(
         self,
         protocol: _Protocol,
@@ -121,29 +121,39 @@ class Client:
         external_ip: Optional[_IP] = None,
         third_party: Optional[_IP] = None,
         nonce: Optional[_Nonce] = None,
-    ) -> Request: ...
+    ) -> Request[Mapping]: ...
     def delete(self, mapping: Mapping) -> None: ...
-    def start_delete(self, mapping: Mapping) -> Request: ...
+    def start_delete(self, mapping: Mapping) -> Request[None]: ...
     def delete_by_nonce(self, protocol: _Protocol, internal_port: int, nonce: _Nonce) -> None: ...
     def find_mapping(self, protocol: _Protocol, internal_port: int) -> Optional[Mapping]: ...
     def mappings(self) -> List[Mapping]: ...
     def announce(self) -> int: ...
-    def start_announce(self) -> Request: ...
+    def start_announce(self) -> Request[int]: ...
     def external_address(self) -> str: ...
-    def start_external_address(self) -> Request: ...
-    def on_event(self, callback: Callable[[Event], object]) -> None:
-        """Calls ``callback(event)`` on the client's driver thread for every
-        event. Keep it short and never make a blocking call of this client
-        from it (use ``start_*`` or :meth:`events`)."""
+    def start_external_address(self) -> Request[str]: ...
+    def on_event(self, callback: Callable[[Event], object]) -> int:
+        """Calls ``callback(event)`` for every event, always on the client's
+        driver thread (with the GIL), never on a thread that called the
+        client. It may call the client, blocking calls included; while it
+        runs no other event is delivered, so keep it short. Returns an id for
+        :meth:`remove_event_handler`. An exception it raises is reported with
+        ``sys.unraisablehook`` and does not stop the client."""
+    def remove_event_handler(self, handler_id: int) -> bool:
+        """Unregisters an ``on_event`` callback: it is not called again once
+        this returns (unless it is running right now). False if unknown."""
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Calls ``callback()`` once the client is closed by whatever path
+        (``close``, ``close_keep``, the last reference going, exit): at once
+        if it already is, else on the thread that closes it."""
     def events(self) -> EventIterator: ...
     def close(self) -> None: ...
     def close_keep(self) -> None: ...
     def __enter__(self) -> Client: ...
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]] = None,
-        exc: Optional[BaseException] = None,
-        tb: Optional[TracebackType] = None,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
         /,
     ) -> None: ...
 
@@ -184,7 +194,7 @@ class Mapping:
     def active(self) -> bool: ...
     def refresh(self) -> bool: ...
     def delete(self) -> None: ...
-    def start_delete(self) -> Request: ...
+    def start_delete(self) -> Request[None]: ...
 
 @final
 class Event:
@@ -220,12 +230,23 @@ class EventIterator(Iterator[Event]):
     def get(self, timeout: Optional[float] = None) -> Optional[Event]: ...
 
 @final
-class Request:
+class Request(Generic[_T]):
+    """A request in progress, from a ``start_*`` method: ``Request[Mapping]``
+    (start_map, start_peer), ``Request[None]`` (start_delete),
+    ``Request[int]`` (start_announce, the epoch), ``Request[str]``
+    (start_external_address). Any thread may call any method at any time."""
+
     def done(self) -> bool: ...
-    def result(self) -> object: ...
-    def wait(self, timeout: Optional[float] = None) -> object: ...
+    def result(self) -> _T:
+        """The result, or the request's error raised; RuntimeError if it has not finished."""
+    def wait(self, timeout: Optional[float] = None) -> _T:
+        """Blocks (GIL released, Ctrl-C cancels the request) until it finishes;
+        TimeoutError if ``timeout`` seconds pass first (the request goes on)."""
     def cancel(self) -> None: ...
-    def add_done_callback(self, callback: Callable[[], object]) -> None: ...
+    def add_done_callback(self, callback: Callable[[], object]) -> None:
+        """Calls ``callback()`` once the request finishes: at once if it has,
+        else on whichever thread completes it (the client's driver thread, or
+        a thread blocked in a call of the same client), with the GIL held."""
 
 @final
 class Discovered:
@@ -281,9 +302,9 @@ class Server:
     def __enter__(self) -> Server: ...
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]] = None,
-        exc: Optional[BaseException] = None,
-        tb: Optional[TracebackType] = None,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
         /,
     ) -> None: ...
 
