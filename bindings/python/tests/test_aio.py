@@ -68,27 +68,41 @@ def test_async_discovery(server: Server) -> None:
 
 
 def test_loop_not_blocked(server: Server) -> None:
-    server.set_delay(0.5)
+    # The server drops everything until a task on the same loop tells it not
+    # to: the map can only finish if the loop kept running while it waited.
+    server.drop_next(1_000_000)
 
-    async def main() -> int:
-        ticks = 0
-        done = False
+    async def main() -> bool:
+        unblocked = False
 
-        async def ticker() -> None:
-            nonlocal ticks
-            while not done:
-                ticks += 1
-                await asyncio.sleep(0)
+        async def unblock() -> None:
+            nonlocal unblocked
+            while server.requests_received() == 0:
+                await asyncio.sleep(0.005)
+            server.drop_next(0)
+            unblocked = True
 
-        t = asyncio.ensure_future(ticker())
-        async with aio.Client(server.address) as c:
-            await c.map(6, 8080)
-        done = True
-        await t
-        return ticks
+        async with aio.Client(server.address, deadline=30) as c:
+            t = asyncio.ensure_future(unblock())
+            await c.map(6, 8080)  # answered on the retransmission after the unblock
+            await t
+        return unblocked
 
-    # A blocking call would have frozen the ticker for the whole 0.5 s delay.
-    assert run(main()) > 100
+    assert run(main())
+
+
+def test_construction_does_not_block() -> None:
+    # Construction only stores the arguments; the client is built (DNS,
+    # sockets) by connect() in an executor, where its errors surface.
+    c = aio.Client("127.0.0.1", deadline=-1)
+    with pytest.raises(RuntimeError):
+        c.sync
+
+    async def main() -> None:
+        with pytest.raises(ValueError):
+            await c.connect()
+
+    run(main())
 
 
 def test_errors_propagate(server: Server) -> None:
@@ -144,3 +158,57 @@ def test_async_events(short_server: Server) -> None:
 
     kinds = run(main())
     assert kinds[0] == "granted" and kinds[-1] == "renewed"
+
+
+def test_async_events_end_when_closed_by_any_path(server: Server) -> None:
+    async def main() -> None:
+        c = aio.Client(server.address)
+        sync = await c.connect()
+        got: List[str] = []
+
+        async def consume() -> None:
+            async for ev in c.events():
+                got.append(ev.kind)
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0)  # the iterator registers its forwarder
+        handler = c._handler
+        assert handler is not None
+        await c.map(6, 8080)
+        # Closed underneath, not through aio.Client.close().
+        await asyncio.get_running_loop().run_in_executor(None, sync.close)
+        await asyncio.wait_for(task, 30)
+        assert "granted" in got
+        # The forwarder is unregistered once the last iterator ends.
+        assert c._handler is None and not sync.remove_event_handler(handler)
+
+    run(main())
+
+
+def test_async_events_iterator_unregisters_when_left(server: Server) -> None:
+    async def main() -> None:
+        async with aio.Client(server.address) as c:
+            events = c.events()
+            first = asyncio.ensure_future(events.__anext__())
+            await asyncio.sleep(0)
+            handler = c._handler
+            assert handler is not None
+            await c.map(6, 8080)
+            assert (await first).kind == "granted"
+            await events.aclose()
+            assert c._handler is None and not c.sync.remove_event_handler(handler)
+
+    run(main())
+
+
+def test_mapping_again_keeps_a_satisfying_mapping(server: Server) -> None:
+    async def main() -> None:
+        async with aio.PCPClient(server.address) as client:
+            first = await client.create_mapping(8080)
+            before = server.requests_received()
+            assert await client.create_mapping(8080) == first
+            assert server.requests_received() == before
+            _, _, life = await client.create_mapping(8080, lifetime=100)
+            assert life == 100 and server.mapping_count() == 1
+
+    run(main())

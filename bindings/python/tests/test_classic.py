@@ -70,6 +70,18 @@ def test_mapping_again_replaces(server: Server) -> None:
         assert server.mapping_count() == 0
 
 
+def test_mapping_again_keeps_a_satisfying_mapping(server: Server) -> None:
+    # The hand-rolled habit of calling create_mapping again to refresh: the
+    # core already renews, so the mapping (and its external port) is kept.
+    with PCPClient(server.address) as client:
+        first = client.create_mapping(7002)
+        before = server.requests_received()
+        assert client.create_mapping(7002) == first
+        assert client.create_mapping(7002, first[1]) == first
+        assert server.requests_received() == before
+        assert server.mapping_count() == 1
+
+
 def test_context_manager_deletes(server: Server) -> None:
     with PCPClient(server.address) as client:
         client.create_mapping(1234)

@@ -21,9 +21,12 @@ class PCPClient:
 
     The keywords after ``*`` are extensions: ``deadline`` (seconds before a
     request fails with PcpTimeout; default 10), ``listen_announce`` (listen on
-    UDP 5350 for a rebooted gateway's ANNOUNCE; default True unless the
-    environment variable PCP_RS_LISTEN_ANNOUNCE is 0), and every other
-    keyword of :class:`pcp_rs.Client`.
+    UDP 5350, with address reuse, for a rebooted gateway's ANNOUNCE; default
+    True), and every other keyword of :class:`pcp_rs.Client`.
+
+    The mappings are the core's: :meth:`delete_mapping` finds the one of a
+    port there (``client.find_mapping``), so this object keeps no state of
+    its own.
     """
 
     def __init__(
@@ -44,9 +47,6 @@ class PCPClient:
             delete_on_close=delete_on_close,
             **options,
         )
-        # The mappings made through this object, by (protocol, internal_port):
-        # what delete_mapping deletes, found without scanning the client.
-        self._made: Dict[Tuple[Union[int, str], int], Mapping] = {}
 
     @property
     def client(self) -> Client:
@@ -62,14 +62,22 @@ class PCPClient:
     ) -> Tuple[str, int, int]:
         """Maps ``internal_port`` inbound; returns (external_ip, external_port, lifetime).
 
-        Mapping a port again replaces the earlier mapping of that port and protocol.
+        Mapping a port again (same protocol): if its current mapping already
+        is what is asked (``external_port`` 0 or the one it has, and the
+        lifetime it was granted), that mapping is returned as it is; the core
+        keeps renewing it, so the hand-rolled habit of calling
+        create_mapping again to refresh costs nothing and keeps the port.
+        Otherwise the current mapping is deleted first and the new one is
+        requested: a PCP server refuses a second mapping of one internal
+        port under another nonce (RFC 6887, section 11.3), so the two cannot
+        overlap. If that request fails, the port is left unmapped.
         """
-        key = (protocol, internal_port)
-        old = self._made.pop(key, None)
-        if old is not None and old.active:
+        old = self._client.find_mapping(protocol, internal_port)
+        if old is not None:
+            if _satisfies(old, external_port, lifetime):
+                return (old.external_ip, old.external_port, old.lifetime)
             old.delete()
         m = self._client.map(protocol, internal_port, external_port, lifetime)
-        self._made[key] = m
         return (m.external_ip, m.external_port, m.lifetime)
 
     def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
@@ -77,9 +85,7 @@ class PCPClient:
 
         Does nothing if this client holds no such mapping.
         """
-        m = self._made.pop((protocol, internal_port), None)
-        if m is None or not m.active:
-            m = self._client.find_mapping(protocol, internal_port)
+        m = self._client.find_mapping(protocol, internal_port)
         if m is not None:
             m.delete()
 
@@ -122,3 +128,8 @@ class PCPClient:
 
     def __repr__(self) -> str:
         return f"<pcp_rs.PCPClient {self._client!r}>"
+
+
+def _satisfies(m: Mapping, external_port: int, lifetime: int) -> bool:
+    """Whether the held mapping ``m`` already is what create_mapping asks for."""
+    return external_port in (0, m.external_port) and m.lifetime == lifetime

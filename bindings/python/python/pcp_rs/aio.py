@@ -1,9 +1,14 @@
 """pcp_rs for asyncio.
 
-The same clients, with coroutines that never block the event loop: requests
-run on the core's driver thread and complete the awaiting future through
-``loop.call_soon_threadsafe``. Cancelling the awaiting task cancels the
-request (a mapping that may have reached the server is deleted)::
+The same clients, with coroutines that never block the event loop: the core
+runs the requests, and whichever thread completes one (the client's driver
+thread, or a thread blocked in a call of the same client) hands the result to
+the awaiting future through ``loop.call_soon_threadsafe``. Cancelling the awaiting task cancels the
+request (a mapping that may have reached the server is deleted).
+Constructing a client only stores its arguments; the blocking part (DNS
+look-up of a host name, discovery, opening sockets) runs in the loop's
+default executor on ``await client.connect()``, which ``async with`` and
+every method do first::
 
     from pcp_rs import aio
 
@@ -21,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from types import TracebackType
-from typing import Any, AsyncIterator, Dict, Iterable, List, Optional, Set, Tuple, Type, TypeVar, Union, cast
+from typing import Any, AsyncGenerator, Dict, Iterable, List, Optional, Set, Tuple, Type, TypeVar, Union, cast
 
 from . import _pcp_rs
-from ._classic import ServerArg
+from ._classic import ServerArg, _satisfies
 from ._pcp_rs import Event, Mapping, Request
 
 __all__ = ["Client", "PCPClient", "discover", "get_external_address"]
@@ -33,10 +38,10 @@ T = TypeVar("T")
 Candidates = Optional[Iterable[Union[str, Tuple[str, int]]]]
 
 
-async def _await(req: Request) -> Any:
+async def _await(req: Request[T]) -> T:
     """Awaits a core request; cancelling the await cancels the request."""
     loop = asyncio.get_running_loop()
-    fut: asyncio.Future[Any] = loop.create_future()
+    fut: asyncio.Future[T] = loop.create_future()
 
     def settle() -> None:
         if fut.done():
@@ -46,7 +51,7 @@ async def _await(req: Request) -> Any:
         except BaseException as e:  # the request's error, for the awaiter
             fut.set_exception(e)
 
-    def wake() -> None:  # on the driver thread, or here if already done
+    def wake() -> None:  # on the thread that completes the request, or here if done
         try:
             loop.call_soon_threadsafe(settle)
         except RuntimeError:  # the loop is closed: nobody is waiting
@@ -67,27 +72,31 @@ async def discover(candidates: Candidates = None, *, deadline: Optional[float] =
 
 
 class Client:
-    """:class:`pcp_rs.Client` for asyncio. With ``server=None`` the gateway is
-    discovered (off the loop) on first use. Keywords as for :class:`pcp_rs.Client`."""
+    """:class:`pcp_rs.Client` for asyncio. Construction only stores the
+    arguments (nothing blocks, nothing is checked yet); the client is built
+    off the loop by :meth:`connect`, which ``async with`` and every method
+    call first. With ``server=None`` the gateway is discovered then.
+    Keywords as for :class:`pcp_rs.Client`."""
 
     def __init__(self, server: ServerArg = None, **options: Any) -> None:
+        self._server = server
         self._options = options
         self._sync: Optional[_pcp_rs.Client] = None
         self._connecting: Optional[asyncio.Future[_pcp_rs.Client]] = None
         self._queues: Set[asyncio.Queue[Optional[Event]]] = set()
-        self._forwarding = False
-        if server is not None:
-            self._sync = _pcp_rs.Client(server, **options)
+        self._handler: Optional[int] = None
+        self._close_hooked = False
 
     async def connect(self) -> _pcp_rs.Client:
-        """The blocking client underneath, discovering the server first if needed."""
+        """The blocking client underneath, built (DNS look-up or discovery,
+        sockets) in the loop's default executor on first use."""
         if self._sync is not None:
             return self._sync
         if self._connecting is None:
             loop = asyncio.get_running_loop()
             self._connecting = cast(
                 "asyncio.Future[_pcp_rs.Client]",
-                loop.run_in_executor(None, functools.partial(_pcp_rs.Client, None, **self._options)),
+                loop.run_in_executor(None, functools.partial(_pcp_rs.Client, self._server, **self._options)),
             )
         try:
             self._sync = await asyncio.shield(self._connecting)
@@ -129,7 +138,7 @@ class Client:
             third_party=third_party,
             nonce=nonce,
         )
-        return cast(Mapping, await _await(req))
+        return await _await(req)
 
     async def peer(
         self,
@@ -156,7 +165,7 @@ class Client:
             third_party=third_party,
             nonce=nonce,
         )
-        return cast(Mapping, await _await(req))
+        return await _await(req)
 
     async def delete(self, mapping: Mapping) -> None:
         c = await self.connect()
@@ -172,11 +181,11 @@ class Client:
 
     async def announce(self) -> int:
         c = await self.connect()
-        return cast(int, await _await(c.start_announce()))
+        return await _await(c.start_announce())
 
     async def external_address(self) -> str:
         c = await self.connect()
-        return cast(str, await _await(c.start_external_address()))
+        return await _await(c.start_external_address())
 
     async def gateway_address(self) -> Tuple[str, int]:
         return (await self.connect()).gateway_address
@@ -184,24 +193,41 @@ class Client:
     async def internal_address(self) -> str:
         return (await self.connect()).internal_address
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Every event from now on, until the client is closed."""
+    async def events(self) -> AsyncGenerator[Event, None]:
+        """Every event from now on. Ends when the client is closed, by
+        whatever path (:meth:`close`, ``client.sync.close()``, exit)."""
         c = await self.connect()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Optional[Event]] = asyncio.Queue()
-        self._queues.add(queue)
-        if not self._forwarding:
-            self._forwarding = True
-            queues = self._queues
+        queues = self._queues
+        queues.add(queue)
 
-            def forward(ev: Event) -> None:  # on the driver thread
+        def end_all() -> None:  # on the loop
+            for q in list(queues):
+                q.put_nowait(None)
+
+        if not self._close_hooked:
+            self._close_hooked = True
+
+            def on_close() -> None:  # on the thread that closed the client
+                try:
+                    loop.call_soon_threadsafe(end_all)
+                except RuntimeError:  # the loop is closed: nobody is iterating
+                    pass
+
+            # Captures the queues and the loop, not this object or the client
+            # (the client holds the hook: no reference cycle through it).
+            c.on_close(on_close)
+        if self._handler is None:
+
+            def forward(ev: Event) -> None:  # on the client's driver thread
                 for q in list(queues):
                     try:
                         loop.call_soon_threadsafe(q.put_nowait, ev)
                     except RuntimeError:
                         queues.discard(q)
 
-            c.on_event(forward)
+            self._handler = c.on_event(forward)
         try:
             while True:
                 ev = await queue.get()
@@ -209,7 +235,11 @@ class Client:
                     return
                 yield ev
         finally:
-            self._queues.discard(queue)
+            queues.discard(queue)
+            if not queues and self._handler is not None:
+                # The last iterator is done: the core stops copying events.
+                c.remove_event_handler(self._handler)
+                self._handler = None
 
     async def close(self) -> None:
         """Deletes the mappings (unless delete_on_close=False) and stops, off the loop."""
@@ -248,8 +278,13 @@ class PCPClient:
     async def create_mapping(
         self, internal_port: int, external_port: int = 0, protocol: int = 6, lifetime: int = 3600
     ) -> Tuple[str, int, int]:
+        """As :meth:`pcp_rs.PCPClient.create_mapping` (mapping a port again
+        returns its mapping as it is if it already is what is asked, else
+        deletes it first)."""
         old = await self.client.find_mapping(protocol, internal_port)
         if old is not None:
+            if _satisfies(old, external_port, lifetime):
+                return (old.external_ip, old.external_port, old.lifetime)
             await self.client.delete(old)
         m = await self.client.map(protocol, internal_port, external_port, lifetime)
         return (m.external_ip, m.external_port, m.lifetime)
