@@ -1,17 +1,15 @@
 """Shared fixtures: the core's test server on an ephemeral loopback port.
 
-Every test talks only to loopback. Clients never listen on UDP 5350 here
-(PCP_RS_LISTEN_ANNOUNCE=0): the test server unicasts its ANNOUNCE to every
-client it has seen. Waits for events are bounded; nothing asserts on timing.
+Every test talks only to loopback. Clients keep the default settings
+(they listen on UDP 5350 with address reuse, which only receives; the test
+server unicasts its ANNOUNCE to every client it has seen) unless a test
+passes ``listen_announce=False``. Waits for events are bounded.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Iterator, Optional
-
-os.environ["PCP_RS_LISTEN_ANNOUNCE"] = "0"
 
 import pytest
 

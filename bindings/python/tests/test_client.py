@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+from typing import Any
 
 import pytest
 
 import pcp_rs
 from pcp_rs.testing import Server
 
-from conftest import dead_udp_port
+from conftest import dead_udp_port, wait_event
 
 
 def test_map_attributes(client: pcp_rs.Client, server: Server) -> None:
@@ -72,7 +73,7 @@ def test_announce_and_addresses(client: pcp_rs.Client, server: Server) -> None:
     assert client.gateway_address == ("127.0.0.1", server.port)
     assert client.internal_address == "127.0.0.1"
     assert client.server_epoch is not None
-    assert client.listens_for_announce is False
+    assert isinstance(client.listens_for_announce, bool)  # True unless UDP 5350 is taken without reuse
 
 
 def test_option_third_party(client: pcp_rs.Client, server: Server) -> None:
@@ -129,13 +130,13 @@ def test_requests(client: pcp_rs.Client, server: Server) -> None:
     req = client.start_map(6, 8080)
     m = req.wait(timeout=10)
     assert isinstance(m, pcp_rs.Mapping) and req.done()
-    assert req.result().id == m.id  # type: ignore[attr-defined]
+    assert req.result().id == m.id
 
     called = threading.Event()
-    req = client.start_external_address()
-    req.add_done_callback(called.set)
+    addr = client.start_external_address()
+    addr.add_done_callback(called.set)
     assert called.wait(10)
-    assert req.result() == "203.0.113.7"
+    assert addr.result() == "203.0.113.7"
 
     assert isinstance(client.start_announce().wait(10), int)
     assert client.start_delete(m).wait(10) is None
@@ -186,3 +187,36 @@ def test_test_server_controls(server: Server) -> None:
     with pytest.raises(RuntimeError):
         server.mapping_count()
     assert "stopped" in repr(server)
+
+
+def test_remove_event_handler(client: pcp_rs.Client) -> None:
+    called: "list[pcp_rs.Event]" = []
+    kept: "list[pcp_rs.Event]" = []
+    handler = client.on_event(called.append)
+    client.on_event(kept.append)
+    assert client.remove_event_handler(handler)
+    assert not client.remove_event_handler(handler)
+    events = client.events()
+    client.map(6, 8080)
+    # Handlers run before the iterators get the same event, so had the
+    # removed one still been registered it would have been called by now.
+    wait_event(events, "granted")
+    assert called == [] and any(ev.kind == "granted" for ev in kept)
+
+
+def test_on_close(server: Server) -> None:
+    c = pcp_rs.Client(server.address, listen_announce=False)
+    assert not c.listens_for_announce
+    closed: "list[str]" = []
+    c.on_close(lambda: closed.append("first"))
+    c.close_keep()
+    assert closed == ["first"]
+    c.close()
+    assert closed == ["first"]  # once
+    c.on_close(lambda: closed.append("late"))  # already closed: at once
+    assert closed == ["first", "late"]
+
+
+def test_request_is_generic() -> None:
+    alias: Any = pcp_rs.Request[pcp_rs.Mapping]
+    assert alias.__origin__ is pcp_rs.Request and alias.__args__ == (pcp_rs.Mapping,)

@@ -157,6 +157,12 @@ def test_every_core_error_converts(name: str, cls: Type[pcp_rs.PcpError]) -> Non
         assert "made up" in str(e)
 
 
+def test_core_error_hook_is_private() -> None:
+    # A test hook of the extension module, exported nowhere.
+    assert not hasattr(pcp_rs, "_core_error") and "_core_error" not in pcp_rs.__all__
+    assert "_core_error" not in getattr(pcp_rs._pcp_rs, "__all__", [])
+
+
 def test_no_gateway() -> None:
     with pytest.raises(pcp_rs.NoGateway):
         pcp_rs.discover([dead_udp_port()], deadline=1)

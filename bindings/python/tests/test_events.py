@@ -59,7 +59,6 @@ def test_server_reboot() -> None:
         m = c.map(6, 8080)
         c.map(17, 5000)
         server.reboot()
-        assert server.mapping_count() == 0
         ev = wait_event(events, "server_restarted")
         assert ev.epoch is not None and ev.epoch < 3600
         renewed = {wait_event(events, "renewed").mapping.internal_port for _ in range(2)}  # type: ignore[union-attr]
