@@ -21,17 +21,16 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("PCP_RS_LISTEN_ANNOUNCE", "0")
-
-from pcp_rs import PCPClient  # noqa: E402
-from pcp_rs.testing import Server  # noqa: E402
+from pcp_rs import PCPClient
+from pcp_rs.testing import Server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def python_rate(n: int) -> float:
     with Server() as server:
-        client = PCPClient(server.address, delete_on_close=False)
+        # Off UDP 5350, as the Rust loop is (listen_announce = false).
+        client = PCPClient(server.address, delete_on_close=False, listen_announce=False)
         try:
             client.create_mapping(9999, protocol=17)  # warm-up, as the Rust loop does
             start = time.perf_counter()
