@@ -323,12 +323,19 @@ class Client extends EventEmitter {
     this._closePromise = null;
     this._held = 0; // mappings held, for keeping the process alive
     this._native = callNative(() => new native.NativeClient(server, opts, (msg) => this._onMessage(msg)));
-    // The core forwards events only once someone listens for one.
+    // The core forwards events only while someone listens for one.
     this.on('newListener', (event) => {
       if (EVENTS.has(event) && !this._listening && !this._closed) {
         this._listening = true;
         this._native.listen();
       }
+    });
+    this.on('removeListener', (event) => {
+      if (!EVENTS.has(event) || !this._listening || this._closed) return;
+      for (const e of EVENTS) if (this.listenerCount(e) > 0) return;
+      this._listening = false;
+      this._native.unlisten();
+      this._updateRef();
     });
     /** The PCP server, "ip:port". */
     this.server = this._native.gatewayAddress();
@@ -364,7 +371,6 @@ class Client extends EventEmitter {
   /** Undoes `unref()`. */
   ref() {
     this._wantRef = true;
-    this._listening = false;
     this._updateRef();
     return this;
   }
@@ -464,6 +470,12 @@ class Client extends EventEmitter {
         return;
       case 'serverRestarted':
         this.emit('serverRestarted', msg.epoch);
+        return;
+      case 'sync':
+        // The events of the results delivered so far are all here: the
+        // native side no longer needs to keep the process alive for them.
+        this._native.synced();
+        this._updateRef();
         return;
       default:
     }

@@ -6,27 +6,37 @@
 //!
 //! How results reach JavaScript without blocking anything:
 //! - every request is a `pcp_core::Pending`, polled once here with a
-//!   `Waker` that the core's driver thread wakes when the answer arrives;
-//! - the waker takes the result and queues it, with the request number the
-//!   JavaScript side chose, on the client's one threadsafe function;
-//! - events (`renewed`, `lost`, ...) go through the same threadsafe function,
-//!   so a result always reaches JavaScript before the events that follow it.
+//!   `Waker` that is woken where the answer is processed;
+//! - answers are read on the JavaScript thread: a libuv poll handle watches
+//!   the client's socket and calls `Client::process_ready` (see `reader.rs`),
+//!   so a result is handed to the JavaScript callback directly, with no
+//!   thread hop (this is what makes sequential round trips fast);
+//! - results completed on the core's driver thread (timeouts, and every
+//!   answer if the poll handle could not be set up) and events (`renewed`,
+//!   `lost`, ...) are queued, with the request number the JavaScript side
+//!   chose, on the client's one threadsafe function. Events are produced
+//!   after the answer that caused them is processed, so a result still
+//!   reaches JavaScript before the events that follow it.
 //!
 //! No thread waits: neither the JavaScript thread nor libuv's pool. The
 //! threadsafe function starts unreferenced; `index.js` references it while a
 //! request is in flight or renewals run (unless the user called `unref()`).
+//! The poll handle is always unreferenced, so only that decides.
 
 #![deny(clippy::all)]
+
+mod reader;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Function, Status, Unknown};
+use napi::bindgen_prelude::{Function, JsValue, Status, Unknown};
 use napi::Env;
 type Result<T, E = PcpError> = std::result::Result<T, E>;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -36,7 +46,7 @@ use pcp_core::client::parse_server;
 use pcp_core::discovery::{self, DiscoveryConfig};
 use pcp_core::server::{Server, ServerConfig};
 use pcp_core::{
-    Client, ClientConfig, Error as PcpError, Event, Filter, MapSpec, Mapping, MappingId, MappingInfo, Nonce,
+    Client, ClientConfig, Error as PcpError, Event, Filter, HandlerId, MapSpec, Mapping, MappingId, MappingInfo, Nonce,
     Pending, PeerSpec, Protocol, ResultCode,
 };
 
@@ -394,6 +404,17 @@ fn conv_addr(a: IpAddr, mut msg: NativeMessage) -> NativeMessage {
 struct Inner {
     tsfn: Tsfn,
     requests: Mutex<HashMap<u32, Arc<dyn Request>>>,
+    /// Someone listens for events (our event handler is registered).
+    listening: AtomicBool,
+    /// Results completed while listening whose event the driver thread has
+    /// not dispatched yet. A result read on this thread reaches JavaScript
+    /// before the driver thread dispatches its event (`failed`, `deleted`),
+    /// so the threadsafe function must stay referenced until then, or the
+    /// process could end between the two. Signed: the driver may dispatch
+    /// the event a moment before `finish` counts the result.
+    events_due: AtomicI64,
+    /// `sync` messages queued but not yet seen by JavaScript.
+    syncs_queued: AtomicI64,
 }
 
 impl Inner {
@@ -401,13 +422,19 @@ impl Inner {
         self.requests.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Called by a waker on the driver thread.
+    /// Called by a waker: on the JavaScript thread when `reader.rs` read the
+    /// answer, else on the driver thread.
     fn finish(&self, req: u32) {
         let r = self.requests().remove(&req);
         if let Some(r) = r {
             match r.take() {
                 Some(msg) => {
-                    self.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+                    if self.listening.load(Ordering::Acquire) {
+                        self.events_due.fetch_add(1, Ordering::AcqRel);
+                    }
+                    if let Some(msg) = reader::collect(self, msg) {
+                        self.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+                    }
                 }
                 // Spurious wake: keep waiting.
                 None => {
@@ -468,11 +495,27 @@ pub struct NativeClient {
     client: Option<Client>,
     inner: Arc<Inner>,
     referenced: bool,
-    listening: bool,
+    /// The event handler forwarding to JavaScript, while someone listens.
+    handler: Option<HandlerId>,
+    /// Reads answers on the JavaScript thread; None if libuv refused (the
+    /// driver thread then reads them) or once closed.
+    reader: Option<reader::ReaderHandle>,
+    /// `close` was called: nothing keeps the process alive any more.
+    closing: bool,
+}
+
+impl NativeClient {
+    fn stop_reader(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.stop();
+        }
+    }
 }
 
 impl Drop for NativeClient {
     fn drop(&mut self) {
+        // A GC finalizer runs on the JavaScript thread, where the poll handle lives.
+        self.stop_reader();
         // Dropping the last handle closes the client, which may wait for
         // deletes: never on the JavaScript thread (this runs in a GC finalizer).
         if let Some(c) = self.client.take() {
@@ -486,7 +529,12 @@ impl NativeClient {
     /// Connects to `server` ("host", "host:port", IPv6 with or without
     /// brackets). `callback` receives every result and event.
     #[napi(constructor)]
-    pub fn new(server: String, options: Option<ClientOptions>, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<Self> {
+    pub fn new(
+        env: Env,
+        server: String,
+        options: Option<ClientOptions>,
+        callback: Function<NativeMessage, Unknown<'static>>,
+    ) -> napi::Result<Self> {
         let addr = socket_addr(&server).map_err(napi_err)?;
         let mut cc = ClientConfig::new(addr);
         if let Some(o) = &options {
@@ -515,28 +563,79 @@ impl NativeClient {
                 cc.announce_delay_max = Duration::from_secs_f64(d / 1000.0);
             }
         }
+        let callback_value = callback.raw();
         let tsfn: Tsfn = callback.build_threadsafe_function::<NativeMessage>().weak::<true>().build()?;
         let client = Client::new(cc).map_err(napi_err)?;
-        let inner = Arc::new(Inner { tsfn, requests: Mutex::new(HashMap::new()) });
-        Ok(NativeClient { client: Some(client), inner, referenced: false, listening: false })
+        let inner = Arc::new(Inner {
+            tsfn,
+            requests: Mutex::new(HashMap::new()),
+            listening: AtomicBool::new(false),
+            events_due: AtomicI64::new(0),
+            syncs_queued: AtomicI64::new(0),
+        });
+        // SAFETY: the constructor runs on the JavaScript thread, and
+        // `callback_value` belongs to its scope.
+        let reader = unsafe { reader::Reader::start(env.raw(), callback_value, &client, &inner) };
+        Ok(NativeClient { client: Some(client), inner, referenced: false, handler: None, reader, closing: false })
     }
 
     /// Starts forwarding events (renewed, lost, ...) to the callback. Done
-    /// only once someone listens: a client with an event handler costs the
+    /// only while someone listens: a client with an event handler costs the
     /// core a copy of every event and a driver wake-up per request.
     #[napi]
     pub fn listen(&mut self) -> napi::Result<()> {
-        if self.listening {
+        if self.handler.is_some() {
             return Ok(());
         }
         let weak = Arc::downgrade(&self.inner);
-        self.client()?.on_event(move |ev| {
-            if let (Some(inner), Some(msg)) = (weak.upgrade(), event_message(ev)) {
+        let id = self.client()?.on_event(move |ev| {
+            let Some(inner) = weak.upgrade() else { return };
+            if let Some(msg) = event_message(ev) {
                 inner.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
             }
+            // The event of a request's result: once the last one due is
+            // queued, tell JavaScript it may let the process end.
+            let completes_request = matches!(
+                ev,
+                Event::Granted(_)
+                    | Event::Failed { .. }
+                    | Event::Deleted { .. }
+                    | Event::Announced { .. }
+                    | Event::ExternalAddress { .. }
+            );
+            if completes_request && inner.events_due.fetch_sub(1, Ordering::AcqRel) <= 1 {
+                inner.syncs_queued.fetch_add(1, Ordering::AcqRel);
+                inner.tsfn.call(NativeMessage::new("sync"), ThreadsafeFunctionCallMode::NonBlocking);
+            }
         });
-        self.listening = true;
+        self.inner.listening.store(true, Ordering::Release);
+        self.handler = Some(id);
         Ok(())
+    }
+
+    /// JavaScript received a `sync` message.
+    #[napi]
+    pub fn synced(&self) {
+        self.inner.syncs_queued.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Stops forwarding events (the last listener is gone). Events already
+    /// queued are still delivered.
+    #[napi]
+    pub fn unlisten(&mut self) {
+        if let (Some(id), Some(client)) = (self.handler.take(), self.client.as_ref()) {
+            client.remove_event_handler(id);
+        }
+        // Nobody waits for the events still due.
+        self.inner.listening.store(false, Ordering::Release);
+        self.inner.events_due.store(0, Ordering::Release);
+    }
+
+    /// Whether answers are read on the JavaScript thread (false: the core's
+    /// driver thread reads them, as before; also after `close`).
+    #[napi]
+    pub fn reads_on_main_thread(&self) -> bool {
+        self.reader.is_some()
     }
 
     fn client(&self) -> napi::Result<&Client> {
@@ -546,6 +645,12 @@ impl NativeClient {
     /// Whether the client keeps the Node.js event loop alive.
     #[napi]
     pub fn set_ref(&mut self, env: Env, referenced: bool) -> napi::Result<()> {
+        // Events due or queued keep the process alive until JavaScript has
+        // them (see `Inner::events_due`), except once closing.
+        let referenced = referenced
+            || (!self.closing
+                && (self.inner.events_due.load(Ordering::Acquire) > 0
+                    || self.inner.syncs_queued.load(Ordering::Acquire) > 0));
         if referenced == self.referenced {
             return Ok(());
         }
@@ -662,8 +767,12 @@ impl NativeClient {
     /// Closes on a background thread (closing waits for the deletes) and
     /// calls `callback` when done. `keep` leaves the mappings on the server.
     #[napi]
-    pub fn close(&self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
+    pub fn close(&mut self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
         let client = self.client()?.clone();
+        // The driver thread reads the answers to the deletes: closing does
+        // not depend on this thread's event loop.
+        self.stop_reader();
+        self.closing = true;
         let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
             callback.build_threadsafe_function::<NativeMessage>().build()?;
         std::thread::Builder::new()

@@ -161,3 +161,21 @@ test('the test server: fault injection and bookkeeping', async (t) => {
   server.stop();
   assert.throws(() => server.mappingCount, { message: /stopped/ });
 });
+
+test('answers are read on the JavaScript thread; many sequential requests all resolve', async (t) => {
+  const { server, client } = setup(t);
+  // Internal: libuv watches the client's socket (see src/reader.rs).
+  assert.equal(client._native.readsOnMainThread(), true);
+  for (let i = 0; i < 300; i++) {
+    const m = await client.map(20000 + i, { protocol: i % 2 ? 'udp' : 'tcp' });
+    assert.equal(m.internalPort, 20000 + i);
+  }
+  assert.equal(server.mappingCount, 300);
+  // Timer-driven results (the driver thread) still arrive.
+  server.dropNext(1000);
+  await assert.rejects(client.map(8080, { deadline: 300 }), { code: 'TIMEOUT' });
+  server.dropNext(0);
+  assert.equal((await client.map(8081)).internalPort, 8081);
+  await client.close();
+  assert.equal(client._native.readsOnMainThread(), false);
+});

@@ -75,3 +75,19 @@ test('deleted: a delete finished', async (t) => {
   const [id] = await deleted;
   assert.equal(id, m.id);
 });
+
+test('the event handler is removed with the last listener, and added again', async (t) => {
+  const { server, client } = setup(t);
+  const onDeleted = () => {};
+  client.on('deleted', onDeleted);
+  assert.equal(client._listening, true);
+  client.off('deleted', onDeleted);
+  assert.equal(client._listening, false);
+  server.forceResult('NO_RESOURCES');
+  await assert.rejects(client.map(8080), { code: 'NO_RESOURCES' });
+  const failed = nextEvent(client, 'failed');
+  assert.equal(client._listening, true);
+  await assert.rejects(client.map(8081), { code: 'NO_RESOURCES' });
+  const [, err] = await failed;
+  assert.equal(err.code, 'NO_RESOURCES');
+});

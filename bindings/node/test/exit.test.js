@@ -79,3 +79,21 @@ test('a client holding mappings keeps the process alive until close()', async ()
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /RENEWED 8080/);
 });
+
+test('a listening client lets the process exit once its results and their events are in', async () => {
+  const r = await run(`
+    const client = new pcp.Client(server.address, { listenAnnounce: false });
+    client.on('failed', (id, e) => console.log('FAILED', e.code));
+    client.on('deleted', () => console.log('DELETED'));
+    server.forceResult('NO_RESOURCES');
+    await client.map(8080).catch((e) => console.log('REJECTED', e.code));
+    server.forceResult(null);
+    const m = await client.map(8081);
+    await m.delete();
+  `);
+  assert.equal(r.signal, null, `killed: ${r.err}`);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /REJECTED NO_RESOURCES/);
+  assert.match(r.out, /FAILED NO_RESOURCES/, 'the event after the rejection still arrived');
+  assert.match(r.out, /DELETED/);
+});
