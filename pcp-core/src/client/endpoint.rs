@@ -105,15 +105,8 @@ impl Endpoint {
 
     /// Reads every datagram waiting on the sockets (non-blocking).
     pub fn receive(&mut self, now: Instant) {
-        let server = self.engine.server();
-        loop {
-            match self.socket.recv(&mut self.buf) {
-                Ok(n) => self.engine.handle_datagram(now, server, &self.buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.engine.handle_unreachable(now),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
+        // Ends at the first "nothing more" (EAGAIN) or other error.
+        while self.receive_one(now) {}
         self.receive_announce(now);
     }
 
@@ -121,16 +114,19 @@ impl Endpoint {
     /// (A caller waiting for its own answer stops as soon as it has it.)
     pub fn receive_one(&mut self, now: Instant) -> bool {
         let server = self.engine.server();
-        match self.socket.recv(&mut self.buf) {
-            Ok(n) => {
-                self.engine.handle_datagram(now, server, &self.buf[..n]);
-                true
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                self.engine.handle_unreachable(now);
-                true
-            }
-            Err(_) => false,
+        loop {
+            return match self.socket.recv(&mut self.buf) {
+                Ok(n) => {
+                    self.engine.handle_datagram(now, server, &self.buf[..n]);
+                    true
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.engine.handle_unreachable(now);
+                    true
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => false,
+            };
         }
     }
 
