@@ -27,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -133,6 +133,9 @@ struct Shared {
     subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
     /// Whether anyone listens for events (callbacks or channels).
     listened: AtomicBool,
+    /// How many times the driver thread has gone round its loop; tests
+    /// bound it to catch a driver that spins instead of sleeping.
+    driver_passes: AtomicU64,
     /// The endpoint's sockets (fixed for its life).
     fds: Vec<RawFd>,
     /// Ourselves, for handing out `Arc`s from `&self`.
@@ -234,6 +237,7 @@ impl Client {
             next_handler: std::sync::atomic::AtomicU64::new(1),
             subscribers: Mutex::new(Vec::new()),
             listened: AtomicBool::new(false),
+            driver_passes: AtomicU64::new(0),
             fds,
             this: this.clone(),
             epoll,
@@ -800,13 +804,20 @@ fn waiter_key(event: &Event) -> Option<u64> {
 fn drive(shared: Arc<Shared>, mut wake_rx: UnixStream) {
     let mut ready = Vec::new();
     loop {
+        shared.driver_passes.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let (finished_waiters, finished) = {
             let mut st = shared.lock();
-            if st.co_drivers == 0 && !st.socket_armed && st.rearm_at.is_none_or(|t| t <= now) {
+            if st.rearm_at.is_some_and(|t| t <= now) {
+                // Due: take the socket back, unless callers drive again by
+                // now. Then the last of them to leave sets a new time;
+                // keeping this past one would make the timer fire at once,
+                // over and over, while they drive.
+                st.rearm_at = None;
+            }
+            if st.co_drivers == 0 && !st.socket_armed && st.rearm_at.is_none() {
                 let _ = epoll::arm(&shared.epoll, shared.fds[0], true);
                 st.socket_armed = true;
-                st.rearm_at = None;
             }
             if !st.socket_armed {
                 // The main socket is theirs for now: reading it here could
@@ -945,5 +956,32 @@ impl Mapping {
 
     pub fn delete_async(&self) -> Pending<()> {
         self.shared.delete_async(self.info.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Server;
+
+    /// A caller that drives for a while after an earlier caller left must not
+    /// make the driver spin on the re-arm time that passed meanwhile.
+    #[test]
+    fn the_driver_sleeps_while_a_caller_drives() {
+        let server = Server::start_local().unwrap();
+        let mut config = ClientConfig::new(server.local_addr());
+        config.listen_announce = false;
+        let client = Client::new(config).unwrap();
+        // Leaving sets the re-arm time REARM_DELAY ahead.
+        client.map_with(MapSpec::new(Protocol::TCP, 4000)).unwrap();
+        // This caller drives past that time.
+        server.set_delay(REARM_DELAY * 10);
+        let shared = &client.owner.0;
+        let before = shared.driver_passes.load(Ordering::Relaxed);
+        client.map_with(MapSpec::new(Protocol::TCP, 4001)).unwrap();
+        let passes = shared.driver_passes.load(Ordering::Relaxed) - before;
+        // Sleeping, the driver wakes once for the re-arm time and maybe for
+        // the caller's leaving; spinning, it would go round thousands of times.
+        assert!(passes <= 5, "driver went round {passes} times while one caller drove");
     }
 }
