@@ -59,6 +59,32 @@ function abortError(signal) {
   return new PCPError('CANCELLED', 'the operation was cancelled', reason === undefined ? undefined : { cause: reason });
 }
 
+// ------------------------------------------------------------------ native rows
+
+// The native side sends messages and mappings as arrays (cheaper to build
+// than objects with named keys); these give their fields names again.
+
+/** A message from the native side: a request's result or an event. */
+function message(a) {
+  return {
+    kind: a[0],
+    req: a[1],
+    code: a[2],
+    message: a[3],
+    mapping: a[4],
+    id: a[5],
+    epoch: a[6],
+    address: a[7],
+    oldAddress: a[8],
+    server: a[9],
+  };
+}
+
+// A mapping row: [id, opcode, protocol, internalAddress, internalPort,
+// externalAddress, externalPort, lifetime, epoch, nonce, remoteAddress,
+// remotePort].
+const ROW_ID = 0;
+
 // ------------------------------------------------------------------ arguments
 
 const EVENTS = new Set(['renewed', 'lost', 'failed', 'deleted', 'ipChanged', 'serverRestarted']);
@@ -154,31 +180,53 @@ function discoverOptions(o) {
   return out;
 }
 
+// MAP arguments for the native side: four numbers, and `options` (an
+// object) only when a rarely used option is given.
 function mapOptions(o) {
   const out = {
     protocol: o.protocol === undefined ? 6 : toProtocol(o.protocol),
     internalPort: toInt(o.internalPort, 'internalPort', 0, 65535),
+    externalPort: 0,
+    lifetime: 3600,
+    options: undefined,
   };
   if (o.externalPort !== undefined && o.externalPort !== null) out.externalPort = toInt(o.externalPort, 'externalPort', 0, 65535);
-  if (o.externalAddress !== undefined && o.externalAddress !== null) out.externalAddress = toAddress(o.externalAddress, 'externalAddress');
   if (o.lifetime !== undefined && o.lifetime !== null) out.lifetime = toInt(o.lifetime, 'lifetime', 0, 0xffffffff);
-  if (o.preferFailure !== undefined) out.preferFailure = Boolean(o.preferFailure);
-  if (o.thirdParty !== undefined && o.thirdParty !== null) out.thirdParty = toAddress(o.thirdParty, 'thirdParty');
+  const more = {};
+  let any = false;
+  if (o.externalAddress !== undefined && o.externalAddress !== null) {
+    more.externalAddress = toAddress(o.externalAddress, 'externalAddress');
+    any = true;
+  }
+  if (o.preferFailure !== undefined) {
+    more.preferFailure = Boolean(o.preferFailure);
+    any = true;
+  }
+  if (o.thirdParty !== undefined && o.thirdParty !== null) {
+    more.thirdParty = toAddress(o.thirdParty, 'thirdParty');
+    any = true;
+  }
   if (o.filters !== undefined && o.filters !== null) {
     if (!Array.isArray(o.filters)) throw invalid(`filters must be an array, got ${describe(o.filters)}`);
-    out.filters = o.filters.map((f, i) => {
+    more.filters = o.filters.map((f, i) => {
       f = checkObject(f, `filters[${i}]`);
       const r = { remoteAddress: toAddress(f.remoteAddress, `filters[${i}].remoteAddress`) };
       if (f.prefixLength !== undefined) r.prefixLength = toInt(f.prefixLength, `filters[${i}].prefixLength`, 0, 128);
       if (f.remotePort !== undefined) r.remotePort = toInt(f.remotePort, `filters[${i}].remotePort`, 0, 65535);
       return r;
     });
+    any = true;
   }
   if (o.nonce !== undefined && o.nonce !== null) {
     if (typeof o.nonce !== 'string') throw invalid(`nonce must be 24 hex digits, got ${describe(o.nonce)}`);
-    out.nonce = o.nonce;
+    more.nonce = o.nonce;
+    any = true;
   }
-  if (o.deadline !== undefined) out.deadlineMs = optionalMs(o.deadline, 'deadline');
+  if (o.deadline !== undefined && o.deadline !== null) {
+    more.deadlineMs = optionalMs(o.deadline, 'deadline');
+    any = true;
+  }
+  if (any) out.options = more;
   return out;
 }
 
@@ -227,7 +275,8 @@ function discover(options) {
     };
     if (signal) signal.addEventListener('abort', onAbort, { once: true });
     try {
-      native.discover(opts, (msg) => {
+      native.discover(opts, (row) => {
+        const msg = message(row);
         if (signal) signal.removeEventListener('abort', onAbort);
         if (settled) return;
         settled = true;
@@ -245,46 +294,55 @@ function discover(options) {
 
 /** A mapping held by a Client; renewed in the background until deleted. */
 class Mapping {
+  #client;
+  #grantedMs = 0;
+
   constructor(client, data) {
-    Object.defineProperty(this, '_client', { value: client, enumerable: false });
+    this.#client = client;
     this._update(data);
   }
 
+  // `d`: a mapping row from the native side.
   _update(d) {
-    this.id = d.id;
-    this.opcode = d.opcode;
-    this.protocol = d.protocol;
-    this.internalAddress = d.internalAddress;
-    this.internalPort = d.internalPort;
-    this.externalAddress = d.externalAddress;
-    this.externalPort = d.externalPort;
-    this.lifetime = d.lifetime;
-    this.epoch = d.epoch;
-    this.nonce = d.nonce;
-    this.remoteAddress = d.remoteAddress === undefined ? null : d.remoteAddress;
-    this.remotePort = d.remotePort === undefined ? null : d.remotePort;
-    this.grantedAt = new Date();
+    this.id = d[ROW_ID];
+    this.opcode = d[1];
+    this.protocol = d[2];
+    this.internalAddress = d[3];
+    this.internalPort = d[4];
+    this.externalAddress = d[5];
+    this.externalPort = d[6];
+    this.lifetime = d[7];
+    this.epoch = d[8];
+    this.nonce = d[9];
+    this.remoteAddress = d[10] === undefined ? null : d[10];
+    this.remotePort = d[11] === undefined ? null : d[11];
+    this.#grantedMs = Date.now();
     return this;
+  }
+
+  /** When the client got the mapping granted or last renewed. */
+  get grantedAt() {
+    return new Date(this.#grantedMs);
   }
 
   /** When the mapping ends unless renewed (the renewals move it on). */
   get expiresAt() {
-    return new Date(this.grantedAt.getTime() + this.lifetime * 1000);
+    return new Date(this.#grantedMs + this.lifetime * 1000);
   }
 
   /** Whether the client still holds the mapping. */
   get active() {
-    return this._client._holds(this.id);
+    return this.#client._holds(this.id);
   }
 
   /** Re-reads the current state from the client; false if it is gone. */
   refresh() {
-    return this._client._refresh(this);
+    return this.#client._refresh(this);
   }
 
   /** Deletes the mapping on the server. */
   delete(options) {
-    return this._client.delete(this, options);
+    return this.#client.delete(this, options);
   }
 }
 
@@ -322,7 +380,8 @@ class Client extends EventEmitter {
     this._closed = false;
     this._closePromise = null;
     this._held = 0; // mappings held, for keeping the process alive
-    this._native = callNative(() => new native.NativeClient(server, opts, (msg) => this._onMessage(msg)));
+    this._refWanted = false; // what _updateRef last asked the native side
+    this._native = callNative(() => new native.NativeClient(server, opts, (row) => this._onMessage(message(row))));
     // The core forwards events only while someone listens for one.
     this.on('newListener', (event) => {
       if (EVENTS.has(event) && !this._listening && !this._closed) {
@@ -378,6 +437,10 @@ class Client extends EventEmitter {
   _updateRef() {
     if (this._closed) return;
     const want = this._reqs.size > 0 || (this._wantRef && this._held > 0);
+    // Referenced stays referenced whatever the native side adds (events
+    // due), so only a change needs the call.
+    if (want && this._refWanted) return;
+    this._refWanted = want;
     this._native.setRef(want);
   }
 
@@ -394,6 +457,7 @@ class Client extends EventEmitter {
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
+    if (msg) msg = message(msg);
     if (msg) return msg.code ? Promise.reject(new PCPError(msg.code, msg.message)) : Promise.resolve(convert(msg));
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, convert, signal, onAbort: null, aborted: false };
@@ -418,7 +482,7 @@ class Client extends EventEmitter {
         if (entry.signal) entry.signal.removeEventListener('abort', entry.onAbort);
         if (entry.aborted) {
           // The answer beat the cancellation: undo what it made.
-          if (msg.mapping && !msg.code) this.delete(msg.mapping.id).catch(() => {});
+          if (msg.mapping && !msg.code) this.delete(msg.mapping[ROW_ID]).catch(() => {});
           entry.reject(abortError(entry.signal));
         } else if (msg.code === 'CANCELLED' && this._closePromise) {
           // close() deletes a mapping still being made, which the core reports
@@ -501,18 +565,28 @@ class Client extends EventEmitter {
    * (ms), signal.
    */
   map(internalPortOrSpec, options) {
+    let o;
+    try {
+      o = typeof internalPortOrSpec === 'object' && internalPortOrSpec !== null
+        ? internalPortOrSpec
+        : { ...checkObject(options, 'options'), internalPort: internalPortOrSpec };
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._map(o, (m) => m);
+  }
+
+  // MAP with the options object `o`; resolves `shape(mapping)`.
+  _map(o, shape) {
     let spec;
     let signal;
     try {
-      const o = typeof internalPortOrSpec === 'object' && internalPortOrSpec !== null
-        ? internalPortOrSpec
-        : { ...checkObject(options, 'options'), internalPort: internalPortOrSpec };
       signal = checkSignal(o.signal);
       spec = mapOptions(o);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this._request((req) => this._native.map(req, spec), (msg) => this._track(msg), signal);
+    return this._request((req) => this._native.map(req, spec.protocol, spec.internalPort, spec.externalPort, spec.lifetime, spec.options), (msg) => shape(this._track(msg)), signal);
   }
 
   /**
@@ -603,7 +677,7 @@ class Client extends EventEmitter {
   mappings() {
     if (this._closed) return [];
     return this._native.mappings().map((d) => {
-      const m = this._mappings.get(d.id);
+      const m = this._mappings.get(d[ROW_ID]);
       return m ? m._update(d) : new Mapping(this, d);
     });
   }
@@ -615,7 +689,7 @@ class Client extends EventEmitter {
     if (this._closed) return null;
     const d = callNative(() => this._native.findMapping(p, port));
     if (!d) return null;
-    const m = this._mappings.get(d.id);
+    const m = this._mappings.get(d[ROW_ID]);
     return m ? m._update(d) : new Mapping(this, d);
   }
 
@@ -669,6 +743,10 @@ class Client extends EventEmitter {
 
 // ------------------------------------------------------------------ PCPClient
 
+function classicResult(m) {
+  return { externalIP: m.externalAddress, externalPort: m.externalPort, lifetime: m.lifetime };
+}
+
 function toPeerResult(m) {
   return {
     externalIP: m.externalAddress,
@@ -716,8 +794,7 @@ class PCPClient {
   /** Maps TCP (6) or UDP (17) `internalPort`; resolves `{ externalIP, externalPort, lifetime }`. */
   async createMapping(internalPort, externalPort = 0, protocol = 6, lifetime = 3600) {
     const c = this._client || (await this._ready);
-    const m = await c.map({ internalPort, externalPort, protocol, lifetime });
-    return { externalIP: m.externalAddress, externalPort: m.externalPort, lifetime: m.lifetime };
+    return c._map({ internalPort, externalPort, protocol, lifetime }, classicResult);
   }
 
   /** Deletes the mapping this client made for `internalPort` and `protocol`. */

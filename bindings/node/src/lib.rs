@@ -36,7 +36,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Function, JsValue, Status, Unknown};
+use napi::bindgen_prelude::{Function, JsValue, Status, ToNapiValue, Unknown};
+use napi::sys;
 use napi::Env;
 type Result<T, E = PcpError> = std::result::Result<T, E>;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -52,8 +53,10 @@ use pcp_core::{
 
 // ---------------------------------------------------------------- data types
 
-/// A mapping as the client holds it (a snapshot).
-#[napi(object)]
+/// A mapping as the client holds it (a snapshot). JavaScript receives it
+/// as an array in field order (`MAPPING_FIELDS` in `index.js`): V8 builds
+/// an array much faster than an object with named keys, and a round trip
+/// makes one of these.
 #[derive(Clone)]
 pub struct MappingData {
     /// Identifies the mapping for the life of its client.
@@ -79,7 +82,8 @@ pub struct MappingData {
 
 /// What the native side tells the JavaScript side: the result of request
 /// `req` (`kind` = `"done"`) or an event (`kind` = the event name).
-#[napi(object)]
+/// JavaScript receives it as an array in field order (`MESSAGE_FIELDS` in
+/// `index.js`), for the same reason as [`MappingData`].
 pub struct NativeMessage {
     pub kind: String,
     pub req: Option<u32>,
@@ -118,6 +122,72 @@ impl NativeMessage {
     }
 }
 
+/// A JavaScript array filled in place; `None` leaves a hole (undefined).
+struct JsRow {
+    env: sys::napi_env,
+    array: sys::napi_value,
+}
+
+impl JsRow {
+    unsafe fn new(env: sys::napi_env, len: usize) -> napi::Result<Self> {
+        let mut array = std::ptr::null_mut();
+        check(sys::napi_create_array_with_length(env, len, &mut array))?;
+        Ok(JsRow { env, array })
+    }
+
+    unsafe fn set<T: ToNapiValue>(&mut self, index: u32, value: Option<T>) -> napi::Result<()> {
+        if let Some(v) = value {
+            let v = T::to_napi_value(self.env, v)?;
+            check(sys::napi_set_element(self.env, self.array, index, v))?;
+        }
+        Ok(())
+    }
+}
+
+fn check(status: sys::napi_status) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::new(Status::GenericFailure, format!("napi call failed ({status})")))
+    }
+}
+
+impl ToNapiValue for MappingData {
+    unsafe fn to_napi_value(env: sys::napi_env, m: Self) -> napi::Result<sys::napi_value> {
+        let mut row = JsRow::new(env, 12)?;
+        row.set(0, Some(m.id))?;
+        row.set(1, Some(m.opcode))?;
+        row.set(2, Some(m.protocol))?;
+        row.set(3, Some(m.internal_address))?;
+        row.set(4, Some(m.internal_port))?;
+        row.set(5, Some(m.external_address))?;
+        row.set(6, Some(m.external_port))?;
+        row.set(7, Some(m.lifetime))?;
+        row.set(8, Some(m.epoch))?;
+        row.set(9, Some(m.nonce))?;
+        row.set(10, m.remote_address)?;
+        row.set(11, m.remote_port)?;
+        Ok(row.array)
+    }
+}
+
+impl ToNapiValue for NativeMessage {
+    unsafe fn to_napi_value(env: sys::napi_env, m: Self) -> napi::Result<sys::napi_value> {
+        let mut row = JsRow::new(env, 10)?;
+        row.set(0, Some(m.kind))?;
+        row.set(1, m.req)?;
+        row.set(2, m.code)?;
+        row.set(3, m.message)?;
+        row.set(4, m.mapping)?;
+        row.set(5, m.id)?;
+        row.set(6, m.epoch)?;
+        row.set(7, m.address)?;
+        row.set(8, m.old_address)?;
+        row.set(9, m.server)?;
+        Ok(row.array)
+    }
+}
+
 #[napi(object)]
 pub struct ClientOptions {
     /// Listen for unsolicited ANNOUNCE on port 5350 (default true).
@@ -143,13 +213,10 @@ pub struct FilterData {
     pub remote_port: Option<u32>,
 }
 
+/// The MAP options beyond the four every call has (passed as numbers).
 #[napi(object)]
 pub struct MapOptions {
-    pub protocol: u32,
-    pub internal_port: u32,
-    pub external_port: Option<u32>,
     pub external_address: Option<String>,
-    pub lifetime: Option<f64>,
     pub prefer_failure: Option<bool>,
     pub third_party: Option<String>,
     pub filters: Option<Vec<FilterData>>,
@@ -247,10 +314,15 @@ fn socket_addr(s: &str) -> Result<SocketAddr, PcpError> {
     parse_server(s)
 }
 
-fn map_spec(o: &MapOptions, client: &Client) -> Result<MapSpec, PcpError> {
-    let mut spec = MapSpec::new(protocol(o.protocol)?, port(o.internal_port, "internalPort")?)
-        .external_port(port(o.external_port.unwrap_or(0), "externalPort")?)
-        .lifetime(lifetime(o.lifetime)?);
+fn map_spec(
+    (proto, internal_port, external_port, life): (u32, u32, u32, f64),
+    options: Option<&MapOptions>,
+    client: &Client,
+) -> Result<MapSpec, PcpError> {
+    let mut spec = MapSpec::new(protocol(proto)?, port(internal_port, "internalPort")?)
+        .external_port(port(external_port, "externalPort")?)
+        .lifetime(lifetime(Some(life))?);
+    let Some(o) = options else { return Ok(spec) };
     if let Some(a) = &o.external_address {
         spec = spec.external_addr(ip(a, "externalAddress")?);
     }
@@ -669,10 +741,20 @@ impl NativeClient {
         Ok(())
     }
 
+    /// MAP `internal_port`; the common fields are plain numbers, the rest
+    /// (rarely given) in `options`.
     #[napi]
-    pub fn map(&self, req: u32, options: MapOptions) -> napi::Result<Option<NativeMessage>> {
+    pub fn map(
+        &self,
+        req: u32,
+        protocol: u32,
+        internal_port: u32,
+        external_port: u32,
+        lifetime: f64,
+        options: Option<MapOptions>,
+    ) -> napi::Result<Option<NativeMessage>> {
         let client = self.client()?;
-        Ok(match map_spec(&options, client) {
+        Ok(match map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client) {
             Ok(spec) => self.inner.start(req, client.map_async(spec), conv_mapping),
             Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
         })
