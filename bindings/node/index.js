@@ -61,22 +61,31 @@ function abortError(signal) {
 
 // ------------------------------------------------------------------ native rows
 
-// The native side sends messages and mappings as arrays (cheaper to build
-// than objects with named keys); these give their fields names again.
+// The native side calls back with a message's fields as arguments, and
+// returns mappings as arrays: both are much cheaper for it than building
+// objects with named keys. These give the fields names again.
 
-/** A message from the native side: a request's result or an event. */
-function message(a) {
+/**
+ * A message from the native side (a request's result or an event), from
+ * the callback's arguments: its own fields, then a mapping's (see `_update`).
+ */
+function message(kind, req, code, text, id, epoch, address, oldAddress, server,
+  mappingId, opcode, protocol, internalAddress, internalPort, externalAddress, externalPort, lifetime, mappingEpoch,
+  nonce, remoteAddress, remotePort) {
   return {
-    kind: a[0],
-    req: a[1],
-    code: a[2],
-    message: a[3],
-    mapping: a[4],
-    id: a[5],
-    epoch: a[6],
-    address: a[7],
-    oldAddress: a[8],
-    server: a[9],
+    kind,
+    req,
+    code,
+    message: text,
+    id,
+    epoch,
+    address,
+    oldAddress,
+    server,
+    mapping: mappingId === undefined
+      ? undefined
+      : [mappingId, opcode, protocol, internalAddress, internalPort, externalAddress, externalPort, lifetime,
+          mappingEpoch, nonce, remoteAddress, remotePort],
   };
 }
 
@@ -84,6 +93,9 @@ function message(a) {
 // externalAddress, externalPort, lifetime, epoch, nonce, remoteAddress,
 // remotePort].
 const ROW_ID = 0;
+const ROW_EXTERNAL_ADDRESS = 5;
+const ROW_EXTERNAL_PORT = 6;
+const ROW_LIFETIME = 7;
 
 // ------------------------------------------------------------------ arguments
 
@@ -275,8 +287,8 @@ function discover(options) {
     };
     if (signal) signal.addEventListener('abort', onAbort, { once: true });
     try {
-      native.discover(opts, (row) => {
-        const msg = message(row);
+      native.discover(opts, (...args) => {
+        const msg = message(...args);
         if (signal) signal.removeEventListener('abort', onAbort);
         if (settled) return;
         settled = true;
@@ -309,9 +321,9 @@ class Mapping {
     this.protocol = d[2];
     this.internalAddress = d[3];
     this.internalPort = d[4];
-    this.externalAddress = d[5];
-    this.externalPort = d[6];
-    this.lifetime = d[7];
+    this.externalAddress = d[ROW_EXTERNAL_ADDRESS];
+    this.externalPort = d[ROW_EXTERNAL_PORT];
+    this.lifetime = d[ROW_LIFETIME];
     this.epoch = d[8];
     this.nonce = d[9];
     this.remoteAddress = d[10] === undefined ? null : d[10];
@@ -373,6 +385,9 @@ class Client extends EventEmitter {
     }
     const opts = clientOptions(options);
     this._reqs = new Map();
+    // Held mappings by id: their Mapping, or the native row until one is
+    // needed (the classic API never shows them, and a round trip is cheaper
+    // without making one).
     this._mappings = new Map();
     this._nextReq = 1;
     this._wantRef = true;
@@ -381,7 +396,7 @@ class Client extends EventEmitter {
     this._closePromise = null;
     this._held = 0; // mappings held, for keeping the process alive
     this._refWanted = false; // what _updateRef last asked the native side
-    this._native = callNative(() => new native.NativeClient(server, opts, (row) => this._onMessage(message(row))));
+    this._native = callNative(() => new native.NativeClient(server, opts, (...args) => this._onMessage(message(...args))));
     // The core forwards events only while someone listens for one.
     this.on('newListener', (event) => {
       if (EVENTS.has(event) && !this._listening && !this._closed) {
@@ -457,7 +472,7 @@ class Client extends EventEmitter {
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
-    if (msg) msg = message(msg);
+    if (msg) msg = message(...msg);
     if (msg) return msg.code ? Promise.reject(new PCPError(msg.code, msg.message)) : Promise.resolve(convert(msg));
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, convert, signal, onAbort: null, aborted: false };
@@ -505,7 +520,7 @@ class Client extends EventEmitter {
         return;
       }
       case 'renewed': {
-        let m = this._mappings.get(msg.id);
+        let m = this._mappingObject(msg.id);
         if (m) m._update(msg.mapping);
         else {
           m = new Mapping(this, msg.mapping);
@@ -515,7 +530,7 @@ class Client extends EventEmitter {
         return;
       }
       case 'lost': {
-        const m = this._mappings.get(msg.id);
+        const m = this._mappingObject(msg.id);
         this._forget(msg.id);
         this._updateRef();
         this.emit('lost', m || { id: msg.id }, new PCPError(msg.code, msg.message));
@@ -552,6 +567,21 @@ class Client extends EventEmitter {
     return m;
   }
 
+  // Holds a mapping by its row, without making its Mapping yet.
+  _hold(row) {
+    this._mappings.set(row[ROW_ID], row);
+    this._held = this._mappings.size;
+  }
+
+  // The Mapping of held mapping `id` (made from its row on first use), or undefined.
+  _mappingObject(id) {
+    const m = this._mappings.get(id);
+    if (m === undefined || m instanceof Mapping) return m;
+    const made = new Mapping(this, m);
+    this._mappings.set(id, made);
+    return made;
+  }
+
   _forget(id) {
     this._mappings.delete(id);
     this._held = this._mappings.size;
@@ -573,11 +603,12 @@ class Client extends EventEmitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this._map(o, (m) => m);
+    return this._map(o, false);
   }
 
-  // MAP with the options object `o`; resolves `shape(mapping)`.
-  _map(o, shape) {
+  // MAP with the options object `o`; resolves a Mapping, or for the
+  // classic API `{ externalIP, externalPort, lifetime }`.
+  _map(o, classic) {
     let spec;
     let signal;
     try {
@@ -586,7 +617,13 @@ class Client extends EventEmitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this._request((req) => this._native.map(req, spec.protocol, spec.internalPort, spec.externalPort, spec.lifetime, spec.options), (msg) => shape(this._track(msg)), signal);
+    return this._request((req) => this._native.map(req, spec.protocol, spec.internalPort, spec.externalPort, spec.lifetime, spec.options), classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg), signal);
+  }
+
+  _holdClassic(msg) {
+    const row = msg.mapping;
+    this._hold(row);
+    return { externalIP: row[ROW_EXTERNAL_ADDRESS], externalPort: row[ROW_EXTERNAL_PORT], lifetime: row[ROW_LIFETIME] };
   }
 
   /**
@@ -677,7 +714,7 @@ class Client extends EventEmitter {
   mappings() {
     if (this._closed) return [];
     return this._native.mappings().map((d) => {
-      const m = this._mappings.get(d[ROW_ID]);
+      const m = this._mappingObject(d[ROW_ID]);
       return m ? m._update(d) : new Mapping(this, d);
     });
   }
@@ -689,7 +726,7 @@ class Client extends EventEmitter {
     if (this._closed) return null;
     const d = callNative(() => this._native.findMapping(p, port));
     if (!d) return null;
-    const m = this._mappings.get(d[ROW_ID]);
+    const m = this._mappingObject(d[ROW_ID]);
     return m ? m._update(d) : new Mapping(this, d);
   }
 
@@ -743,10 +780,6 @@ class Client extends EventEmitter {
 
 // ------------------------------------------------------------------ PCPClient
 
-function classicResult(m) {
-  return { externalIP: m.externalAddress, externalPort: m.externalPort, lifetime: m.lifetime };
-}
-
 function toPeerResult(m) {
   return {
     externalIP: m.externalAddress,
@@ -792,9 +825,11 @@ class PCPClient {
   }
 
   /** Maps TCP (6) or UDP (17) `internalPort`; resolves `{ externalIP, externalPort, lifetime }`. */
-  async createMapping(internalPort, externalPort = 0, protocol = 6, lifetime = 3600) {
-    const c = this._client || (await this._ready);
-    return c._map({ internalPort, externalPort, protocol, lifetime }, classicResult);
+  createMapping(internalPort, externalPort = 0, protocol = 6, lifetime = 3600) {
+    const spec = { internalPort, externalPort, protocol, lifetime };
+    // Not an async function: once connected, the Promise is the request's own.
+    if (this._client) return this._client._map(spec, true);
+    return this._ready.then((c) => c._map(spec, true));
   }
 
   /** Deletes the mapping this client made for `internalPort` and `protocol`. */

@@ -180,6 +180,9 @@ fn natpmp_unsupported_version_is_recognised() {
 fn nonce_hex_round_trip() {
     let n = Nonce::from_bytes([0xab; 12]);
     assert_eq!(Nonce::from_hex(&n.to_hex()), Some(n));
+    let n = Nonce::from_bytes([0x00, 0x01, 0x0f, 0x10, 0x7f, 0x80, 0x9a, 0xbc, 0xde, 0xf0, 0xff, 0x42]);
+    assert_eq!(n.to_hex(), "00010f107f809abcdef0ff42");
+    assert_eq!(Nonce::from_hex("00010f107f809abcdef0ff42"), Some(n));
     assert_eq!(Nonce::from_hex("zz"), None);
 }
 

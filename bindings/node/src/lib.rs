@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Function, JsValue, Status, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{Function, JsValue, JsValuesTupleIntoVec, Status, ToNapiValue, Unknown};
 use napi::sys;
 use napi::Env;
 type Result<T, E = PcpError> = std::result::Result<T, E>;
@@ -82,8 +82,10 @@ pub struct MappingData {
 
 /// What the native side tells the JavaScript side: the result of request
 /// `req` (`kind` = `"done"`) or an event (`kind` = the event name).
-/// JavaScript receives it as an array in field order (`MESSAGE_FIELDS` in
-/// `index.js`), for the same reason as [`MappingData`].
+/// The callback receives the fields as its arguments, a mapping's fields
+/// spread at the end (see `onNative` in `index.js`): calling with arguments
+/// builds nothing on the JavaScript heap, where filling an array or an
+/// object from native code costs a generic property store per field.
 pub struct NativeMessage {
     pub kind: String,
     pub req: Option<u32>,
@@ -171,19 +173,78 @@ impl ToNapiValue for MappingData {
     }
 }
 
-impl ToNapiValue for NativeMessage {
+/// How many arguments a message makes: its own fields, then a mapping's.
+const MESSAGE_ARGS: usize = 9 + 12;
+
+impl NativeMessage {
+    /// The callback's arguments; `undefined` for what the message lacks.
+    ///
+    /// # Safety
+    /// On the JavaScript thread of `env`, inside a handle scope.
+    pub(crate) unsafe fn into_args(self, env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
+        unsafe fn value<T: ToNapiValue>(env: sys::napi_env, v: Option<T>) -> napi::Result<sys::napi_value> {
+            match v {
+                Some(v) => T::to_napi_value(env, v),
+                None => {
+                    let mut u = std::ptr::null_mut();
+                    check(sys::napi_get_undefined(env, &mut u))?;
+                    Ok(u)
+                }
+            }
+        }
+        let mut args = Vec::with_capacity(MESSAGE_ARGS);
+        args.push(value(env, Some(self.kind))?);
+        args.push(value(env, self.req)?);
+        args.push(value(env, self.code)?);
+        args.push(value(env, self.message)?);
+        args.push(value(env, self.id)?);
+        args.push(value(env, self.epoch)?);
+        args.push(value(env, self.address)?);
+        args.push(value(env, self.old_address)?);
+        args.push(value(env, self.server)?);
+        match self.mapping {
+            Some(m) => {
+                args.push(value(env, Some(m.id))?);
+                args.push(value(env, Some(m.opcode))?);
+                args.push(value(env, Some(m.protocol))?);
+                args.push(value(env, Some(m.internal_address))?);
+                args.push(value(env, Some(m.internal_port))?);
+                args.push(value(env, Some(m.external_address))?);
+                args.push(value(env, Some(m.external_port))?);
+                args.push(value(env, Some(m.lifetime))?);
+                args.push(value(env, Some(m.epoch))?);
+                args.push(value(env, Some(m.nonce))?);
+                args.push(value(env, m.remote_address)?);
+                args.push(value(env, m.remote_port)?);
+            }
+            None => {
+                let u = value::<u32>(env, None)?;
+                args.resize(MESSAGE_ARGS, u);
+            }
+        }
+        Ok(args)
+    }
+}
+
+impl JsValuesTupleIntoVec for NativeMessage {
+    fn into_vec(self, env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
+        // SAFETY: napi-rs calls this on the JavaScript thread, in the scope
+        // of the call it makes with the values.
+        unsafe { self.into_args(env) }
+    }
+}
+
+/// A message returned instead of passed to the callback (a request that
+/// finished at once): an array of the callback's arguments.
+pub struct MessageRow(NativeMessage);
+
+impl ToNapiValue for MessageRow {
     unsafe fn to_napi_value(env: sys::napi_env, m: Self) -> napi::Result<sys::napi_value> {
-        let mut row = JsRow::new(env, 10)?;
-        row.set(0, Some(m.kind))?;
-        row.set(1, m.req)?;
-        row.set(2, m.code)?;
-        row.set(3, m.message)?;
-        row.set(4, m.mapping)?;
-        row.set(5, m.id)?;
-        row.set(6, m.epoch)?;
-        row.set(7, m.address)?;
-        row.set(8, m.old_address)?;
-        row.set(9, m.server)?;
+        let args = m.0.into_args(env)?;
+        let row = JsRow::new(env, args.len())?;
+        for (i, v) in args.into_iter().enumerate() {
+            check(sys::napi_set_element(env, row.array, i as u32, v))?;
+        }
         Ok(row.array)
     }
 }
@@ -752,40 +813,42 @@ impl NativeClient {
         external_port: u32,
         lifetime: f64,
         options: Option<MapOptions>,
-    ) -> napi::Result<Option<NativeMessage>> {
+    ) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
         Ok(match map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client) {
             Ok(spec) => self.inner.start(req, client.map_async(spec), conv_mapping),
             Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
-        })
+        }
+        .map(MessageRow))
     }
 
     #[napi]
-    pub fn peer(&self, req: u32, options: PeerOptions) -> napi::Result<Option<NativeMessage>> {
+    pub fn peer(&self, req: u32, options: PeerOptions) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
         Ok(match peer_spec(&options, client) {
             Ok(spec) => self.inner.start(req, client.peer_async(spec), conv_mapping),
             Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
-        })
+        }
+        .map(MessageRow))
     }
 
     /// Deletes the mapping with this id.
     #[napi]
-    pub fn delete(&self, req: u32, id: f64) -> napi::Result<Option<NativeMessage>> {
+    pub fn delete(&self, req: u32, id: f64) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), conv_unit))
+        Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), conv_unit).map(MessageRow))
     }
 
     #[napi]
-    pub fn announce(&self, req: u32) -> napi::Result<Option<NativeMessage>> {
+    pub fn announce(&self, req: u32) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        Ok(self.inner.start(req, client.announce_async(), conv_epoch))
+        Ok(self.inner.start(req, client.announce_async(), conv_epoch).map(MessageRow))
     }
 
     #[napi]
-    pub fn external_address(&self, req: u32) -> napi::Result<Option<NativeMessage>> {
+    pub fn external_address(&self, req: u32) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        Ok(self.inner.start(req, client.external_address_async(), conv_addr))
+        Ok(self.inner.start(req, client.external_address_async(), conv_addr).map(MessageRow))
     }
 
     /// Abandons request `req` (its result becomes CANCELLED unless it had arrived).

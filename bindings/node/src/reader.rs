@@ -23,7 +23,6 @@ use std::ptr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 use pcp_core::Client;
 
@@ -161,9 +160,11 @@ impl Reader {
             && sys::napi_get_undefined(env, &mut recv) == sys::Status::napi_ok
         {
             for msg in msgs {
-                let Ok(arg) = NativeMessage::to_napi_value(env, msg) else { continue };
+                let Ok(args) = msg.into_args(env) else { continue };
                 let mut result = ptr::null_mut();
-                if sys::napi_call_function(env, recv, func, 1, &arg, &mut result) == sys::Status::napi_pending_exception {
+                if sys::napi_call_function(env, recv, func, args.len(), args.as_ptr(), &mut result)
+                    == sys::Status::napi_pending_exception
+                {
                     // As a threadsafe function does: an exception thrown by
                     // the callback is an uncaught exception.
                     let mut exception = ptr::null_mut();

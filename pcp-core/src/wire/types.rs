@@ -185,7 +185,14 @@ impl Nonce {
 
     /// Lower-case hex, 24 characters.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        // One allocation: bindings call this for every mapping they report.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(24);
+        for b in self.0 {
+            s.push(char::from(DIGITS[usize::from(b >> 4)]));
+            s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+        s
     }
 
     /// Parses the 24-character hex form produced by [`Nonce::to_hex`].
