@@ -385,16 +385,15 @@ class Client extends EventEmitter {
     }
     const opts = clientOptions(options);
     this._reqs = new Map();
-    // Held mappings by id: their Mapping, or the native row until one is
-    // needed (the classic API never shows them, and a round trip is cheaper
-    // without making one).
+    // The Mapping objects handed out, by id, so that events update the same
+    // ones. The classic API makes none: a round trip is cheaper without.
     this._mappings = new Map();
     this._nextReq = 1;
     this._wantRef = true;
     this._listening = false;
     this._closed = false;
     this._closePromise = null;
-    this._held = 0; // mappings held, for keeping the process alive
+    this._holding = false; // whether the client holds a mapping (keeps the process alive)
     this._refWanted = false; // what _updateRef last asked the native side
     this._native = callNative(() => new native.NativeClient(server, opts, (...args) => this._onMessage(message(...args))));
     // The core forwards events only while someone listens for one.
@@ -451,7 +450,7 @@ class Client extends EventEmitter {
 
   _updateRef() {
     if (this._closed) return;
-    const want = this._reqs.size > 0 || (this._wantRef && this._held > 0);
+    const want = this._reqs.size > 0 || (this._wantRef && this._holding);
     // Referenced stays referenced whatever the native side adds (events
     // due), so only a change needs the call.
     if (want && this._refWanted) return;
@@ -520,7 +519,7 @@ class Client extends EventEmitter {
         return;
       }
       case 'renewed': {
-        let m = this._mappingObject(msg.id);
+        let m = this._mappings.get(msg.id);
         if (m) m._update(msg.mapping);
         else {
           m = new Mapping(this, msg.mapping);
@@ -530,7 +529,7 @@ class Client extends EventEmitter {
         return;
       }
       case 'lost': {
-        const m = this._mappingObject(msg.id);
+        const m = this._mappings.get(msg.id);
         this._forget(msg.id);
         this._updateRef();
         this.emit('lost', m || { id: msg.id }, new PCPError(msg.code, msg.message));
@@ -563,28 +562,14 @@ class Client extends EventEmitter {
   _track(msg) {
     const m = new Mapping(this, msg.mapping);
     this._mappings.set(m.id, m);
-    this._held = this._mappings.size;
+    this._holding = true;
     return m;
-  }
-
-  // Holds a mapping by its row, without making its Mapping yet.
-  _hold(row) {
-    this._mappings.set(row[ROW_ID], row);
-    this._held = this._mappings.size;
-  }
-
-  // The Mapping of held mapping `id` (made from its row on first use), or undefined.
-  _mappingObject(id) {
-    const m = this._mappings.get(id);
-    if (m === undefined || m instanceof Mapping) return m;
-    const made = new Mapping(this, m);
-    this._mappings.set(id, made);
-    return made;
   }
 
   _forget(id) {
     this._mappings.delete(id);
-    this._held = this._mappings.size;
+    // Whether any is left is the core's to say (it keeps the count).
+    this._holding = !this._closed && this._native.mappingCount() > 0;
   }
 
   /**
@@ -622,7 +607,7 @@ class Client extends EventEmitter {
 
   _holdClassic(msg) {
     const row = msg.mapping;
-    this._hold(row);
+    this._holding = true;
     return { externalIP: row[ROW_EXTERNAL_ADDRESS], externalPort: row[ROW_EXTERNAL_PORT], lifetime: row[ROW_LIFETIME] };
   }
 
@@ -714,7 +699,7 @@ class Client extends EventEmitter {
   mappings() {
     if (this._closed) return [];
     return this._native.mappings().map((d) => {
-      const m = this._mappingObject(d[ROW_ID]);
+      const m = this._mappings.get(d[ROW_ID]);
       return m ? m._update(d) : new Mapping(this, d);
     });
   }
@@ -726,7 +711,7 @@ class Client extends EventEmitter {
     if (this._closed) return null;
     const d = callNative(() => this._native.findMapping(p, port));
     if (!d) return null;
-    const m = this._mappingObject(d[ROW_ID]);
+    const m = this._mappings.get(d[ROW_ID]);
     return m ? m._update(d) : new Mapping(this, d);
   }
 
@@ -764,7 +749,7 @@ class Client extends EventEmitter {
         }
         this._reqs.clear();
         this._mappings.clear();
-        this._held = 0;
+        this._holding = false;
         resolve();
         this.emit('close');
       };

@@ -41,6 +41,8 @@ fn sent(e: &mut Engine) -> Vec<Request> {
 }
 
 fn events(e: &mut Engine) -> Vec<Event> {
+    // Every test that looks at events also checks the kept count.
+    assert_eq!(e.mapping_count(), e.mapping_ids().len(), "mapping_count drifted from mapping_ids");
     std::iter::from_fn(|| e.poll_event()).collect()
 }
 
@@ -637,4 +639,38 @@ fn find_map_tracks_our_own_map_mappings() {
     assert!(e.find_map(Protocol::UDP, 80).is_none());
     e.delete(t, id).unwrap();
     assert!(e.find_map(Protocol::TCP, 80).is_none(), "a mapping being deleted is not found");
+}
+
+#[test]
+fn mapping_count_follows_every_way_in_and_out() {
+    let mut e = engine_with(|c| c.max_in_flight = 1);
+    let t = Instant::now();
+    let (a, _) = granted(&mut e, t, 80, 600, 1);
+    let b = e.map(t, MapSpec::new(Protocol::TCP, 81)).unwrap(); // on the wire
+    let c = e.map(t, MapSpec::new(Protocol::TCP, 82)).unwrap(); // queued behind it
+    assert_eq!(e.mapping_count(), 3);
+    e.delete(t, c).unwrap(); // queued: gone at once
+    assert_eq!(e.mapping_count(), 2);
+    e.delete(t, a).unwrap(); // granted: being deleted no longer counts
+    e.delete(t, a).unwrap(); // twice changes nothing
+    assert_eq!(e.mapping_count(), 1);
+    assert!(e.forget(b));
+    assert_eq!(e.mapping_count(), 0);
+    // A delete by nonce and the external address probe are not mappings held.
+    e.delete_by_nonce(t, MapSpec::new(Protocol::UDP, 9000).nonce(Nonce::from_bytes([5; 12]))).unwrap();
+    e.request_external_addr(t, None).unwrap();
+    assert_eq!(e.mapping_count(), 0);
+
+    // Lost: renewals go unanswered until the mapping expires.
+    let mut e = engine();
+    granted(&mut e, t, 90, 4, 1);
+    assert_eq!(e.mapping_count(), 1);
+    let mut lost = false;
+    for ms in (0..=6000).step_by(250) {
+        e.handle_timeout(t + Duration::from_millis(ms));
+        let _ = sent(&mut e);
+        lost |= events(&mut e).iter().any(|ev| matches!(ev, Event::Lost { .. }));
+    }
+    assert!(lost);
+    assert_eq!(e.mapping_count(), 0);
 }

@@ -879,9 +879,10 @@ impl NativeClient {
         Ok(self.client()?.mappings().iter().map(|m| mapping_data(m.info())).collect())
     }
 
+    /// How many mappings the client holds.
     #[napi]
     pub fn mapping_count(&self) -> napi::Result<u32> {
-        Ok(self.client()?.mappings().len() as u32)
+        Ok(self.client()?.mapping_count() as u32)
     }
 
     #[napi]

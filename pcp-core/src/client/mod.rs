@@ -452,6 +452,12 @@ impl Client {
         read
     }
 
+    /// How many mappings this client holds (granted, or being requested or
+    /// renewed); cheaper than `mappings().len()`.
+    pub fn mapping_count(&self) -> usize {
+        self.shared().lock().endpoint.engine().mapping_count()
+    }
+
     /// The mappings this client holds.
     pub fn mappings(&self) -> Vec<Mapping> {
         let st = self.shared().lock();

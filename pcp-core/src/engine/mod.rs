@@ -179,6 +179,9 @@ pub struct Engine {
     rng: StdRng,
     next_id: u64,
     entries: HashMap<u64, Entry>,
+    /// How many entries are mappings not being deleted (what
+    /// `mapping_ids` lists), kept so that counting them is O(1).
+    live_mappings: usize,
     by_nonce: HashMap<Nonce, u64>,
     /// Our own (not third-party) MAP mappings by protocol and internal port.
     by_port: HashMap<(Protocol, u16), u64>,
@@ -204,6 +207,7 @@ impl Engine {
             rng,
             next_id: 1,
             entries: HashMap::new(),
+            live_mappings: 0,
             by_nonce: HashMap::new(),
             by_port: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -270,6 +274,12 @@ impl Engine {
             .values()
             .filter(|e| matches!(e.kind, Kind::Mapping(_)) && e.phase != Phase::Deleting)
             .filter_map(|e| e.info.as_ref())
+    }
+
+    /// How many mappings the engine holds, granted or not yet (as many as
+    /// [`Engine::mapping_ids`] lists), without listing them.
+    pub fn mapping_count(&self) -> usize {
+        self.live_mappings
     }
 
     /// The ids of all mappings the engine holds, granted or not yet.
@@ -384,7 +394,9 @@ impl Engine {
         }
         self.end_exchange(id.0, now);
         if let Some(e) = self.entries.get_mut(&id.0) {
+            // Not Deleting already (returned above): it stops counting.
             e.phase = Phase::Deleting;
+            self.live_mappings -= 1;
         }
         self.start_exchange(id.0, now);
         Ok(())
@@ -632,6 +644,9 @@ impl Engine {
                 self.by_port.insert((t.protocol, t.internal_port), id);
             }
         }
+        if matches!(kind, Kind::Mapping(_)) && phase != Phase::Deleting {
+            self.live_mappings += 1;
+        }
         self.entries.insert(
             id,
             Entry { kind, phase, info: None, schedule: None, queued: false, timer: None, last_error: None },
@@ -642,6 +657,9 @@ impl Engine {
 
     fn remove(&mut self, id: u64) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
+        if matches!(entry.kind, Kind::Mapping(_)) && entry.phase != Phase::Deleting {
+            self.live_mappings -= 1;
+        }
         if let Some(t) = entry.template() {
             self.by_nonce.remove(&t.nonce);
             let key = (t.protocol, t.internal_port);
