@@ -204,22 +204,23 @@ function mapOptions(o) {
   };
   if (o.externalPort !== undefined && o.externalPort !== null) out.externalPort = toInt(o.externalPort, 'externalPort', 0, 65535);
   if (o.lifetime !== undefined && o.lifetime !== null) out.lifetime = toInt(o.lifetime, 'lifetime', 0, 0xffffffff);
-  const more = {};
-  let any = false;
+  // Made only when needed: most calls give none of these.
+  let more;
   if (o.externalAddress !== undefined && o.externalAddress !== null) {
+    more = more || {};
     more.externalAddress = toAddress(o.externalAddress, 'externalAddress');
-    any = true;
   }
   if (o.preferFailure !== undefined) {
+    more = more || {};
     more.preferFailure = Boolean(o.preferFailure);
-    any = true;
   }
   if (o.thirdParty !== undefined && o.thirdParty !== null) {
+    more = more || {};
     more.thirdParty = toAddress(o.thirdParty, 'thirdParty');
-    any = true;
   }
   if (o.filters !== undefined && o.filters !== null) {
     if (!Array.isArray(o.filters)) throw invalid(`filters must be an array, got ${describe(o.filters)}`);
+    more = more || {};
     more.filters = o.filters.map((f, i) => {
       f = checkObject(f, `filters[${i}]`);
       const r = { remoteAddress: toAddress(f.remoteAddress, `filters[${i}].remoteAddress`) };
@@ -227,18 +228,17 @@ function mapOptions(o) {
       if (f.remotePort !== undefined) r.remotePort = toInt(f.remotePort, `filters[${i}].remotePort`, 0, 65535);
       return r;
     });
-    any = true;
   }
   if (o.nonce !== undefined && o.nonce !== null) {
     if (typeof o.nonce !== 'string') throw invalid(`nonce must be 24 hex digits, got ${describe(o.nonce)}`);
+    more = more || {};
     more.nonce = o.nonce;
-    any = true;
   }
   if (o.deadline !== undefined && o.deadline !== null) {
+    more = more || {};
     more.deadlineMs = optionalMs(o.deadline, 'deadline');
-    any = true;
   }
-  if (any) out.options = more;
+  out.options = more;
   return out;
 }
 

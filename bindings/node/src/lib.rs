@@ -28,6 +28,7 @@
 mod reader;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -182,39 +183,53 @@ impl NativeMessage {
     /// # Safety
     /// On the JavaScript thread of `env`, inside a handle scope.
     pub(crate) unsafe fn into_args(self, env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
+        unsafe fn undefined(env: sys::napi_env) -> napi::Result<sys::napi_value> {
+            let mut u = std::ptr::null_mut();
+            check(sys::napi_get_undefined(env, &mut u))?;
+            Ok(u)
+        }
         unsafe fn value<T: ToNapiValue>(env: sys::napi_env, v: Option<T>) -> napi::Result<sys::napi_value> {
             match v {
                 Some(v) => T::to_napi_value(env, v),
-                None => {
-                    let mut u = std::ptr::null_mut();
-                    check(sys::napi_get_undefined(env, &mut u))?;
-                    Ok(u)
+                None => undefined(env),
+            }
+        }
+        // Names, codes, addresses and hex digits: ASCII, which V8 takes as
+        // Latin-1 without decoding UTF-8.
+        unsafe fn ascii(env: sys::napi_env, v: Option<&str>) -> napi::Result<sys::napi_value> {
+            match v {
+                Some(s) => {
+                    debug_assert!(s.is_ascii());
+                    let mut out = std::ptr::null_mut();
+                    check(sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out))?;
+                    Ok(out)
                 }
+                None => undefined(env),
             }
         }
         let mut args = Vec::with_capacity(MESSAGE_ARGS);
-        args.push(value(env, Some(self.kind))?);
+        args.push(ascii(env, Some(&self.kind))?);
         args.push(value(env, self.req)?);
-        args.push(value(env, self.code)?);
+        args.push(ascii(env, self.code.as_deref())?);
         args.push(value(env, self.message)?);
         args.push(value(env, self.id)?);
         args.push(value(env, self.epoch)?);
-        args.push(value(env, self.address)?);
-        args.push(value(env, self.old_address)?);
-        args.push(value(env, self.server)?);
+        args.push(ascii(env, self.address.as_deref())?);
+        args.push(ascii(env, self.old_address.as_deref())?);
+        args.push(ascii(env, self.server.as_deref())?);
         match self.mapping {
             Some(m) => {
                 args.push(value(env, Some(m.id))?);
-                args.push(value(env, Some(m.opcode))?);
+                args.push(ascii(env, Some(&m.opcode))?);
                 args.push(value(env, Some(m.protocol))?);
-                args.push(value(env, Some(m.internal_address))?);
+                args.push(ascii(env, Some(&m.internal_address))?);
                 args.push(value(env, Some(m.internal_port))?);
-                args.push(value(env, Some(m.external_address))?);
+                args.push(ascii(env, Some(&m.external_address))?);
                 args.push(value(env, Some(m.external_port))?);
                 args.push(value(env, Some(m.lifetime))?);
                 args.push(value(env, Some(m.epoch))?);
-                args.push(value(env, Some(m.nonce))?);
-                args.push(value(env, m.remote_address)?);
+                args.push(ascii(env, Some(&m.nonce))?);
+                args.push(ascii(env, m.remote_address.as_deref())?);
                 args.push(value(env, m.remote_port)?);
             }
             None => {
@@ -482,6 +497,32 @@ fn event_message(ev: &Event) -> Option<NativeMessage> {
 
 // ---------------------------------------------------------------- requests
 
+/// Requests in flight by the number JavaScript gave them. The numbers are
+/// ours (sequential), so a multiplicative hash spreads them well enough and
+/// costs far less than the default SipHash, twice per round trip.
+type Requests = HashMap<u32, Arc<dyn Request>, BuildHasherDefault<RequestNumberHasher>>;
+
+#[derive(Default)]
+struct RequestNumberHasher(u64);
+
+impl Hasher for RequestNumberHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        // Fibonacci hashing: both the low bits (hashbrown's bucket) and the
+        // high bits (its tag) change with every bit of the number.
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// A request in flight, whatever its result type.
 trait Request: Send + Sync {
     fn cancel(&self);
@@ -536,7 +577,7 @@ fn conv_addr(a: IpAddr, mut msg: NativeMessage) -> NativeMessage {
 
 struct Inner {
     tsfn: Tsfn,
-    requests: Mutex<HashMap<u32, Arc<dyn Request>>>,
+    requests: Mutex<Requests>,
     /// Someone listens for events (our event handler is registered).
     listening: AtomicBool,
     /// Results completed while listening whose event the driver thread has
@@ -551,7 +592,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn requests(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<dyn Request>>> {
+    fn requests(&self) -> std::sync::MutexGuard<'_, Requests> {
         self.requests.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -701,7 +742,7 @@ impl NativeClient {
         let client = Client::new(cc).map_err(napi_err)?;
         let inner = Arc::new(Inner {
             tsfn,
-            requests: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Requests::default()),
             listening: AtomicBool::new(false),
             events_due: AtomicI64::new(0),
             syncs_queued: AtomicI64::new(0),
