@@ -1,11 +1,14 @@
 //! The Rust reference loop for the binding benchmarks: sequential MAP round
 //! trips through the blocking client to the test server on loopback.
 //!
-//! `cargo run --release -p pcp-core --example map_rate -- [COUNT] [SERVER]`
+//! `cargo run --release -p pcp-core --example map_rate -- [COUNT] [SERVER] [--warmup N]`
 //! prints `map_rate <round trips per second>`. Without SERVER it starts its
-//! own test server. Each round trip maps a distinct internal port
+//! own test server. Each timed round trip maps a distinct internal port
 //! (10000 + i, TCP, 3600 s), the same loop the Python, Node and C
-//! benchmarks run, so their ratios compare like with like.
+//! benchmarks run, so their ratios compare like with like. The N warm-up
+//! round trips before (UDP 10000 + i; default 1) are not timed: a binding
+//! with a JIT (Node) needs a few thousand to reach its steady speed, and
+//! its benchmark then gives both sides the same warm-up.
 
 use std::time::Instant;
 
@@ -13,9 +16,25 @@ use pcp_core::server::Server;
 use pcp_core::{Client, ClientConfig, MapSpec, Protocol};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut count: u16 = 2000;
+    let mut warmup: u16 = 1;
+    let mut server = None;
+    let mut positional = 0;
     let mut args = std::env::args().skip(1);
-    let count: u16 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2000);
-    let (_server, addr) = match args.next() {
+    while let Some(a) = args.next() {
+        if a == "--warmup" {
+            warmup = args.next().ok_or("--warmup needs a number")?.parse()?;
+        } else if positional == 0 {
+            count = a.parse()?;
+            positional += 1;
+        } else {
+            server = Some(a);
+        }
+    }
+    if u32::from(count).max(u32::from(warmup)) + 10000 > 65535 {
+        return Err("COUNT and N must each be at most 55535 (ports 10000 + i)".into());
+    }
+    let (_server, addr) = match server {
         Some(s) => (None, pcp_core::client::parse_server(&s)?),
         None => {
             let s = Server::start_local()?;
@@ -28,7 +47,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cc.delete_on_close = false;
     let client = Client::new(cc)?;
     // Warm up the path (thread wake-ups, caches) before timing.
-    client.map_with(MapSpec::new(Protocol::UDP, 9999))?;
+    for i in 0..warmup {
+        client.map_with(MapSpec::new(Protocol::UDP, 10000 + i))?;
+    }
     let start = Instant::now();
     for i in 0..count {
         client.map_with(MapSpec::new(Protocol::TCP, 10000 + i))?;
