@@ -27,8 +27,6 @@
 
 mod reader;
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
@@ -46,6 +44,7 @@ use napi_derive::napi;
 
 use pcp_core::client::parse_server;
 use pcp_core::discovery::{self, DiscoveryConfig};
+use pcp_core::engine::KeyMap;
 use pcp_core::server::{Server, ServerConfig};
 use pcp_core::{
     Client, ClientConfig, Error as PcpError, Event, Filter, HandlerId, MapSpec, Mapping, MappingId, MappingInfo, Nonce,
@@ -497,31 +496,9 @@ fn event_message(ev: &Event) -> Option<NativeMessage> {
 
 // ---------------------------------------------------------------- requests
 
-/// Requests in flight by the number JavaScript gave them. The numbers are
-/// ours (sequential), so a multiplicative hash spreads them well enough and
-/// costs far less than the default SipHash, twice per round trip.
-type Requests = HashMap<u32, Arc<dyn Request>, BuildHasherDefault<RequestNumberHasher>>;
-
-#[derive(Default)]
-struct RequestNumberHasher(u64);
-
-impl Hasher for RequestNumberHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        // Fibonacci hashing: both the low bits (hashbrown's bucket) and the
-        // high bits (its tag) change with every bit of the number.
-        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
+/// Requests in flight by the number JavaScript gave them (sequential, so
+/// the core's cheap hash for keys it picks fits).
+type Requests = KeyMap<u32, Arc<dyn Request>>;
 
 /// A request in flight, whatever its result type.
 trait Request: Send + Sync {

@@ -21,7 +21,6 @@ mod endpoint;
 mod epoll;
 mod pending;
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
@@ -38,7 +37,7 @@ pub use pending::Pending;
 
 use pending::{pending, Completer, Drive};
 
-use crate::engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RequestId, RetransmitPolicy};
+use crate::engine::{Event, KeyMap, MapSpec, MappingId, MappingInfo, PeerSpec, RequestId, RetransmitPolicy};
 use crate::wire::{Nonce, Opcode, Protocol, CLIENT_PORT};
 use crate::{Error, Result};
 
@@ -101,7 +100,7 @@ enum Waiter {
 
 struct State {
     endpoint: Endpoint,
-    waiters: HashMap<u64, Waiter>,
+    waiters: KeyMap<u64, Waiter>,
     /// When the driver will wake by itself; `None` while it sleeps without a deadline.
     driver_deadline: Option<Instant>,
     closing: Option<Instant>,
@@ -223,7 +222,7 @@ impl Client {
         let shared = Arc::new_cyclic(|this| Shared {
             state: Mutex::new(State {
                 endpoint,
-                waiters: HashMap::new(),
+                waiters: KeyMap::default(),
                 driver_deadline: None,
                 closing: None,
                 closed: false,
@@ -727,6 +726,10 @@ impl Drive for Shared {
         // `until`, or 100 ms (to notice a close), and stops once `done`.
         let mut fds = vec![libc::pollfd { fd: self.fds[0], events: libc::POLLIN, revents: 0 }];
         fds.extend(wake_fd.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
+        // The first pass does not read: the request was just sent, so its
+        // answer is not there yet, and poll(2) reports anything that is.
+        // That saves a read that fails on every round trip.
+        let mut polled = false;
         loop {
             let now = Instant::now();
             let (finished, next, got) = {
@@ -734,7 +737,7 @@ impl Drive for Shared {
                 if st.closed || st.closing.is_some() {
                     break;
                 }
-                let got = st.endpoint.receive_one(now);
+                let got = polled && st.endpoint.receive_one(now);
                 st.endpoint.engine_mut().handle_timeout(now);
                 st.endpoint.flush(now);
                 let finished = self.settle(&mut st);
@@ -756,6 +759,7 @@ impl Drive for Shared {
             }
             // SAFETY: `fds` is a valid array of pollfd of the given length.
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms(wait_until)) };
+            polled = true;
             if fds.len() > 1 && fds[1].revents != 0 {
                 epoll::clear(fds[1].fd);
             }

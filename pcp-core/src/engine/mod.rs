@@ -26,11 +26,12 @@
 
 mod epoch;
 mod event;
+mod key_map;
 mod mapping;
 mod retransmit;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ use rand::{Rng, SeedableRng};
 
 pub use epoch::{Epoch, EpochCheck};
 pub use event::Event;
+pub use key_map::{KeyHasher, KeyMap};
 pub use mapping::{MapSpec, MappingId, MappingInfo, PeerSpec, RequestId};
 pub use retransmit::{RetransmitPolicy, RetransmitSchedule, RetransmitStep};
 
@@ -178,13 +180,13 @@ pub struct Engine {
     config: EngineConfig,
     rng: StdRng,
     next_id: u64,
-    entries: HashMap<u64, Entry>,
+    entries: KeyMap<u64, Box<Entry>>,
     /// How many entries are mappings not being deleted (what
     /// `mapping_ids` lists), kept so that counting them is O(1).
     live_mappings: usize,
-    by_nonce: HashMap<Nonce, u64>,
+    by_nonce: KeyMap<Nonce, u64>,
     /// Our own (not third-party) MAP mappings by protocol and internal port.
-    by_port: HashMap<(Protocol, u16), u64>,
+    by_port: KeyMap<(Protocol, u16), u64>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     send_queue: VecDeque<u64>,
     in_flight: usize,
@@ -206,10 +208,10 @@ impl Engine {
             config,
             rng,
             next_id: 1,
-            entries: HashMap::new(),
+            entries: KeyMap::default(),
             live_mappings: 0,
-            by_nonce: HashMap::new(),
-            by_port: HashMap::new(),
+            by_nonce: KeyMap::default(),
+            by_port: KeyMap::default(),
             timers: BinaryHeap::new(),
             send_queue: VecDeque::new(),
             in_flight: 0,
@@ -252,7 +254,7 @@ impl Engine {
 
     /// A granted mapping.
     pub fn mapping(&self, id: MappingId) -> Option<&MappingInfo> {
-        match self.entries.get(&id.0) {
+        match self.entries.get(&id.0).map(|e| &**e) {
             Some(e @ Entry { kind: Kind::Mapping(_), .. }) => e.info.as_ref(),
             _ => None,
         }
@@ -649,7 +651,7 @@ impl Engine {
         }
         self.entries.insert(
             id,
-            Entry { kind, phase, info: None, schedule: None, queued: false, timer: None, last_error: None },
+            Box::new(Entry { kind, phase, info: None, schedule: None, queued: false, timer: None, last_error: None }),
         );
         self.start_exchange(id, now);
         id
@@ -667,7 +669,7 @@ impl Engine {
                 self.by_port.remove(&key);
             }
         }
-        Some(entry)
+        Some(*entry)
     }
 
     fn set_timer(&mut self, id: u64, at: Instant) {
