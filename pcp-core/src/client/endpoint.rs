@@ -42,7 +42,11 @@ impl Endpoint {
         // Best effort: a larger buffer absorbs bursts of answers.
         let _ = socket.set_recv_buffer_size(1 << 20);
         socket.connect(&server.into())?;
-        socket.set_nonblocking(true)?;
+        // Blocking, but only `wait_for_datagram` blocks (for at most
+        // WAIT_SLICE): every other read and send says MSG_DONTWAIT. A caller
+        // waiting for its answer can then sleep in recv(2) itself instead
+        // of poll(2) and then recv(2).
+        socket.set_read_timeout(Some(WAIT_SLICE))?;
         let socket: UdpSocket = socket.into();
         let local = socket.local_addr()?;
         let client_addr = local.ip();
@@ -92,9 +96,12 @@ impl Endpoint {
 
     /// Sends every datagram the engine has queued.
     pub fn flush(&mut self, now: Instant) {
+        let fd = self.socket.as_raw_fd();
         // Bounded: each pass either sends or drops one queued datagram.
         while let Some(t) = self.engine.poll_transmit() {
-            match self.socket.send(&t.payload) {
+            // SAFETY: sends from a valid buffer of the given length.
+            let sent = unsafe { libc::send(fd, t.payload.as_ptr().cast(), t.payload.len(), libc::MSG_DONTWAIT) };
+            match io_result(sent) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.engine.handle_unreachable(now),
                 // A full buffer or a passing error: retransmission recovers.
@@ -113,21 +120,20 @@ impl Endpoint {
     /// Reads at most one datagram from the main socket; whether one came.
     /// (A caller waiting for its own answer stops as soon as it has it.)
     pub fn receive_one(&mut self, now: Instant) -> bool {
-        let server = self.engine.server();
         loop {
-            return match self.socket.recv(&mut self.buf) {
-                Ok(n) => {
-                    self.engine.handle_datagram(now, server, &self.buf[..n]);
-                    true
-                }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    self.engine.handle_unreachable(now);
-                    true
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => false,
-            };
+            let received = recv(self.socket.as_raw_fd(), &mut self.buf, libc::MSG_DONTWAIT);
+            if matches!(&received, Err(e) if e.kind() == io::ErrorKind::Interrupted) {
+                continue;
+            }
+            let Self { engine, buf, .. } = self;
+            return handle_received(engine, now, received.map(|n| &buf[..n]));
         }
+    }
+
+    /// What [`wait_for_datagram`] read, for the engine; whether it was a
+    /// datagram or an error that counts (as for [`Endpoint::receive_one`]).
+    pub(crate) fn take_datagram(&mut self, now: Instant, received: io::Result<&[u8]>) -> bool {
+        handle_received(&mut self.engine, now, received)
     }
 
     /// When to call [`Endpoint::process`] next; now if events are waiting.
@@ -159,6 +165,49 @@ impl Endpoint {
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.engine.poll_event()
+    }
+}
+
+/// How long [`wait_for_datagram`] blocks at most; it is the socket's
+/// receive timeout.
+pub(crate) const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Blocks on the main socket `fd` (of an [`Endpoint`]) until a datagram or
+/// an error arrives, for at most [`WAIT_SLICE`]; called without the
+/// endpoint (and so without the client's lock). A timeout or a signal
+/// gives `WouldBlock` or `Interrupted`.
+pub(crate) fn wait_for_datagram(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    recv(fd, buf, 0)
+}
+
+fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: receives into a valid buffer of the given length.
+    io_result(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
+}
+
+fn io_result(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Hands a read on the main socket to the engine: a datagram, or an ICMP
+/// unreachable (reported as ECONNREFUSED on a connected socket). Whether
+/// anything came; "nothing more" and other errors are not.
+fn handle_received(engine: &mut Engine, now: Instant, received: io::Result<&[u8]>) -> bool {
+    match received {
+        Ok(data) => {
+            let server = engine.server();
+            engine.handle_datagram(now, server, data);
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            engine.handle_unreachable(now);
+            true
+        }
+        Err(_) => false,
     }
 }
 

@@ -21,7 +21,7 @@ mod endpoint;
 mod epoll;
 mod pending;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -118,6 +118,32 @@ struct State {
     /// Re-arming lazily spares a loop of blocking calls two epoll_ctl
     /// calls each; unsolicited datagrams wait at most `REARM_DELAY`.
     rearm_at: Option<Instant>,
+    /// The waiting caller that reads the socket, sleeping in recv(2), known
+    /// by its wake fd; see [`Wait`].
+    reader: Option<RawFd>,
+    /// The waiting callers that sleep on their wake fds while `reader`
+    /// reads; it wakes one of them to take over when it leaves.
+    followers: Vec<RawFd>,
+    /// Event loops reading the socket themselves (`attach_reader`).
+    attached: usize,
+}
+
+/// How a caller driving the engine waits for its answer.
+///
+/// One caller at a time, the reader, sleeps in recv(2) on the socket (for
+/// at most `WAIT_SLICE`, to see its timers and a close): one system call
+/// where poll(2) and then recv(2) would be two, and the kernel wakes it
+/// straight into the read. The others (followers) sleep on their wake fds:
+/// the reader completes their requests, which wakes them, and when it
+/// leaves it wakes one of them to read in its place. A follower that read
+/// the socket too could take the reader's answer while the reader sleeps on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wait {
+    Read,
+    Follow,
+    /// poll(2) on the socket and the wake fd: for waits shorter than two
+    /// slices, while an event loop reads the socket too, or without a wake fd.
+    Poll,
 }
 
 /// How long after the last driving caller leaves the driver thread takes
@@ -230,6 +256,9 @@ impl Client {
                 co_drivers: 0,
                 socket_armed: true,
                 rearm_at: None,
+                reader: None,
+                followers: Vec::new(),
+                attached: 0,
             }),
             wake_tx,
             handlers: RwLock::new(Vec::new()),
@@ -419,12 +448,19 @@ impl Client {
     /// Takes the socket over from the driver thread until
     /// [`Client::detach_reader`]; calls nest. See [`Client::reader_fd`].
     pub fn attach_reader(&self) {
-        self.shared().co_driving(true);
+        let shared = self.shared();
+        shared.lock().attached += 1;
+        shared.co_driving(true);
     }
 
     /// Gives the socket back to the driver thread.
     pub fn detach_reader(&self) {
-        self.shared().co_driving(false);
+        let shared = self.shared();
+        {
+            let mut st = shared.lock();
+            st.attached = st.attached.saturating_sub(1);
+        }
+        shared.co_driving(false);
     }
 
     /// Reads every answer waiting on the socket, runs due timers, and
@@ -718,18 +754,70 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// How the caller with wake fd `me` waits next, for `remaining` at most;
+    /// takes or joins the roles of [`Wait`].
+    fn choose_wait(st: &mut State, me: Option<RawFd>, remaining: Duration) -> Wait {
+        let Some(me) = me else { return Wait::Poll };
+        // Sleeping in recv(2) only when a whole slice, and as much again,
+        // remain: the receive timeout counts in clock ticks and may run a
+        // few milliseconds over; poll(2) then keeps the deadline exact.
+        let long = remaining >= 2 * endpoint::WAIT_SLICE;
+        match st.reader {
+            Some(r) if r == me => {
+                if long {
+                    Wait::Read
+                } else {
+                    Wait::Poll
+                }
+            }
+            Some(_) => {
+                if !st.followers.contains(&me) {
+                    st.followers.push(me);
+                }
+                Wait::Follow
+            }
+            None if st.attached == 0 && long => {
+                st.reader = Some(me);
+                st.followers.retain(|&f| f != me);
+                Wait::Read
+            }
+            None => Wait::Poll,
+        }
+    }
+
+    /// The caller with wake fd `me` stops waiting: a reader hands the socket
+    /// to a follower.
+    fn stop_waiting(st: &mut State, me: Option<RawFd>) {
+        let Some(me) = me else { return };
+        st.followers.retain(|&f| f != me);
+        if st.reader == Some(me) {
+            st.reader = None;
+            if let Some(next) = st.followers.pop() {
+                let one = 1u64;
+                // SAFETY: writes 8 bytes to the follower's eventfd, open while
+                // it is listed (it unlists itself, under this lock, before
+                // its thread can end).
+                unsafe { libc::write(next, (&one as *const u64).cast(), 8) };
+            }
+        }
+    }
+}
+
 impl Drive for Shared {
     fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool, wake_fd: Option<RawFd>) {
         let Some(this) = self.this.upgrade() else { return };
         self.co_driving(true);
-        // Bounded: each pass waits at most until the engine's next deadline,
-        // `until`, or 100 ms (to notice a close), and stops once `done`.
-        let mut fds = vec![libc::pollfd { fd: self.fds[0], events: libc::POLLIN, revents: 0 }];
-        fds.extend(wake_fd.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
+        let socket = self.fds[0];
+        let mut buf = [0u8; crate::wire::MAX_MESSAGE_SIZE + 4];
+        // What the last recv(2) as reader got, for the next pass.
+        let mut received: Option<(Instant, std::io::Result<usize>)> = None;
         // The first pass does not read: the request was just sent, so its
-        // answer is not there yet, and poll(2) reports anything that is.
-        // That saves a read that fails on every round trip.
-        let mut polled = false;
+        // answer is not there yet (the wait below sees it when it comes).
+        let mut first = true;
+        // Bounded: each pass waits at most until the engine's next deadline,
+        // `until`, or 100 ms (WAIT_SLICE as reader) to notice a close, and
+        // stops once `done`.
         loop {
             let now = Instant::now();
             let (finished, next, got) = {
@@ -737,12 +825,17 @@ impl Drive for Shared {
                 if st.closed || st.closing.is_some() {
                     break;
                 }
-                let got = polled && st.endpoint.receive_one(now);
+                let got = match received.take() {
+                    Some((at, r)) => st.endpoint.take_datagram(at, r.map(|n| &buf[..n])),
+                    // Followers leave the socket to the reader.
+                    None => !first && st.reader.is_none_or(|r| Some(r) == wake_fd) && st.endpoint.receive_one(now),
+                };
                 st.endpoint.engine_mut().handle_timeout(now);
                 st.endpoint.flush(now);
                 let finished = self.settle(&mut st);
                 (finished, st.endpoint.poll_timeout(), got)
             };
+            first = false;
             this.complete_all(finished);
             if done() || until.is_some_and(|u| now >= u) {
                 break;
@@ -754,16 +847,28 @@ impl Drive for Shared {
             for t in [next, until].into_iter().flatten() {
                 wait_until = wait_until.min(t);
             }
-            for f in &mut fds {
-                f.revents = 0;
-            }
-            // SAFETY: `fds` is a valid array of pollfd of the given length.
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms(wait_until)) };
-            polled = true;
-            if fds.len() > 1 && fds[1].revents != 0 {
-                epoll::clear(fds[1].fd);
+            let wait = Self::choose_wait(&mut self.lock(), wake_fd, wait_until.saturating_duration_since(now));
+            match wait {
+                Wait::Read => {
+                    let r = endpoint::wait_for_datagram(socket, &mut buf);
+                    let slept_out = matches!(&r, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted));
+                    if !slept_out {
+                        received = Some((Instant::now(), r));
+                    }
+                }
+                Wait::Follow | Wait::Poll => {
+                    // A follower leaves the socket out (-1: poll(2) skips it).
+                    let socket = if wait == Wait::Poll { socket } else { -1 };
+                    let mut fds = [socket, wake_fd.unwrap_or(-1)].map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+                    // SAFETY: `fds` is a valid array of two pollfd.
+                    unsafe { libc::poll(fds.as_mut_ptr(), 2, poll_ms(wait_until)) };
+                    if fds[1].fd >= 0 && fds[1].revents != 0 {
+                        epoll::clear(fds[1].fd);
+                    }
+                }
             }
         }
+        Self::stop_waiting(&mut self.lock(), wake_fd);
         self.co_driving(false);
         // Events for the callbacks, or timers the driver does not know of yet.
         self.plan();
@@ -973,6 +1078,56 @@ impl Mapping {
 mod tests {
     use super::*;
     use crate::server::Server;
+
+    fn eventfd() -> std::os::fd::OwnedFd {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscall; checked below, then owned by the OwnedFd.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: fresh descriptor.
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+    }
+
+    fn woken(fd: RawFd) -> bool {
+        let mut n = 0u64;
+        // SAFETY: reads 8 bytes from a nonblocking eventfd into `n`.
+        unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) == 8 }
+    }
+
+    #[test]
+    fn one_waiting_caller_reads_and_hands_the_socket_on() {
+        let server = Server::start_local().unwrap();
+        let client = Client::new(ClientConfig::new(server.local_addr())).unwrap();
+        let mut st = client.owner.0.lock();
+        let (a, b, c) = (eventfd(), eventfd(), eventfd());
+        let (a, b, c) = (Some(a.as_raw_fd()), Some(b.as_raw_fd()), Some(c.as_raw_fd()));
+        let long = Duration::from_secs(1);
+        // Too short a wait to sleep two slices in recv(2), or no wake fd: poll(2).
+        assert_eq!(Shared::choose_wait(&mut st, a, endpoint::WAIT_SLICE), Wait::Poll);
+        assert_eq!(Shared::choose_wait(&mut st, None, long), Wait::Poll);
+        assert_eq!(st.reader, None);
+        // The first to wait long reads; the others follow.
+        assert_eq!(Shared::choose_wait(&mut st, a, long), Wait::Read);
+        assert_eq!(Shared::choose_wait(&mut st, b, long), Wait::Follow);
+        assert_eq!(Shared::choose_wait(&mut st, c, long), Wait::Follow);
+        assert_eq!(Shared::choose_wait(&mut st, b, long), Wait::Follow);
+        assert_eq!(st.followers.len(), 2, "listed once each");
+        // A follower that leaves is unlisted and wakes nobody.
+        Shared::stop_waiting(&mut st, b);
+        assert_eq!(st.followers, vec![c.unwrap()]);
+        // The reader leaving wakes a follower, which reads next.
+        Shared::stop_waiting(&mut st, a);
+        assert_eq!(st.reader, None);
+        assert!(woken(c.unwrap()));
+        assert!(!woken(b.unwrap()));
+        assert_eq!(Shared::choose_wait(&mut st, c, long), Wait::Read);
+        assert!(st.followers.is_empty());
+        Shared::stop_waiting(&mut st, c);
+        // While an event loop reads the socket, nobody sleeps in recv(2).
+        st.attached = 1;
+        assert_eq!(Shared::choose_wait(&mut st, a, long), Wait::Poll);
+        st.attached = 0;
+    }
 
     /// A caller that drives for a while after an earlier caller left must not
     /// make the driver spin on the re-arm time that passed meanwhile.
