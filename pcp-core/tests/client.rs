@@ -428,3 +428,26 @@ fn an_event_loop_can_read_answers_itself() {
     // Back with the driver thread: blocking calls and renewals work as before.
     c.map(Protocol::TCP, 81).unwrap();
 }
+
+#[test]
+fn an_event_loop_reads_bursts_of_answers_in_batches() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    c.attach_reader();
+    let fd = c.reader_fd();
+    // More answers than one recvmmsg(2) batch takes, arriving together.
+    let pending: Vec<_> = (0..50u16).map(|i| c.map_async(MapSpec::new(Protocol::UDP, 3000 + i))).collect();
+    let mut read = 0;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !pending.iter().all(|p| p.is_done()) {
+        assert!(std::time::Instant::now() < deadline, "answers missing");
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        read += c.process_ready();
+    }
+    assert_eq!(read, 50, "every answer read once, none lost");
+    let ports: HashSet<u16> = pending.into_iter().map(|p| p.wait().unwrap().external_port()).collect();
+    assert_eq!(ports.len(), 50);
+    c.detach_reader();
+}

@@ -472,12 +472,9 @@ impl Client {
         let now = Instant::now();
         let (done, read) = {
             let mut st = shared.lock();
-            let mut read = 0;
             // Bounded: a socket buffer holds finitely many datagrams, and a
             // burst larger than this is finished by the next readiness.
-            while read < 1024 && st.endpoint.receive_one(now) {
-                read += 1;
-            }
+            let read = st.endpoint.receive_available(now, 1024);
             st.endpoint.engine_mut().handle_timeout(now);
             st.endpoint.flush(now);
             (shared.settle(&mut st), read)
