@@ -62,7 +62,7 @@ pub struct MappingData {
     /// Identifies the mapping for the life of its client.
     pub id: f64,
     /// `"MAP"` or `"PEER"`.
-    pub opcode: String,
+    pub opcode: &'static str,
     /// IANA protocol number (6 TCP, 17 UDP, 0 all).
     pub protocol: u32,
     pub internal_address: String,
@@ -87,11 +87,11 @@ pub struct MappingData {
 /// builds nothing on the JavaScript heap, where filling an array or an
 /// object from native code costs a generic property store per field.
 pub struct NativeMessage {
-    pub kind: String,
+    pub kind: &'static str,
     pub req: Option<u32>,
     /// Error code (`pcp_core::Error::code`) when the request failed or the
     /// event carries an error.
-    pub code: Option<String>,
+    pub code: Option<&'static str>,
     pub message: Option<String>,
     pub mapping: Option<MappingData>,
     pub id: Option<f64>,
@@ -102,9 +102,9 @@ pub struct NativeMessage {
 }
 
 impl NativeMessage {
-    fn new(kind: &str) -> Self {
+    fn new(kind: &'static str) -> Self {
         NativeMessage {
-            kind: kind.to_string(),
+            kind,
             req: None,
             code: None,
             message: None,
@@ -118,7 +118,7 @@ impl NativeMessage {
     }
 
     fn error(mut self, e: &PcpError) -> Self {
-        self.code = Some(e.code().to_string());
+        self.code = Some(e.code());
         self.message = Some(e.to_string());
         self
     }
@@ -207,9 +207,9 @@ impl NativeMessage {
             }
         }
         let mut args = Vec::with_capacity(MESSAGE_ARGS);
-        args.push(ascii(env, Some(&self.kind))?);
+        args.push(ascii(env, Some(self.kind))?);
         args.push(value(env, self.req)?);
-        args.push(ascii(env, self.code.as_deref())?);
+        args.push(ascii(env, self.code)?);
         args.push(value(env, self.message)?);
         args.push(value(env, self.id)?);
         args.push(value(env, self.epoch)?);
@@ -219,7 +219,7 @@ impl NativeMessage {
         match self.mapping {
             Some(m) => {
                 args.push(value(env, Some(m.id))?);
-                args.push(ascii(env, Some(&m.opcode))?);
+                args.push(ascii(env, Some(m.opcode))?);
                 args.push(value(env, Some(m.protocol))?);
                 args.push(ascii(env, Some(&m.internal_address))?);
                 args.push(value(env, Some(m.internal_port))?);
@@ -371,7 +371,7 @@ fn nonce(s: &str) -> Result<Nonce, PcpError> {
 fn mapping_data(info: &MappingInfo) -> MappingData {
     MappingData {
         id: info.id.0 as f64,
-        opcode: info.opcode.to_string(),
+        opcode: info.opcode.name(),
         protocol: u32::from(info.protocol.0),
         internal_address: info.internal_addr.to_string(),
         internal_port: u32::from(info.internal_port),

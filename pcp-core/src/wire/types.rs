@@ -31,13 +31,20 @@ impl Opcode {
     }
 }
 
-impl fmt::Display for Opcode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Opcode {
+    /// "ANNOUNCE", "MAP" or "PEER".
+    pub fn name(self) -> &'static str {
+        match self {
             Opcode::Announce => "ANNOUNCE",
             Opcode::Map => "MAP",
             Opcode::Peer => "PEER",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Opcode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
