@@ -32,7 +32,8 @@ struct SlotState<T> {
     sleepers: usize,
     /// The eventfd of a thread driving the engine while it waits for this
     /// request: another thread that completes it must wake that one, which
-    /// sleeps in poll(2), not on the condvar.
+    /// sleeps in poll(2), not on the condvar (or, as the client's reader, in
+    /// recv(2) for at most a slice; see `Wait` in the client).
     driver_fd: Option<RawFd>,
 }
 
