@@ -400,12 +400,20 @@ fn event_handlers_can_be_removed() {
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), before, "a removed handler is not called");
 }
 
+/// One turn of a minimal event loop on `c`'s socket: wait (at most 100 ms)
+/// for it to be readable, then process; how many datagrams came.
+fn event_loop_turn(c: &Client) -> usize {
+    let mut pfd = libc::pollfd { fd: c.reader_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, 100) };
+    c.process_ready()
+}
+
 #[test]
 fn an_event_loop_can_read_answers_itself() {
     let server = Server::start_local().unwrap();
     let c = client(&server);
     c.attach_reader();
-    let fd = c.reader_fd();
     let p = c.map_async(MapSpec::new(Protocol::TCP, 80));
     let (tx, rx) = std::sync::mpsc::channel();
     let caller = std::thread::current().id();
@@ -414,10 +422,7 @@ fn an_event_loop_can_read_answers_itself() {
     let deadline = std::time::Instant::now() + WAIT;
     let (result, thread) = loop {
         assert!(std::time::Instant::now() < deadline, "no answer");
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
-        c.process_ready();
+        event_loop_turn(&c);
         if let Ok(r) = rx.try_recv() {
             break r;
         }
@@ -434,17 +439,13 @@ fn an_event_loop_reads_bursts_of_answers_in_batches() {
     let server = Server::start_local().unwrap();
     let c = client(&server);
     c.attach_reader();
-    let fd = c.reader_fd();
     // More answers than one recvmmsg(2) batch takes, arriving together.
     let pending: Vec<_> = (0..50u16).map(|i| c.map_async(MapSpec::new(Protocol::UDP, 3000 + i))).collect();
     let mut read = 0;
     let deadline = std::time::Instant::now() + WAIT;
     while !pending.iter().all(|p| p.is_done()) {
         assert!(std::time::Instant::now() < deadline, "answers missing");
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
-        read += c.process_ready();
+        read += event_loop_turn(&c);
     }
     assert_eq!(read, 50, "every answer read once, none lost");
     let ports: HashSet<u16> = pending.into_iter().map(|p| p.wait().unwrap().external_port()).collect();
