@@ -452,3 +452,74 @@ fn an_event_loop_reads_bursts_of_answers_in_batches() {
     assert_eq!(ports.len(), 50);
     c.detach_reader();
 }
+
+#[test]
+fn a_panicking_callback_stops_nobody() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    server.set_delay(Duration::from_millis(50));
+    // Its answer is read by whichever caller reads the socket then.
+    c.announce_async().on_complete(|_| panic!("a callback that panics (expected in this test)"));
+    assert!(c.map(Protocol::TCP, 80).is_ok(), "the caller that ran the callback is unharmed");
+    let c2 = c.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(c2.map(Protocol::TCP, 81).is_ok()).unwrap());
+    assert_eq!(rx.recv_timeout(WAIT), Ok(true), "another caller still gets its answer");
+}
+
+#[test]
+fn a_waiting_caller_makes_a_non_blocking_socket_block_again() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    let fd = c.reader_fd();
+    let nonblocking = || {
+        // SAFETY: fcntl on an open descriptor.
+        (unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_NONBLOCK) != 0
+    };
+    assert!(!nonblocking(), "a client's socket blocks (with a receive timeout)");
+    // As an event loop's poll handle (libuv's) leaves it.
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
+    server.set_delay(Duration::from_millis(100));
+    c.map(Protocol::TCP, 80).unwrap();
+    assert!(!nonblocking(), "the waiting caller must not spin on a non-blocking socket");
+    // Attaching and detaching an event loop leaves it blocking too.
+    c.attach_reader();
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
+    c.detach_reader();
+    assert!(!nonblocking());
+}
+
+#[test]
+fn an_event_loop_sees_an_unreachable_server() {
+    let c = Client::new(ClientConfig::new(dead_port())).unwrap();
+    c.attach_reader();
+    let p = c.map_async(MapSpec::new(Protocol::TCP, 80));
+    let deadline = std::time::Instant::now() + WAIT;
+    while !p.is_done() {
+        assert!(std::time::Instant::now() < deadline, "no error");
+        event_loop_turn(&c);
+    }
+    assert_eq!(p.wait().unwrap_err(), Error::ServerUnreachable);
+    c.detach_reader();
+}
+
+#[test]
+fn closing_releases_every_waiting_caller() {
+    let server = Server::start_local().unwrap();
+    let mut cc = config(&server);
+    cc.delete_on_close = false;
+    let c = Client::new(cc).unwrap();
+    server.drop_next(u32::MAX); // a reader and three followers wait on
+    let (tx, rx) = std::sync::mpsc::channel();
+    for port in 80..84u16 {
+        let (c, tx) = (c.clone(), tx.clone());
+        std::thread::spawn(move || tx.send(c.map(Protocol::TCP, port)).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(50)); // let them start waiting
+    c.close();
+    for _ in 0..4 {
+        assert_eq!(rx.recv_timeout(WAIT).map(|r| r.unwrap_err()), Ok(Error::Closed));
+    }
+}

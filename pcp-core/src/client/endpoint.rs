@@ -47,11 +47,9 @@ impl Endpoint {
         // Best effort: a larger buffer absorbs bursts of answers.
         let _ = socket.set_recv_buffer_size(1 << 20);
         socket.connect(&server.into())?;
-        // Blocking, but only `wait_for_datagram` blocks (for at most
-        // WAIT_SLICE): every other read and send says MSG_DONTWAIT. A caller
-        // waiting for its answer can then sleep in recv(2) itself instead
-        // of poll(2) and then recv(2).
-        socket.set_read_timeout(Some(WAIT_SLICE))?;
+        // Every read and send says MSG_DONTWAIT; the flag is for those who
+        // watch the descriptor (see `block_in_waits`).
+        socket.set_nonblocking(true)?;
         let socket: UdpSocket = socket.into();
         let local = socket.local_addr()?;
         let client_addr = local.ip();
@@ -69,6 +67,16 @@ impl Endpoint {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Makes the main socket blocking with a receive timeout of
+    /// [`WAIT_SLICE`], for [`wait_for_datagram`]: a [`Client`](super::Client)
+    /// caller waiting for its answer then sleeps in recv(2) itself instead
+    /// of poll(2) and then recv(2). Nothing else blocks on it, since every
+    /// other read and send says MSG_DONTWAIT.
+    pub(crate) fn block_in_waits(&self) -> io::Result<()> {
+        self.socket.set_read_timeout(Some(WAIT_SLICE))?;
+        set_blocking(self.socket.as_raw_fd())
     }
 
     pub fn engine_mut(&mut self) -> &mut Engine {
@@ -138,8 +146,10 @@ impl Endpoint {
             // SAFETY: all-zero iovec and mmsghdr are valid (empty) values.
             let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
             let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            let base = self.batch.as_mut_ptr();
             for (i, (v, m)) in iov.iter_mut().zip(msgs.iter_mut()).enumerate() {
-                v.iov_base = self.batch[i * SLOT..].as_mut_ptr().cast();
+                // SAFETY: slot i lies within `self.batch` (BATCH * SLOT bytes).
+                v.iov_base = unsafe { base.add(i * SLOT) }.cast();
                 v.iov_len = SLOT;
                 m.msg_hdr.msg_iov = v;
                 m.msg_hdr.msg_iovlen = 1;
@@ -227,8 +237,8 @@ impl Endpoint {
     }
 }
 
-/// How long [`wait_for_datagram`] blocks at most; it is the socket's
-/// receive timeout.
+/// How long [`wait_for_datagram`] blocks at most: the socket's receive
+/// timeout, which the kernel rounds up to clock ticks (10 ms gave 15-16 ms).
 pub(crate) const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Blocks on the main socket `fd` (of an [`Endpoint`]) until a datagram or
@@ -237,6 +247,20 @@ pub(crate) const WAIT_SLICE: std::time::Duration = std::time::Duration::from_mil
 /// gives `WouldBlock` or `Interrupted`.
 pub(crate) fn wait_for_datagram(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     recv(fd, buf, 0)
+}
+
+/// Clears O_NONBLOCK on `fd`.
+pub(crate) fn set_blocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on an open descriptor with integer arguments.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK != 0 {
+        // SAFETY: as above.
+        io_result(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } as isize)?;
+    }
+    Ok(())
 }
 
 fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {

@@ -31,9 +31,17 @@ pub fn watch(ep: &OwnedFd, fd: RawFd, armed: bool) -> io::Result<()> {
     ctl(ep, libc::EPOLL_CTL_ADD, fd, armed)
 }
 
-/// Arms or disarms a descriptor already in the set.
+/// Arms or disarms a descriptor of the set. Disarming takes it out of the
+/// set: with no events asked for, epoll still reports errors (EPOLLERR),
+/// and an ICMP error waiting on the socket would wake the driver over and
+/// over while the callers who read the socket have not yet read it.
 pub fn arm(ep: &OwnedFd, fd: RawFd, armed: bool) -> io::Result<()> {
-    ctl(ep, libc::EPOLL_CTL_MOD, fd, armed)
+    let r = if armed { ctl(ep, libc::EPOLL_CTL_ADD, fd, true) } else { ctl(ep, libc::EPOLL_CTL_DEL, fd, false) };
+    match r {
+        Err(e) if armed && e.raw_os_error() == Some(libc::EEXIST) => ctl(ep, libc::EPOLL_CTL_MOD, fd, true),
+        Err(e) if !armed && e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        r => r,
+    }
 }
 
 /// A monotonic timerfd: the driver thread's alarm clock, which another

@@ -234,6 +234,7 @@ impl Client {
 
     pub fn new(config: ClientConfig) -> Result<Client> {
         let endpoint = Endpoint::new(&config)?;
+        endpoint.block_in_waits()?;
         let fds = endpoint.fds();
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         wake_tx.set_nonblocking(true)?;
@@ -459,6 +460,11 @@ impl Client {
         {
             let mut st = shared.lock();
             st.attached = st.attached.saturating_sub(1);
+            if st.attached == 0 {
+                // An event loop may have made it non-blocking (libuv's poll
+                // handle does); a waiting caller's recv(2) needs it blocking.
+                let _ = endpoint::set_blocking(shared.fds[0]);
+            }
         }
         shared.co_driving(false);
     }
@@ -641,7 +647,9 @@ impl Shared {
 
     fn complete_all(self: &Arc<Self>, done: Vec<(Waiter, Event)>) {
         for (w, ev) in done {
-            complete(self, w, &ev);
+            // A panicking on_complete callback or waker must not unwind
+            // through whichever caller happened to read the answer.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| complete(self, w, &ev)));
         }
     }
 
@@ -666,10 +674,15 @@ impl Shared {
 
     /// See [`Client::blocking`].
     fn blocking<T>(&self, start: impl FnOnce() -> Pending<T>) -> Result<T> {
+        struct Counted<'a>(&'a Shared);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0.co_driving(false);
+            }
+        }
         self.co_driving(true);
-        let result = start().wait();
-        self.co_driving(false);
-        result
+        let _counted = Counted(self);
+        start().wait()
     }
 
     /// Counts a caller in or out of driving the engine itself. The first in
@@ -756,13 +769,13 @@ impl Shared {
     /// takes or joins the roles of [`Wait`].
     fn choose_wait(st: &mut State, me: Option<RawFd>, remaining: Duration) -> Wait {
         let Some(me) = me else { return Wait::Poll };
-        // Sleeping in recv(2) only when a whole slice, and as much again,
-        // remain: the receive timeout counts in clock ticks and may run a
-        // few milliseconds over; poll(2) then keeps the deadline exact.
-        let long = remaining >= 2 * endpoint::WAIT_SLICE;
+        // Sleeping in recv(2) only when three slices remain: the receive
+        // timeout counts in clock ticks and may run several milliseconds
+        // over (10 ms gave 15-16 ms here); poll(2) keeps a deadline exact.
+        let long = remaining >= 3 * endpoint::WAIT_SLICE;
         match st.reader {
             Some(r) if r == me => {
-                if long {
+                if long && st.attached == 0 {
                     Wait::Read
                 } else {
                     Wait::Poll
@@ -783,21 +796,45 @@ impl Shared {
         }
     }
 
-    /// The caller with wake fd `me` stops waiting: a reader hands the socket
-    /// to a follower.
-    fn stop_waiting(st: &mut State, me: Option<RawFd>) {
-        let Some(me) = me else { return };
-        st.followers.retain(|&f| f != me);
-        if st.reader == Some(me) {
-            st.reader = None;
+    /// The caller with wake fd `me` stops reading (it leaves, or is about
+    /// to run callbacks that may block): if then nobody reads, a follower
+    /// is woken to read in its place. Any caller leaving does this, not only
+    /// the reader: a follower woken to take over may finish instead.
+    fn stop_reading(st: &mut State, me: Option<RawFd>, leaving: bool) {
+        if let Some(me) = me {
+            if leaving {
+                st.followers.retain(|&f| f != me);
+            }
+            if st.reader == Some(me) {
+                st.reader = None;
+            }
+        }
+        if st.reader.is_none() {
             if let Some(next) = st.followers.pop() {
                 let one = 1u64;
                 // SAFETY: writes 8 bytes to the follower's eventfd, open while
                 // it is listed (it unlists itself, under this lock, before
-                // its thread can end).
+                // its thread can end, even by a panic: see `Driving`).
                 unsafe { libc::write(next, (&one as *const u64).cast(), 8) };
             }
         }
+    }
+}
+
+/// A caller driving the engine: undoes its part when it leaves, however it
+/// leaves (a panicking callback included), so that the others do not wait
+/// for a reader that is gone.
+struct Driving<'a> {
+    shared: &'a Shared,
+    me: Option<RawFd>,
+}
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        Shared::stop_reading(&mut self.shared.lock(), self.me, true);
+        self.shared.co_driving(false);
+        // Events for the callbacks, or timers the driver does not know of yet.
+        self.shared.plan();
     }
 }
 
@@ -805,6 +842,7 @@ impl Drive for Shared {
     fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool, wake_fd: Option<RawFd>) {
         let Some(this) = self.this.upgrade() else { return };
         self.co_driving(true);
+        let _driving = Driving { shared: self, me: wake_fd };
         let socket = self.fds[0];
         let mut buf = [0u8; crate::wire::MAX_MESSAGE_SIZE + 4];
         // What the last recv(2) as reader got, for the next pass.
@@ -813,23 +851,31 @@ impl Drive for Shared {
         // answer is not there yet (the wait below sees it when it comes).
         let mut first = true;
         // Bounded: each pass waits at most until the engine's next deadline,
-        // `until`, or 100 ms (WAIT_SLICE as reader) to notice a close, and
+        // `until`, or 100 ms (a slice as reader) to notice a close, and
         // stops once `done`.
         loop {
             let now = Instant::now();
             let (finished, next, got) = {
                 let mut st = self.lock();
+                // Before a close is seen: it may be the answer to a delete
+                // that the close waits for.
+                let taken = received.take().map(|(at, r)| st.endpoint.take_datagram(at, r.map(|n| &buf[..n])));
                 if st.closed || st.closing.is_some() {
                     break;
                 }
-                let got = match received.take() {
-                    Some((at, r)) => st.endpoint.take_datagram(at, r.map(|n| &buf[..n])),
+                let got = match taken {
+                    Some(got) => got,
                     // Followers leave the socket to the reader.
                     None => !first && st.reader.is_none_or(|r| Some(r) == wake_fd) && st.endpoint.receive_one(now),
                 };
                 st.endpoint.engine_mut().handle_timeout(now);
                 st.endpoint.flush(now);
                 let finished = self.settle(&mut st);
+                if !finished.is_empty() {
+                    // Completing runs other callers' callbacks and wakers here,
+                    // which may block: nobody must wait for this thread to read.
+                    Self::stop_reading(&mut st, wake_fd, false);
+                }
                 (finished, st.endpoint.poll_timeout(), got)
             };
             first = false;
@@ -847,10 +893,19 @@ impl Drive for Shared {
             let wait = Self::choose_wait(&mut self.lock(), wake_fd, wait_until.saturating_duration_since(now));
             match wait {
                 Wait::Read => {
+                    let started = Instant::now();
                     let r = endpoint::wait_for_datagram(socket, &mut buf);
-                    let slept_out = matches!(&r, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted));
-                    if !slept_out {
-                        received = Some((Instant::now(), r));
+                    match &r {
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            // Back at once: someone made the socket non-blocking
+                            // (an event loop's poll handle does). Make it block
+                            // again rather than spin.
+                            if started.elapsed() < endpoint::WAIT_SLICE / 2 {
+                                let _ = endpoint::set_blocking(socket);
+                            }
+                        }
+                        _ => received = Some((Instant::now(), r)),
                     }
                 }
                 Wait::Follow | Wait::Poll => {
@@ -865,10 +920,6 @@ impl Drive for Shared {
                 }
             }
         }
-        Self::stop_waiting(&mut self.lock(), wake_fd);
-        self.co_driving(false);
-        // Events for the callbacks, or timers the driver does not know of yet.
-        self.plan();
     }
 
     fn kick(&self) {
@@ -1110,20 +1161,53 @@ mod tests {
         assert_eq!(Shared::choose_wait(&mut st, b, long), Wait::Follow);
         assert_eq!(st.followers.len(), 2, "listed once each");
         // A follower that leaves is unlisted and wakes nobody.
-        Shared::stop_waiting(&mut st, b);
+        Shared::stop_reading(&mut st, b, true);
         assert_eq!(st.followers, vec![c.unwrap()]);
         // The reader leaving wakes a follower, which reads next.
-        Shared::stop_waiting(&mut st, a);
+        Shared::stop_reading(&mut st, a, true);
         assert_eq!(st.reader, None);
         assert!(woken(c.unwrap()));
         assert!(!woken(b.unwrap()));
         assert_eq!(Shared::choose_wait(&mut st, c, long), Wait::Read);
         assert!(st.followers.is_empty());
-        Shared::stop_waiting(&mut st, c);
-        // While an event loop reads the socket, nobody sleeps in recv(2).
+        Shared::stop_reading(&mut st, c, true);
+        // While an event loop reads the socket, nobody sleeps in recv(2),
+        // not even the reader.
         st.attached = 1;
         assert_eq!(Shared::choose_wait(&mut st, a, long), Wait::Poll);
         st.attached = 0;
+        assert_eq!(Shared::choose_wait(&mut st, a, long), Wait::Read);
+        st.attached = 1;
+        assert_eq!(Shared::choose_wait(&mut st, a, long), Wait::Poll);
+        st.attached = 0;
+        Shared::stop_reading(&mut st, a, true);
+    }
+
+    #[test]
+    fn a_woken_follower_that_finishes_wakes_the_next() {
+        let server = Server::start_local().unwrap();
+        let client = Client::new(ClientConfig::new(server.local_addr())).unwrap();
+        let mut st = client.owner.0.lock();
+        let (a, b, c) = (eventfd(), eventfd(), eventfd());
+        let (a, b, c) = (Some(a.as_raw_fd()), Some(b.as_raw_fd()), Some(c.as_raw_fd()));
+        let long = Duration::from_secs(1);
+        assert_eq!(Shared::choose_wait(&mut st, a, long), Wait::Read);
+        assert_eq!(Shared::choose_wait(&mut st, b, long), Wait::Follow);
+        assert_eq!(Shared::choose_wait(&mut st, c, long), Wait::Follow);
+        Shared::stop_reading(&mut st, a, true);
+        assert!(woken(c.unwrap()));
+        // c finds its own answer and leaves without reading: b must not be
+        // left waiting for a reader that never comes.
+        Shared::stop_reading(&mut st, c, true);
+        assert!(woken(b.unwrap()));
+        assert!(st.followers.is_empty());
+        // A reader about to run callbacks steps down the same way.
+        assert_eq!(Shared::choose_wait(&mut st, a, long), Wait::Read);
+        assert_eq!(Shared::choose_wait(&mut st, b, long), Wait::Follow);
+        Shared::stop_reading(&mut st, a, false);
+        assert_eq!(st.reader, None);
+        assert!(woken(b.unwrap()));
+        Shared::stop_reading(&mut st, a, true);
     }
 
     /// A caller that drives for a while after an earlier caller left must not

@@ -44,16 +44,20 @@ thread_local! {
 /// This thread's eventfd for being woken while it drives (made on first use,
 /// closed when the thread ends); `None` if the system refuses one.
 fn thread_wake_fd() -> Option<RawFd> {
-    WAKE_FD.with(|c| {
-        c.get_or_init(|| {
-            // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
-            let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-            // SAFETY: `fd` is fresh and owned by nobody else.
-            (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    // `try_with`: none while the thread's locals are being torn down.
+    WAKE_FD
+        .try_with(|c| {
+            c.get_or_init(|| {
+                // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
+                let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+                // SAFETY: `fd` is fresh and owned by nobody else.
+                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+            })
+            .as_ref()
+            .map(|f| f.as_raw_fd())
         })
-        .as_ref()
-        .map(|f| f.as_raw_fd())
-    })
+        .ok()
+        .flatten()
 }
 
 
@@ -102,7 +106,8 @@ impl<T> Completer<T> {
         st.result = Some(result);
         if let Some(fd) = st.driver_fd.take() {
             // The driving thread completing its own request needs no wake.
-            let own = WAKE_FD.with(|c| c.get().and_then(|f| f.as_ref().map(|f| f.as_raw_fd()))) == Some(fd);
+            let own = WAKE_FD.try_with(|c| c.get().and_then(|f| f.as_ref().map(|f| f.as_raw_fd()))).ok().flatten()
+                == Some(fd);
             if !own {
                 // Written under the slot lock: the driving thread clears the
                 // fd under it too before it may return, so the fd is still its.
@@ -160,8 +165,16 @@ impl<T> Pending<T> {
             }
             st.driver_fd = fd;
         }
+        // Cleared however `drive` ends: a completer must not write to this
+        // thread's eventfd after the thread may have gone.
+        struct Unregister<'a, T>(&'a Slot<T>);
+        impl<T> Drop for Unregister<'_, T> {
+            fn drop(&mut self) {
+                self.0.state.lock().unwrap_or_else(|e| e.into_inner()).driver_fd = None;
+            }
+        }
+        let _unregister = Unregister(&self.slot);
         d.drive(until, &|| self.is_done(), fd);
-        self.slot.state.lock().unwrap_or_else(|e| e.into_inner()).driver_fd = None;
     }
 
     /// Blocks until the request finishes.
@@ -218,8 +231,11 @@ impl<T> Pending<T> {
         self.slot.state.lock().unwrap_or_else(|e| e.into_inner()).done
     }
 
-    /// Runs `f` with the result when the request finishes: on the client's
-    /// driver thread, or right here if it already has.
+    /// Runs `f` with the result when the request finishes: on the thread
+    /// that reads the answer (the client's driver thread, a thread waiting
+    /// in a blocking call on the same client, or an event loop calling
+    /// `process_ready`), or right here if it already has. `f` should not
+    /// block for long.
     pub fn on_complete(self, f: impl FnOnce(Result<T>) + Send + 'static) {
         self.hand_over();
         let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
