@@ -67,26 +67,19 @@ function abortError(signal) {
 
 /**
  * A message from the native side (a request's result or an event), from
- * the callback's arguments: its own fields, then a mapping's (see `_update`).
+ * the callback's arguments. A classic MAP result stops after `lifetime`
+ * (its mapping row has only id, external address and port, and lifetime);
+ * trailing arguments the message lacks are left out.
  */
-function message(kind, req, code, text, id, epoch, address, oldAddress, server,
-  mappingId, opcode, protocol, internalAddress, internalPort, externalAddress, externalPort, lifetime, mappingEpoch,
-  nonce, remoteAddress, remotePort) {
-  return {
-    kind,
-    req,
-    code,
-    message: text,
-    id,
-    epoch,
-    address,
-    oldAddress,
-    server,
-    mapping: mappingId === undefined
-      ? undefined
-      : [mappingId, opcode, protocol, internalAddress, internalPort, externalAddress, externalPort, lifetime,
-          mappingEpoch, nonce, remoteAddress, remotePort],
-  };
+function message(kind, req, code, text, mappingId, externalAddress, externalPort, lifetime, opcode, protocol,
+  internalAddress, internalPort, mappingEpoch, nonce, remoteAddress, remotePort, id, epoch, address, oldAddress,
+  server) {
+  let mapping;
+  if (mappingId !== undefined) {
+    mapping = [mappingId, opcode, protocol, internalAddress, internalPort, externalAddress, externalPort, lifetime,
+      mappingEpoch, nonce, remoteAddress, remotePort];
+  }
+  return { kind, req, code, message: text, mapping, id, epoch, address, oldAddress, server };
 }
 
 // A mapping row: [id, opcode, protocol, internalAddress, internalPort,
@@ -602,7 +595,7 @@ class Client extends EventEmitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this._request((req) => this._native.map(req, spec.protocol, spec.internalPort, spec.externalPort, spec.lifetime, spec.options), classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg), signal);
+    return this._request((req) => this._native.map(req, spec.protocol, spec.internalPort, spec.externalPort, spec.lifetime, spec.options, classic), classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg), signal);
   }
 
   _holdClassic(msg) {

@@ -94,6 +94,8 @@ pub struct NativeMessage {
     pub code: Option<&'static str>,
     pub message: Option<String>,
     pub mapping: Option<MappingData>,
+    /// A MAP result for the classic API, which shows only these fields.
+    pub classic: Option<ClassicMapping>,
     pub id: Option<f64>,
     pub epoch: Option<u32>,
     pub address: Option<String>,
@@ -109,6 +111,7 @@ impl NativeMessage {
             code: None,
             message: None,
             mapping: None,
+            classic: None,
             id: None,
             epoch: None,
             address: None,
@@ -173,8 +176,13 @@ impl ToNapiValue for MappingData {
     }
 }
 
-/// How many arguments a message makes: its own fields, then a mapping's.
-const MESSAGE_ARGS: usize = 9 + 12;
+/// What the classic API's createMapping resolves, and the id to hold.
+pub struct ClassicMapping {
+    id: f64,
+    external_address: String,
+    external_port: u32,
+    lifetime: u32,
+}
 
 impl NativeMessage {
     /// The callback's arguments; `undefined` for what the message lacks.
@@ -182,61 +190,51 @@ impl NativeMessage {
     /// # Safety
     /// On the JavaScript thread of `env`, inside a handle scope.
     pub(crate) unsafe fn into_args(self, env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
-        unsafe fn undefined(env: sys::napi_env) -> napi::Result<sys::napi_value> {
-            let mut u = std::ptr::null_mut();
-            check(sys::napi_get_undefined(env, &mut u))?;
-            Ok(u)
-        }
-        unsafe fn value<T: ToNapiValue>(env: sys::napi_env, v: Option<T>) -> napi::Result<sys::napi_value> {
-            match v {
-                Some(v) => T::to_napi_value(env, v),
-                None => undefined(env),
-            }
+        unsafe fn value<T: ToNapiValue>(env: sys::napi_env, v: Option<T>) -> napi::Result<Option<sys::napi_value>> {
+            v.map(|v| T::to_napi_value(env, v)).transpose()
         }
         // Names, codes, addresses and hex digits: ASCII, which V8 takes as
         // Latin-1 without decoding UTF-8.
-        unsafe fn ascii(env: sys::napi_env, v: Option<&str>) -> napi::Result<sys::napi_value> {
-            match v {
-                Some(s) => {
-                    debug_assert!(s.is_ascii());
-                    let mut out = std::ptr::null_mut();
-                    check(sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out))?;
-                    Ok(out)
-                }
-                None => undefined(env),
-            }
+        unsafe fn ascii(env: sys::napi_env, v: Option<&str>) -> napi::Result<Option<sys::napi_value>> {
+            v.map(|s| {
+                debug_assert!(s.is_ascii());
+                let mut out = std::ptr::null_mut();
+                check(sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out))?;
+                Ok(out)
+            })
+            .transpose()
         }
-        let mut args = Vec::with_capacity(MESSAGE_ARGS);
-        args.push(ascii(env, Some(self.kind))?);
-        args.push(value(env, self.req)?);
-        args.push(ascii(env, self.code)?);
-        args.push(value(env, self.message)?);
-        args.push(value(env, self.id)?);
-        args.push(value(env, self.epoch)?);
-        args.push(ascii(env, self.address.as_deref())?);
-        args.push(ascii(env, self.old_address.as_deref())?);
-        args.push(ascii(env, self.server.as_deref())?);
-        match self.mapping {
-            Some(m) => {
-                args.push(value(env, Some(m.id))?);
-                args.push(ascii(env, Some(m.opcode))?);
-                args.push(value(env, Some(m.protocol))?);
-                args.push(ascii(env, Some(&m.internal_address))?);
-                args.push(value(env, Some(m.internal_port))?);
-                args.push(ascii(env, Some(&m.external_address))?);
-                args.push(value(env, Some(m.external_port))?);
-                args.push(value(env, Some(m.lifetime))?);
-                args.push(value(env, Some(m.epoch))?);
-                args.push(ascii(env, Some(&m.nonce))?);
-                args.push(ascii(env, m.remote_address.as_deref())?);
-                args.push(value(env, m.remote_port)?);
-            }
-            None => {
-                let u = value::<u32>(env, None)?;
-                args.resize(MESSAGE_ARGS, u);
-            }
-        }
-        Ok(args)
+        // In the order of `message` in index.js: what a classic MAP result
+        // needs comes first, so that it is a short call (trailing
+        // undefined arguments are left out).
+        let (m, c) = (self.mapping.as_ref(), self.classic.as_ref());
+        let slots = [
+            ascii(env, Some(self.kind))?,
+            value(env, self.req)?,
+            ascii(env, self.code)?,
+            value(env, self.message)?,
+            value(env, m.map(|m| m.id).or(c.map(|c| c.id)))?,
+            ascii(env, m.map(|m| &m.external_address).or(c.map(|c| &c.external_address)).map(String::as_str))?,
+            value(env, m.map(|m| m.external_port).or(c.map(|c| c.external_port)))?,
+            value(env, m.map(|m| m.lifetime).or(c.map(|c| c.lifetime)))?,
+            ascii(env, m.map(|m| m.opcode))?,
+            value(env, m.map(|m| m.protocol))?,
+            ascii(env, m.map(|m| m.internal_address.as_str()))?,
+            value(env, m.map(|m| m.internal_port))?,
+            value(env, m.map(|m| m.epoch))?,
+            ascii(env, m.map(|m| m.nonce.as_str()))?,
+            ascii(env, m.and_then(|m| m.remote_address.as_deref()))?,
+            value(env, m.and_then(|m| m.remote_port))?,
+            value(env, self.id)?,
+            value(env, self.epoch)?,
+            ascii(env, self.address.as_deref())?,
+            ascii(env, self.old_address.as_deref())?,
+            ascii(env, self.server.as_deref())?,
+        ];
+        let len = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        let mut undefined = std::ptr::null_mut();
+        check(sys::napi_get_undefined(env, &mut undefined))?;
+        Ok(slots[..len].iter().map(|v| v.unwrap_or(undefined)).collect())
     }
 }
 
@@ -538,6 +536,17 @@ fn conv_mapping(m: Mapping, mut msg: NativeMessage) -> NativeMessage {
     msg
 }
 
+fn conv_classic(m: Mapping, mut msg: NativeMessage) -> NativeMessage {
+    let i = m.info();
+    msg.classic = Some(ClassicMapping {
+        id: i.id.0 as f64,
+        external_address: i.external_addr.to_string(),
+        external_port: u32::from(i.external_port),
+        lifetime: i.lifetime,
+    });
+    msg
+}
+
 fn conv_unit(_: (), msg: NativeMessage) -> NativeMessage {
     msg
 }
@@ -821,7 +830,8 @@ impl NativeClient {
     }
 
     /// MAP `internal_port`; the common fields are plain numbers, the rest
-    /// (rarely given) in `options`.
+    /// (rarely given) in `options`. `classic`: the result carries only what
+    /// the classic API shows (id, external address and port, lifetime).
     #[napi]
     pub fn map(
         &self,
@@ -831,10 +841,12 @@ impl NativeClient {
         external_port: u32,
         lifetime: f64,
         options: Option<MapOptions>,
+        classic: Option<bool>,
     ) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
+        let convert = if classic == Some(true) { conv_classic } else { conv_mapping };
         Ok(match map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client) {
-            Ok(spec) => self.inner.start(req, client.map_async(spec), conv_mapping),
+            Ok(spec) => self.inner.start(req, client.map_async(spec), convert),
             Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
         }
         .map(MessageRow))
