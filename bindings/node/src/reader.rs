@@ -71,6 +71,8 @@ pub(crate) struct Reader {
     env: sys::napi_env,
     callback: sys::napi_ref,
     async_context: sys::napi_async_context,
+    /// The resource object of the callback scopes (made once, not per answer).
+    resource: sys::napi_ref,
     /// None once stopped.
     client: RefCell<Option<Client>>,
     /// Results are being handed to JavaScript (which may call `stop`).
@@ -113,9 +115,11 @@ impl Reader {
         let mut callback_ref = ptr::null_mut();
         let mut async_context = ptr::null_mut();
         let mut resource = ptr::null_mut();
+        let mut resource_ref = ptr::null_mut();
         let mut name = ptr::null_mut();
         let ok = sys::napi_create_reference(env, callback, 1, &mut callback_ref) == sys::Status::napi_ok
             && sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok
+            && sys::napi_create_reference(env, resource, 1, &mut resource_ref) == sys::Status::napi_ok
             && sys::napi_create_string_utf8(env, c"pcp-rs:answer".as_ptr(), -1, &mut name) == sys::Status::napi_ok
             && sys::napi_async_init(env, resource, name, &mut async_context) == sys::Status::napi_ok;
         let reader = Box::into_raw(Box::new(Reader {
@@ -124,6 +128,7 @@ impl Reader {
             env,
             callback: callback_ref,
             async_context,
+            resource: resource_ref,
             client: RefCell::new(Some(client.clone())),
             delivering: Cell::new(false),
             released: Cell::new(false),
@@ -151,7 +156,8 @@ impl Reader {
         self.delivering.set(true);
         let mut resource = ptr::null_mut();
         let mut scope = ptr::null_mut();
-        let scoped = sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok
+        let scoped = sys::napi_get_reference_value(env, self.resource, &mut resource) == sys::Status::napi_ok
+            && !resource.is_null()
             && sys::napi_open_callback_scope(env, resource, self.async_context, &mut scope) == sys::Status::napi_ok;
         let mut func = ptr::null_mut();
         let mut recv = ptr::null_mut();
@@ -195,6 +201,9 @@ impl Reader {
         }
         if !self.async_context.is_null() {
             sys::napi_async_destroy(self.env, self.async_context);
+        }
+        if !self.resource.is_null() {
+            sys::napi_delete_reference(self.env, self.resource);
         }
     }
 }
