@@ -1142,15 +1142,27 @@ mod tests {
         unsafe { libc::read(fd, (&mut n as *mut u64).cast(), 8) == 8 }
     }
 
-    #[test]
-    fn one_waiting_caller_reads_and_hands_the_socket_on() {
+    /// A client to try the waiting roles on.
+    fn role_client() -> (Server, Client) {
         let server = Server::start_local().unwrap();
         let client = Client::new(ClientConfig::new(server.local_addr())).unwrap();
+        (server, client)
+    }
+
+    /// Three waiting callers' wake fds (open while the first part lives).
+    fn three_callers() -> ([std::os::fd::OwnedFd; 3], [Option<RawFd>; 3]) {
+        let fds = [eventfd(), eventfd(), eventfd()];
+        let raw = [0, 1, 2].map(|i| Some(fds[i].as_raw_fd()));
+        (fds, raw)
+    }
+
+    #[test]
+    fn one_waiting_caller_reads_and_hands_the_socket_on() {
+        let (_server, client) = role_client();
         let mut st = client.owner.0.lock();
-        let (a, b, c) = (eventfd(), eventfd(), eventfd());
-        let (a, b, c) = (Some(a.as_raw_fd()), Some(b.as_raw_fd()), Some(c.as_raw_fd()));
+        let (_fds, [a, b, c]) = three_callers();
         let long = Duration::from_secs(1);
-        // Too short a wait to sleep two slices in recv(2), or no wake fd: poll(2).
+        // Too short a wait to sleep three slices in recv(2), or no wake fd: poll(2).
         assert_eq!(Shared::choose_wait(&mut st, a, endpoint::WAIT_SLICE), Wait::Poll);
         assert_eq!(Shared::choose_wait(&mut st, None, long), Wait::Poll);
         assert_eq!(st.reader, None);
@@ -1185,11 +1197,9 @@ mod tests {
 
     #[test]
     fn a_woken_follower_that_finishes_wakes_the_next() {
-        let server = Server::start_local().unwrap();
-        let client = Client::new(ClientConfig::new(server.local_addr())).unwrap();
+        let (_server, client) = role_client();
         let mut st = client.owner.0.lock();
-        let (a, b, c) = (eventfd(), eventfd(), eventfd());
-        let (a, b, c) = (Some(a.as_raw_fd()), Some(b.as_raw_fd()), Some(c.as_raw_fd()));
+        let (_fds, [a, b, c]) = three_callers();
         let long = Duration::from_secs(1);
         assert_eq!(Shared::choose_wait(&mut st, a, long), Wait::Read);
         assert_eq!(Shared::choose_wait(&mut st, b, long), Wait::Follow);
