@@ -200,21 +200,17 @@ function mapOptions(o) {
   // Made only when needed: most calls give none of these.
   let more;
   if (o.externalAddress !== undefined && o.externalAddress !== null) {
-    more = more || {};
-    more.externalAddress = toAddress(o.externalAddress, 'externalAddress');
+    (more ??= {}).externalAddress = toAddress(o.externalAddress, 'externalAddress');
   }
   if (o.preferFailure !== undefined) {
-    more = more || {};
-    more.preferFailure = Boolean(o.preferFailure);
+    (more ??= {}).preferFailure = Boolean(o.preferFailure);
   }
   if (o.thirdParty !== undefined && o.thirdParty !== null) {
-    more = more || {};
-    more.thirdParty = toAddress(o.thirdParty, 'thirdParty');
+    (more ??= {}).thirdParty = toAddress(o.thirdParty, 'thirdParty');
   }
   if (o.filters !== undefined && o.filters !== null) {
     if (!Array.isArray(o.filters)) throw invalid(`filters must be an array, got ${describe(o.filters)}`);
-    more = more || {};
-    more.filters = o.filters.map((f, i) => {
+    (more ??= {}).filters = o.filters.map((f, i) => {
       f = checkObject(f, `filters[${i}]`);
       const r = { remoteAddress: toAddress(f.remoteAddress, `filters[${i}].remoteAddress`) };
       if (f.prefixLength !== undefined) r.prefixLength = toInt(f.prefixLength, `filters[${i}].prefixLength`, 0, 128);
@@ -224,12 +220,10 @@ function mapOptions(o) {
   }
   if (o.nonce !== undefined && o.nonce !== null) {
     if (typeof o.nonce !== 'string') throw invalid(`nonce must be 24 hex digits, got ${describe(o.nonce)}`);
-    more = more || {};
-    more.nonce = o.nonce;
+    (more ??= {}).nonce = o.nonce;
   }
   if (o.deadline !== undefined && o.deadline !== null) {
-    more = more || {};
-    more.deadlineMs = optionalMs(o.deadline, 'deadline');
+    (more ??= {}).deadlineMs = optionalMs(o.deadline, 'deadline');
   }
   out.options = more;
   return out;
@@ -300,7 +294,6 @@ function discover(options) {
 /** A mapping held by a Client; renewed in the background until deleted. */
 class Mapping {
   #client;
-  #grantedMs = 0;
 
   constructor(client, data) {
     this.#client = client;
@@ -321,18 +314,13 @@ class Mapping {
     this.nonce = d[9];
     this.remoteAddress = d[10] === undefined ? null : d[10];
     this.remotePort = d[11] === undefined ? null : d[11];
-    this.#grantedMs = Date.now();
+    this.grantedAt = new Date();
     return this;
-  }
-
-  /** When the client got the mapping granted or last renewed. */
-  get grantedAt() {
-    return new Date(this.#grantedMs);
   }
 
   /** When the mapping ends unless renewed (the renewals move it on). */
   get expiresAt() {
-    return new Date(this.#grantedMs + this.lifetime * 1000);
+    return new Date(this.grantedAt.getTime() + this.lifetime * 1000);
   }
 
   /** Whether the client still holds the mapping. */
