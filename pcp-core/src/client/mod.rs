@@ -141,7 +141,7 @@ struct State {
 enum Wait {
     Read,
     Follow,
-    /// poll(2) on the socket and the wake fd: for waits shorter than two
+    /// poll(2) on the socket and the wake fd: for waits shorter than three
     /// slices, while an event loop reads the socket too, or without a wake fd.
     Poll,
 }
