@@ -53,11 +53,7 @@ pub unsafe extern "C" fn pcp_client_new(
 ) -> pcp_status {
     guard(|| {
         check_out(out, "out")?;
-        let server = unsafe { text(server, "server") }?;
-        let default = pcp_config::default();
-        let config = unsafe { config.as_ref() }.unwrap_or(&default);
-        let addr = pcp_core::client::parse_server(server)?;
-        let client = Client::new(config.client_config(addr))?;
+        let client = Client::new(unsafe { client_config_for(server, config) }?)?;
         unsafe { put(out, wrap(client)) };
         Ok(())
     })

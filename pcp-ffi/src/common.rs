@@ -421,6 +421,19 @@ impl Default for pcp_config {
     }
 }
 
+/// The client configuration for the C arguments `server` (a text address)
+/// and `config` (NULL for the defaults), as `pcp_client_new` and
+/// `pcp_endpoint_new` take them.
+///
+/// # Safety
+/// `server` is NULL or a NUL-terminated string; `config` is NULL or valid.
+pub(crate) unsafe fn client_config_for(server: *const c_char, config: *const pcp_config) -> FfiResult<ClientConfig> {
+    let server = unsafe { text(server, "server") }?;
+    let addr = pcp_core::client::parse_server(server)?;
+    let default = pcp_config::default();
+    Ok(unsafe { config.as_ref() }.unwrap_or(&default).client_config(addr))
+}
+
 impl pcp_config {
     pub(crate) fn client_config(&self, server: SocketAddr) -> ClientConfig {
         let mut cc = ClientConfig::new(server);

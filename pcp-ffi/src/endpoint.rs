@@ -54,11 +54,7 @@ pub unsafe extern "C" fn pcp_endpoint_new(
 ) -> pcp_status {
     guard(|| {
         check_out(out, "out")?;
-        let server = unsafe { text(server, "server") }?;
-        let default = pcp_config::default();
-        let config = unsafe { config.as_ref() }.unwrap_or(&default);
-        let addr = pcp_core::client::parse_server(server)?;
-        let endpoint = Endpoint::new(&config.client_config(addr))?;
+        let endpoint = Endpoint::new(&unsafe { client_config_for(server, config) }?)?;
         let e = pcp_endpoint {
             endpoint: Mutex::new(endpoint),
             callback: CallbackSlot::default(),
