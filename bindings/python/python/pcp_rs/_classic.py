@@ -96,17 +96,7 @@ class PCPClient:
         external_port, lifetime, peer_ip, peer_port (and internal_port,
         protocol, epoch, nonce)."""
         m = self._client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime)
-        return {
-            "external_ip": m.external_ip,
-            "external_port": m.external_port,
-            "lifetime": m.lifetime,
-            "peer_ip": m.peer_ip,
-            "peer_port": m.peer_port,
-            "internal_port": m.internal_port,
-            "protocol": m.protocol,
-            "epoch": m.epoch,
-            "nonce": m.nonce_hex,
-        }
+        return _peer_result(m)
 
     def get_external_address(self) -> str:
         return self._client.external_address()
@@ -128,6 +118,21 @@ class PCPClient:
 
     def __repr__(self) -> str:
         return f"<pcp_rs.PCPClient {self._client!r}>"
+
+
+def _peer_result(m: Mapping) -> Dict[str, Any]:
+    """What the classic create_peer_mapping returns (sync and asyncio)."""
+    return {
+        "external_ip": m.external_ip,
+        "external_port": m.external_port,
+        "lifetime": m.lifetime,
+        "peer_ip": m.peer_ip,
+        "peer_port": m.peer_port,
+        "internal_port": m.internal_port,
+        "protocol": m.protocol,
+        "epoch": m.epoch,
+        "nonce": m.nonce_hex,
+    }
 
 
 def _satisfies(m: Mapping, external_port: int, lifetime: int) -> bool:

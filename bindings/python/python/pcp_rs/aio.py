@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, AsyncGenerator, Dict, Iterable, List, Optional, Set, Tuple, Type, TypeVar, Union, cast
 
 from . import _pcp_rs
-from ._classic import ServerArg, _satisfies
+from ._classic import ServerArg, _peer_result, _satisfies
 from ._pcp_rs import Event, Mapping, Request
 
 __all__ = ["Client", "PCPClient", "discover", "get_external_address"]
@@ -298,17 +298,7 @@ class PCPClient:
         self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600
     ) -> Dict[str, Any]:
         m = await self.client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime)
-        return {
-            "external_ip": m.external_ip,
-            "external_port": m.external_port,
-            "lifetime": m.lifetime,
-            "peer_ip": m.peer_ip,
-            "peer_port": m.peer_port,
-            "internal_port": m.internal_port,
-            "protocol": m.protocol,
-            "epoch": m.epoch,
-            "nonce": m.nonce_hex,
-        }
+        return _peer_result(m)
 
     async def get_external_address(self) -> str:
         return await self.client.external_address()
