@@ -52,6 +52,15 @@ suite() {
     fi
 }
 
+lint_suite() {
+    # The house habits: formatted (rustfmt.toml) and clippy-clean, warnings as errors.
+    local c
+    for c in rustfmt clippy; do
+        rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" 2>&1 | tail -1
+    done
+    cargo fmt --all --check 2>&1 | tail -20 && cargo clippy --workspace --all-targets -- -D warnings 2>&1 | tail -20
+}
+
 rust_suite() {
     cargo test -p pcp-core -p pcp-cli -p pcp-ffi 2>&1
 }
@@ -76,6 +85,7 @@ interop_suite() {
         bash tests/interop/run.sh
 }
 
+suite "lint (cargo fmt --check, cargo clippy -D warnings)" lint_suite
 suite "rust (pcp-core, pcp-cli, pcp-ffi)" rust_suite
 suite "release build" build_release
 suite "c (tests/c/run.sh, valgrind)" bash tests/c/run.sh

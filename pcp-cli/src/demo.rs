@@ -36,7 +36,8 @@ pub fn run(out: &Output) -> Result<(), Error> {
     out.external_address(gw, client.external_address()?);
 
     out.step("peer udp 5000 -> 198.51.100.20:3478");
-    let p = client.peer(PeerSpec::new(Protocol::UDP, 5000, "198.51.100.20".parse().expect("valid"), 3478).lifetime(600))?;
+    let p =
+        client.peer(PeerSpec::new(Protocol::UDP, 5000, "198.51.100.20".parse().expect("valid"), 3478).lifetime(600))?;
     out.mapping("peer", gw, &p);
 
     out.step("the gateway reboots: it forgets everything; the client notices and recreates");

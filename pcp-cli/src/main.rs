@@ -19,7 +19,11 @@ use pcp_core::{Client, ClientConfig, Error, Filter, MapSpec, Mapping, PeerSpec, 
 use output::Output;
 
 #[derive(Parser)]
-#[command(name = "pcp", version, about = "Port Control Protocol (RFC 6887) client: open and keep ports on your NAT gateway or firewall")]
+#[command(
+    name = "pcp",
+    version,
+    about = "Port Control Protocol (RFC 6887) client: open and keep ports on your NAT gateway or firewall"
+)]
 struct Cli {
     /// The PCP server (default: discover it among the default gateways).
     #[arg(long, global = true, value_name = "ADDR[:PORT]")]
@@ -135,7 +139,10 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
     match &cli.command {
         Command::Discover => {
             let config = match &cli.gateway {
-                Some(g) => DiscoveryConfig { deadline: deadline(cli)?, ..DiscoveryConfig::with_candidates(vec![parse_server(g)?]) },
+                Some(g) => DiscoveryConfig {
+                    deadline: deadline(cli)?,
+                    ..DiscoveryConfig::with_candidates(vec![parse_server(g)?])
+                },
                 None => DiscoveryConfig { deadline: deadline(cli)?, ..Default::default() },
             };
             out.discovered(&discover(&config)?);
@@ -149,7 +156,17 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             let epoch = c.announce()?;
             out.announce(c.gateway_address(), epoch);
         }
-        Command::Map { protocol: p, internal_port, external_port, external_ip, lifetime, prefer_failure, filter, third_party, keep } => {
+        Command::Map {
+            protocol: p,
+            internal_port,
+            external_port,
+            external_ip,
+            lifetime,
+            prefer_failure,
+            filter,
+            third_party,
+            keep,
+        } => {
             let mut spec = MapSpec::new(protocol(p)?, *internal_port).external_port(*external_port).lifetime(*lifetime);
             spec.suggested_external_addr = *external_ip;
             spec.prefer_failure = *prefer_failure;
@@ -173,7 +190,9 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             let proto = protocol(p)?;
             let server = server_addr(cli)?;
             let record = state_file::find(server, proto, *internal_port)?.ok_or_else(|| {
-                Error::InvalidArgument(format!("no mapping of {proto} port {internal_port} via {server} recorded by `pcp map`"))
+                Error::InvalidArgument(format!(
+                    "no mapping of {proto} port {internal_port} via {server} recorded by `pcp map`"
+                ))
             })?;
             let c = connect(cli, false)?;
             let result = c.delete_by_nonce(proto, *internal_port, record.nonce);

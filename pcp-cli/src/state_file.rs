@@ -18,7 +18,8 @@ fn path() -> Result<PathBuf, Error> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
         None => {
-            let home = std::env::var_os("HOME").ok_or_else(|| Error::InvalidArgument("neither XDG_STATE_HOME nor HOME is set".into()))?;
+            let home = std::env::var_os("HOME")
+                .ok_or_else(|| Error::InvalidArgument("neither XDG_STATE_HOME nor HOME is set".into()))?;
             PathBuf::from(home).join(".local/state")
         }
     };
@@ -59,10 +60,7 @@ pub fn record(gateway: SocketAddr, m: &Mapping) -> Result<(), Error> {
 
 pub fn find(gateway: SocketAddr, protocol: Protocol, port: u16) -> Result<Option<Record>, Error> {
     let prefix = format!("{} ", key(gateway, protocol, port));
-    Ok(lines()?
-        .iter()
-        .find_map(|l| l.strip_prefix(&prefix).and_then(Nonce::from_hex))
-        .map(|nonce| Record { nonce }))
+    Ok(lines()?.iter().find_map(|l| l.strip_prefix(&prefix).and_then(Nonce::from_hex)).map(|nonce| Record { nonce }))
 }
 
 pub fn remove(gateway: SocketAddr, protocol: Protocol, port: u16) -> Result<(), Error> {

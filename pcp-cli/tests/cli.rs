@@ -9,15 +9,14 @@ use pcp_core::server::Server;
 use serde_json::Value;
 
 fn pcp(state: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pcp"))
-        .args(args)
-        .env("XDG_STATE_HOME", state)
-        .output()
-        .expect("pcp runs")
+    Command::new(env!("CARGO_BIN_EXE_pcp")).args(args).env("XDG_STATE_HOME", state).output().expect("pcp runs")
 }
 
 fn json_lines(o: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
 }
 
 fn state_dir(name: &str) -> std::path::PathBuf {
@@ -32,7 +31,8 @@ fn map_then_delete_with_the_recorded_nonce() {
     let server = Server::start_local().unwrap();
     let gw = server.local_addr().to_string();
     let st = state_dir("map");
-    let o = pcp(&st, &["--gateway", &gw, "--json", "map", "tcp", "8080", "--external-port", "8080", "--lifetime", "600"]);
+    let o =
+        pcp(&st, &["--gateway", &gw, "--json", "map", "tcp", "8080", "--external-port", "8080", "--lifetime", "600"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = &json_lines(&o)[0];
     for key in ["gateway", "protocol", "internal_port", "external_ip", "external_port", "lifetime", "epoch", "nonce"] {
@@ -61,8 +61,23 @@ fn map_options_and_peer() {
     let st = state_dir("opts");
     let o = pcp(
         &st,
-        &["--gateway", &gw, "--json", "map", "udp", "5000", "--external-port", "5000", "--prefer-failure",
-          "--filter", "198.51.100.0/24:0", "--filter", "198.51.100.9:53", "--third-party", "127.0.0.5"],
+        &[
+            "--gateway",
+            &gw,
+            "--json",
+            "map",
+            "udp",
+            "5000",
+            "--external-port",
+            "5000",
+            "--prefer-failure",
+            "--filter",
+            "198.51.100.0/24:0",
+            "--filter",
+            "198.51.100.9:53",
+            "--third-party",
+            "127.0.0.5",
+        ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(json_lines(&o)[0]["internal_ip"], "127.0.0.5");
@@ -142,7 +157,16 @@ fn demo_walks_through_every_step() {
     let o = pcp(&st, &["demo"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
-    for step in ["discover", "mapped:", "renewed:", "external address", "peer:", "restarted", "deleted tcp port 8080", "holds 0 mappings"] {
+    for step in [
+        "discover",
+        "mapped:",
+        "renewed:",
+        "external address",
+        "peer:",
+        "restarted",
+        "deleted tcp port 8080",
+        "holds 0 mappings",
+    ] {
         assert!(text.contains(step), "demo output lacks {step:?}:\n{text}");
     }
 }

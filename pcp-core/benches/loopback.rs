@@ -45,18 +45,10 @@ static A: Counting = Counting;
 
 fn serve() {
     // `--serve CPU`: pinned there (the server threads inherit it).
-    if let Some(cpu) = std::env::args()
-        .skip_while(|a| a != "--serve")
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-    {
+    if let Some(cpu) = std::env::args().skip_while(|a| a != "--serve").nth(1).and_then(|a| a.parse().ok()) {
         pin_to(Some(cpu));
     }
-    let pcp = Server::start(ServerConfig {
-        port_range: (1024, 65535),
-        ..Default::default()
-    })
-    .unwrap();
+    let pcp = Server::start(ServerConfig { port_range: (1024, 65535), ..Default::default() }).unwrap();
     let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
     println!("{} {}", pcp.local_addr(), echo.local_addr().unwrap());
     std::io::stdout().flush().unwrap();
@@ -71,9 +63,7 @@ fn serve() {
 }
 
 fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
 }
 
 /// Pins the calling thread (and the threads it starts afterwards) to `cpu`,
@@ -106,15 +96,9 @@ fn spawn_servers(cpu: Option<usize>) -> (Child, SocketAddr, SocketAddr) {
     if let Some(c) = cpu {
         cmd.arg(c.to_string());
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let mut parts = line.split_whitespace();
     let pcp_addr: SocketAddr = parts.next().unwrap().parse().unwrap();
     let echo_addr: SocketAddr = parts.next().unwrap().parse().unwrap();
@@ -128,12 +112,7 @@ fn stop_servers(mut child: Child) {
 
 /// Median echo and MAP round trips per second over interleaved rounds (so
 /// both see the same machine), `n` each.
-fn round_trip_rates(
-    pcp_addr: SocketAddr,
-    echo_addr: SocketAddr,
-    rounds: u16,
-    n: u16,
-) -> (f64, f64) {
+fn round_trip_rates(pcp_addr: SocketAddr, echo_addr: SocketAddr, rounds: u16, n: u16) -> (f64, f64) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(echo_addr).unwrap();
     let msg = [0u8; 60];
@@ -227,11 +206,9 @@ fn main() {
     let t = Instant::now();
     for i in 0..n {
         let tx = tx.clone();
-        client
-            .map_async(MapSpec::new(Protocol::TCP, 50_000 + i % 10_000))
-            .on_complete(move |r| {
-                let _ = tx.send(r.is_ok());
-            });
+        client.map_async(MapSpec::new(Protocol::TCP, 50_000 + i % 10_000)).on_complete(move |r| {
+            let _ = tx.send(r.is_ok());
+        });
         assert!(rx.recv().unwrap());
     }
     let handed_off = f64::from(n) / t.elapsed().as_secs_f64();
@@ -242,21 +219,15 @@ fn main() {
     let t = Instant::now();
     for i in 0..n {
         let tx = tx.clone();
-        client
-            .map_async(MapSpec::new(Protocol::UDP, 50_000 + i % 10_000))
-            .on_complete(move |r| {
-                let _ = tx.send(r.is_ok());
-            });
+        client.map_async(MapSpec::new(Protocol::UDP, 50_000 + i % 10_000)).on_complete(move |r| {
+            let _ = tx.send(r.is_ok());
+        });
         loop {
             if let Ok(ok) = rx.try_recv() {
                 assert!(ok);
                 break;
             }
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, 100) };
             client.process_ready();
@@ -279,14 +250,8 @@ fn main() {
     let client = client_for(pcp_addr);
     let driver_threads = threads() - before_threads;
     let t = Instant::now();
-    let pending: Vec<_> = (0..10_000u16)
-        .map(|i| client.map_async(MapSpec::new(Protocol::UDP, 20_000 + i)))
-        .collect();
-    let mappings: Vec<_> = pending
-        .into_iter()
-        .map(|p| p.wait())
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let pending: Vec<_> = (0..10_000u16).map(|i| client.map_async(MapSpec::new(Protocol::UDP, 20_000 + i))).collect();
+    let mappings: Vec<_> = pending.into_iter().map(|p| p.wait()).collect::<Result<_, _>>().unwrap();
     let elapsed = t.elapsed();
     // What the client holds per mapping, without the Mapping handles we kept.
     drop(mappings);
@@ -296,21 +261,12 @@ fn main() {
         elapsed.as_secs_f64(),
         verdict(elapsed <= Duration::from_secs(2))
     );
-    println!(
-        "  driver threads for the client: {driver_threads} (target 1) {}",
-        verdict(driver_threads == 1)
-    );
-    println!(
-        "  client heap per mapping: {per_mapping:.0} bytes (target <= 1024) {}",
-        verdict(per_mapping <= 1024.0)
-    );
+    println!("  driver threads for the client: {driver_threads} (target 1) {}", verdict(driver_threads == 1));
+    println!("  client heap per mapping: {per_mapping:.0} bytes (target <= 1024) {}", verdict(per_mapping <= 1024.0));
     client.close_keep();
 
     // 3. ICMP port unreachable.
-    let dead = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let c = client_for(dead);
     let t = Instant::now();
     let e = c.map(Protocol::TCP, 80).unwrap_err();

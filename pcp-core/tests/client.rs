@@ -89,9 +89,8 @@ fn map_options_reach_the_server() {
     let server = Server::start_local().unwrap();
     let c = client(&server);
     let f = pcp_core::Filter { remote_addr: "198.51.100.0".parse().unwrap(), prefix_len: 24, remote_port: 0 };
-    let m = c
-        .map_with(MapSpec::new(Protocol::TCP, 22).external_port(2222).prefer_failure().filter(f).filter(f))
-        .unwrap();
+    let m =
+        c.map_with(MapSpec::new(Protocol::TCP, 22).external_port(2222).prefer_failure().filter(f).filter(f)).unwrap();
     assert_eq!(m.external_port(), 2222);
     assert_eq!(server.mappings()[0].filters, 2);
     // The port is taken now: with PREFER_FAILURE the server must refuse.
@@ -114,7 +113,9 @@ fn many_threads_share_one_client() {
         .map(|t| {
             let c = c.clone();
             std::thread::spawn(move || {
-                (0..50u16).map(|i| c.map(Protocol::UDP, 1000 + t * 100 + i).unwrap().external_port()).collect::<Vec<_>>()
+                (0..50u16)
+                    .map(|i| c.map(Protocol::UDP, 1000 + t * 100 + i).unwrap().external_port())
+                    .collect::<Vec<_>>()
             })
         })
         .collect();

@@ -260,7 +260,11 @@ fn error_lifetime_is_honoured_before_retrying_a_renewal() {
     let renew_at = e.poll_timeout().unwrap();
     e.handle_timeout(renew_at);
     let renewal = sent(&mut e).pop().unwrap();
-    e.handle_datagram(renew_at, server(), &answer(&renewal, ResultCode::NoResources, 45, 5 + (renew_at - t0).as_secs() as u32, 0));
+    e.handle_datagram(
+        renew_at,
+        server(),
+        &answer(&renewal, ResultCode::NoResources, 45, 5 + (renew_at - t0).as_secs() as u32, 0),
+    );
     assert!(events(&mut e).is_empty(), "a renewal error is not yet a loss");
     assert_eq!(e.poll_timeout().unwrap(), renew_at + secs(45.0), "waits the error's lifetime");
     e.handle_timeout(renew_at + secs(44.9));
@@ -336,7 +340,13 @@ fn responses_that_do_not_match_are_dropped() {
     let mut as_map = Response::decode(&good).unwrap();
     as_map.opcode = Opcode::Map;
     if let Some(Body::Peer(p)) = as_map.body {
-        as_map.body = Some(Body::Map(MapPayload { nonce: p.nonce, protocol: p.protocol, internal_port: p.internal_port, external_port: 1, external_addr: p.external_addr }));
+        as_map.body = Some(Body::Map(MapPayload {
+            nonce: p.nonce,
+            protocol: p.protocol,
+            internal_port: p.internal_port,
+            external_port: 1,
+            external_addr: p.external_addr,
+        }));
     }
     e.handle_datagram(t, server(), &as_map.encode());
     let mut no_r_bit = good.clone();
@@ -522,7 +532,8 @@ fn external_address_changes_are_reported() {
     let t1 = e.poll_timeout().unwrap();
     e.handle_timeout(t1);
     let renewal = sent(&mut e).pop().unwrap();
-    let mut r = Response::decode(&answer(&renewal, ResultCode::Success, 100, 1 + (t1 - t).as_secs() as u32, 41000)).unwrap();
+    let mut r =
+        Response::decode(&answer(&renewal, ResultCode::Success, 100, 1 + (t1 - t).as_secs() as u32, 41000)).unwrap();
     if let Some(Body::Map(m)) = &mut r.body {
         m.external_addr = "198.51.100.200".parse().unwrap();
     }

@@ -210,10 +210,9 @@ pub unsafe extern "C" fn pcp_peer(
 pub unsafe extern "C" fn pcp_delete(client: *mut pcp_client, protocol: u8, internal_port: u16) -> pcp_status {
     guard(|| {
         let c = unsafe { client_ref(client) }?;
-        let m = c
-            .client
-            .find_mapping(Protocol(protocol), internal_port)
-            .ok_or_else(|| Fail::invalid(format!("this client holds no mapping of protocol {protocol} port {internal_port}")))?;
+        let m = c.client.find_mapping(Protocol(protocol), internal_port).ok_or_else(|| {
+            Fail::invalid(format!("this client holds no mapping of protocol {protocol} port {internal_port}"))
+        })?;
         m.delete()?;
         Ok(())
     })

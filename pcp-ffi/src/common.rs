@@ -596,7 +596,10 @@ pub unsafe extern "C" fn pcp_config_set_local_address(config: *mut pcp_config, a
 /// IPv4 or IPv6). Once any is added, discovery tries only these and does
 /// not read the routing table's default gateways.
 #[no_mangle]
-pub unsafe extern "C" fn pcp_config_add_discovery_candidate(config: *mut pcp_config, server: *const c_char) -> pcp_status {
+pub unsafe extern "C" fn pcp_config_add_discovery_candidate(
+    config: *mut pcp_config,
+    server: *const c_char,
+) -> pcp_status {
     with_config(config, |c| {
         let s = unsafe { text(server, "server") }?;
         c.candidates.push(pcp_core::client::parse_server(s)?);
@@ -677,7 +680,11 @@ pub struct pcp_peer_request {
 /// Fills `request` with: this protocol and internal port, any external
 /// port and address, 3600 s, no options.
 #[no_mangle]
-pub unsafe extern "C" fn pcp_map_request_init(request: *mut pcp_map_request, protocol: u8, internal_port: u16) -> pcp_status {
+pub unsafe extern "C" fn pcp_map_request_init(
+    request: *mut pcp_map_request,
+    protocol: u8,
+    internal_port: u16,
+) -> pcp_status {
     guard(|| {
         check_out(request, "request")?;
         let r = pcp_map_request {

@@ -100,7 +100,11 @@ pub unsafe extern "C" fn pcp_test_server_free(server: *mut pcp_test_server) {
 /// The address clients should use, as "ip:port" text ("[::1]:port" for
 /// IPv6), into `buf` of `len` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn pcp_test_server_address(server: *const pcp_test_server, buf: *mut c_char, len: usize) -> pcp_status {
+pub unsafe extern "C" fn pcp_test_server_address(
+    server: *const pcp_test_server,
+    buf: *mut c_char,
+    len: usize,
+) -> pcp_status {
     guard(|| {
         let s = unsafe { srv(server) }?.server.local_addr().to_string();
         check_buf(buf, len, &s)?;
@@ -129,7 +133,11 @@ pub unsafe extern "C" fn pcp_test_server_reboot(server: *mut pcp_test_server) ->
 /// the numbers of pcp_status) and error lifetime `lifetime`; 0 answers
 /// normally again.
 #[no_mangle]
-pub unsafe extern "C" fn pcp_test_server_force_result(server: *mut pcp_test_server, code: c_int, lifetime: u32) -> pcp_status {
+pub unsafe extern "C" fn pcp_test_server_force_result(
+    server: *mut pcp_test_server,
+    code: c_int,
+    lifetime: u32,
+) -> pcp_status {
     guard(|| {
         let s = unsafe { srv(server) }?;
         if code == 0 {
@@ -166,7 +174,10 @@ pub unsafe extern "C" fn pcp_test_server_set_delay_ms(server: *mut pcp_test_serv
 /// Changes the external address it hands out and announces it, so that
 /// clients renew (and report EXTERNAL_ADDRESS_CHANGED).
 #[no_mangle]
-pub unsafe extern "C" fn pcp_test_server_set_external_address(server: *mut pcp_test_server, address: *const c_char) -> pcp_status {
+pub unsafe extern "C" fn pcp_test_server_set_external_address(
+    server: *mut pcp_test_server,
+    address: *const c_char,
+) -> pcp_status {
     guard(|| {
         let s = unsafe { srv(server) }?;
         let ip = parse_ip(unsafe { text(address, "address") }?, "address")?;

@@ -48,7 +48,7 @@ use pcp_core::engine::KeyMap;
 use pcp_core::server::{Server, ServerConfig};
 use pcp_core::{
     Client, ClientConfig, Error as PcpError, Event, Filter, HandlerId, MapSpec, Mapping, MappingId, MappingInfo, Nonce,
-    Pending, PeerSpec, Protocol, ResultCode,
+    PeerSpec, Pending, Protocol, ResultCode,
 };
 
 // ---------------------------------------------------------------- data types
@@ -239,6 +239,8 @@ impl NativeMessage {
 }
 
 impl JsValuesTupleIntoVec for NativeMessage {
+    // napi-rs's trait fixes this signature; it only calls it on the JavaScript thread.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     fn into_vec(self, env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
         // SAFETY: napi-rs calls this on the JavaScript thread, in the scope
         // of the call it makes with the values.
@@ -522,7 +524,11 @@ impl<T: Send + 'static> Request for Typed<T> {
     }
 }
 
-fn result_message<T>(req: u32, r: Result<T, PcpError>, convert: fn(T, NativeMessage) -> NativeMessage) -> NativeMessage {
+fn result_message<T>(
+    req: u32,
+    r: Result<T, PcpError>,
+    convert: fn(T, NativeMessage) -> NativeMessage,
+) -> NativeMessage {
     let mut m = NativeMessage::new("done");
     m.req = Some(req);
     match r {
@@ -832,6 +838,8 @@ impl NativeClient {
     /// MAP `internal_port`; the common fields are plain numbers, the rest
     /// (rarely given) in `options`. `classic`: the result carries only what
     /// the classic API shows (id, external address and port, lifetime).
+    // Positional numbers are measurably cheaper across napi than an object.
+    #[allow(clippy::too_many_arguments)]
     #[napi]
     pub fn map(
         &self,
@@ -970,7 +978,10 @@ impl NativeClient {
 /// Finds the PCP server on a background thread; `callback` gets a message
 /// with `server`, `epoch` and `address` (our address towards it), or an error.
 #[napi]
-pub fn discover(options: Option<DiscoverOptions>, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
+pub fn discover(
+    options: Option<DiscoverOptions>,
+    callback: Function<NativeMessage, Unknown<'static>>,
+) -> napi::Result<()> {
     let mut config = DiscoveryConfig::default();
     let parse = |list: &Vec<String>| -> napi::Result<Vec<SocketAddr>> {
         list.iter().map(|s| socket_addr(s).map_err(napi_err)).collect()

@@ -53,9 +53,7 @@ const SLICE: Duration = Duration::from_millis(50);
 static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 fn errors_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    ERRORS
-        .get_or_try_init(py, || py.import("pcp_rs.errors").map(Bound::unbind))
-        .map(|m| m.bind(py).clone())
+    ERRORS.get_or_try_init(py, || py.import("pcp_rs.errors").map(Bound::unbind)).map(|m| m.bind(py).clone())
 }
 
 /// The Python exception instance for a core error.
@@ -68,12 +66,7 @@ fn exception_value<'py>(py: Python<'py>, e: &CoreError) -> PyResult<Bound<'py, P
         CoreError::Io(io) => io.raw_os_error(),
         _ => None,
     };
-    errors_module(py)?.getattr("_from_core")?.call1((
-        e.code(),
-        e.to_string(),
-        server_version,
-        errno,
-    ))
+    errors_module(py)?.getattr("_from_core")?.call1((e.code(), e.to_string(), server_version, errno))
 }
 
 fn to_pyerr(py: Python<'_>, e: CoreError) -> PyErr {
@@ -98,11 +91,7 @@ fn parse_ip(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<IpAddr> {
     let text: String = if let Ok(s) = obj.cast::<PyString>() {
         s.to_cow()?.into_owned()
     } else {
-        let module: String = obj
-            .get_type()
-            .getattr("__module__")?
-            .extract()
-            .unwrap_or_default();
+        let module: String = obj.get_type().getattr("__module__")?.extract().unwrap_or_default();
         if module != "ipaddress" {
             return Err(PyTypeError::new_err(format!(
                 "{what} must be an IP address as str or ipaddress object, not {}",
@@ -111,11 +100,9 @@ fn parse_ip(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<IpAddr> {
         }
         obj.str()?.to_cow()?.into_owned()
     };
-    text.trim().parse::<IpAddr>().map_err(|_| {
-        value_error(format!(
-            "{what} is not a valid IPv4 or IPv6 address: {text:?}"
-        ))
-    })
+    text.trim()
+        .parse::<IpAddr>()
+        .map_err(|_| value_error(format!("{what} is not a valid IPv4 or IPv6 address: {text:?}")))
 }
 
 fn opt_ip(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<IpAddr>> {
@@ -127,23 +114,16 @@ fn opt_ip(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<IpAddr>
 
 fn int_in(obj: &Bound<'_, PyAny>, what: &str, lo: i64, hi: i64) -> PyResult<i64> {
     if obj.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyTypeError::new_err(format!(
-            "{what} must be an int, not bool"
-        )));
+        return Err(PyTypeError::new_err(format!("{what} must be an int, not bool")));
     }
     let v: i64 = obj.extract().map_err(|_| {
         PyTypeError::new_err(format!(
             "{what} must be an int, not {}",
-            obj.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| "?".into())
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
         ))
     })?;
     if v < lo || v > hi {
-        return Err(value_error(format!(
-            "{what} must be between {lo} and {hi}, got {v}"
-        )));
+        return Err(value_error(format!("{what} must be between {lo} and {hi}, got {v}")));
     }
     Ok(v)
 }
@@ -159,20 +139,15 @@ fn lifetime(obj: &Bound<'_, PyAny>) -> PyResult<u32> {
 fn protocol(obj: &Bound<'_, PyAny>) -> PyResult<Protocol> {
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s.to_cow()?;
-        return Protocol::parse(s.trim()).ok_or_else(|| {
-            value_error(format!(
-                "protocol must be 'tcp', 'udp', 'all' or a number 0-255, got {s:?}"
-            ))
-        });
+        return Protocol::parse(s.trim())
+            .ok_or_else(|| value_error(format!("protocol must be 'tcp', 'udp', 'all' or a number 0-255, got {s:?}")));
     }
     Ok(Protocol(int_in(obj, "protocol", 0, 255)? as u8))
 }
 
 fn seconds(v: f64, what: &str) -> PyResult<Duration> {
     if !v.is_finite() || v < 0.0 {
-        return Err(value_error(format!(
-            "{what} must be a non-negative number of seconds, got {v}"
-        )));
+        return Err(value_error(format!("{what} must be a non-negative number of seconds, got {v}")));
     }
     Duration::try_from_secs_f64(v).map_err(|_| value_error(format!("{what} is too large: {v}")))
 }
@@ -182,12 +157,10 @@ fn nonce(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Nonce>> {
         return Ok(None);
     };
     if let Ok(b) = obj.cast::<PyBytes>() {
-        let arr: [u8; 12] = b.as_bytes().try_into().map_err(|_| {
-            value_error(format!(
-                "nonce must be 12 bytes, got {}",
-                b.as_bytes().len()
-            ))
-        })?;
+        let arr: [u8; 12] = b
+            .as_bytes()
+            .try_into()
+            .map_err(|_| value_error(format!("nonce must be 12 bytes, got {}", b.as_bytes().len())))?;
         return Ok(Some(Nonce::from_bytes(arr)));
     }
     if let Ok(s) = obj.cast::<PyString>() {
@@ -196,9 +169,7 @@ fn nonce(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Nonce>> {
             .map(Some)
             .ok_or_else(|| value_error(format!("nonce must be 24 hex digits, got {s:?}")));
     }
-    Err(PyTypeError::new_err(
-        "nonce must be bytes (12) or a hex str (24 digits)",
-    ))
+    Err(PyTypeError::new_err("nonce must be bytes (12) or a hex str (24 digits)"))
 }
 
 /// FILTER options: an iterable of `(remote_ip, prefix_len, remote_port)`.
@@ -209,21 +180,14 @@ fn filters(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Filter>> {
     let mut out = Vec::new();
     for item in obj.try_iter()? {
         let item = item?;
-        let t: (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) =
-            item.extract().map_err(|_| {
-                PyTypeError::new_err(
-                    "each filter must be a tuple (remote_ip, prefix_len, remote_port)",
-                )
-            })?;
+        let t: (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) = item
+            .extract()
+            .map_err(|_| PyTypeError::new_err("each filter must be a tuple (remote_ip, prefix_len, remote_port)"))?;
         let remote_addr = parse_ip(&t.0, "filter remote_ip")?;
         let max = if remote_addr.is_ipv4() { 32 } else { 128 };
         let prefix_len = int_in(&t.1, "filter prefix_len", 0, max)? as u8;
         let remote_port = port(&t.2, "filter remote_port")?;
-        out.push(Filter {
-            remote_addr,
-            prefix_len,
-            remote_port,
-        });
+        out.push(Filter { remote_addr, prefix_len, remote_port });
     }
     Ok(out)
 }
@@ -233,24 +197,15 @@ fn server_addr(obj: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
         // A host name is resolved here: never with the GIL held.
         let s = s.to_cow()?.into_owned();
         let py = obj.py();
-        return py
-            .detach(move || parse_server(&s))
-            .map_err(|e| to_pyerr(py, e));
+        return py.detach(move || parse_server(&s)).map_err(|e| to_pyerr(py, e));
     }
     if let Ok((host, p)) = obj.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
         let ip = parse_ip(&host, "server address")?;
         return Ok(SocketAddr::new(ip, port(&p, "server port")?));
     }
-    let module: String = obj
-        .get_type()
-        .getattr("__module__")?
-        .extract()
-        .unwrap_or_default();
+    let module: String = obj.get_type().getattr("__module__")?.extract().unwrap_or_default();
     if module == "ipaddress" {
-        return Ok(SocketAddr::new(
-            parse_ip(obj, "server address")?,
-            pcp_core::wire::SERVER_PORT,
-        ));
+        return Ok(SocketAddr::new(parse_ip(obj, "server address")?, pcp_core::wire::SERVER_PORT));
     }
     Err(PyTypeError::new_err(format!(
         "server must be a str like '192.168.1.1', '192.168.1.1:5351', '[::1]:5351' or a (host, port) tuple, not {}",
@@ -263,9 +218,7 @@ fn server_list(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<SocketAddr
         return Ok(None);
     };
     if obj.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(
-            "candidates must be a list of server addresses, not a str",
-        ));
+        return Err(PyTypeError::new_err("candidates must be a list of server addresses, not a str"));
     }
     let mut out = Vec::new();
     for item in obj.try_iter()? {
@@ -302,10 +255,7 @@ fn wait<T: Send>(py: Python<'_>, p: Pending<T>) -> PyResult<T> {
 /// it like [`wait`]. On Ctrl-C the caller gets KeyboardInterrupt at once and
 /// the job is abandoned: it ends by itself at its own deadline (discovery's),
 /// and whatever it made (a client) is dropped, which closes it.
-fn run_blocking<T: Send + 'static>(
-    py: Python<'_>,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> PyResult<T> {
+fn run_blocking<T: Send + 'static>(py: Python<'_>, f: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
     let (tx, rx) = mpsc::channel();
     let rx = Mutex::new(rx);
     std::thread::Builder::new()
@@ -319,9 +269,7 @@ fn run_blocking<T: Send + 'static>(
             Ok(v) => return Ok(v),
             Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(PyRuntimeError::new_err(
-                    "the blocking job ended without a result",
-                ))
+                return Err(PyRuntimeError::new_err("the blocking job ended without a result"))
             }
         }
     }
@@ -403,10 +351,7 @@ fn _close_all(py: Python<'_>) {
     drop(live);
 }
 
-fn discovery_config(
-    candidates: Option<Vec<SocketAddr>>,
-    deadline: Option<Duration>,
-) -> DiscoveryConfig {
+fn discovery_config(candidates: Option<Vec<SocketAddr>>, deadline: Option<Duration>) -> DiscoveryConfig {
     let mut dc = match candidates {
         Some(c) => DiscoveryConfig::with_candidates(c),
         None => DiscoveryConfig::default(),
@@ -445,15 +390,9 @@ impl PyClient {
     ) -> PyResult<Self> {
         let candidates = server_list(candidates)?;
         let deadline = deadline.map(|d| seconds(d, "deadline")).transpose()?;
-        let close_timeout = close_timeout
-            .map(|d| seconds(d, "close_timeout"))
-            .transpose()?;
-        let announce_delay_max = announce_delay_max
-            .map(|d| seconds(d, "announce_delay_max"))
-            .transpose()?;
-        let discovery_deadline = discovery_deadline
-            .map(|d| seconds(d, "discovery_deadline"))
-            .transpose()?;
+        let close_timeout = close_timeout.map(|d| seconds(d, "close_timeout")).transpose()?;
+        let announce_delay_max = announce_delay_max.map(|d| seconds(d, "announce_delay_max")).transpose()?;
+        let discovery_deadline = discovery_deadline.map(|d| seconds(d, "discovery_deadline")).transpose()?;
         let local = opt_ip(local_ip, "local_ip")?;
         // The core's defaults otherwise: notably listen_announce (UDP 5350
         // with address reuse; the core carries on if the port is busy).
@@ -481,9 +420,7 @@ impl PyClient {
         let core = match server.filter(|s| !s.is_none()) {
             Some(s) => {
                 if candidates.is_some() {
-                    return Err(value_error(
-                        "give either a server or candidates to discover among, not both",
-                    ));
+                    return Err(value_error("give either a server or candidates to discover among, not both"));
                 }
                 let cc = config(server_addr(s)?);
                 py.detach(move || CoreClient::new(cc))
@@ -586,10 +523,7 @@ impl PyClient {
             third_party,
             nonce,
         )?;
-        Ok(PyRequest::new(
-            &self.inner,
-            Kind::Map(self.inner.core.map_async(spec)),
-        ))
+        Ok(PyRequest::new(&self.inner, Kind::Map(self.inner.core.map_async(spec))))
     }
 
     #[pyo3(signature = (protocol, internal_port, peer_ip, peer_port, external_port=None, lifetime=None, *,
@@ -647,10 +581,7 @@ impl PyClient {
             third_party,
             nonce,
         )?;
-        Ok(PyRequest::new(
-            &self.inner,
-            Kind::Map(self.inner.core.peer_async(spec)),
-        ))
+        Ok(PyRequest::new(&self.inner, Kind::Map(self.inner.core.peer_async(spec))))
     }
 
     /// Deletes a mapping of this client (lifetime 0 with its nonce).
@@ -661,10 +592,7 @@ impl PyClient {
 
     fn start_delete(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<PyRequest> {
         let id = self.own_mapping(mapping)?;
-        Ok(PyRequest::new(
-            &self.inner,
-            Kind::Unit(self.inner.core.delete_async(id)),
-        ))
+        Ok(PyRequest::new(&self.inner, Kind::Unit(self.inner.core.delete_async(id))))
     }
 
     /// Deletes a mapping this client did not make, known by its nonce.
@@ -677,8 +605,7 @@ impl PyClient {
     ) -> PyResult<()> {
         let proto = self::protocol(protocol)?;
         let p = port(internal_port, "internal_port")?;
-        let n = self::nonce(Some(nonce))?
-            .ok_or_else(|| PyTypeError::new_err("nonce must not be None"))?;
+        let n = self::nonce(Some(nonce))?.ok_or_else(|| PyTypeError::new_err("nonce must not be None"))?;
         wait(py, self.inner.core.delete_by_nonce_async(proto, p, n))
     }
 
@@ -689,20 +616,11 @@ impl PyClient {
     ) -> PyResult<Option<PyMapping>> {
         let proto = self::protocol(protocol)?;
         let p = port(internal_port, "internal_port")?;
-        Ok(self
-            .inner
-            .core
-            .find_mapping(proto, p)
-            .map(|m| PyMapping::new(&self.inner, m.info().clone())))
+        Ok(self.inner.core.find_mapping(proto, p).map(|m| PyMapping::new(&self.inner, m.info().clone())))
     }
 
     fn mappings(&self) -> Vec<PyMapping> {
-        self.inner
-            .core
-            .mappings()
-            .into_iter()
-            .map(|m| PyMapping::new(&self.inner, m.info().clone()))
-            .collect()
+        self.inner.core.mappings().into_iter().map(|m| PyMapping::new(&self.inner, m.info().clone())).collect()
     }
 
     /// Sends ANNOUNCE; returns the server's epoch.
@@ -720,10 +638,7 @@ impl PyClient {
     }
 
     fn start_external_address(&self) -> PyRequest {
-        PyRequest::new(
-            &self.inner,
-            Kind::Addr(self.inner.core.external_address_async()),
-        )
+        PyRequest::new(&self.inner, Kind::Addr(self.inner.core.external_address_async()))
     }
 
     /// Calls `callback(event)` for every event, on the client's driver
@@ -790,10 +705,7 @@ impl PyClient {
 
     /// An iterator over every event from now on.
     fn events(&self) -> PyEventIterator {
-        PyEventIterator {
-            inner: self.inner.clone(),
-            rx: Mutex::new(self.inner.core.events()),
-        }
+        PyEventIterator { inner: self.inner.clone(), rx: Mutex::new(self.inner.core.events()) }
     }
 
     /// Deletes the client's mappings (unless delete_on_close=False) and stops.
@@ -816,26 +728,13 @@ impl PyClient {
 
     /// Closes; never suppresses the exception.
     #[pyo3(signature = (_exc_type, _exc, _tb, /))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) {
+    fn __exit__(&self, py: Python<'_>, _exc_type: &Bound<'_, PyAny>, _exc: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) {
         self.close(py);
     }
 
     fn __repr__(&self) -> String {
         let a = self.inner.core.gateway_address();
-        format!(
-            "<pcp_rs.Client server={a}{}>",
-            if self.inner.core.is_closed() {
-                " closed"
-            } else {
-                ""
-            }
-        )
+        format!("<pcp_rs.Client server={a}{}>", if self.inner.core.is_closed() { " closed" } else { "" })
     }
 }
 
@@ -861,10 +760,7 @@ fn map_spec(
     third_party: Option<&Bound<'_, PyAny>>,
     nonce: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<MapSpec> {
-    let mut spec = MapSpec::new(
-        self::protocol(protocol)?,
-        port(internal_port, "internal_port")?,
-    );
+    let mut spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?);
     if let Some(p) = external_port.filter(|o| !o.is_none()) {
         spec = spec.external_port(port(p, "external_port")?);
     }
@@ -934,10 +830,7 @@ struct PyMapping {
 
 impl PyMapping {
     fn new(inner: &Arc<Inner>, info: MappingInfo) -> Self {
-        PyMapping {
-            inner: inner.clone(),
-            info: Mutex::new(info),
-        }
+        PyMapping { inner: inner.clone(), info: Mutex::new(info) }
     }
 
     fn info(&self) -> MappingInfo {
@@ -985,10 +878,7 @@ impl PyMapping {
     /// Seconds until the mapping ends unless renewed.
     #[getter]
     fn expires_in(&self) -> f64 {
-        lock(&self.info)
-            .expires_at()
-            .saturating_duration_since(Instant::now())
-            .as_secs_f64()
+        lock(&self.info).expires_at().saturating_duration_since(Instant::now()).as_secs_f64()
     }
     #[getter]
     fn epoch(&self) -> u32 {
@@ -1079,15 +969,7 @@ struct PyEvent {
 
 impl PyEvent {
     fn empty(kind: &'static str) -> Self {
-        PyEvent {
-            kind,
-            mapping_id: None,
-            mapping: None,
-            error: None,
-            old: None,
-            new: None,
-            epoch: None,
-        }
+        PyEvent { kind, mapping_id: None, mapping: None, error: None, old: None, new: None, epoch: None }
     }
 
     fn convert(py: Python<'_>, inner: &Arc<Inner>, ev: &CoreEvent) -> PyResult<PyEvent> {
@@ -1100,22 +982,16 @@ impl PyEvent {
                 ..PyEvent::empty(kind)
             })
         };
-        let err = |e: &CoreError| -> PyResult<Option<Py<PyAny>>> {
-            Ok(Some(exception_value(py, e)?.unbind()))
-        };
+        let err = |e: &CoreError| -> PyResult<Option<Py<PyAny>>> { Ok(Some(exception_value(py, e)?.unbind())) };
         Ok(match ev {
             CoreEvent::Granted(info) => with_mapping("granted", info)?,
             CoreEvent::Renewed(info) => with_mapping("renewed", info)?,
-            CoreEvent::Failed { id, error } => PyEvent {
-                mapping_id: Some(id.0),
-                error: err(error)?,
-                ..PyEvent::empty("failed")
-            },
-            CoreEvent::Lost { id, error } => PyEvent {
-                mapping_id: Some(id.0),
-                error: err(error)?,
-                ..PyEvent::empty("lost")
-            },
+            CoreEvent::Failed { id, error } => {
+                PyEvent { mapping_id: Some(id.0), error: err(error)?, ..PyEvent::empty("failed") }
+            }
+            CoreEvent::Lost { id, error } => {
+                PyEvent { mapping_id: Some(id.0), error: err(error)?, ..PyEvent::empty("lost") }
+            }
             CoreEvent::Deleted { id, result } => PyEvent {
                 mapping_id: Some(id.0),
                 error: match result {
@@ -1124,34 +1000,19 @@ impl PyEvent {
                 },
                 ..PyEvent::empty("deleted")
             },
-            CoreEvent::ExternalAddressChanged { old, new } => PyEvent {
-                old: Some(ip_str(*old)),
-                new: Some(ip_str(*new)),
-                ..PyEvent::empty("ip_changed")
-            },
-            CoreEvent::ServerRestarted { epoch } => PyEvent {
-                epoch: Some(*epoch),
-                ..PyEvent::empty("server_restarted")
-            },
+            CoreEvent::ExternalAddressChanged { old, new } => {
+                PyEvent { old: Some(ip_str(*old)), new: Some(ip_str(*new)), ..PyEvent::empty("ip_changed") }
+            }
+            CoreEvent::ServerRestarted { epoch } => {
+                PyEvent { epoch: Some(*epoch), ..PyEvent::empty("server_restarted") }
+            }
             CoreEvent::Announced { result, .. } => match result {
-                Ok(epoch) => PyEvent {
-                    epoch: Some(*epoch),
-                    ..PyEvent::empty("announced")
-                },
-                Err(e) => PyEvent {
-                    error: err(e)?,
-                    ..PyEvent::empty("announced")
-                },
+                Ok(epoch) => PyEvent { epoch: Some(*epoch), ..PyEvent::empty("announced") },
+                Err(e) => PyEvent { error: err(e)?, ..PyEvent::empty("announced") },
             },
             CoreEvent::ExternalAddress { result, .. } => match result {
-                Ok(ip) => PyEvent {
-                    new: Some(ip_str(*ip)),
-                    ..PyEvent::empty("external_address")
-                },
-                Err(e) => PyEvent {
-                    error: err(e)?,
-                    ..PyEvent::empty("external_address")
-                },
+                Ok(ip) => PyEvent { new: Some(ip_str(*ip)), ..PyEvent::empty("external_address") },
+                Err(e) => PyEvent { error: err(e)?, ..PyEvent::empty("external_address") },
             },
         })
     }
@@ -1165,11 +1026,7 @@ impl PyEvent {
             s += &format!(" mapping_id={id}");
         }
         if let Some(m) = &self.mapping {
-            s += &format!(
-                " external={}:{}",
-                m.get().external_ip(),
-                m.get().external_port()
-            );
+            s += &format!(" external={}:{}", m.get().external_ip(), m.get().external_port());
         }
         if let Some(o) = &self.old {
             s += &format!(" old={o}");
@@ -1181,10 +1038,7 @@ impl PyEvent {
             s += &format!(" epoch={e}");
         }
         if let Some(e) = &self.error {
-            s += &format!(
-                " error={}",
-                e.bind(py).repr().map(|r| r.to_string()).unwrap_or_default()
-            );
+            s += &format!(" error={}", e.bind(py).repr().map(|r| r.to_string()).unwrap_or_default());
         }
         s + ">"
     }
@@ -1307,13 +1161,7 @@ struct CompletionState {
 
 impl Completion {
     fn new(done: bool) -> Arc<Self> {
-        Arc::new(Completion {
-            st: Mutex::new(CompletionState {
-                done,
-                callbacks: Vec::new(),
-            }),
-            cond: Condvar::new(),
-        })
+        Arc::new(Completion { st: Mutex::new(CompletionState { done, callbacks: Vec::new() }), cond: Condvar::new() })
     }
 
     /// Sleeps until done or `d` passes (GIL released by the caller).
@@ -1380,12 +1228,7 @@ impl PyRequest {
             }
             Poll::Pending => None,
         };
-        PyRequest {
-            inner: inner.clone(),
-            kind,
-            result: Mutex::new(result),
-            completion,
-        }
+        PyRequest { inner: inner.clone(), kind, result: Mutex::new(result), completion }
     }
 
     /// Moves the outcome out of the core if it has arrived.
@@ -1399,9 +1242,7 @@ impl PyRequest {
 
     fn convert(&self, py: Python<'_>, r: Result<Out, CoreError>) -> PyResult<Py<PyAny>> {
         match r {
-            Ok(Out::Map(m)) => {
-                Ok(Py::new(py, PyMapping::new(&self.inner, m.info().clone()))?.into_any())
-            }
+            Ok(Out::Map(m)) => Ok(Py::new(py, PyMapping::new(&self.inner, m.info().clone()))?.into_any()),
             Ok(Out::Unit) => Ok(py.None()),
             Ok(Out::Epoch(e)) => Ok(e.into_pyobject(py)?.into_any().unbind()),
             Ok(Out::Addr(ip)) => Ok(ip_str(ip).into_pyobject(py)?.into_any().unbind()),
@@ -1432,18 +1273,13 @@ impl PyRequest {
     /// `result()` or `cancel()` on the same request meanwhile.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let deadline = timeout
-            .map(|t| seconds(t, "timeout"))
-            .transpose()?
-            .map(|t| Instant::now() + t);
+        let deadline = timeout.map(|t| seconds(t, "timeout")).transpose()?.map(|t| Instant::now() + t);
         loop {
             if self.settle() {
                 return self.result(py);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(pyo3::exceptions::PyTimeoutError::new_err(
-                    "the request is still in progress",
-                ));
+                return Err(pyo3::exceptions::PyTimeoutError::new_err("the request is still in progress"));
             }
             let slice = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
@@ -1491,16 +1327,9 @@ impl PyRequest {
 
     /// `Request[Mapping]` and the like, for annotations.
     #[classmethod]
-    fn __class_getitem__(
-        cls: &Bound<'_, pyo3::types::PyType>,
-        item: &Bound<'_, PyAny>,
-    ) -> PyResult<Py<PyAny>> {
+    fn __class_getitem__(cls: &Bound<'_, pyo3::types::PyType>, item: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = cls.py();
-        Ok(py
-            .import("types")?
-            .getattr("GenericAlias")?
-            .call1((cls, item))?
-            .unbind())
+        Ok(py.import("types")?.getattr("GenericAlias")?.call1((cls, item))?.unbind())
     }
 }
 
@@ -1527,12 +1356,7 @@ impl PyDiscovered {
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "<pcp_rs.Discovered server={} epoch={} internal_ip={}>",
-            self.address(),
-            self.epoch,
-            self.internal_ip
-        )
+        format!("<pcp_rs.Discovered server={} epoch={} internal_ip={}>", self.address(), self.epoch, self.internal_ip)
     }
 }
 
@@ -1541,11 +1365,7 @@ impl PyDiscovered {
 /// the routing table. Raises NoGateway if none answers within `deadline`.
 #[pyfunction]
 #[pyo3(signature = (candidates=None, *, deadline=None))]
-fn discover(
-    py: Python<'_>,
-    candidates: Option<&Bound<'_, PyAny>>,
-    deadline: Option<f64>,
-) -> PyResult<PyDiscovered> {
+fn discover(py: Python<'_>, candidates: Option<&Bound<'_, PyAny>>, deadline: Option<f64>) -> PyResult<PyDiscovered> {
     let c = server_list(candidates)?;
     let d = deadline.map(|d| seconds(d, "deadline")).transpose()?;
     let dc = discovery_config(c, d);
@@ -1593,10 +1413,7 @@ fn _core_error<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> 
 /// The RFC name of each result code: {1: "UNSUPP_VERSION", ...}.
 #[pyfunction]
 fn result_code_names() -> Vec<(u8, &'static str)> {
-    ResultCode::ALL
-        .iter()
-        .map(|c| (c.to_u8(), c.name()))
-        .collect()
+    ResultCode::ALL.iter().map(|c| (c.to_u8(), c.name())).collect()
 }
 
 // -------------------------------------------------------------- server --
@@ -1619,14 +1436,12 @@ impl PyServer {
 
 fn result_code_arg(obj: &Bound<'_, PyAny>) -> PyResult<ResultCode> {
     // An int, an RFC name, or an exception class / instance with `code`.
-    let obj = if obj.hasattr("code")?
-        && !obj.is_instance_of::<PyString>()
-        && !obj.is_instance_of::<pyo3::types::PyInt>()
-    {
-        obj.getattr("code")?
-    } else {
-        obj.clone()
-    };
+    let obj =
+        if obj.hasattr("code")? && !obj.is_instance_of::<PyString>() && !obj.is_instance_of::<pyo3::types::PyInt>() {
+            obj.getattr("code")?
+        } else {
+            obj.clone()
+        };
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s.to_cow()?;
         let up = s.trim().to_ascii_uppercase();
@@ -1665,16 +1480,14 @@ impl PyServer {
             .trim_matches(|c| c == '[' || c == ']')
             .parse()
             .map_err(|_| value_error(format!("host must be an IP address, got {host:?}")))?;
-        let ext: IpAddr = external_ip.parse().map_err(|_| {
-            value_error(format!("external_ip is not an IP address: {external_ip:?}"))
-        })?;
+        let ext: IpAddr = external_ip
+            .parse()
+            .map_err(|_| value_error(format!("external_ip is not an IP address: {external_ip:?}")))?;
         if min_lifetime > max_lifetime {
             return Err(value_error("min_lifetime must not exceed max_lifetime"));
         }
         if port_range.0 == 0 || port_range.0 > port_range.1 {
-            return Err(value_error(
-                "port_range must be (low, high) with 0 < low <= high",
-            ));
+            return Err(value_error("port_range must be (low, high) with 0 < low <= high"));
         }
         // `..default()` keeps this building when the core adds a setting.
         #[allow(clippy::needless_update)]
@@ -1692,10 +1505,7 @@ impl PyServer {
         };
         let server = CoreServer::start(cfg).map_err(|e| to_pyerr(py, e.into()))?;
         let addr = server.local_addr();
-        Ok(PyServer {
-            server: Mutex::new(Some(server)),
-            addr,
-        })
+        Ok(PyServer { server: Mutex::new(Some(server)), addr })
     }
 
     /// "ip:port" to give to a client.
@@ -1740,11 +1550,7 @@ impl PyServer {
     /// the error `lifetime`; None answers normally again.
     #[pyo3(signature = (code, lifetime=30))]
     fn force_result(&self, code: &Bound<'_, PyAny>, lifetime: u32) -> PyResult<()> {
-        let forced = if code.is_none() {
-            None
-        } else {
-            Some((result_code_arg(code)?, lifetime))
-        };
+        let forced = if code.is_none() { None } else { Some((result_code_arg(code)?, lifetime)) };
         self.with(|s| s.force_result(forced))
     }
 
@@ -1776,10 +1582,7 @@ impl PyServer {
                 d.set_item("peer_ip", m.remote.map(|(ip, _)| ip_str(ip)))?;
                 d.set_item("peer_port", m.remote.map(|(_, p)| p))?;
                 d.set_item("nonce", PyBytes::new(py, m.nonce.as_bytes()))?;
-                d.set_item(
-                    "expires_in",
-                    m.expires_at.saturating_duration_since(now).as_secs_f64(),
-                )?;
+                d.set_item("expires_in", m.expires_at.saturating_duration_since(now).as_secs_f64())?;
                 d.set_item("filters", m.filters)?;
                 Ok(d)
             })
@@ -1809,22 +1612,12 @@ impl PyServer {
 
     /// Stops; never suppresses the exception.
     #[pyo3(signature = (_exc_type, _exc, _tb, /))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) {
+    fn __exit__(&self, py: Python<'_>, _exc_type: &Bound<'_, PyAny>, _exc: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) {
         self.stop(py);
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "<pcp_rs.testing.Server {}{}>",
-            self.addr,
-            if self.running() { "" } else { " stopped" }
-        )
+        format!("<pcp_rs.testing.Server {}{}>", self.addr, if self.running() { "" } else { " stopped" })
     }
 }
 

@@ -39,9 +39,11 @@ pub fn parse_server(s: &str) -> Result<SocketAddr> {
     };
     if let Some((addr, zone)) = host.split_once('%') {
         let ip: Ipv6Addr = addr.parse().map_err(|_| Error::invalid(format!("bad IPv6 address in {s:?}")))?;
-        let scope = zone.parse::<u32>().ok().or_else(|| interface_index(zone)).ok_or_else(|| {
-            Error::invalid(format!("unknown network interface {zone:?} in {s:?}"))
-        })?;
+        let scope = zone
+            .parse::<u32>()
+            .ok()
+            .or_else(|| interface_index(zone))
+            .ok_or_else(|| Error::invalid(format!("unknown network interface {zone:?} in {s:?}")))?;
         return check_port(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)));
     }
     // A host name, with or without a port.

@@ -54,7 +54,11 @@ impl Endpoint {
         let local = socket.local_addr()?;
         let client_addr = local.ip();
 
-        let announce = if config.listen_announce { open_announce_listener(server, client_addr, config.announce_port) } else { None };
+        let announce = if config.listen_announce {
+            open_announce_listener(server, client_addr, config.announce_port)
+        } else {
+            None
+        };
 
         let mut ec = EngineConfig::new(server, client_addr);
         ec.retransmit = config.retransmit;
@@ -62,7 +66,13 @@ impl Endpoint {
         ec.announce_delay_max = config.announce_delay_max;
         ec.rng_seed = config.rng_seed;
         ec.probe_port = local.port();
-        Ok(Endpoint { engine: Engine::new(ec), socket, announce, buf: vec![0; MAX_MESSAGE_SIZE + 4], batch: Vec::new() })
+        Ok(Endpoint {
+            engine: Engine::new(ec),
+            socket,
+            announce,
+            buf: vec![0; MAX_MESSAGE_SIZE + 4],
+            batch: Vec::new(),
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -332,7 +342,6 @@ fn open_announce_listener(server: SocketAddr, local: IpAddr, port: u16) -> Optio
         }
     }
 }
-
 
 /// Milliseconds from `now` until `t`, rounded up, for poll(2) and epoll(7).
 pub(crate) fn ms_until(t: Instant, now: Instant) -> i32 {

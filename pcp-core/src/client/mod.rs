@@ -25,8 +25,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -275,9 +275,7 @@ impl Client {
             driver: Mutex::new(None),
         });
         let driver_shared = shared.clone();
-        let handle = thread::Builder::new()
-            .name("pcp-driver".into())
-            .spawn(move || drive(driver_shared, wake_rx))?;
+        let handle = thread::Builder::new().name("pcp-driver".into()).spawn(move || drive(driver_shared, wake_rx))?;
         let tid = handle.thread().id();
         *shared.driver.lock().expect("fresh") = Some((handle, tid));
         Ok(Client { owner: Arc::new(Owner(shared)) })
@@ -381,7 +379,8 @@ impl Client {
     pub fn delete_by_nonce_async(&self, protocol: Protocol, internal_port: u16, nonce: Nonce) -> Pending<()> {
         let (p, c) = pending();
         match self.shared().submit(false, |st, now| {
-            let id = st.endpoint.engine_mut().delete_by_nonce(now, MapSpec::new(protocol, internal_port).nonce(nonce))?;
+            let id =
+                st.endpoint.engine_mut().delete_by_nonce(now, MapSpec::new(protocol, internal_port).nonce(nonce))?;
             st.waiters.insert(id.0, Waiter::Delete(c));
             Ok(())
         }) {
@@ -911,7 +910,8 @@ impl Drive for Shared {
                 Wait::Follow | Wait::Poll => {
                     // A follower leaves the socket out (-1: poll(2) skips it).
                     let socket = if wait == Wait::Poll { socket } else { -1 };
-                    let mut fds = [socket, wake_fd.unwrap_or(-1)].map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+                    let mut fds =
+                        [socket, wake_fd.unwrap_or(-1)].map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
                     // SAFETY: `fds` is a valid array of two pollfd.
                     unsafe { libc::poll(fds.as_mut_ptr(), 2, poll_ms(wait_until)) };
                     if fds[1].fd >= 0 && fds[1].revents != 0 {
@@ -935,7 +935,9 @@ fn poll_ms(t: Instant) -> libc::c_int {
 
 fn complete(shared: &Arc<Shared>, waiter: Waiter, event: &Event) {
     match (waiter, event) {
-        (Waiter::Map(c), Event::Granted(info)) => c.complete(Ok(Mapping { shared: shared.clone(), info: info.clone() })),
+        (Waiter::Map(c), Event::Granted(info)) => {
+            c.complete(Ok(Mapping { shared: shared.clone(), info: info.clone() }))
+        }
         (Waiter::Map(c), Event::Failed { error, .. }) => c.complete(Err(error.clone())),
         (Waiter::Delete(c), Event::Deleted { result, .. }) => c.complete(result.clone()),
         (Waiter::Announce(c), Event::Announced { result, .. }) => c.complete(result.clone()),

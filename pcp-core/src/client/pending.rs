@@ -60,7 +60,6 @@ fn thread_wake_fd() -> Option<RawFd> {
         .flatten()
 }
 
-
 struct Slot<T> {
     state: Mutex<SlotState<T>>,
     cond: Condvar,
@@ -85,7 +84,14 @@ pub(crate) struct Completer<T> {
 
 pub(crate) fn pending<T>() -> (Pending<T>, Completer<T>) {
     let slot = Arc::new(Slot {
-        state: Mutex::new(SlotState { result: None, waker: None, callback: None, done: false, sleepers: 0, driver_fd: None }),
+        state: Mutex::new(SlotState {
+            result: None,
+            waker: None,
+            callback: None,
+            done: false,
+            sleepers: 0,
+            driver_fd: None,
+        }),
         cond: Condvar::new(),
     });
     (Pending { slot: slot.clone(), cancel: None, driver: None, kicked: AtomicBool::new(false) }, Completer { slot })

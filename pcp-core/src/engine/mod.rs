@@ -45,8 +45,8 @@ pub use mapping::{MapSpec, MappingId, MappingInfo, PeerSpec, RequestId};
 pub use retransmit::{RetransmitPolicy, RetransmitSchedule, RetransmitStep};
 
 use crate::wire::{
-    self, unspecified_external, Body, MapPayload, Nonce, Opcode, PcpOption, PeerPayload, Protocol,
-    Request, Response, ResultCode, WireError,
+    self, unspecified_external, Body, MapPayload, Nonce, Opcode, PcpOption, PeerPayload, Protocol, Request, Response,
+    ResultCode, WireError,
 };
 use crate::{Error, Result};
 
@@ -321,7 +321,10 @@ impl Engine {
         }
         for f in &spec.filters {
             if f.prefix_len > f.max_prefix() {
-                return Err(Error::invalid(format!("FILTER prefix /{} is too long for {}", f.prefix_len, f.remote_addr)));
+                return Err(Error::invalid(format!(
+                    "FILTER prefix /{} is too long for {}",
+                    f.prefix_len, f.remote_addr
+                )));
             }
             options.push(PcpOption::Filter(*f));
         }
@@ -344,7 +347,10 @@ impl Engine {
     /// Asks for an outbound mapping to one remote peer. Completes like [`Engine::map`].
     pub fn peer(&mut self, now: Instant, spec: PeerSpec) -> Result<MappingId> {
         if !spec.protocol.has_ports() {
-            return Err(Error::invalid(format!("PEER needs a protocol with ports (TCP, UDP, ...), not {}", spec.protocol)));
+            return Err(Error::invalid(format!(
+                "PEER needs a protocol with ports (TCP, UDP, ...), not {}",
+                spec.protocol
+            )));
         }
         check_ports(spec.protocol, spec.internal_port)?;
         if spec.remote_port == 0 {
@@ -898,9 +904,7 @@ impl Engine {
             _ => wire::decode_natpmp_unsupported(data).ok().map(|_| 0),
         };
         match server_version {
-            Some(server_version) => {
-                self.fail_outstanding(now, None, Error::UnsuppVersion { server_version }, 0)
-            }
+            Some(server_version) => self.fail_outstanding(now, None, Error::UnsuppVersion { server_version }, 0),
             None => self.stats.dropped += 1,
         }
     }

@@ -245,7 +245,8 @@ fn serve(shared: Arc<Shared>) {
                 true
             }
         });
-        let timeout = delayed.iter().map(|(at, _, _)| at.saturating_duration_since(now).max(Duration::from_millis(1))).min();
+        let timeout =
+            delayed.iter().map(|(at, _, _)| at.saturating_duration_since(now).max(Duration::from_millis(1))).min();
         if timeout != read_timeout {
             let _ = shared.socket.set_read_timeout(timeout);
             read_timeout = timeout;

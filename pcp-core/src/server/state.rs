@@ -142,7 +142,13 @@ impl ServerState {
 
     /// Handles one datagram from `from`; returns the answer, if any.
     /// `forced` answers MAP and PEER with that result code and lifetime.
-    pub fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8], forced: Option<(ResultCode, u32)>) -> Option<Vec<u8>> {
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        forced: Option<(ResultCode, u32)>,
+    ) -> Option<Vec<u8>> {
         // Responses and runts are not requests: never answer them (no loops).
         if data.len() < 4 || data[1] & 0x80 != 0 {
             return None;
@@ -152,9 +158,7 @@ impl ServerState {
         }
         let req = match Request::decode(data) {
             Ok(r) => r,
-            Err(WireError::WrongVersion(_)) => {
-                return Some(self.error_header(now, data[1], ResultCode::UnsuppVersion))
-            }
+            Err(WireError::WrongVersion(_)) => return Some(self.error_header(now, data[1], ResultCode::UnsuppVersion)),
             Err(WireError::UnknownOpcode(_)) if data.len() >= HEADER_SIZE => {
                 return Some(self.error_header(now, data[1], ResultCode::UnsuppOpcode))
             }

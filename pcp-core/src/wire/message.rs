@@ -2,8 +2,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::address::{from_wire_address, to_wire_address};
 use super::{
-    Nonce, Opcode, PcpOption, Protocol, ResultCode, WireError, HEADER_SIZE, MAP_PAYLOAD_SIZE,
-    MAX_MESSAGE_SIZE, PEER_PAYLOAD_SIZE, VERSION,
+    Nonce, Opcode, PcpOption, Protocol, ResultCode, WireError, HEADER_SIZE, MAP_PAYLOAD_SIZE, MAX_MESSAGE_SIZE,
+    PEER_PAYLOAD_SIZE, VERSION,
 };
 
 /// The MAP opcode payload (section 11.1): the same layout in request and
@@ -97,9 +97,7 @@ impl Body {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Body::Announce => {}
-            Body::Map(m) => {
-                encode_common(out, m.nonce, m.protocol, m.internal_port, m.external_port, m.external_addr)
-            }
+            Body::Map(m) => encode_common(out, m.nonce, m.protocol, m.internal_port, m.external_port, m.external_addr),
             Body::Peer(p) => {
                 encode_common(out, p.nonce, p.protocol, p.internal_port, p.external_port, p.external_addr);
                 out.extend_from_slice(&p.remote_port.to_be_bytes());

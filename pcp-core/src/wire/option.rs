@@ -83,11 +83,8 @@ impl PcpOption {
             PcpOption::PreferFailure => {}
             PcpOption::Filter(f) => {
                 out.push(0);
-                let wire_prefix = if f.remote_addr.is_ipv4() {
-                    f.prefix_len.min(32) + 96
-                } else {
-                    f.prefix_len.min(128)
-                };
+                let wire_prefix =
+                    if f.remote_addr.is_ipv4() { f.prefix_len.min(32) + 96 } else { f.prefix_len.min(128) };
                 // Prefix 0 means "no filter" on the wire, whatever the family.
                 out.push(if f.prefix_len == 0 { 0 } else { wire_prefix });
                 out.extend_from_slice(&f.remote_port.to_be_bytes());
@@ -140,9 +137,7 @@ impl PcpOption {
                     let remote_addr = from_wire_address(data[4..20].try_into().expect("16 bytes"));
                     let prefix_len = match remote_addr {
                         IpAddr::V4(_) if wire_prefix == 0 => 0,
-                        IpAddr::V4(_) if wire_prefix < 96 => {
-                            return Err(WireError::FilterPrefix(wire_prefix))
-                        }
+                        IpAddr::V4(_) if wire_prefix < 96 => return Err(WireError::FilterPrefix(wire_prefix)),
                         IpAddr::V4(_) => wire_prefix - 96,
                         IpAddr::V6(_) => wire_prefix,
                     };

@@ -118,10 +118,7 @@ impl ResultCode {
     /// Short-term errors (section 7.4) may go away by themselves; the rest
     /// need a change of request or configuration.
     pub fn is_short_term(self) -> bool {
-        matches!(
-            self,
-            ResultCode::NetworkFailure | ResultCode::NoResources | ResultCode::UserExQuota
-        )
+        matches!(self, ResultCode::NetworkFailure | ResultCode::NoResources | ResultCode::UserExQuota)
     }
 }
 
