@@ -174,17 +174,19 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             for f in filter {
                 spec.filters.push(parse_filter(f)?);
             }
+            let stop = interrupt_if(*keep)?;
             let c = connect(cli, *keep)?;
             let m = c.map_with(spec)?;
             out.mapping("mapped", c.gateway_address(), &m);
-            hold_or_record(&c, m, *keep, out)?;
+            hold_or_record(&c, m, stop, out)?;
         }
         Command::Peer { protocol: p, internal_port, peer_ip, peer_port, lifetime, keep } => {
             let spec = PeerSpec::new(protocol(p)?, *internal_port, *peer_ip, *peer_port).lifetime(*lifetime);
+            let stop = interrupt_if(*keep)?;
             let c = connect(cli, *keep)?;
             let m = c.peer(spec)?;
             out.mapping("peer", c.gateway_address(), &m);
-            hold_or_record(&c, m, *keep, out)?;
+            hold_or_record(&c, m, stop, out)?;
         }
         Command::Delete { protocol: p, internal_port } => {
             let proto = protocol(p)?;
@@ -207,16 +209,26 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
     Ok(())
 }
 
-/// Without --keep the mapping stays on the gateway for its lifetime and its
-/// nonce is recorded for `pcp delete`; with it, we renew until Ctrl-C.
-fn hold_or_record(c: &Client, m: Mapping, keep: bool, out: &Output) -> Result<(), Error> {
-    if !keep {
+/// With --keep, the Ctrl-C handler is installed before the request is sent,
+/// so that an interrupt at any moment after "mapped" is printed still deletes.
+fn interrupt_if(keep: bool) -> Result<Option<mpsc::Receiver<()>>, Error> {
+    if keep {
+        ctrl_c().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Without --keep (`stop` is None) the mapping stays on the gateway for its
+/// lifetime and its nonce is recorded for `pcp delete`; with it, we renew
+/// until Ctrl-C.
+fn hold_or_record(c: &Client, m: Mapping, stop: Option<mpsc::Receiver<()>>, out: &Output) -> Result<(), Error> {
+    let Some(stop) = stop else {
         state_file::record(c.gateway_address(), &m)?;
         c.close_keep();
         return Ok(());
-    }
+    };
     let events = c.events();
-    let stop = ctrl_c()?;
     loop {
         if stop.try_recv().is_ok() {
             break;
@@ -228,8 +240,12 @@ fn hold_or_record(c: &Client, m: Mapping, keep: bool, out: &Output) -> Result<()
             }
         }
     }
+    // Report "deleted" only once the gateway confirmed it: a failed delete
+    // (timeout, refusal) leaves the mapping on the gateway until it expires.
     let result = m.delete();
-    out.deleted(c.gateway_address(), m.protocol(), m.internal_port(), m.nonce());
+    if result.is_ok() {
+        out.deleted(c.gateway_address(), m.protocol(), m.internal_port(), m.nonce());
+    }
     c.close();
     result
 }

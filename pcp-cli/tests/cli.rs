@@ -152,6 +152,34 @@ fn keep_renews_until_interrupted_then_deletes() {
 }
 
 #[test]
+fn keep_reports_a_failed_delete_as_an_error_not_as_deleted() {
+    let server = Server::start_local().unwrap();
+    let gw = server.local_addr().to_string();
+    let st = state_dir("keep-fail");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pcp"))
+        .args(["--gateway", &gw, "--json", "--timeout", "1", "map", "tcp", "7001", "--lifetime", "600", "--keep"])
+        .env("XDG_STATE_HOME", &st)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "mapped");
+    // The gateway now ignores everything: the delete on Ctrl-C times out.
+    server.drop_next(u32::MAX);
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a failed delete is a failure");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(!rest.iter().any(|l| l.contains("\"deleted\"")), "printed deleted though the delete failed: {rest:?}");
+    let err: Value = serde_json::from_slice(out.stderr.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(err["error"], "TIMEOUT", "{err}");
+    assert_eq!(server.mapping_count(), 1, "the mapping is still on the gateway");
+}
+
+#[test]
 fn demo_walks_through_every_step() {
     let st = state_dir("demo");
     let o = pcp(&st, &["demo"]);
