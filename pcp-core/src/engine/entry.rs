@@ -1,0 +1,74 @@
+//! The engine's record of one request or mapping: what it asks for and
+//! where it stands.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::wire::{Nonce, Opcode, PcpOption, Protocol};
+use crate::Error;
+
+use super::{MappingInfo, RetransmitPolicy, RetransmitSchedule};
+
+/// What a request is for; everything needed to build its datagrams.
+#[derive(Debug, Clone)]
+pub(super) struct Template {
+    pub(super) opcode: Opcode,
+    pub(super) nonce: Nonce,
+    pub(super) protocol: Protocol,
+    pub(super) internal_port: u16,
+    pub(super) internal_addr: IpAddr,
+    pub(super) remote: Option<(IpAddr, u16)>,
+    pub(super) suggested_port: u16,
+    pub(super) suggested_addr: IpAddr,
+    pub(super) lifetime: u32,
+    pub(super) options: Vec<PcpOption>,
+    pub(super) retransmit: RetransmitPolicy,
+}
+
+#[derive(Debug)]
+pub(super) enum Kind {
+    Mapping(Template),
+    /// A MAP made only to learn the external address, deleted right after.
+    Probe(Template),
+    Announce(RetransmitPolicy),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// The first request is outstanding.
+    Requesting,
+    /// Granted; the timer is the renewal time.
+    Granted,
+    /// A renewal (or recreation) is outstanding; gives up at expiry.
+    Renewing,
+    /// An error answered a renewal; the timer is when to try again.
+    RetryWait,
+    Deleting,
+    Announcing,
+}
+
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub(super) kind: Kind,
+    pub(super) phase: Phase,
+    pub(super) info: Option<MappingInfo>,
+    /// `Some` while a request is on the wire.
+    pub(super) schedule: Option<RetransmitSchedule>,
+    /// Waiting for an in-flight slot.
+    pub(super) queued: bool,
+    pub(super) timer: Option<Instant>,
+    pub(super) last_error: Option<Error>,
+}
+
+impl Entry {
+    pub(super) fn template(&self) -> Option<&Template> {
+        match &self.kind {
+            Kind::Mapping(t) | Kind::Probe(t) => Some(t),
+            Kind::Announce(_) => None,
+        }
+    }
+
+    pub(super) fn outstanding(&self) -> bool {
+        self.schedule.is_some() || self.queued
+    }
+}
