@@ -169,14 +169,6 @@ fn header_only_error_response_has_no_body() {
 }
 
 #[test]
-fn natpmp_unsupported_version_is_recognised() {
-    // NAT-PMP: version 0, opcode 128+1, result 1, epoch.
-    assert_eq!(decode_natpmp_unsupported(&[0, 129, 0, 1, 0, 0, 0, 5]), Ok(1));
-    assert_eq!(decode_natpmp_unsupported(&[0, 129, 0, 0, 0, 0, 0, 5]), Err(WireError::NotNatPmp));
-    assert_eq!(decode_natpmp_unsupported(&[2, 129, 0, 1, 0, 0, 0, 5]), Err(WireError::NotNatPmp));
-}
-
-#[test]
 fn nonce_hex_round_trip() {
     let n = Nonce::from_bytes([0xab; 12]);
     assert_eq!(Nonce::from_hex(&n.to_hex()), Some(n));
@@ -292,7 +284,6 @@ proptest! {
     fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1200)) {
         let _ = Request::decode(&bytes);
         let _ = Response::decode(&bytes);
-        let _ = decode_natpmp_unsupported(&bytes);
     }
 
     #[test]

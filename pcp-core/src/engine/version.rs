@@ -23,7 +23,7 @@ impl Engine {
             {
                 Some(v)
             }
-            _ => wire::decode_natpmp_unsupported(data).ok().map(|_| 0),
+            _ => wire::natpmp::unsupported_version_epoch(data).map(|_| 0),
         };
         match server_version {
             Some(server_version) => self.fail_outstanding(now, None, Error::UnsuppVersion { server_version }, 0),

@@ -33,6 +33,8 @@ pub enum WireError {
     UnknownMandatoryOption(u8),
     #[error("option data of {0} bytes is too long for a PCP message")]
     OptionTooLong(usize),
-    #[error("not a NAT-PMP unsupported-version answer")]
-    NotNatPmp,
+    #[error("NAT-PMP message with opcode {opcode} is {len} bytes, expected {expected}")]
+    NatPmpLength { opcode: u8, len: usize, expected: usize },
+    #[error("unknown NAT-PMP result code {0}")]
+    NatPmpResultCode(u16),
 }

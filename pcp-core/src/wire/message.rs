@@ -308,16 +308,3 @@ impl Response {
         Ok(Response { opcode, result, lifetime, epoch, body, options })
     }
 }
-
-/// Recognises a NAT-PMP (RFC 6886) "unsupported version" answer, which is
-/// what a NAT-PMP-only gateway sends back to a PCP request (section 9).
-/// Returns the NAT-PMP opcode it answered.
-pub fn decode_natpmp_unsupported(buf: &[u8]) -> Result<u8, WireError> {
-    // NAT-PMP: version 0, opcode | 128, 16-bit result code (1 = unsupported
-    // version), then 32-bit seconds since start of epoch.
-    if buf.len() >= 8 && buf.len() <= 16 && buf[0] == 0 && buf[1] & 0x80 != 0 && buf[2] == 0 && buf[3] == 1 {
-        Ok(buf[1] & 0x7f)
-    } else {
-        Err(WireError::NotNatPmp)
-    }
-}

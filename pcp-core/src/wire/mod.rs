@@ -1,4 +1,5 @@
-//! PCP version 2 wire format (RFC 6887 sections 7, 11, 12, 13 and 14).
+//! PCP version 2 wire format (RFC 6887 sections 7, 11, 12, 13 and 14), and
+//! NAT-PMP's (RFC 6886) in [`natpmp`].
 //!
 //! Everything here is pure: bytes in, typed messages out, and back. The
 //! decoders are strict: each way a packet can be wrong has its own
@@ -18,12 +19,13 @@
 mod address;
 mod error;
 mod message;
+pub mod natpmp;
 mod option;
 mod types;
 
 pub use address::{from_wire_address, to_wire_address, unspecified_external};
 pub use error::WireError;
-pub use message::{decode_natpmp_unsupported, Body, MapPayload, MappingFields, PeerPayload, Request, Response};
+pub use message::{Body, MapPayload, MappingFields, PeerPayload, Request, Response};
 pub use option::{Filter, PcpOption};
 pub use types::{Nonce, Opcode, Protocol, ResultCode};
 
