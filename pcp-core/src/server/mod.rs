@@ -22,6 +22,7 @@
 //! # Ok::<(), pcp_core::Error>(())
 //! ```
 
+mod natpmp;
 mod state;
 
 use std::io;
@@ -31,8 +32,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub use natpmp::ServerMode;
 pub use state::{ServerMapping, ServerState};
 
+use crate::wire::natpmp::NatPmpResult;
 use crate::wire::{ResultCode, MAX_MESSAGE_SIZE};
 
 /// Settings of a test [`Server`].
@@ -55,6 +58,8 @@ pub struct ServerConfig {
     /// The epoch at start: a gateway that has been up for a while. A reboot
     /// starts again from 0.
     pub initial_epoch: u32,
+    /// PCP and NAT-PMP (the default), PCP only, or a NAT-PMP-only gateway.
+    pub mode: ServerMode,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +74,7 @@ impl Default for ServerConfig {
             announce_to_known_clients: true,
             allow_third_party: true,
             initial_epoch: 0,
+            mode: ServerMode::default(),
         }
     }
 }
@@ -149,6 +155,12 @@ impl Server {
         self.faults().forced = forced;
     }
 
+    /// Answers every NAT-PMP request with the error `code` in full-length
+    /// form (`None` to answer normally again). PCP requests are not affected.
+    pub fn force_natpmp_result(&self, code: Option<NatPmpResult>) {
+        self.state().force_natpmp_result(code);
+    }
+
     /// Loses all state and restarts the epoch at 0, then announces it, as
     /// a rebooted gateway does.
     pub fn reboot(&self) {
@@ -178,10 +190,31 @@ impl Server {
         t
     }
 
+    /// Sends the unsolicited announcements: PCP's ANNOUNCE to `targets`
+    /// when the server speaks PCP, and NAT-PMP's external-address
+    /// announcement (RFC 6886 section 3.2.1) to the configured targets and
+    /// the NAT-PMP clients seen when it speaks NAT-PMP. Sent once each:
+    /// loopback does not lose them (a real gateway repeats them 10 times).
     fn send_announce(&self, targets: &[SocketAddr]) {
-        let msg = self.state().unsolicited_announce(Instant::now());
-        for t in targets {
-            let _ = self.shared.socket.send_to(&msg, t);
+        let mode = self.shared.config.mode;
+        let (pcp, natpmp, natpmp_clients) = {
+            let st = self.state();
+            let now = Instant::now();
+            (st.unsolicited_announce(now), st.natpmp_announcement(now), st.known_natpmp_clients())
+        };
+        if mode.speaks_pcp() {
+            for t in targets {
+                let _ = self.shared.socket.send_to(&pcp, t);
+            }
+        }
+        if let (true, Some(msg)) = (mode.speaks_natpmp(), natpmp) {
+            let mut to = self.shared.config.announce_to.clone();
+            if self.shared.config.announce_to_known_clients {
+                to.extend(natpmp_clients);
+            }
+            for t in to {
+                let _ = self.shared.socket.send_to(&msg, t);
+            }
         }
     }
 

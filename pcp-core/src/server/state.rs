@@ -8,6 +8,7 @@ use crate::wire::{
 };
 
 use super::ServerConfig;
+use crate::wire::natpmp::{NatPmpResult, NATPMP_VERSION};
 
 /// A mapping as the test server holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,24 +26,28 @@ pub struct ServerMapping {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Key {
-    internal_addr: IpAddr,
-    protocol: Protocol,
-    internal_port: u16,
-    remote: Option<(IpAddr, u16)>,
+pub(super) struct Key {
+    pub(super) internal_addr: IpAddr,
+    pub(super) protocol: Protocol,
+    pub(super) internal_port: u16,
+    pub(super) remote: Option<(IpAddr, u16)>,
 }
 
 /// The test server's protocol logic, without a socket: a datagram and the
 /// time in, the answer out.
 pub struct ServerState {
-    config: ServerConfig,
+    pub(super) config: ServerConfig,
     external_addr: IpAddr,
     epoch_start: Instant,
     epoch_offset: u32,
-    mappings: HashMap<Key, ServerMapping>,
-    ports_in_use: HashSet<(Protocol, u16)>,
+    pub(super) mappings: HashMap<Key, ServerMapping>,
+    pub(super) ports_in_use: HashSet<(Protocol, u16)>,
     next_port: u16,
     clients: HashSet<SocketAddr>,
+    /// Clients that spoke NAT-PMP: they get NAT-PMP announcements.
+    pub(super) natpmp_clients: HashSet<SocketAddr>,
+    /// A result code forced on every NAT-PMP request.
+    pub(super) natpmp_forced: Option<NatPmpResult>,
     requests: u64,
     /// When expired mappings were last swept (a sweep is O(mappings), so it
     /// runs at most once a second; a lookup checks its own entry).
@@ -60,6 +65,8 @@ impl ServerState {
             mappings: HashMap::new(),
             ports_in_use: HashSet::new(),
             clients: HashSet::new(),
+            natpmp_clients: HashSet::new(),
+            natpmp_forced: None,
             requests: 0,
             last_sweep: now,
         }
@@ -150,11 +157,26 @@ impl ServerState {
         forced: Option<(ResultCode, u32)>,
     ) -> Option<Vec<u8>> {
         // Responses and runts are not requests: never answer them (no loops).
-        if data.len() < 4 || data[1] & 0x80 != 0 {
+        // (A NAT-PMP external-address request is 2 bytes.)
+        if data.len() < 2 || data[1] & 0x80 != 0 {
             return None;
         }
         if now.saturating_duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.expire(now);
+        }
+        let mode = self.config.mode;
+        if data[0] == NATPMP_VERSION && mode.speaks_natpmp() {
+            return self.handle_natpmp(now, from, data);
+        }
+        if !mode.speaks_pcp() {
+            return Some(self.natpmp_unsupported_version(now, data));
+        }
+        if data.len() < 4 {
+            return None;
+        }
+        if data[0] != VERSION {
+            // Section 9: another version, whatever its length, gets UNSUPP_VERSION.
+            return Some(self.error_header(now, data[1], ResultCode::UnsuppVersion));
         }
         let req = match Request::decode(data) {
             Ok(r) => r,
@@ -294,7 +316,14 @@ impl ServerState {
         answer(ResultCode::Success, lifetime, with_assigned(external_port, external_addr), echoed)
     }
 
-    fn allocate(&mut self, protocol: Protocol) -> Option<u16> {
+    /// Removes a mapping and frees its external port.
+    pub(super) fn remove_mapping(&mut self, key: &Key) {
+        if let Some(m) = self.mappings.remove(key) {
+            self.ports_in_use.remove(&(m.protocol, m.external_port));
+        }
+    }
+
+    pub(super) fn allocate(&mut self, protocol: Protocol) -> Option<u16> {
         let (lo, hi) = self.config.port_range;
         let span = u32::from(hi - lo) + 1;
         for _ in 0..span {
