@@ -93,6 +93,7 @@ suite "c (tests/c/run.sh, valgrind)" bash tests/c/run.sh
 suite "python (bindings/python/run-tests.sh)" bash bindings/python/run-tests.sh
 suite "node (bindings/node/run-tests.sh)" bash bindings/node/run-tests.sh
 suite "interop (miniupnpd in network namespaces)" interop_suite
+suite "fuzz (scripts/fuzz.sh, 30 s a target; skipped without nightly)" bash scripts/fuzz.sh
 
 echo
 echo "################ summary ($(( $(date +%s) - start )) s)"

@@ -665,7 +665,7 @@ fn mapping_count_follows_every_way_in_and_out() {
     e.delete(t, a).unwrap(); // granted: being deleted no longer counts
     e.delete(t, a).unwrap(); // twice changes nothing
     assert_eq!(e.mapping_count(), 1);
-    assert!(e.forget(b));
+    assert!(e.forget(t, b));
     assert_eq!(e.mapping_count(), 0);
     // A delete by nonce and the external address probe are not mappings held.
     e.delete_by_nonce(t, MapSpec::new(Protocol::UDP, 9000).nonce(Nonce::from_bytes([5; 12]))).unwrap();

@@ -738,7 +738,7 @@ impl Shared {
                 if delete {
                     let _ = st.endpoint.engine_mut().delete(now, id);
                 } else {
-                    st.endpoint.engine_mut().forget(id);
+                    st.endpoint.engine_mut().forget(now, id);
                 }
             }
             st.endpoint.flush(now);

@@ -150,10 +150,13 @@ impl Engine {
 
     /// Drops a mapping locally without telling the server (it stays until
     /// its lifetime runs out). Returns whether it existed.
-    pub fn forget(&mut self, id: MappingId) -> bool {
+    pub fn forget(&mut self, now: Instant, id: MappingId) -> bool {
         match self.entries.get(&id.0) {
             Some(e) if matches!(e.kind, Kind::Mapping(_)) => {
-                self.end_exchange_quiet(id.0);
+                // end_exchange, not the quiet form: if its request was on the
+                // wire, the slot it frees must go to a queued request, which
+                // otherwise has no timer and would wait forever.
+                self.end_exchange(id.0, now);
                 self.remove(id.0);
                 true
             }
