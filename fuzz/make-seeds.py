@@ -82,7 +82,17 @@ engine = {
     "renewal-refused-until-lost": HEAD + MAP + OK + TO_NEXT_TIMER + REFUSED + TO_NEXT_TIMER * 6,
 }
 
-for target, seeds in [("request_decode", requests), ("response_decode", responses), ("engine_datagrams", engine)]:
+# NAT-PMP (RFC 6886): version 0; requests and responses in one corpus.
+natpmp = {
+    "external-address-request": bytes([0, 0]),
+    "map-request": bytes([0, 2, 0, 0]) + struct.pack(">HHI", 8080, 8080, 7200),
+    "external-address-response": bytes([0, 128, 0, 0]) + struct.pack(">I", 9) + bytes([203, 0, 113, 7]),
+    "map-response": bytes([0, 130, 0, 0]) + struct.pack(">IHHI", 9, 8080, 20000, 7200),
+    "unsupported-version": bytes([0, 129, 0, 1]) + struct.pack(">I", 9),
+    "unsupported-opcode": bytes([0, 133, 0, 5]) + struct.pack(">I", 9),
+}
+
+for target, seeds in [("natpmp_decode", natpmp), ("request_decode", requests), ("response_decode", responses), ("engine_datagrams", engine)]:
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
     for name, data in seeds.items():

@@ -23,3 +23,19 @@ pub fn request_round_trip(data: &[u8]) {
     let again = Request::decode(&encoded).expect("a re-encoded request decodes");
     assert_eq!(again, decoded, "request round trip");
 }
+
+/// The NAT-PMP (RFC 6886) decoders, both directions: no panic, and a round
+/// trip for whatever they accept.
+pub fn natpmp_round_trip(data: &[u8]) {
+    use pcp_core::wire::natpmp::{NatPmpRequest, NatPmpResponse};
+    if let Ok(decoded) = NatPmpResponse::decode(data) {
+        let encoded = decoded.encode();
+        assert!(encoded.len() <= data.len(), "re-encoding grew: {} -> {} bytes", data.len(), encoded.len());
+        assert_eq!(NatPmpResponse::decode(&encoded).expect("a re-encoded response decodes"), decoded);
+    }
+    if let Ok(decoded) = NatPmpRequest::decode(data) {
+        let encoded = decoded.encode();
+        assert!(encoded.len() <= data.len(), "re-encoding grew: {} -> {} bytes", data.len(), encoded.len());
+        assert_eq!(NatPmpRequest::decode(&encoded).expect("a re-encoded request decodes"), decoded);
+    }
+}
