@@ -22,6 +22,7 @@
 //! # Ok::<(), pcp_core::Error>(())
 //! ```
 
+mod hostile;
 mod natpmp;
 mod state;
 
@@ -32,11 +33,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub use hostile::Hostile;
 pub use natpmp::ServerMode;
 pub use state::{ServerMapping, ServerState};
 
 use crate::wire::natpmp::NatPmpResult;
-use crate::wire::{ResultCode, MAX_MESSAGE_SIZE};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::wire::{ResultCode, HEADER_SIZE, MAX_MESSAGE_SIZE, VERSION};
 
 /// Settings of a test [`Server`].
 #[derive(Debug, Clone)]
@@ -83,12 +88,19 @@ struct Faults {
     drop_next: u32,
     delay: Duration,
     forced: Option<(ResultCode, u32)>,
+    hostile: Option<Hostile>,
+    /// How many answers the hostile case has crafted.
+    hostile_count: u32,
+    /// The fraction of datagrams lost, each way.
+    loss: f64,
 }
 
 struct Shared {
     state: Mutex<ServerState>,
     faults: Mutex<Faults>,
     socket: UdpSocket,
+    /// Another port on the same address, for [`Hostile::FromOtherPort`].
+    other_socket: UdpSocket,
     stop: AtomicBool,
     config: ServerConfig,
 }
@@ -106,10 +118,19 @@ impl Server {
         let socket = UdpSocket::bind(config.listen)?;
         let addr = socket.local_addr()?;
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
+        let other_socket = UdpSocket::bind(SocketAddr::new(addr.ip(), 0))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(ServerState::new(config.clone(), Instant::now())),
-            faults: Mutex::new(Faults { drop_next: 0, delay: Duration::ZERO, forced: None }),
+            faults: Mutex::new(Faults {
+                drop_next: 0,
+                delay: Duration::ZERO,
+                forced: None,
+                hostile: None,
+                hostile_count: 0,
+                loss: 0.0,
+            }),
             socket,
+            other_socket,
             stop: AtomicBool::new(false),
             config,
         });
@@ -153,6 +174,22 @@ impl Server {
     /// lifetime (`None` to answer normally again).
     pub fn force_result(&self, forced: Option<(ResultCode, u32)>) {
         self.faults().forced = forced;
+    }
+
+    /// Answers every PCP MAP and PEER request that creates or renews a
+    /// mapping with the crafted datagrams of `case` instead of the right
+    /// answer (`None` to answer normally again). Deletes and ANNOUNCE are
+    /// answered normally. See [`Hostile`].
+    pub fn set_hostile(&self, case: Option<Hostile>) {
+        let mut f = self.faults();
+        f.hostile = case;
+        f.hostile_count = 0;
+    }
+
+    /// Loses this fraction (0.0 to 1.0) of the datagrams, independently
+    /// each way: of the requests before they are handled, and of the answers.
+    pub fn set_loss(&self, fraction: f64) {
+        self.faults().loss = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 0.0 };
     }
 
     /// Answers every NAT-PMP request with the error `code` in full-length
@@ -264,7 +301,13 @@ impl Drop for Server {
     }
 }
 
+/// A PCP MAP or PEER request with a lifetime: what a hostile case answers.
+fn creates_or_renews(data: &[u8]) -> bool {
+    data.len() >= HEADER_SIZE && data[0] == VERSION && matches!(data[1], 1 | 2) && data[4..8] != [0, 0, 0, 0]
+}
+
 fn serve(shared: Arc<Shared>) {
+    let mut rng = StdRng::from_os_rng();
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 4];
     let mut delayed: Vec<(Instant, SocketAddr, Vec<u8>)> = Vec::new();
     let mut read_timeout: Option<Duration> = None;
@@ -292,13 +335,22 @@ fn serve(shared: Arc<Shared>) {
             break;
         }
         let now = Instant::now();
-        let (drop_it, delay, forced) = {
+        let (drop_it, delay, forced, hostile, lose_answer) = {
             let mut f = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
-            let d = f.drop_next > 0;
+            let mut d = f.drop_next > 0;
             if d {
                 f.drop_next -= 1;
             }
-            (d, f.delay, f.forced)
+            let loss = f.loss;
+            d |= loss > 0.0 && rng.random_bool(loss);
+            let hostile = match f.hostile {
+                Some(case) if creates_or_renews(&buf[..n]) => {
+                    f.hostile_count += 1;
+                    Some((case, f.hostile_count - 1))
+                }
+                _ => None,
+            };
+            (d, f.delay, f.forced, hostile, loss > 0.0 && rng.random_bool(loss))
         };
         let answer = {
             let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -308,6 +360,16 @@ fn serve(shared: Arc<Shared>) {
             }
             st.handle(now, from, &buf[..n], forced)
         };
+        if lose_answer {
+            continue;
+        }
+        if let (Some(msg), Some((case, count))) = (&answer, hostile) {
+            for c in hostile::craft(case, msg, count) {
+                let socket = if c.from_other_port { &shared.other_socket } else { &shared.socket };
+                let _ = socket.send_to(&c.bytes, from);
+            }
+            continue;
+        }
         if let Some(msg) = answer {
             if delay.is_zero() {
                 let _ = shared.socket.send_to(&msg, from);
