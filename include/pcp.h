@@ -475,6 +475,9 @@ enum pcp_status pcp_client_set_event_callback(struct pcp_client *client,
  * `suggested_external_port` (0 = any), `lifetime` seconds. Waits for the
  * answer; on success `*out` is a new mapping handle (free it with
  * `pcp_mapping_free`). The client renews the mapping until it is deleted.
+ * The classic call, with the rules of every language: mapping a port
+ * again refreshes its mapping (the same nonce), and threads mapping one
+ * port at once share one mapping.
  */
 enum pcp_status pcp_map(struct pcp_client *client,
                         uint8_t protocol,
@@ -500,7 +503,8 @@ enum pcp_status pcp_peer(struct pcp_client *client,
 
 /**
  * Deletes the MAP mapping this client holds for `protocol` and
- * `internal_port` (PCP_INVALID_ARGUMENT if it holds none), and waits.
+ * `internal_port`, and waits; PCP_OK at once if it holds none (the port is
+ * unmapped either way).
  */
 enum pcp_status pcp_delete(struct pcp_client *client, uint8_t protocol, uint16_t internal_port);
 
@@ -619,19 +623,6 @@ enum pcp_status pcp_mapping_nonce(const struct pcp_mapping *mapping, uint8_t *ou
 const char *pcp_last_error(void);
 
 /**
- * A static description of a status (any value: unknown ones get
- * "unknown status"). Never NULL.
- */
-const char *pcp_status_message(int status);
-
-/**
- * The stable upper-case name of a status ("OK", "TIMEOUT", the RFC's name
- * for result codes, ...), the same names as the Python and Node bindings.
- * Never NULL.
- */
-const char *pcp_status_name(int status);
-
-/**
  * The library's version, e.g. "0.1.0". Never NULL.
  */
 const char *pcp_version(void);
@@ -656,10 +647,17 @@ void pcp_config_free(struct pcp_config *config);
 
 /**
  * Gives up on a request `ms` milliseconds after its first send (the RFC
- * schedule runs inside it). 0 removes the deadline (retry forever, or up
- * to the retry count).
+ * schedule runs inside it; default 10000). 0 is refused
+ * (PCP_INVALID_ARGUMENT), as in every language of pcp-rs: to retry
+ * without a deadline, call `pcp_config_clear_deadline`.
  */
 enum pcp_status pcp_config_set_deadline_ms(struct pcp_config *config, uint32_t ms);
+
+/**
+ * Removes the request deadline: requests are retransmitted by the RFC
+ * schedule until answered, or up to the retry count if one is set.
+ */
+enum pcp_status pcp_config_clear_deadline(struct pcp_config *config);
 
 /**
  * Gives up on a request after `retries` retransmissions; -1 for no limit
@@ -838,6 +836,19 @@ enum pcp_status pcp_endpoint_external_address(struct pcp_endpoint *endpoint, uin
  * How many mappings the endpoint holds or is requesting (0 on NULL).
  */
 size_t pcp_endpoint_mapping_count(const struct pcp_endpoint *endpoint);
+
+/**
+ * A static description of a status (any value: unknown ones get
+ * "unknown status"). Never NULL.
+ */
+const char *pcp_status_message(int status);
+
+/**
+ * The stable upper-case name of a status ("OK", "TIMEOUT", the RFC's name
+ * for result codes, ...), the same names as the Python and Node bindings.
+ * Never NULL.
+ */
+const char *pcp_status_name(int status);
 
 /**
  * Starts a test server listening on `listen` ("127.0.0.1:0", "[::1]:0";

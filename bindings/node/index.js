@@ -72,19 +72,19 @@ function abortError(signal) {
  * trailing arguments the message lacks are left out.
  */
 function message(kind, req, code, text, mappingId, externalAddress, externalPort, lifetime, opcode, protocol,
-  internalAddress, internalPort, mappingEpoch, nonce, remoteAddress, remotePort, id, epoch, address, oldAddress,
-  server) {
+  internalAddress, internalPort, mappingEpoch, nonce, remoteAddress, remotePort, grantedAt, expiresAt, id, epoch,
+  address, oldAddress, server) {
   let mapping;
   if (mappingId !== undefined) {
     mapping = [mappingId, opcode, protocol, internalAddress, internalPort, externalAddress, externalPort, lifetime,
-      mappingEpoch, nonce, remoteAddress, remotePort];
+      mappingEpoch, nonce, remoteAddress, remotePort, grantedAt, expiresAt];
   }
   return { kind, req, code, message: text, mapping, id, epoch, address, oldAddress, server };
 }
 
 // A mapping row: [id, opcode, protocol, internalAddress, internalPort,
 // externalAddress, externalPort, lifetime, epoch, nonce, remoteAddress,
-// remotePort].
+// remotePort, grantedAt, expiresAt] (times in ms since 1970, the core's).
 const ROW_ID = 0;
 const ROW_EXTERNAL_ADDRESS = 5;
 const ROW_EXTERNAL_PORT = 6;
@@ -131,11 +131,10 @@ function toAddress(v, name) {
   return v.trim();
 }
 
+// A number of milliseconds; its range is the core's to check.
 function optionalMs(v, name) {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) {
-    throw invalid(`${name} must be a positive number of milliseconds, got ${describe(v)}`);
-  }
+  if (typeof v !== 'number') throw invalid(`${name} must be a number of milliseconds, got ${describe(v)}`);
   return v;
 }
 
@@ -162,12 +161,7 @@ function clientOptions(o) {
   if (o.closeTimeout !== undefined) out.closeTimeoutMs = optionalMs(o.closeTimeout, 'closeTimeout');
   if (o.localAddress !== undefined) out.localAddress = toAddress(o.localAddress, 'localAddress');
   if (o.announcePort !== undefined) out.announcePort = toInt(o.announcePort, 'announcePort', 1, 65535);
-  if (o.announceDelayMax !== undefined) {
-    if (typeof o.announceDelayMax !== 'number' || !(o.announceDelayMax >= 0)) {
-      throw invalid(`announceDelayMax must be a number of milliseconds >= 0, got ${describe(o.announceDelayMax)}`);
-    }
-    out.announceDelayMaxMs = o.announceDelayMax;
-  }
+  if (o.announceDelayMax !== undefined) out.announceDelayMaxMs = optionalMs(o.announceDelayMax, 'announceDelayMax');
   return out;
 }
 
@@ -314,13 +308,16 @@ class Mapping {
     this.nonce = d[9];
     this.remoteAddress = d[10] === undefined ? null : d[10];
     this.remotePort = d[11] === undefined ? null : d[11];
-    this.grantedAt = new Date();
+    // The core's times: reading a mapping again gives the same dates
+    // until a renewal moves them on.
+    this.grantedAt = new Date(d[12]);
+    this._expiresAt = d[13];
     return this;
   }
 
   /** When the mapping ends unless renewed (the renewals move it on). */
   get expiresAt() {
-    return new Date(this.grantedAt.getTime() + this.lifetime * 1000);
+    return new Date(this._expiresAt);
   }
 
   /** Whether the client still holds the mapping. */
@@ -799,13 +796,12 @@ class PCPClient {
   }
 
   /** Deletes the mapping this client made for `internalPort` and `protocol`. */
+  /** Nothing to do if it holds none (the core's rule, in every language). */
   async deleteMapping(internalPort, protocol = 6) {
     const c = this._client || (await this._ready);
-    const m = c.findMapping(internalPort, protocol);
-    if (!m) {
-      throw invalid(`this client holds no mapping for ${toProtocol(protocol) === 17 ? 'UDP' : toProtocol(protocol) === 6 ? 'TCP' : `protocol ${protocol}`} port ${internalPort}`);
-    }
-    await c.delete(m);
+    const p = toProtocol(protocol);
+    const port = toInt(internalPort, 'internalPort', 0, 65535);
+    await c._request((req) => c._native.deletePort(req, p, port), () => c._forget(undefined), undefined);
   }
 
   /**

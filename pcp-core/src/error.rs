@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::codes::ErrorCode;
 use crate::wire::{ResultCode, WireError};
 
 /// Everything that can go wrong, for every operation.
@@ -57,6 +58,19 @@ pub enum Error {
     Cancelled,
 }
 
+/// Quotes what a user gave for an error message: in double quotes, and cut
+/// to its first 40 characters (saying how long it was) so that a huge
+/// argument does not make a huge message.
+pub fn quote_input(input: &str) -> String {
+    const MAX: usize = 40;
+    if input.chars().count() <= MAX {
+        format!("{input:?}")
+    } else {
+        let head: String = input.chars().take(MAX).collect();
+        format!("{head:?}... ({} bytes)", input.len())
+    }
+}
+
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -101,23 +115,56 @@ impl Error {
         })
     }
 
-    /// A stable upper-case name: the RFC's name for server result codes,
-    /// `TIMEOUT`, `SERVER_UNREACHABLE`, `BAD_RESPONSE`, `NO_GATEWAY`,
-    /// `INVALID_ARGUMENT`, `IO`, `CLOSED`, `CANCELLED` otherwise.
-    pub fn code(&self) -> &'static str {
-        if let Some(rc) = self.result_code() {
-            return rc.name();
-        }
+    /// The registry row of this error: its stable name, C status, summary
+    /// and whether it is short-term (see [`ErrorCode`]).
+    pub fn error_code(&self) -> &'static ErrorCode {
         match self {
-            Error::BadResponse(_) => "BAD_RESPONSE",
-            Error::Timeout => "TIMEOUT",
-            Error::ServerUnreachable => "SERVER_UNREACHABLE",
-            Error::NoGateway(_) => "NO_GATEWAY",
-            Error::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Error::Io(_) => "IO",
-            Error::Closed => "CLOSED",
-            Error::Cancelled => "CANCELLED",
-            _ => unreachable!("result codes handled above"),
+            Error::UnsuppVersion { .. } => &ErrorCode::UNSUPP_VERSION,
+            Error::NotAuthorized => &ErrorCode::NOT_AUTHORIZED,
+            Error::MalformedRequest => &ErrorCode::MALFORMED_REQUEST,
+            Error::UnsuppOpcode => &ErrorCode::UNSUPP_OPCODE,
+            Error::UnsuppOption => &ErrorCode::UNSUPP_OPTION,
+            Error::MalformedOption => &ErrorCode::MALFORMED_OPTION,
+            Error::NetworkFailure => &ErrorCode::NETWORK_FAILURE,
+            Error::NoResources => &ErrorCode::NO_RESOURCES,
+            Error::UnsuppProtocol => &ErrorCode::UNSUPP_PROTOCOL,
+            Error::UserExQuota => &ErrorCode::USER_EX_QUOTA,
+            Error::CannotProvideExternal => &ErrorCode::CANNOT_PROVIDE_EXTERNAL,
+            Error::AddressMismatch => &ErrorCode::ADDRESS_MISMATCH,
+            Error::ExcessiveRemotePeers => &ErrorCode::EXCESSIVE_REMOTE_PEERS,
+            Error::BadResponse(_) => &ErrorCode::BAD_RESPONSE,
+            Error::Timeout => &ErrorCode::TIMEOUT,
+            Error::ServerUnreachable => &ErrorCode::SERVER_UNREACHABLE,
+            Error::NoGateway(_) => &ErrorCode::NO_GATEWAY,
+            Error::InvalidArgument(_) => &ErrorCode::INVALID_ARGUMENT,
+            Error::Io(_) => &ErrorCode::IO,
+            Error::Closed => &ErrorCode::CLOSED,
+            Error::Cancelled => &ErrorCode::CANCELLED,
+        }
+    }
+
+    /// The stable upper-case name ([`ErrorCode::name`]): the RFC's name for
+    /// server result codes, `TIMEOUT`, `SERVER_UNREACHABLE`, ... otherwise.
+    pub fn code(&self) -> &'static str {
+        self.error_code().name
+    }
+
+    /// An error of the given code with `detail` where the variant carries
+    /// text: lets a shell's tests convert every code, including those no
+    /// server can provoke.
+    pub fn example(code: &ErrorCode, detail: &str) -> Error {
+        if let Some(e) = code.result_code.and_then(ResultCode::from_u8).and_then(Error::from_result_code) {
+            return e;
+        }
+        match code.name {
+            "BAD_RESPONSE" => Error::BadResponse(detail.into()),
+            "TIMEOUT" => Error::Timeout,
+            "SERVER_UNREACHABLE" => Error::ServerUnreachable,
+            "NO_GATEWAY" => Error::NoGateway(detail.into()),
+            "IO" => Error::Io(Arc::new(std::io::Error::other(detail.to_string()))),
+            "CLOSED" => Error::Closed,
+            "CANCELLED" => Error::Cancelled,
+            _ => Error::InvalidArgument(detail.into()),
         }
     }
 
@@ -149,6 +196,18 @@ impl PartialEq for Error {
             | (Error::NoGateway(a), Error::NoGateway(b))
             | (Error::InvalidArgument(a), Error::InvalidArgument(b)) => a == b,
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Error, ErrorCode};
+
+    #[test]
+    fn every_code_has_its_variant() {
+        for code in ErrorCode::ALL {
+            assert_eq!(Error::example(code, "x").error_code(), code, "{}", code.name);
         }
     }
 }

@@ -20,6 +20,8 @@
 //! ```
 
 pub mod client;
+mod codes;
+pub mod config;
 pub mod discovery;
 pub mod engine;
 mod error;
@@ -28,6 +30,7 @@ pub mod server;
 pub mod wire;
 
 pub use client::{Client, ClientConfig, HandlerId, Mapping, Pending};
+pub use codes::ErrorCode;
 pub use engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RetransmitPolicy};
-pub use error::{Error, Result};
+pub use error::{quote_input, Error, Result};
 pub use wire::{Filter, Nonce, Protocol, ResultCode};

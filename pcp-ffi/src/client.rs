@@ -148,6 +148,9 @@ unsafe fn client_ref<'a>(client: *const pcp_client) -> FfiResult<&'a pcp_client>
 /// `suggested_external_port` (0 = any), `lifetime` seconds. Waits for the
 /// answer; on success `*out` is a new mapping handle (free it with
 /// `pcp_mapping_free`). The client renews the mapping until it is deleted.
+/// The classic call, with the rules of every language: mapping a port
+/// again refreshes its mapping (the same nonce), and threads mapping one
+/// port at once share one mapping.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_map(
     client: *mut pcp_client,
@@ -160,10 +163,7 @@ pub unsafe extern "C" fn pcp_map(
     guard(|| {
         check_out(out, "out")?;
         let c = unsafe { client_ref(client) }?;
-        let spec = pcp_core::MapSpec::new(Protocol(protocol), internal_port)
-            .external_port(suggested_external_port)
-            .lifetime(lifetime);
-        let m = c.client.map_with(spec)?;
+        let m = c.client.map_port(Protocol(protocol), internal_port, suggested_external_port, lifetime)?;
         unsafe { put(out, new_mapping(m)) };
         Ok(())
     })
@@ -205,17 +205,11 @@ pub unsafe extern "C" fn pcp_peer(
 }
 
 /// Deletes the MAP mapping this client holds for `protocol` and
-/// `internal_port` (PCP_INVALID_ARGUMENT if it holds none), and waits.
+/// `internal_port`, and waits; PCP_OK at once if it holds none (the port is
+/// unmapped either way).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_delete(client: *mut pcp_client, protocol: u8, internal_port: u16) -> pcp_status {
-    guard(|| {
-        let c = unsafe { client_ref(client) }?;
-        let m = c.client.find_mapping(Protocol(protocol), internal_port).ok_or_else(|| {
-            Fail::invalid(format!("this client holds no mapping of protocol {protocol} port {internal_port}"))
-        })?;
-        m.delete()?;
-        Ok(())
-    })
+    guard(|| Ok(unsafe { client_ref(client) }?.client.delete_port(Protocol(protocol), internal_port)?))
 }
 
 /// Sends ANNOUNCE and waits; on success writes the server's epoch to

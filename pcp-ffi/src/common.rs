@@ -1,11 +1,15 @@
-use std::cell::RefCell;
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, CStr, CString};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 use std::time::Duration;
 
 use pcp_core::discovery::DiscoveryConfig;
-use pcp_core::{ClientConfig, Error, Filter, MapSpec, PeerSpec, Protocol, RetransmitPolicy};
+use pcp_core::{quote_input, ClientConfig, Error, Filter, MapSpec, PeerSpec, Protocol, RetransmitPolicy};
+
+pub use crate::status::pcp_status;
+pub(crate) use crate::status::status_of;
 
 /// Protocol number of TCP.
 pub const PCP_PROTO_TCP: u8 = 6;
@@ -22,66 +26,6 @@ pub const PCP_ADDR_BYTES: usize = 16;
 /// Size of a mapping nonce in bytes.
 pub const PCP_NONCE_BYTES: usize = 12;
 
-/// What every fallible function returns.
-///
-/// Values 1 to 13 are the PCP result codes of RFC 6887 section 7.4, with
-/// the same numbers: the server refused the request with that code. Values
-/// from 100 on are failures of the exchange or of the call itself.
-/// `pcp_status_message()` describes a status; `pcp_last_error()` gives the
-/// detailed message of the last failure on the calling thread.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum pcp_status {
-    /// Success.
-    PCP_OK = 0,
-    /// UNSUPP_VERSION: the server does not speak PCP version 2 (maybe NAT-PMP only).
-    PCP_UNSUPP_VERSION = 1,
-    /// NOT_AUTHORIZED: the server refused the request.
-    PCP_NOT_AUTHORIZED = 2,
-    /// MALFORMED_REQUEST.
-    PCP_MALFORMED_REQUEST = 3,
-    /// UNSUPP_OPCODE: the server does not support MAP or PEER.
-    PCP_UNSUPP_OPCODE = 4,
-    /// UNSUPP_OPTION: the server does not support a mandatory option.
-    PCP_UNSUPP_OPTION = 5,
-    /// MALFORMED_OPTION.
-    PCP_MALFORMED_OPTION = 6,
-    /// NETWORK_FAILURE: short-term; retry later.
-    PCP_NETWORK_FAILURE = 7,
-    /// NO_RESOURCES: short-term; retry later.
-    PCP_NO_RESOURCES = 8,
-    /// UNSUPP_PROTOCOL.
-    PCP_UNSUPP_PROTOCOL = 9,
-    /// USER_EX_QUOTA: this host has used up its mapping quota.
-    PCP_USER_EX_QUOTA = 10,
-    /// CANNOT_PROVIDE_EXTERNAL: the suggested external address or port is unavailable.
-    PCP_CANNOT_PROVIDE_EXTERNAL = 11,
-    /// ADDRESS_MISMATCH: the request came from another address than the one inside it.
-    PCP_ADDRESS_MISMATCH = 12,
-    /// EXCESSIVE_REMOTE_PEERS.
-    PCP_EXCESSIVE_REMOTE_PEERS = 13,
-    /// No answer from the server before the deadline.
-    PCP_TIMEOUT = 100,
-    /// Nothing listens on the server's port (ICMP port unreachable).
-    PCP_SERVER_UNREACHABLE = 101,
-    /// The server's answer was invalid.
-    PCP_BAD_RESPONSE = 102,
-    /// Discovery found no PCP server.
-    PCP_NO_GATEWAY = 103,
-    /// An argument is invalid (including a NULL pointer).
-    PCP_INVALID_ARGUMENT = 104,
-    /// The caller's buffer is too small; nothing was written.
-    PCP_BUFFER_TOO_SMALL = 105,
-    /// An operating-system I/O error.
-    PCP_IO = 106,
-    /// The client is closed.
-    PCP_CLOSED = 107,
-    /// The operation was cancelled.
-    PCP_CANCELLED = 108,
-    /// A bug inside the library (a Rust panic, caught at the boundary).
-    PCP_PANIC = 199,
-}
-
 use pcp_status::*;
 
 /// A failure on its way to C: the status and the detailed message.
@@ -95,8 +39,10 @@ impl Fail {
         Fail { status, message: message.into() }
     }
 
+    /// An argument error: the message starts "invalid argument: " like
+    /// every other one (it is the core's `InvalidArgument` text).
     pub fn invalid(message: impl Into<String>) -> Fail {
-        Fail::new(PCP_INVALID_ARGUMENT, message)
+        Fail::from(Error::InvalidArgument(message.into()))
     }
 
     pub fn null(what: &str) -> Fail {
@@ -111,33 +57,6 @@ impl From<Error> for Fail {
 }
 
 pub(crate) type FfiResult<T> = Result<T, Fail>;
-
-/// The status for a core error.
-pub(crate) fn status_of(e: &Error) -> pcp_status {
-    match e {
-        Error::UnsuppVersion { .. } => PCP_UNSUPP_VERSION,
-        Error::NotAuthorized => PCP_NOT_AUTHORIZED,
-        Error::MalformedRequest => PCP_MALFORMED_REQUEST,
-        Error::UnsuppOpcode => PCP_UNSUPP_OPCODE,
-        Error::UnsuppOption => PCP_UNSUPP_OPTION,
-        Error::MalformedOption => PCP_MALFORMED_OPTION,
-        Error::NetworkFailure => PCP_NETWORK_FAILURE,
-        Error::NoResources => PCP_NO_RESOURCES,
-        Error::UnsuppProtocol => PCP_UNSUPP_PROTOCOL,
-        Error::UserExQuota => PCP_USER_EX_QUOTA,
-        Error::CannotProvideExternal => PCP_CANNOT_PROVIDE_EXTERNAL,
-        Error::AddressMismatch => PCP_ADDRESS_MISMATCH,
-        Error::ExcessiveRemotePeers => PCP_EXCESSIVE_REMOTE_PEERS,
-        Error::BadResponse(_) => PCP_BAD_RESPONSE,
-        Error::Timeout => PCP_TIMEOUT,
-        Error::ServerUnreachable => PCP_SERVER_UNREACHABLE,
-        Error::NoGateway(_) => PCP_NO_GATEWAY,
-        Error::InvalidArgument(_) => PCP_INVALID_ARGUMENT,
-        Error::Io(_) => PCP_IO,
-        Error::Closed => PCP_CLOSED,
-        Error::Cancelled => PCP_CANCELLED,
-    }
-}
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -157,10 +76,35 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     format!("internal error (panic) in pcp_rs: {what}")
 }
 
+thread_local! {
+    /// How many `guard`s the thread is inside: a panic there is caught and
+    /// reported through `pcp_last_error`, so the panic hook stays quiet.
+    static GUARDED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f` with panics caught and not printed: the C program learns of
+/// them from the status and `pcp_last_error`, and its stderr is its own.
+/// Panics outside a guard (on a library thread) still print as usual.
+fn catch_quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(Cell::get) == 0 {
+                default(info);
+            }
+        }));
+    });
+    GUARDED.with(|g| g.set(g.get() + 1));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(g.get() - 1));
+    r
+}
+
 /// Runs `f` behind the boundary: panics become `PCP_PANIC`, failures set the
 /// thread's last error.
 pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> pcp_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_quietly(f) {
         Ok(Ok(())) => PCP_OK,
         Ok(Err(fail)) => {
             set_last_error(&fail.message);
@@ -176,7 +120,7 @@ pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> pcp_status {
 /// Like [`guard`] for functions that return a plain value: `default` on a
 /// failure or a panic.
 pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> FfiResult<T>) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_quietly(f) {
         Ok(Ok(v)) => v,
         Ok(Err(fail)) => {
             set_last_error(&fail.message);
@@ -233,7 +177,9 @@ pub(crate) unsafe fn opt_ip(p: *const c_char, what: &str) -> FfiResult<Option<Ip
 }
 
 pub(crate) fn parse_ip(s: &str, what: &str) -> FfiResult<IpAddr> {
-    s.trim().parse::<IpAddr>().map_err(|_| Fail::invalid(format!("{what}: {s:?} is not an IPv4 or IPv6 address")))
+    s.trim()
+        .parse::<IpAddr>()
+        .map_err(|_| Fail::invalid(format!("{what}: {} is not an IPv4 or IPv6 address", quote_input(s))))
 }
 
 /// Copies `s` with a terminating NUL into the caller's buffer.
@@ -244,7 +190,7 @@ pub(crate) fn check_buf(buf: *mut c_char, len: usize, s: &str) -> FfiResult<()> 
     if len < s.len() + 1 {
         return Err(Fail::new(
             PCP_BUFFER_TOO_SMALL,
-            format!("the buffer holds {len} bytes; {:?} needs {} (use PCP_ADDRSTRLEN)", s, s.len() + 1),
+            format!("the buffer holds {len} bytes; {} needs {} (use PCP_ADDRSTRLEN)", quote_input(s), s.len() + 1),
         ));
     }
     Ok(())
@@ -288,81 +234,6 @@ pub(crate) unsafe fn write_bytes(out: *mut u8, bytes: &[u8]) {
 #[no_mangle]
 pub extern "C" fn pcp_last_error() -> *const c_char {
     catch_unwind(|| LAST_ERROR.try_with(|l| l.borrow().as_ptr()).unwrap_or(c"".as_ptr())).unwrap_or(c"".as_ptr())
-}
-
-/// A static description of a status (any value: unknown ones get
-/// "unknown status"). Never NULL.
-#[no_mangle]
-pub extern "C" fn pcp_status_message(status: c_int) -> *const c_char {
-    catch_unwind(|| status_message(status)).unwrap_or(c"unknown status").as_ptr()
-}
-
-fn status_message(status: c_int) -> &'static CStr {
-    match status {
-        0 => c"success",
-        1 => c"the server does not support PCP version 2 (UNSUPP_VERSION)",
-        2 => c"the server refused: not authorized (NOT_AUTHORIZED)",
-        3 => c"the server says the request was malformed (MALFORMED_REQUEST)",
-        4 => c"the server does not support this opcode (UNSUPP_OPCODE)",
-        5 => c"the server does not support a mandatory option of the request (UNSUPP_OPTION)",
-        6 => c"the server says an option was malformed (MALFORMED_OPTION)",
-        7 => c"the server has a network failure; retry later (NETWORK_FAILURE)",
-        8 => c"the server is out of resources; retry later (NO_RESOURCES)",
-        9 => c"the server does not support this protocol (UNSUPP_PROTOCOL)",
-        10 => c"this host has used up its mapping quota on the server (USER_EX_QUOTA)",
-        11 => c"the server cannot provide the requested external address or port (CANNOT_PROVIDE_EXTERNAL)",
-        12 => c"the request came from another address than the one inside it (ADDRESS_MISMATCH)",
-        13 => c"the server refused: too many remote peers (EXCESSIVE_REMOTE_PEERS)",
-        100 => c"no answer from the PCP server before the deadline",
-        101 => c"the PCP server is unreachable (nothing listens on its port)",
-        102 => c"bad response from the PCP server",
-        103 => c"no PCP server found",
-        104 => c"invalid argument",
-        105 => c"the buffer is too small",
-        106 => c"I/O error",
-        107 => c"the client is closed",
-        108 => c"the operation was cancelled",
-        199 => c"internal error (panic) in pcp_rs",
-        _ => c"unknown status",
-    }
-}
-
-/// The stable upper-case name of a status ("OK", "TIMEOUT", the RFC's name
-/// for result codes, ...), the same names as the Python and Node bindings.
-/// Never NULL.
-#[no_mangle]
-pub extern "C" fn pcp_status_name(status: c_int) -> *const c_char {
-    catch_unwind(|| status_name(status)).unwrap_or(c"UNKNOWN").as_ptr()
-}
-
-fn status_name(status: c_int) -> &'static CStr {
-    match status {
-        0 => c"OK",
-        1 => c"UNSUPP_VERSION",
-        2 => c"NOT_AUTHORIZED",
-        3 => c"MALFORMED_REQUEST",
-        4 => c"UNSUPP_OPCODE",
-        5 => c"UNSUPP_OPTION",
-        6 => c"MALFORMED_OPTION",
-        7 => c"NETWORK_FAILURE",
-        8 => c"NO_RESOURCES",
-        9 => c"UNSUPP_PROTOCOL",
-        10 => c"USER_EX_QUOTA",
-        11 => c"CANNOT_PROVIDE_EXTERNAL",
-        12 => c"ADDRESS_MISMATCH",
-        13 => c"EXCESSIVE_REMOTE_PEERS",
-        100 => c"TIMEOUT",
-        101 => c"SERVER_UNREACHABLE",
-        102 => c"BAD_RESPONSE",
-        103 => c"NO_GATEWAY",
-        104 => c"INVALID_ARGUMENT",
-        105 => c"BUFFER_TOO_SMALL",
-        106 => c"IO",
-        107 => c"CLOSED",
-        108 => c"CANCELLED",
-        199 => c"PANIC",
-        _ => c"UNKNOWN",
-    }
 }
 
 /// The library's version, e.g. "0.1.0". Never NULL.
@@ -494,12 +365,25 @@ fn with_config(config: *mut pcp_config, f: impl FnOnce(&mut pcp_config) -> FfiRe
 }
 
 /// Gives up on a request `ms` milliseconds after its first send (the RFC
-/// schedule runs inside it). 0 removes the deadline (retry forever, or up
-/// to the retry count).
+/// schedule runs inside it; default 10000). 0 is refused
+/// (PCP_INVALID_ARGUMENT), as in every language of pcp-rs: to retry
+/// without a deadline, call `pcp_config_clear_deadline`.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_deadline_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
     with_config(config, |c| {
-        c.retransmit.max_duration = (ms > 0).then(|| Duration::from_millis(u64::from(ms)));
+        let policy = c.retransmit.with_deadline(Duration::from_millis(u64::from(ms)));
+        policy.validate()?;
+        c.retransmit = policy;
+        Ok(())
+    })
+}
+
+/// Removes the request deadline: requests are retransmitted by the RFC
+/// schedule until answered, or up to the retry count if one is set.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_config_clear_deadline(config: *mut pcp_config) -> pcp_status {
+    with_config(config, |c| {
+        c.retransmit.max_duration = None;
         Ok(())
     })
 }
@@ -691,7 +575,7 @@ pub unsafe extern "C" fn pcp_map_request_init(
             protocol,
             internal_port,
             suggested_external_port: 0,
-            lifetime: 3600,
+            lifetime: pcp_core::config::DEFAULT_LIFETIME,
             suggested_external_address: std::ptr::null(),
             prefer_failure: false,
             third_party: std::ptr::null(),
@@ -722,7 +606,7 @@ pub unsafe extern "C" fn pcp_peer_request_init(
             remote_port,
             suggested_external_port: 0,
             suggested_external_address: std::ptr::null(),
-            lifetime: 3600,
+            lifetime: pcp_core::config::DEFAULT_LIFETIME,
             third_party: std::ptr::null(),
         };
         unsafe { put(request, r) };

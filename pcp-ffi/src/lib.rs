@@ -16,10 +16,12 @@ mod client;
 mod common;
 mod endpoint;
 mod event;
+mod status;
 mod testserver;
 
 pub use client::*;
 pub use common::*;
 pub use endpoint::*;
 pub use event::*;
+pub use status::*;
 pub use testserver::*;

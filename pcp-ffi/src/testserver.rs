@@ -3,7 +3,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use pcp_core::server::{Server, ServerConfig};
-use pcp_core::ResultCode;
+use pcp_core::{quote_input, ResultCode};
 
 use crate::common::*;
 
@@ -68,7 +68,7 @@ pub unsafe extern "C" fn pcp_test_server_start_announcing(
 
 unsafe fn socket_addr(p: *const c_char, what: &str) -> FfiResult<std::net::SocketAddr> {
     let s = unsafe { text(p, what) }?;
-    s.trim().parse().map_err(|_| Fail::invalid(format!("{what}: {s:?} is not an address:port")))
+    s.trim().parse().map_err(|_| Fail::invalid(format!("{what}: {} is not an address:port", quote_input(s))))
 }
 
 unsafe fn server_config(listen: *const c_char) -> FfiResult<ServerConfig> {

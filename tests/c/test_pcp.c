@@ -229,6 +229,16 @@ static void test_invalid_arguments(void) {
     CHECK_STATUS(pcp_config_set_initial_timeout_ms(cfg, 0), PCP_INVALID_ARGUMENT);
     CHECK_OK(pcp_config_set_retries(cfg, 3));
     CHECK_OK(pcp_config_set_local_address(cfg, "127.0.0.1"));
+    /* A zero deadline: refused, as in every language (the core's rule). */
+    CHECK_STATUS(pcp_config_set_deadline_ms(cfg, 0), PCP_INVALID_ARGUMENT);
+    CHECK(strcmp(pcp_last_error(), "invalid argument: the request deadline must be more than 0") == 0);
+    CHECK_OK(pcp_config_clear_deadline(cfg));
+    CHECK_OK(pcp_config_set_deadline_ms(cfg, 1));
+    /* Every argument message has the same prefix. */
+    CHECK_STATUS(pcp_config_set_retries(cfg, -5), PCP_INVALID_ARGUMENT);
+    CHECK(strncmp(pcp_last_error(), "invalid argument: ", 18) == 0);
+    CHECK_STATUS(pcp_config_set_local_address(NULL, "127.0.0.1"), PCP_INVALID_ARGUMENT);
+    CHECK(strncmp(pcp_last_error(), "invalid argument: ", 18) == 0);
     pcp_config_free(cfg);
 
     fixture_server f;
@@ -253,10 +263,95 @@ static void test_invalid_arguments(void) {
         CHECK_OK(pcp_peer_request_init(&preq, PCP_PROTO_TCP, 8080, "198.51.100.1", 0)); /* remote port 0 */
         CHECK_STATUS(pcp_peer(c, &preq, &m), PCP_INVALID_ARGUMENT);
         CHECK(m == NULL);
-        CHECK_STATUS(pcp_delete(c, PCP_PROTO_TCP, 4242), PCP_INVALID_ARGUMENT); /* holds none */
+        CHECK_OK(pcp_delete(c, PCP_PROTO_TCP, 4242)); /* holds none: nothing to do (the core's rule) */
         pcp_client_free(c);
     }
     pcp_test_server_free(f.server);
+}
+
+/* The shared classic-API table (tests/classic/cases.txt), as the Rust,
+ * Python and Node suites run it: pcp_map / pcp_delete with a fresh client
+ * per case. */
+static void run_classic_case(const char *name, char *steps) {
+    fixture_server f;
+    CHECK(start_server(&f));
+    pcp_client *c = new_client(f.addr, 3000);
+    CHECK(c != NULL);
+    unsigned char nonces[16][PCP_NONCE_BYTES];
+    int nonce_port[16];
+    int nonce_count = 0;
+    char *save = NULL;
+    for (char *step = strtok_r(steps, ";", &save); c && step; step = strtok_r(NULL, ";", &save)) {
+        char op[32], expect[64];
+        unsigned port = 0, external = 0, life = 0, n = 0;
+        if (sscanf(step, " map %u %u %u %63s", &port, &external, &life, expect) == 4) {
+            pcp_mapping *m = NULL;
+            pcp_status st = pcp_map(c, PCP_PROTO_TCP, (uint16_t)port, (uint16_t)external, life, &m);
+            int is_new = strcmp(expect, "new") == 0, is_same = strcmp(expect, "same") == 0;
+            if (!is_new && !is_same) {
+                if (strcmp(pcp_status_name(st), expect) != 0) {
+                    fprintf(stderr, "  FAIL case %s: %s gave %s\n", name, step, pcp_status_name(st));
+                    g_failed_checks++;
+                }
+                continue;
+            }
+            if (st != PCP_OK) {
+                fprintf(stderr, "  FAIL case %s: %s gave %s: %s\n", name, step, pcp_status_name(st), pcp_last_error());
+                g_failed_checks++;
+                continue;
+            }
+            unsigned char nonce[PCP_NONCE_BYTES];
+            CHECK_OK(pcp_mapping_nonce(m, nonce));
+            int i = 0;
+            while (i < nonce_count && nonce_port[i] != (int)port) i++;
+            int same = i < nonce_count && memcmp(nonces[i], nonce, PCP_NONCE_BYTES) == 0;
+            if (same != is_same) {
+                fprintf(stderr, "  FAIL case %s: %s: nonce %s\n", name, step, same ? "kept" : "changed");
+                g_failed_checks++;
+            }
+            if (i == nonce_count && nonce_count < 16) nonce_port[nonce_count++] = (int)port;
+            if (i < 16) memcpy(nonces[i], nonce, PCP_NONCE_BYTES);
+            if (external && is_new) CHECK(pcp_mapping_external_port(m) == external);
+            pcp_mapping_free(m);
+        } else if (sscanf(step, " delete %u %63s", &port, expect) == 2) {
+            pcp_status st = pcp_delete(c, PCP_PROTO_TCP, (uint16_t)port);
+            const char *got = st == PCP_OK ? "ok" : pcp_status_name(st);
+            if (strcmp(got, expect) != 0) {
+                fprintf(stderr, "  FAIL case %s: %s gave %s\n", name, step, got);
+                g_failed_checks++;
+            }
+        } else if (sscanf(step, " server_mappings %u", &n) == 1) {
+            if (pcp_test_server_mapping_count(f.server) != n) {
+                fprintf(stderr, "  FAIL case %s: %s: the server holds %zu\n", name, step,
+                        pcp_test_server_mapping_count(f.server));
+                g_failed_checks++;
+            }
+        } else if (sscanf(step, " %31s", op) == 1) {
+            fprintf(stderr, "  FAIL case %s: unknown step %s\n", name, step);
+            g_failed_checks++;
+        }
+    }
+    pcp_client_free(c);
+    pcp_test_server_free(f.server);
+}
+
+static void test_classic_cases(void) {
+    const char *path = getenv("PCP_CLASSIC_CASES");
+    FILE *in = fopen(path ? path : "tests/classic/cases.txt", "r");
+    CHECK(in != NULL);
+    if (!in) return;
+    char line[1024];
+    int cases = 0;
+    while (fgets(line, sizeof line, in)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *colon = strchr(line, ':');
+        if (line[0] == '#' || line[0] == 0 || !colon) continue;
+        *colon = 0;
+        run_classic_case(line, colon + 1);
+        cases++;
+    }
+    fclose(in);
+    CHECK(cases >= 10);
 }
 
 static void test_map_and_accessors(void) {
@@ -1206,6 +1301,7 @@ static const test_case TESTS[] = {
     {"status_messages", test_status_messages},
     {"null_arguments", test_null_arguments},
     {"invalid_arguments", test_invalid_arguments},
+    {"classic_cases", test_classic_cases},
     {"map_and_accessors", test_map_and_accessors},
     {"map_options", test_map_options},
     {"peer_and_delete", test_peer_and_delete},

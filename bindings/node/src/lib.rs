@@ -42,13 +42,13 @@ type Result<T, E = PcpError> = std::result::Result<T, E>;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use pcp_core::client::parse_server;
+use pcp_core::client::{parse_server, wall_clock};
 use pcp_core::discovery::{self, DiscoveryConfig};
 use pcp_core::engine::KeyMap;
 use pcp_core::server::{Server, ServerConfig};
 use pcp_core::{
-    Client, ClientConfig, Error as PcpError, Event, Filter, HandlerId, MapSpec, Mapping, MappingId, MappingInfo, Nonce,
-    PeerSpec, Pending, Protocol, ResultCode,
+    Client, ClientConfig, Error as PcpError, ErrorCode, Event, Filter, HandlerId, MapSpec, Mapping, MappingId,
+    MappingInfo, Nonce, PeerSpec, Pending, Protocol, ResultCode,
 };
 
 // ---------------------------------------------------------------- data types
@@ -78,6 +78,10 @@ pub struct MappingData {
     /// The remote peer (PEER mappings).
     pub remote_address: Option<String>,
     pub remote_port: Option<u32>,
+    /// When the server granted or last renewed it, and when it expires
+    /// unless renewed: milliseconds since 1970 (the core's times).
+    pub granted_at: f64,
+    pub expires_at: f64,
 }
 
 /// What the native side tells the JavaScript side: the result of request
@@ -159,7 +163,7 @@ fn check(status: sys::napi_status) -> napi::Result<()> {
 
 impl ToNapiValue for MappingData {
     unsafe fn to_napi_value(env: sys::napi_env, m: Self) -> napi::Result<sys::napi_value> {
-        let mut row = JsRow::new(env, 12)?;
+        let mut row = JsRow::new(env, 14)?;
         row.set(0, Some(m.id))?;
         row.set(1, Some(m.opcode))?;
         row.set(2, Some(m.protocol))?;
@@ -172,6 +176,8 @@ impl ToNapiValue for MappingData {
         row.set(9, Some(m.nonce))?;
         row.set(10, m.remote_address)?;
         row.set(11, m.remote_port)?;
+        row.set(12, Some(m.granted_at))?;
+        row.set(13, Some(m.expires_at))?;
         Ok(row.array)
     }
 }
@@ -225,6 +231,8 @@ impl NativeMessage {
             ascii(env, m.map(|m| m.nonce.as_str()))?,
             ascii(env, m.and_then(|m| m.remote_address.as_deref()))?,
             value(env, m.and_then(|m| m.remote_port))?,
+            value(env, m.map(|m| m.granted_at))?,
+            value(env, m.map(|m| m.expires_at))?,
             value(env, self.id)?,
             value(env, self.epoch)?,
             ascii(env, self.address.as_deref())?,
@@ -350,18 +358,27 @@ fn ip(s: &str, what: &str) -> Result<IpAddr, PcpError> {
 
 fn lifetime(v: Option<f64>) -> Result<u32, PcpError> {
     match v {
-        None => Ok(3600),
+        None => Ok(pcp_core::config::DEFAULT_LIFETIME),
         Some(l) if l.is_finite() && l >= 0.0 && l.fract() == 0.0 && l <= f64::from(u32::MAX) => Ok(l as u32),
         Some(l) => Err(invalid(format!("lifetime must be a whole number of seconds 0..4294967295, got {l}"))),
     }
 }
 
+/// A JavaScript number of milliseconds as a `Duration`; whether the value
+/// makes sense for the setting is the core's `validate` to say.
 fn millis(v: f64, what: &str) -> Result<Duration, PcpError> {
-    if v.is_finite() && v > 0.0 {
+    if v.is_finite() && v >= 0.0 && v <= 1e15 {
         Ok(Duration::from_secs_f64(v / 1000.0))
     } else {
-        Err(invalid(format!("{what} must be a positive number of milliseconds, got {v}")))
+        Err(invalid(format!("{what} must be a number of milliseconds, not {v}")))
     }
+}
+
+/// The client's retransmission policy with the deadline of one request.
+fn request_deadline(client: &Client, ms: f64) -> Result<pcp_core::RetransmitPolicy, PcpError> {
+    let policy = client.config().retransmit.with_deadline(millis(ms, "deadline")?);
+    policy.validate()?;
+    Ok(policy)
 }
 
 fn nonce(s: &str) -> Result<Nonce, PcpError> {
@@ -382,6 +399,8 @@ fn mapping_data(info: &MappingInfo) -> MappingData {
         nonce: info.nonce.to_hex(),
         remote_address: info.remote.map(|(a, _)| a.to_string()),
         remote_port: info.remote.map(|(_, p)| u32::from(p)),
+        granted_at: wall_clock::unix_millis(info.granted_at),
+        expires_at: wall_clock::unix_millis(info.expires_at()),
     }
 }
 
@@ -424,7 +443,7 @@ fn map_spec(
         spec = spec.nonce(nonce(n)?);
     }
     if let Some(d) = o.deadline_ms {
-        spec = spec.retransmit(client.config().retransmit.with_deadline(millis(d, "deadlineMs")?));
+        spec = spec.retransmit(request_deadline(client, d)?);
     }
     Ok(spec)
 }
@@ -448,7 +467,7 @@ fn peer_spec(o: &PeerOptions, client: &Client) -> Result<PeerSpec, PcpError> {
         spec = spec.nonce(nonce(n)?);
     }
     if let Some(d) = o.deadline_ms {
-        spec = spec.retransmit(client.config().retransmit.with_deadline(millis(d, "deadlineMs")?));
+        spec = spec.retransmit(request_deadline(client, d)?);
     }
     Ok(spec)
 }
@@ -708,13 +727,13 @@ impl NativeClient {
                 cc.listen_announce = v;
             }
             if let Some(d) = o.deadline_ms {
-                cc = cc.deadline(millis(d, "deadlineMs").map_err(napi_err)?);
+                cc = cc.deadline(millis(d, "deadline").map_err(napi_err)?);
             }
             if let Some(v) = o.delete_on_close {
                 cc.delete_on_close = v;
             }
             if let Some(d) = o.close_timeout_ms {
-                cc.close_timeout = millis(d, "closeTimeoutMs").map_err(napi_err)?;
+                cc.close_timeout = millis(d, "closeTimeout").map_err(napi_err)?;
             }
             if let Some(a) = &o.local_address {
                 cc.local_addr = Some(ip(a, "localAddress").map_err(napi_err)?);
@@ -723,10 +742,7 @@ impl NativeClient {
                 cc.announce_port = port(p, "announcePort").map_err(napi_err)?;
             }
             if let Some(d) = o.announce_delay_max_ms {
-                if !(d.is_finite() && d >= 0.0) {
-                    return Err(napi_err(invalid(format!("announceDelayMaxMs must be >= 0, got {d}"))));
-                }
-                cc.announce_delay_max = Duration::from_secs_f64(d / 1000.0);
+                cc.announce_delay_max = millis(d, "announceDelayMax").map_err(napi_err)?;
             }
         }
         let callback_value = callback.raw();
@@ -852,9 +868,17 @@ impl NativeClient {
         classic: Option<bool>,
     ) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        let convert = if classic == Some(true) { conv_classic } else { conv_mapping };
+        if classic == Some(true) {
+            // The core's classic semantics: join a call in flight, refresh a held mapping.
+            let start = || -> Result<Pending<Mapping>> {
+                let (p, i) = (self::protocol(protocol)?, port(internal_port, "internalPort")?);
+                Ok(client.map_port_async(p, i, port(external_port, "externalPort")?, self::lifetime(Some(lifetime))?))
+            };
+            let pending = start().unwrap_or_else(|e| Pending::ready(Err(e)));
+            return Ok(self.inner.start(req, pending, conv_classic).map(MessageRow));
+        }
         Ok(match map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client) {
-            Ok(spec) => self.inner.start(req, client.map_async(spec), convert),
+            Ok(spec) => self.inner.start(req, client.map_async(spec), conv_mapping),
             Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
         }
         .map(MessageRow))
@@ -875,6 +899,17 @@ impl NativeClient {
     pub fn delete(&self, req: u32, id: f64) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
         Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), conv_unit).map(MessageRow))
+    }
+
+    /// The classic delete of a port's mapping (nothing to do if none is held).
+    #[napi]
+    pub fn delete_port(&self, req: u32, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        let pending = match (protocol(protocol_number), port(internal_port, "internalPort")) {
+            (Ok(p), Ok(i)) => client.delete_port_async(p, i),
+            (Err(e), _) | (_, Err(e)) => Pending::ready(Err(e)),
+        };
+        Ok(self.inner.start(req, pending, conv_unit).map(MessageRow))
     }
 
     #[napi]
@@ -994,10 +1029,10 @@ pub fn discover(
             config.servers = parse(s)?;
         }
         if let Some(d) = o.deadline_ms {
-            config.deadline = millis(d, "deadlineMs").map_err(napi_err)?;
+            config.deadline = millis(d, "deadline").map_err(napi_err)?;
         }
         if let Some(d) = o.initial_timeout_ms {
-            config.initial_timeout = millis(d, "initialTimeoutMs").map_err(napi_err)?;
+            config.initial_timeout = millis(d, "initialTimeout").map_err(napi_err)?;
         }
     }
     let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
@@ -1021,23 +1056,10 @@ pub fn discover(
     Ok(())
 }
 
-/// Every stable error code, in a fixed order.
+/// Every stable error code, in the order of the core's registry.
 #[napi]
-pub fn error_codes() -> Vec<String> {
-    let mut v: Vec<String> = ResultCode::ALL[1..].iter().map(|c| c.name().to_string()).collect();
-    for e in [
-        PcpError::BadResponse(String::new()),
-        PcpError::Timeout,
-        PcpError::ServerUnreachable,
-        PcpError::NoGateway(String::new()),
-        PcpError::InvalidArgument(String::new()),
-        PcpError::Io(Arc::new(std::io::Error::other(""))),
-        PcpError::Closed,
-        PcpError::Cancelled,
-    ] {
-        v.push(e.code().to_string());
-    }
-    v
+pub fn error_codes() -> Vec<&'static str> {
+    ErrorCode::ALL.iter().map(|c| c.name).collect()
 }
 
 // ---------------------------------------------------------------- test server

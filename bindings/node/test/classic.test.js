@@ -48,9 +48,90 @@ test('deleteMapping removes the mapping from the server', async (t) => {
   assert.equal(server.mappingCount, 0);
 });
 
-test('deleteMapping of a port this client did not map rejects with INVALID_ARGUMENT', async (t) => {
+test('deleteMapping of a port this client did not map succeeds and sends nothing (the core rule)', async (t) => {
+  const { server, client } = serverAndClient(t);
+  await client.createMapping(1000);
+  const before = server.requestsReceived;
+  await client.deleteMapping(1234);
+  assert.equal(server.requestsReceived, before);
+  assert.equal(server.mappingCount, 1);
+});
+
+test('deleteMapping after close() rejects with CLOSED', async (t) => {
   const { client } = serverAndClient(t);
-  await assert.rejects(client.deleteMapping(1234), { code: 'INVALID_ARGUMENT', message: /no mapping for TCP port 1234/ });
+  await client.createMapping(8080);
+  await client.close();
+  await assert.rejects(client.deleteMapping(8080), { code: 'CLOSED' });
+  await assert.rejects(client.createMapping(8080), { code: 'CLOSED' });
+});
+
+// The shared table of tests/classic/cases.txt: the same cases as the Rust,
+// Python and C suites.
+const CASES = require('node:fs')
+  .readFileSync(require('node:path').join(__dirname, '..', '..', '..', 'tests', 'classic', 'cases.txt'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
+
+test('the shared case table is there', () => assert.ok(CASES.length >= 10));
+
+for (const line of CASES) {
+  const [name, steps] = [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)];
+  test(`shared case ${name}`, async (t) => {
+    const { server, client } = serverAndClient(t);
+    const nonces = new Map();
+    const full = await client.client();
+    for (const step of steps.split(';').map((s) => s.trim())) {
+      const w = step.split(/\s+/);
+      if (w[0] === 'map') {
+        const [port, external, life, expect] = [Number(w[1]), Number(w[2]), Number(w[3]), w[4]];
+        let r;
+        try {
+          r = await client.createMapping(port, external, 6, life);
+        } catch (e) {
+          assert.equal(e.code, expect, `${name}: ${step}: ${e.message}`);
+          continue;
+        }
+        assert.ok(expect === 'new' || expect === 'same', `${name}: ${step}: succeeded`);
+        const { nonce } = full.findMapping(port, 6);
+        assert.equal(nonces.get(port) === nonce, expect === 'same', `${name}: ${step}`);
+        nonces.set(port, nonce);
+        if (external && expect === 'new') assert.equal(r.externalPort, external, `${name}: ${step}`);
+      } else if (w[0] === 'delete') {
+        try {
+          await client.deleteMapping(Number(w[1]), 6);
+          assert.equal(w[2], 'ok', `${name}: ${step}`);
+        } catch (e) {
+          assert.equal(e.code, w[2], `${name}: ${step}: ${e.message}`);
+        }
+      } else if (w[0] === 'server_mappings') {
+        assert.equal(server.mappingCount, Number(w[1]), `${name}: ${step}`);
+      } else {
+        assert.fail(`${name}: unknown step ${step}`);
+      }
+    }
+  });
+}
+
+test('8 concurrent createMapping calls for one port share one mapping', async (t) => {
+  const { server, client } = serverAndClient(t);
+  const results = await Promise.all(Array.from({ length: 8 }, () => client.createMapping(8095)));
+  for (const r of results) assert.deepEqual(r, results[0]);
+  assert.equal(server.mappingCount, 1);
+});
+
+test('reading a mapping twice does not move its times (the core keeps them)', async (t) => {
+  const { client } = serverAndClient(t);
+  await client.createMapping(8096);
+  const full = await client.client();
+  const a = full.findMapping(8096);
+  await new Promise((r) => setTimeout(r, 20));
+  const b = full.findMapping(8096);
+  const [c] = full.mappings();
+  assert.equal(a.grantedAt.getTime(), b.grantedAt.getTime());
+  assert.equal(a.expiresAt.getTime(), c.expiresAt.getTime());
+  assert.equal(a.expiresAt.getTime() - a.grantedAt.getTime(), a.lifetime * 1000);
+  assert.ok(a.refresh() && a.expiresAt.getTime() === b.expiresAt.getTime());
 });
 
 test('createPeerMapping resolves the external address and the peer', async (t) => {

@@ -102,7 +102,7 @@ test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a
     [() => client.map(8080, { thirdParty: 'nope' }), /thirdParty is not an IP address/],
     [() => client.map(8080, { filters: 'all' }), /filters must be an array/],
     [() => client.map(8080, { nonce: 'abc' }), /nonce must be 24 hex digits/],
-    [() => client.map(8080, { deadline: 0 }), /deadline must be a positive number/],
+    [() => client.map(8080, { deadline: 0 }), /the request deadline must be more than 0/],
     [() => client.map(8080, { signal: 'stop' }), /signal must be an AbortSignal/],
     [() => client.map(0), /port 0/i],
     [() => client.peer(8080), /peer\(\) takes an object/],
@@ -122,6 +122,8 @@ test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a
   assert.throws(() => new pcp.Client('127.0.0.1:0'), { code: 'INVALID_ARGUMENT', message: /port must not be 0/ });
   assert.throws(() => new pcp.Client('0.0.0.0'), { code: 'INVALID_ARGUMENT', message: /unspecified/ });
   assert.throws(() => new pcp.Client('127.0.0.1', { deadline: 'soon' }), { code: 'INVALID_ARGUMENT', message: /deadline/ });
+  // One rule for every language, the core's.
+  assert.throws(() => new pcp.Client('127.0.0.1', { deadline: 0 }), { code: 'INVALID_ARGUMENT', message: /the request deadline must be more than 0/ });
 });
 
 test('IO: the local address cannot be bound', () => {

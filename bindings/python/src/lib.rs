@@ -41,7 +41,7 @@ use pcp_core::server::{Server as CoreServer, ServerConfig};
 use pcp_core::wire::Opcode;
 use pcp_core::HandlerId;
 use pcp_core::{
-    Client as CoreClient, ClientConfig, Error as CoreError, Event as CoreEvent, Filter, MapSpec,
+    Client as CoreClient, ClientConfig, Error as CoreError, ErrorCode, Event as CoreEvent, Filter, MapSpec,
     Mapping as CoreMapping, MappingId, MappingInfo, Nonce, PeerSpec, Pending, Protocol, ResultCode,
 };
 
@@ -115,6 +115,13 @@ fn opt_ip(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<IpAddr>
 fn int_in(obj: &Bound<'_, PyAny>, what: &str, lo: i64, hi: i64) -> PyResult<i64> {
     if obj.is_instance_of::<pyo3::types::PyBool>() {
         return Err(PyTypeError::new_err(format!("{what} must be an int, not bool")));
+    }
+    if obj.is_instance_of::<pyo3::types::PyInt>() && obj.extract::<i64>().is_err() {
+        let digits = obj.str().map(|s| s.to_string()).unwrap_or_default();
+        return Err(value_error(format!(
+            "{what} must be between {lo} and {hi}, got {}",
+            pcp_core::quote_input(&digits)
+        )));
     }
     let v: i64 = obj.extract().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -584,6 +591,51 @@ impl PyClient {
         Ok(PyRequest::new(&self.inner, Kind::Map(self.inner.core.peer_async(spec))))
     }
 
+    /// The classic MAP (`PCPClient.create_mapping`): joins a call for the
+    /// same port in flight, refreshes a mapping held for it (the core's
+    /// `Client::map_port`).
+    #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None))]
+    fn map_port(
+        &self,
+        py: Python<'_>,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyMapping> {
+        let m = wait(py, self.start_classic(protocol, internal_port, external_port, lifetime)?)?;
+        Ok(PyMapping::new(&self.inner, m.info().clone()))
+    }
+
+    #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None))]
+    fn start_map_port(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyRequest> {
+        let p = self.start_classic(protocol, internal_port, external_port, lifetime)?;
+        Ok(PyRequest::new(&self.inner, Kind::Map(p)))
+    }
+
+    /// The classic delete (`PCPClient.delete_mapping`): nothing to do if the
+    /// client holds no mapping for the port.
+    fn delete_port(
+        &self,
+        py: Python<'_>,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let p = self.inner.core.delete_port_async(self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        wait(py, p)
+    }
+
+    fn start_delete_port(&self, protocol: &Bound<'_, PyAny>, internal_port: &Bound<'_, PyAny>) -> PyResult<PyRequest> {
+        let p = self.inner.core.delete_port_async(self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        Ok(PyRequest::new(&self.inner, Kind::Unit(p)))
+    }
+
     /// Deletes a mapping of this client (lifetime 0 with its nonce).
     fn delete(&self, py: Python<'_>, mapping: &Bound<'_, PyMapping>) -> PyResult<()> {
         let id = self.own_mapping(mapping)?;
@@ -739,6 +791,20 @@ impl PyClient {
 }
 
 impl PyClient {
+    fn start_classic(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Pending<CoreMapping>> {
+        let (proto, internal) = (self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        let external = external_port.filter(|o| !o.is_none()).map(|o| port(o, "external_port")).transpose()?;
+        let life = lifetime.filter(|o| !o.is_none()).map(self::lifetime).transpose()?;
+        let life = life.unwrap_or(pcp_core::config::DEFAULT_LIFETIME);
+        Ok(self.inner.core.map_port_async(proto, internal, external.unwrap_or(0), life))
+    }
+
     fn own_mapping(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<MappingId> {
         let m = mapping.get();
         if !Arc::ptr_eq(&m.inner, &self.inner) {
@@ -1387,33 +1453,23 @@ fn py_parse_server(server: &Bound<'_, PyAny>) -> PyResult<(String, u16)> {
 
 /// The exception instance the binding makes for the core error named `name`
 /// (a `pcp_core::Error::code()`): lets tests check the conversion of every
-/// variant, including those no server can provoke (BAD_RESPONSE, IO, ...).
+/// code, including those no server can provoke (BAD_RESPONSE, IO, ...).
 #[pyfunction]
 fn _core_error<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let code = ErrorCode::by_name(name).ok_or_else(|| value_error(format!("no core error is named {name:?}")))?;
     let e = match name {
-        "BAD_RESPONSE" => CoreError::BadResponse("made up for a test".into()),
-        "TIMEOUT" => CoreError::Timeout,
-        "SERVER_UNREACHABLE" => CoreError::ServerUnreachable,
-        "NO_GATEWAY" => CoreError::NoGateway("made up for a test".into()),
-        "INVALID_ARGUMENT" => CoreError::InvalidArgument("made up for a test".into()),
         "IO" => CoreError::from(std::io::Error::from_raw_os_error(13)),
-        "CLOSED" => CoreError::Closed,
-        "CANCELLED" => CoreError::Cancelled,
         "UNSUPP_VERSION" => CoreError::UnsuppVersion { server_version: 0 },
-        other => ResultCode::ALL
-            .iter()
-            .find(|c| c.name() == other)
-            .and_then(|c| CoreError::from_result_code(*c))
-            .ok_or_else(|| value_error(format!("no core error is named {other:?}")))?,
+        _ => CoreError::example(code, "made up for a test"),
     };
-    debug_assert_eq!(e.code(), name);
     exception_value(py, &e)
 }
 
-/// The RFC name of each result code: {1: "UNSUPP_VERSION", ...}.
+/// The core's registry of error codes, in its order: (name, PCP result
+/// code or None, summary, short-term). `pcp_rs.errors` builds its table from it.
 #[pyfunction]
-fn result_code_names() -> Vec<(u8, &'static str)> {
-    ResultCode::ALL.iter().map(|c| (c.to_u8(), c.name())).collect()
+fn error_codes() -> Vec<(&'static str, Option<u8>, &'static str, bool)> {
+    ErrorCode::ALL.iter().map(|c| (c.name, c.result_code, c.summary, c.short_term)).collect()
 }
 
 // -------------------------------------------------------------- server --
@@ -1634,7 +1690,7 @@ fn _pcp_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyServer>()?;
     m.add_function(wrap_pyfunction!(discover, m)?)?;
     m.add_function(wrap_pyfunction!(py_parse_server, m)?)?;
-    m.add_function(wrap_pyfunction!(result_code_names, m)?)?;
+    m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     // Private: set as attributes, so they stay out of the module's __all__.
     m.setattr("_close_all", wrap_pyfunction!(_close_all, m)?)?;
     m.setattr("_core_error", wrap_pyfunction!(_core_error, m)?)?;

@@ -122,3 +122,110 @@ def test_mappings_are_renewed(short_server: Server) -> None:
             ev = wait_event(events, "renewed")
             assert ev.mapping is not None and ev.mapping.internal_port == 8080
         assert short_server.mapping_count() == 1
+
+
+def _classic_cases() -> list:
+    """The shared table of tests/classic/cases.txt (one for every language)."""
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "tests", "classic", "cases.txt")
+    with open(path) as f:
+        lines = [line.strip() for line in f]
+    return [tuple(line.split(":", 1)) for line in lines if line and not line.startswith("#")]
+
+
+CASES = _classic_cases()
+
+
+def test_the_case_table_is_there() -> None:
+    assert len(CASES) >= 10
+
+
+@pytest.mark.parametrize("name,steps", CASES, ids=[c[0] for c in CASES])
+def test_shared_case(server: Server, name: str, steps: str) -> None:
+    import pcp_rs
+
+    nonces: dict = {}
+    with PCPClient(server.address, listen_announce=False) as client:
+        for step in (s.strip() for s in steps.split(";")):
+            w = step.split()
+            if w[0] == "map":
+                port, external, life, expect = int(w[1]), int(w[2]), int(w[3]), w[4]
+                try:
+                    _, got_port, _ = client.create_mapping(port, external, 6, life)
+                except pcp_rs.PcpError as e:
+                    assert e.name == expect, f"{name}: {step}: {e}"
+                    continue
+                assert expect in ("new", "same"), f"{name}: {step}: succeeded"
+                nonce = client.client.find_mapping(6, port).nonce  # type: ignore[union-attr]
+                assert (nonces.get(port) == nonce) == (expect == "same"), f"{name}: {step}"
+                nonces[port] = nonce
+                if external and expect == "new":
+                    assert got_port == external
+            elif w[0] == "delete":
+                try:
+                    client.delete_mapping(int(w[1]), 6)
+                    assert w[2] == "ok", f"{name}: {step}"
+                except pcp_rs.PcpError as e:
+                    assert e.name == w[2], f"{name}: {step}: {e}"
+            elif w[0] == "server_mappings":
+                assert server.mapping_count() == int(w[1]), f"{name}: {step}"
+            else:
+                raise AssertionError(f"{name}: unknown step {step}")
+
+
+def test_concurrent_calls_share_one_mapping(server: Server) -> None:
+    # 8 threads mapping one port: one request, one nonce, one mapping, and
+    # every caller gets it (issue 13 defect 4).
+    import threading
+
+    results: list = []
+    start = threading.Barrier(8)
+    with PCPClient(server.address, listen_announce=False) as client:
+
+        def call() -> None:
+            start.wait()
+            results.append(client.create_mapping(8090))
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len(results) == 8 and len(set(results)) == 1
+        assert server.mapping_count() == 1
+
+
+def test_mapping_times_come_from_the_core(server: Server) -> None:
+    # Reading a mapping twice does not move its expiry.
+    import time
+
+    with PCPClient(server.address, listen_announce=False) as client:
+        client.create_mapping(8091)
+        m = client.client.find_mapping(6, 8091)
+        assert m is not None
+        first = m.expires_in
+        time.sleep(0.05)
+        again = client.client.find_mapping(6, 8091)
+        assert again is not None and again.expires_in <= first
+        assert m.refresh() and m.expires_in <= first
+
+
+def test_zero_deadline_is_refused(server: Server) -> None:
+    # One rule for every language, the core's: a deadline must be more than 0.
+    import pcp_rs
+
+    with pytest.raises(pcp_rs.InvalidArgument, match="the request deadline must be more than 0"):
+        PCPClient(server.address, deadline=0)
+    with pytest.raises(pcp_rs.InvalidArgument, match="the discovery deadline must be more than 0"):
+        pcp_rs.discover([server.address], deadline=0)
+
+
+def test_huge_int_says_the_range(server: Server) -> None:
+    with PCPClient(server.address, listen_announce=False) as client:
+        with pytest.raises(ValueError, match="internal_port must be between 0 and 65535") as info:
+            client.create_mapping(2**70)
+        assert "not int" not in str(info.value)
+        with pytest.raises(ValueError) as info:
+            client.create_mapping(10**5000)
+        assert len(str(info.value)) < 200

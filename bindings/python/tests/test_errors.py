@@ -34,7 +34,7 @@ RESULT_CLASSES = [
 
 
 def test_result_code_table() -> None:
-    names = dict(pcp_rs._pcp_rs.result_code_names())
+    names = {rc: name for name, rc, _, _ in pcp_rs._pcp_rs.error_codes() if rc is not None}
     assert set(pcp_rs.RESULT_CODES) == set(range(1, 14))
     for code, cls in RESULT_CLASSES:
         assert pcp_rs.RESULT_CODES[code] is cls
@@ -155,6 +155,21 @@ def test_every_core_error_converts(name: str, cls: Type[pcp_rs.PcpError]) -> Non
         assert isinstance(e, ValueError)
     if cls is pcp_rs.BadResponse:
         assert "made up" in str(e)
+
+
+def test_classes_are_the_core_registry() -> None:
+    # One class per code of the core's registry, in its order, with its
+    # result code and short-term flag: nothing hand-kept can drift.
+    core = pcp_rs._pcp_rs.error_codes()
+    assert sorted(name for name, _, _, _ in core) == sorted(errors._BY_NAME)
+    for name, result_code, summary, short_term in core:
+        cls = errors._BY_NAME[name]
+        assert cls.code == result_code and cls.__name__ in errors.__all__ and cls.__doc__
+        if result_code is not None:
+            assert issubclass(cls, pcp_rs.ResultCodeError) and cls.short_term == short_term
+    assert [c.name for c in (pcp_rs.NetworkFailure, pcp_rs.NoResources, pcp_rs.UserExQuota)] == [
+        name for name, rc, _, short in core if short and rc is not None
+    ]
 
 
 def test_core_error_hook_is_private() -> None:

@@ -1,7 +1,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 
 use crate::wire::SERVER_PORT;
-use crate::{Error, Result};
+use crate::{quote_input, Error, Result};
 
 /// Parses a PCP server given as `"host"`, `"host:port"`, an IPv4 or IPv6
 /// address (`"::1"`, `"[::1]:5351"`, `"fe80::1%eth0"`); the port defaults
@@ -29,21 +29,20 @@ pub fn parse_server(s: &str) -> Result<SocketAddr> {
     let (host, port) = match s.strip_prefix('[').and_then(|r| r.split_once(']')) {
         Some((h, rest)) => {
             let port = match rest.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| Error::invalid(format!("bad port in {s:?}")))?,
+                Some(p) => p.parse().map_err(|_| Error::invalid(format!("bad port in {}", quote_input(s))))?,
                 None if rest.is_empty() => SERVER_PORT,
-                None => return Err(Error::invalid(format!("cannot parse server address {s:?}"))),
+                None => return Err(Error::invalid(format!("cannot parse server address {}", quote_input(s)))),
             };
             (h, port)
         }
         None => (s, SERVER_PORT),
     };
     if let Some((addr, zone)) = host.split_once('%') {
-        let ip: Ipv6Addr = addr.parse().map_err(|_| Error::invalid(format!("bad IPv6 address in {s:?}")))?;
-        let scope = zone
-            .parse::<u32>()
-            .ok()
-            .or_else(|| interface_index(zone))
-            .ok_or_else(|| Error::invalid(format!("unknown network interface {zone:?} in {s:?}")))?;
+        let ip: Ipv6Addr =
+            addr.parse().map_err(|_| Error::invalid(format!("bad IPv6 address in {}", quote_input(s))))?;
+        let scope = zone.parse::<u32>().ok().or_else(|| interface_index(zone)).ok_or_else(|| {
+            Error::invalid(format!("unknown network interface {} in {}", quote_input(zone), quote_input(s)))
+        })?;
         return check_port(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)));
     }
     // A host name, with or without a port.
@@ -52,9 +51,9 @@ pub fn parse_server(s: &str) -> Result<SocketAddr> {
     match target.to_socket_addrs() {
         Ok(mut addrs) => match addrs.next() {
             Some(a) => check_port(a),
-            None => Err(Error::invalid(format!("{host:?} resolves to no address"))),
+            None => Err(Error::invalid(format!("{} resolves to no address", quote_input(host)))),
         },
-        Err(_) => Err(Error::invalid(format!("cannot parse or resolve server address {s:?}"))),
+        Err(_) => Err(Error::invalid(format!("cannot parse or resolve server address {}", quote_input(s)))),
     }
 }
 

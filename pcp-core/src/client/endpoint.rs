@@ -36,6 +36,7 @@ impl Endpoint {
     /// source address, which becomes the Client IP field) and, if
     /// configured, the ANNOUNCE listener.
     pub fn new(config: &ClientConfig) -> Result<Endpoint> {
+        config.validate()?;
         let server = config.server;
         let domain = Domain::for_address(server);
         let socket = Socket::new(domain, Type::DGRAM, Some(SockProtocol::UDP))?;

@@ -17,9 +17,11 @@
 //! ```
 
 mod address;
+mod classic;
 mod endpoint;
 mod epoll;
 mod pending;
+pub mod wall_clock;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -174,6 +176,8 @@ struct Shared {
 
     config: ClientConfig,
     driver: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
+    /// The classic API's calls in flight (see `classic.rs`).
+    classic: classic::ClassicCalls,
 }
 
 /// Closes the client when the last [`Client`] handle goes.
@@ -273,6 +277,7 @@ impl Client {
             timer,
             config,
             driver: Mutex::new(None),
+            classic: Default::default(),
         });
         let driver_shared = shared.clone();
         let handle = thread::Builder::new().name("pcp-driver".into()).spawn(move || drive(driver_shared, wake_rx))?;

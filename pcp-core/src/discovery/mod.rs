@@ -106,6 +106,7 @@ pub fn candidates(config: &DiscoveryConfig) -> Vec<SocketAddr> {
 
 /// Sends ANNOUNCE to every candidate and returns the first that answers.
 pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
+    config.validate()?;
     let list = candidates(config);
     if list.is_empty() {
         return Err(Error::NoGateway("no default gateway in the routing table and no server configured".into()));

@@ -115,6 +115,7 @@ pub struct Server {
 impl Server {
     /// Binds and starts serving on a background thread.
     pub fn start(config: ServerConfig) -> io::Result<Server> {
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let socket = UdpSocket::bind(config.listen)?;
         let addr = socket.local_addr()?;
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);

@@ -62,22 +62,13 @@ class PCPClient:
     ) -> Tuple[str, int, int]:
         """Maps ``internal_port`` inbound; returns (external_ip, external_port, lifetime).
 
-        Mapping a port again (same protocol): if its current mapping already
-        is what is asked (``external_port`` 0 or the one it has, and the
-        lifetime it was granted), that mapping is returned as it is; the core
-        keeps renewing it, so the hand-rolled habit of calling
-        create_mapping again to refresh costs nothing and keeps the port.
-        Otherwise the current mapping is deleted first and the new one is
-        requested: a PCP server refuses a second mapping of one internal
-        port under another nonce (RFC 6887, section 11.3), so the two cannot
-        overlap. If that request fails, the port is left unmapped.
+        The rules are the core's (``Client.map_port``), the same in every
+        language: mapping a port again refreshes its mapping (the one held
+        is returned if it already is what is asked, else the new values are
+        requested with its nonce); calls for one port from several threads
+        share one mapping.
         """
-        old = self._client.find_mapping(protocol, internal_port)
-        if old is not None:
-            if _satisfies(old, external_port, lifetime):
-                return (old.external_ip, old.external_port, old.lifetime)
-            old.delete()
-        m = self._client.map(protocol, internal_port, external_port, lifetime)
+        m = self._client.map_port(protocol, internal_port, external_port, lifetime)
         return (m.external_ip, m.external_port, m.lifetime)
 
     def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
@@ -85,9 +76,7 @@ class PCPClient:
 
         Does nothing if this client holds no such mapping.
         """
-        m = self._client.find_mapping(protocol, internal_port)
-        if m is not None:
-            m.delete()
+        self._client.delete_port(protocol, internal_port)
 
     def create_peer_mapping(
         self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600
@@ -134,7 +123,3 @@ def _peer_result(m: Mapping) -> Dict[str, Any]:
         "nonce": m.nonce_hex,
     }
 
-
-def _satisfies(m: Mapping, external_port: int, lifetime: int) -> bool:
-    """Whether the held mapping ``m`` already is what create_mapping asks for."""
-    return external_port in (0, m.external_port) and m.lifetime == lifetime

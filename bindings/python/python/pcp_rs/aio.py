@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any, AsyncGenerator, Dict, Iterable, List, Optional, Set, Tuple, Type, TypeVar, Union, cast
 
 from . import _pcp_rs
-from ._classic import ServerArg, _peer_result, _satisfies
+from ._classic import ServerArg, _peer_result
 from ._pcp_rs import Event, Mapping, Request
 
 __all__ = ["Client", "PCPClient", "discover", "get_external_address"]
@@ -278,21 +278,14 @@ class PCPClient:
     async def create_mapping(
         self, internal_port: int, external_port: int = 0, protocol: int = 6, lifetime: int = 3600
     ) -> Tuple[str, int, int]:
-        """As :meth:`pcp_rs.PCPClient.create_mapping` (mapping a port again
-        returns its mapping as it is if it already is what is asked, else
-        deletes it first)."""
-        old = await self.client.find_mapping(protocol, internal_port)
-        if old is not None:
-            if _satisfies(old, external_port, lifetime):
-                return (old.external_ip, old.external_port, old.lifetime)
-            await self.client.delete(old)
-        m = await self.client.map(protocol, internal_port, external_port, lifetime)
+        """As :meth:`pcp_rs.PCPClient.create_mapping`."""
+        c = await self.client.connect()
+        m = await _await(c.start_map_port(protocol, internal_port, external_port, lifetime))
         return (m.external_ip, m.external_port, m.lifetime)
 
     async def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
-        m = await self.client.find_mapping(protocol, internal_port)
-        if m is not None:
-            await self.client.delete(m)
+        c = await self.client.connect()
+        await _await(c.start_delete_port(protocol, internal_port))
 
     async def create_peer_mapping(
         self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600

@@ -4,7 +4,8 @@ Every error of the core becomes an instance of a subclass of :class:`PcpError`:
 
 - a server's refusal: one class per PCP result code (RFC 6887 section 7.4),
   all subclasses of :class:`ResultCodeError`, with the result code as the
-  ``code`` attribute (``NotAuthorized.code == 2``) and its RFC name as ``name``;
+  ``code`` attribute (``NotAuthorized.code == 2``), its RFC name as ``name``
+  and ``short_term`` (retrying later may succeed);
 - :class:`PcpTimeout` (also a :class:`TimeoutError`): no answer before the deadline;
 - :class:`ServerUnreachable` (also a :class:`ConnectionError`): ICMP port
   unreachable, nothing listens on the server's port;
@@ -13,6 +14,11 @@ Every error of the core becomes an instance of a subclass of :class:`PcpError`:
 - :class:`InvalidArgument` (also a :class:`ValueError`), :class:`ClientClosed`,
   :class:`Cancelled`, :class:`PcpIOError` (also an :class:`OSError`).
 
+The list of codes is the core's (``pcp_core::ErrorCode``): ``code``,
+``short_term`` and the docstrings are read from it when this module is
+imported, and a code the core has but this module does not name gets a
+class of its own (its name in CamelCase), so that it is never lost.
+
 Bad arguments detected before anything is sent raise plain ``ValueError`` or
 ``TypeError``.
 """
@@ -20,6 +26,8 @@ Bad arguments detected before anything is sent raise plain ``ValueError`` or
 from __future__ import annotations
 
 from typing import ClassVar, Dict, Optional, Type
+
+from ._pcp_rs import error_codes as _core_codes
 
 __all__ = [
     "PcpError",
@@ -76,115 +84,87 @@ class UnsuppVersion(ResultCodeError):
     """The server does not speak PCP version 2 (``server_version`` 0 is NAT-PMP)."""
 
     name = "UNSUPP_VERSION"
-    code = 1
 
     def __init__(self, message: str = "", server_version: Optional[int] = None) -> None:
         super().__init__(message)
         self.server_version = server_version
 
 
+# The classes named here keep their public names and extra base classes;
+# `code`, `short_term` and the docstrings come from the core below.
 class NotAuthorized(ResultCodeError):
     name = "NOT_AUTHORIZED"
-    code = 2
 
 
 class MalformedRequest(ResultCodeError):
     name = "MALFORMED_REQUEST"
-    code = 3
 
 
 class UnsuppOpcode(ResultCodeError):
     name = "UNSUPP_OPCODE"
-    code = 4
 
 
 class UnsuppOption(ResultCodeError):
     name = "UNSUPP_OPTION"
-    code = 5
 
 
 class MalformedOption(ResultCodeError):
     name = "MALFORMED_OPTION"
-    code = 6
 
 
 class NetworkFailure(ResultCodeError):
     name = "NETWORK_FAILURE"
-    code = 7
-    short_term = True
 
 
 class NoResources(ResultCodeError):
     name = "NO_RESOURCES"
-    code = 8
-    short_term = True
 
 
 class UnsuppProtocol(ResultCodeError):
     name = "UNSUPP_PROTOCOL"
-    code = 9
 
 
 class UserExQuota(ResultCodeError):
     name = "USER_EX_QUOTA"
-    code = 10
-    short_term = True
 
 
 class CannotProvideExternal(ResultCodeError):
     name = "CANNOT_PROVIDE_EXTERNAL"
-    code = 11
 
 
 class AddressMismatch(ResultCodeError):
     name = "ADDRESS_MISMATCH"
-    code = 12
 
 
 class ExcessiveRemotePeers(ResultCodeError):
     name = "EXCESSIVE_REMOTE_PEERS"
-    code = 13
 
 
 class PcpTimeout(PcpError, TimeoutError):
-    """No answer from the PCP server before the deadline."""
-
     name = "TIMEOUT"
 
 
 class ServerUnreachable(PcpError, ConnectionError):
-    """ICMP port unreachable: nothing listens on the server's PCP port."""
-
     name = "SERVER_UNREACHABLE"
 
 
 class BadResponse(PcpError):
-    """The server's answer was invalid."""
-
     name = "BAD_RESPONSE"
 
 
 class NoGateway(PcpError):
-    """Discovery found no PCP server."""
-
     name = "NO_GATEWAY"
 
 
 class InvalidArgument(PcpError, ValueError):
-    """The core rejected an argument (e.g. port 0 with TCP)."""
-
     name = "INVALID_ARGUMENT"
 
 
 class ClientClosed(PcpError):
-    """The client is closed."""
-
     name = "CLOSED"
 
 
 class Cancelled(PcpError):
-    """The request was cancelled."""
-
     name = "CANCELLED"
 
 
@@ -202,34 +182,33 @@ class PcpIOError(PcpError, OSError):
         return self.message
 
 
-#: result code -> exception class, for every refusal a server can answer.
-RESULT_CODES: Dict[int, Type[ResultCodeError]] = {
-    cls.code: cls
-    for cls in (
-        UnsuppVersion,
-        NotAuthorized,
-        MalformedRequest,
-        UnsuppOpcode,
-        UnsuppOption,
-        MalformedOption,
-        NetworkFailure,
-        NoResources,
-        UnsuppProtocol,
-        UserExQuota,
-        CannotProvideExternal,
-        AddressMismatch,
-        ExcessiveRemotePeers,
-    )
-    if cls.code is not None
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+_BY_NAME: Dict[str, Type[PcpError]] = {
+    cls.name: cls
+    for cls in list(globals().values())
+    if isinstance(cls, type) and issubclass(cls, PcpError) and cls not in (PcpError, ResultCodeError)
 }
 
-_BY_NAME: Dict[str, Type[PcpError]] = {cls.name: cls for cls in RESULT_CODES.values()}
-_BY_NAME.update(
-    {
-        cls.name: cls
-        for cls in (PcpTimeout, ServerUnreachable, BadResponse, NoGateway, InvalidArgument, ClientClosed, Cancelled, PcpIOError)
-    }
-)
+#: result code -> exception class, for every refusal a server can answer.
+RESULT_CODES: Dict[int, Type[ResultCodeError]] = {}
+
+for _name, _result_code, _summary, _short_term in _core_codes():
+    _cls = _BY_NAME.get(_name)
+    if _cls is None:  # a code newer than this module: still its own class
+        _base: Type[PcpError] = PcpError if _result_code is None else ResultCodeError
+        _cls = type(_camel(_name), (_base,), {"name": _name, "__module__": __name__})
+        _BY_NAME[_name] = _cls
+        globals()[_cls.__name__] = _cls
+        __all__.append(_cls.__name__)
+    _cls.code = _result_code
+    if _cls.__doc__ is None:
+        _cls.__doc__ = _summary[:1].upper() + _summary[1:] + "."
+    if _result_code is not None:
+        _cls.short_term = _short_term  # type: ignore[attr-defined]
+        RESULT_CODES[_result_code] = _cls  # type: ignore[assignment]
 
 
 def _from_core(name: str, message: str, server_version: Optional[int], errno: Optional[int]) -> PcpError:

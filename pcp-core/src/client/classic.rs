@@ -1,0 +1,115 @@
+//! The semantics of the classic API (`create_mapping`, `delete_mapping`,
+//! `createMapping`, `pcp_map`, ...), defined once for every language.
+//!
+//! - One mapping per protocol and internal port per client, whoever asks:
+//!   a call for a port whose request is still in flight joins it and gets
+//!   the same result (8 threads mapping one port make one mapping).
+//! - Mapping a port the client holds again refreshes it. If the call asks
+//!   for what the mapping already is (any external port or the one it has,
+//!   the lifetime it was granted), the held mapping is
+//!   returned: the client renews it by itself, so the habit of calling
+//!   `create_mapping(port)` again every half hour keeps the port. Otherwise
+//!   the new values are requested with the mapping's own nonce (RFC 6887
+//!   section 11.3: the same nonce is the same mapping, so the server
+//!   updates it instead of refusing a second one); if that request fails
+//!   the port is left unmapped here.
+//! - Deleting a port the client holds no mapping for succeeds and sends
+//!   nothing: afterwards the port is unmapped either way, as a server
+//!   answers a delete of a mapping it does not have.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::pending::{pending, Completer};
+use super::{Client, Mapping, Pending};
+use crate::engine::MapSpec;
+use crate::wire::Protocol;
+use crate::Result;
+
+/// The classic calls of one client still waiting for their answer: the
+/// callers that joined each, by protocol and internal port.
+#[derive(Default)]
+pub(super) struct ClassicCalls {
+    in_flight: Mutex<HashMap<(Protocol, u16), Vec<Completer<Mapping>>>>,
+}
+
+impl Client {
+    /// The classic MAP of `internal_port` (see the module docs): asks for
+    /// `external_port` (0: any) and `lifetime` seconds, joins a call for the
+    /// same port in flight, refreshes a mapping the client holds. Waits.
+    pub fn map_port(
+        &self,
+        protocol: Protocol,
+        internal_port: u16,
+        external_port: u16,
+        lifetime: u32,
+    ) -> Result<Mapping> {
+        self.blocking(|| self.map_port_async(protocol, internal_port, external_port, lifetime))
+    }
+
+    /// [`Client::map_port`] without waiting. The returned `Pending` cannot
+    /// cancel the request: other callers may share it.
+    pub fn map_port_async(
+        &self,
+        protocol: Protocol,
+        internal_port: u16,
+        external_port: u16,
+        lifetime: u32,
+    ) -> Pending<Mapping> {
+        let shared = self.shared().clone();
+        let key = (protocol, internal_port);
+        let mut spec = MapSpec::new(protocol, internal_port).external_port(external_port).lifetime(lifetime);
+        {
+            let mut calls = shared.classic.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(joined) = calls.get_mut(&key) {
+                let (p, c) = pending();
+                joined.push(c);
+                return p.with_driver(shared.clone());
+            }
+            if let Some(held) = self.find_mapping(protocol, internal_port) {
+                let same_port = external_port == 0 || external_port == held.external_port();
+                if same_port && lifetime == held.lifetime() {
+                    return Pending::ready(Ok(held));
+                }
+                // The same mapping with new values: its nonce, and its
+                // external address and port unless another port is asked.
+                spec = spec.nonce(held.nonce()).external_addr(held.external_addr());
+                if external_port == 0 {
+                    spec = spec.external_port(held.external_port());
+                }
+                shared.lock().endpoint.engine_mut().forget(held.id());
+            }
+            calls.insert(key, Vec::new());
+        }
+        let (p, c) = pending();
+        let weak = Arc::downgrade(&shared);
+        self.map_async(spec).on_complete(move |r| {
+            let joined = weak
+                .upgrade()
+                .and_then(|s| s.classic.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key))
+                .unwrap_or_default();
+            for j in joined {
+                j.complete(r.clone());
+            }
+            c.complete(r);
+        });
+        p.with_driver(shared)
+    }
+
+    /// The classic delete of `internal_port`'s mapping (with its nonce);
+    /// succeeds at once if the client holds none. Waits.
+    pub fn delete_port(&self, protocol: Protocol, internal_port: u16) -> Result<()> {
+        self.blocking(|| self.delete_port_async(protocol, internal_port))
+    }
+
+    /// [`Client::delete_port`] without waiting.
+    pub fn delete_port_async(&self, protocol: Protocol, internal_port: u16) -> Pending<()> {
+        if self.is_closed() {
+            return Pending::ready(Err(crate::Error::Closed));
+        }
+        match self.find_mapping(protocol, internal_port) {
+            Some(m) => m.delete_async(),
+            None => Pending::ready(Ok(())),
+        }
+    }
+}

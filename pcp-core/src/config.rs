@@ -1,0 +1,129 @@
+//! The rules for settings, once for every shell.
+//!
+//! A shell turns a language value into the Rust type (reporting a type
+//! error if it cannot) and leaves ranges and cross-field rules to these
+//! `validate` methods, so that C, Python, Node and the CLI accept the same
+//! settings and say the same thing about a bad one. The client, discovery
+//! and the test server call them before they start.
+
+use std::time::Duration;
+
+use crate::client::ClientConfig;
+use crate::discovery::DiscoveryConfig;
+use crate::engine::RetransmitPolicy;
+use crate::{Error, Result};
+
+/// The lifetime a MAP or PEER asks for unless told otherwise, in seconds
+/// (what the classic APIs of every language default to).
+pub const DEFAULT_LIFETIME: u32 = 3600;
+
+/// The longest deadline or delay a setting may have: a day. Longer ones are
+/// almost surely a unit mistake (milliseconds given as seconds).
+pub const MAX_SETTING: Duration = Duration::from_secs(86_400);
+
+fn positive(what: &str, d: Duration) -> Result<()> {
+    if d.is_zero() {
+        return Err(Error::invalid(format!("{what} must be more than 0")));
+    }
+    at_most_a_day(what, d)
+}
+
+fn at_most_a_day(what: &str, d: Duration) -> Result<()> {
+    if d > MAX_SETTING {
+        return Err(Error::invalid(format!("{what} must be at most 86400 seconds, not {} s", d.as_secs())));
+    }
+    Ok(())
+}
+
+impl RetransmitPolicy {
+    /// A deadline (`max_duration`) must be more than 0: a request with no
+    /// time at all would fail before it is sent. `None` means no deadline.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(d) = self.max_duration {
+            positive("the request deadline", d)?;
+        }
+        positive("the initial retransmission timeout", self.initial)?;
+        if self.max < self.initial {
+            return Err(Error::invalid("the maximum retransmission timeout must not be below the initial one"));
+        }
+        Ok(())
+    }
+}
+
+impl ClientConfig {
+    /// Checks every setting of a client; [`Client::new`](crate::Client::new)
+    /// and [`Endpoint::new`](crate::client::Endpoint::new) refuse a config
+    /// that fails.
+    pub fn validate(&self) -> Result<()> {
+        self.retransmit.validate()?;
+        if self.max_in_flight == 0 {
+            return Err(Error::invalid("max_in_flight must be at least 1"));
+        }
+        at_most_a_day("the announce delay", self.announce_delay_max)?;
+        at_most_a_day("the close timeout", self.close_timeout)?;
+        Ok(())
+    }
+}
+
+impl DiscoveryConfig {
+    /// Discovery needs some time to wait for an answer.
+    pub fn validate(&self) -> Result<()> {
+        positive("the discovery deadline", self.deadline)?;
+        positive("the discovery initial timeout", self.initial_timeout)
+    }
+}
+
+#[cfg(feature = "server")]
+impl crate::server::ServerConfig {
+    /// The test server's settings: lifetimes and the port range in order.
+    pub fn validate(&self) -> Result<()> {
+        if self.min_lifetime > self.max_lifetime {
+            return Err(Error::invalid(format!(
+                "min_lifetime ({}) must not exceed max_lifetime ({})",
+                self.min_lifetime, self.max_lifetime
+            )));
+        }
+        let (low, high) = self.port_range;
+        if low == 0 || low > high {
+            return Err(Error::invalid(format!(
+                "the port range must be low..high with 0 < low <= high, not {low}..{high}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_deadline_is_refused_in_one_place() {
+        let server = "127.0.0.1:5351".parse().unwrap();
+        let e = ClientConfig::new(server).deadline(Duration::ZERO).validate().unwrap_err();
+        assert_eq!(e, Error::invalid("the request deadline must be more than 0"));
+        assert!(ClientConfig::new(server).deadline(Duration::from_millis(1)).validate().is_ok());
+        let mut none = ClientConfig::new(server);
+        none.retransmit.max_duration = None;
+        assert!(none.validate().is_ok(), "no deadline at all stays allowed");
+        let long = ClientConfig::new(server).deadline(Duration::from_secs(86_401)).validate().unwrap_err();
+        assert!(long.to_string().contains("at most 86400 seconds"), "{long}");
+    }
+
+    #[test]
+    fn discovery_needs_time() {
+        let dc = DiscoveryConfig { deadline: Duration::ZERO, ..Default::default() };
+        assert_eq!(dc.validate().unwrap_err(), Error::invalid("the discovery deadline must be more than 0"));
+        assert!(DiscoveryConfig::default().validate().is_ok());
+    }
+
+    #[cfg(feature = "server")]
+    #[test]
+    fn server_ranges_are_ordered() {
+        use crate::server::ServerConfig;
+        assert!(ServerConfig::default().validate().is_ok());
+        assert!(ServerConfig { min_lifetime: 10, max_lifetime: 5, ..Default::default() }.validate().is_err());
+        assert!(ServerConfig { port_range: (0, 10), ..Default::default() }.validate().is_err());
+        assert!(ServerConfig { port_range: (20, 10), ..Default::default() }.validate().is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The classic API (`Client::map_port`, `Client::delete_port`): the shared
+//! case table of tests/classic/cases.txt, and concurrent callers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Barrier};
+
+use pcp_core::server::Server;
+use pcp_core::{Client, ClientConfig, Nonce, Protocol};
+
+fn client(server: &Server) -> Client {
+    let mut cc = ClientConfig::new(server.local_addr());
+    cc.listen_announce = false;
+    Client::new(cc).expect("client")
+}
+
+#[test]
+fn the_shared_case_table() {
+    let table = include_str!("../../tests/classic/cases.txt");
+    let mut ran = 0;
+    for line in table.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (name, steps) = line.split_once(':').expect("NAME: steps");
+        let server = Server::start_local().expect("server");
+        let c = client(&server);
+        let mut nonces: HashMap<u16, Nonce> = HashMap::new();
+        for step in steps.split(';').map(str::trim) {
+            let w: Vec<&str> = step.split_whitespace().collect();
+            let n = |i: usize| w[i].parse::<u32>().expect("a number");
+            match w[0] {
+                "map" => {
+                    let (port, expect) = (n(1) as u16, w[4]);
+                    match (c.map_port(Protocol::TCP, port, n(2) as u16, n(3)), expect) {
+                        (Ok(m), "new" | "same") => {
+                            let before = nonces.insert(port, m.nonce());
+                            assert_eq!(before == Some(m.nonce()), expect == "same", "{name}: {step}");
+                            // A suggested port is honoured when free; a refresh keeps the server's.
+                            if n(2) != 0 && expect == "new" {
+                                assert_eq!(u32::from(m.external_port()), n(2), "{name}: {step}");
+                            }
+                        }
+                        (Err(e), code) => assert_eq!(e.code(), code, "{name}: {step}: {e}"),
+                        (Ok(_), code) => panic!("{name}: {step}: succeeded, expected {code}"),
+                    }
+                }
+                "delete" => match (c.delete_port(Protocol::TCP, n(1) as u16), w[2]) {
+                    (Ok(()), "ok") => {}
+                    (r, expect) => assert_eq!(r.err().map(|e| e.code()), Some(expect), "{name}: {step}"),
+                },
+                "server_mappings" => assert_eq!(server.mapping_count() as u32, n(1), "{name}: {step}"),
+                other => panic!("{name}: unknown step {other}"),
+            }
+        }
+        c.close();
+        ran += 1;
+    }
+    assert!(ran >= 10, "the table has its cases ({ran})");
+}
+
+#[test]
+fn concurrent_callers_share_one_mapping() {
+    let server = Server::start_local().expect("server");
+    let c = client(&server);
+    let start = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, start) = (c.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                c.map_port(Protocol::TCP, 8080, 0, 3600).expect("every caller gets the mapping")
+            })
+        })
+        .collect();
+    let got: Vec<_> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
+    assert!(got.iter().all(|m| m.nonce() == got[0].nonce() && m.external_port() == got[0].external_port()));
+    assert_eq!(server.mapping_count(), 1);
+    assert_eq!(c.mapping_count(), 1);
+    c.close();
+}
+
+#[test]
+fn deleting_after_close_says_closed() {
+    let server = Server::start_local().expect("server");
+    let c = client(&server);
+    c.map_port(Protocol::TCP, 8080, 0, 3600).expect("map");
+    c.close();
+    assert_eq!(c.delete_port(Protocol::TCP, 8080).unwrap_err().code(), "CLOSED");
+    assert_eq!(c.map_port(Protocol::TCP, 8080, 0, 3600).unwrap_err().code(), "CLOSED");
+}
