@@ -106,16 +106,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--timeout` as a request deadline; the range is the core's rule (the
+/// same message as every other language gives).
 fn deadline(cli: &Cli) -> Result<Duration, Error> {
-    if cli.timeout.is_finite() && cli.timeout > 0.0 && cli.timeout <= 86400.0 {
-        Ok(Duration::from_secs_f64(cli.timeout))
-    } else {
-        Err(Error::InvalidArgument(format!("--timeout must be between 0 and 86400 seconds, not {}", cli.timeout)))
-    }
+    let d = Duration::try_from_secs_f64(cli.timeout)
+        .map_err(|_| Error::InvalidArgument(format!("--timeout must be a number of seconds, not {}", cli.timeout)))?;
+    pcp_core::RetransmitPolicy::rfc().with_deadline(d).validate().map_err(|e| match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("--timeout: {m}")),
+        other => other,
+    })?;
+    Ok(d)
 }
 
 fn protocol(s: &str) -> Result<Protocol, Error> {
-    Protocol::parse(s).ok_or_else(|| Error::InvalidArgument(format!("unknown protocol {s:?}: use tcp, udp or all")))
+    Protocol::parse(s).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "unknown protocol {}: use tcp, udp, all or a protocol number 0-255",
+            pcp_core::quote_input(s)
+        ))
+    })
 }
 
 /// The server from --gateway, or the first that answers discovery.

@@ -116,7 +116,12 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     let err: Value = serde_json::from_slice(o.stderr.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(err["error"], "SERVER_UNREACHABLE");
     let o = pcp(&st, &["--gateway", &dead, "map", "icmp", "80"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown protocol"));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("unknown protocol \"icmp\": use tcp, udp, all or a protocol number"));
+    // The core's rule for a deadline, in its words.
+    let o = pcp(&st, &["--gateway", &dead, "--timeout", "0", "announce"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("--timeout: the request deadline must be more than 0"), "{stderr}");
     let server = Server::start_local().unwrap();
     server.force_result(Some((pcp_core::ResultCode::NotAuthorized, 30)));
     let o = pcp(&st, &["--gateway", &server.local_addr().to_string(), "map", "tcp", "80"]);

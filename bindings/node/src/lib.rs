@@ -367,7 +367,7 @@ fn lifetime(v: Option<f64>) -> Result<u32, PcpError> {
 /// A JavaScript number of milliseconds as a `Duration`; whether the value
 /// makes sense for the setting is the core's `validate` to say.
 fn millis(v: f64, what: &str) -> Result<Duration, PcpError> {
-    if v.is_finite() && v >= 0.0 && v <= 1e15 {
+    if (0.0..=1e15).contains(&v) {
         Ok(Duration::from_secs_f64(v / 1000.0))
     } else {
         Err(invalid(format!("{what} must be a number of milliseconds, not {v}")))

@@ -26,11 +26,14 @@ use crate::engine::MapSpec;
 use crate::wire::Protocol;
 use crate::Result;
 
+/// The callers that joined a classic call in flight.
+type Joined = Vec<Completer<Mapping>>;
+
 /// The classic calls of one client still waiting for their answer: the
 /// callers that joined each, by protocol and internal port.
 #[derive(Default)]
 pub(super) struct ClassicCalls {
-    in_flight: Mutex<HashMap<(Protocol, u16), Vec<Completer<Mapping>>>>,
+    in_flight: Mutex<HashMap<(Protocol, u16), Joined>>,
 }
 
 impl Client {
