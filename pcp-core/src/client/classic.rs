@@ -80,7 +80,7 @@ impl Client {
                 if external_port == 0 {
                     spec = spec.external_port(held.external_port());
                 }
-                shared.lock().endpoint.engine_mut().forget(held.id());
+                shared.lock().endpoint.engine_mut().forget(std::time::Instant::now(), held.id());
             }
             calls.insert(key, Vec::new());
         }
