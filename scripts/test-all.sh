@@ -4,7 +4,8 @@
 #   scripts/test-all.sh
 #
 # Suites: Rust (core, CLI, C ABI crate), C (under valgrind), Python,
-# Node, and the real-server interop suite (miniupnpd in network
+# Node, the install test (tests/install/run.sh: scripts/package.sh, then the
+# artifacts installed as users do), and the real-server interop suite (miniupnpd in network
 # namespaces; needs root, otherwise it says it skipped, and under CI=true a
 # skip is a failure). Every suite sends traffic only to loopback or to
 # namespaces it creates. Ends with "suites: N passed, M failed".
@@ -92,6 +93,7 @@ suite "release build" build_release
 suite "c (tests/c/run.sh, valgrind)" bash tests/c/run.sh
 suite "python (bindings/python/run-tests.sh)" bash bindings/python/run-tests.sh
 suite "node (bindings/node/run-tests.sh)" bash bindings/node/run-tests.sh
+suite "install (tests/install/run.sh: scripts/package.sh, then installed as users do)" bash tests/install/run.sh
 suite "interop (miniupnpd in network namespaces)" interop_suite
 suite "fuzz (scripts/fuzz.sh, 30 s a target; skipped without nightly)" bash scripts/fuzz.sh
 

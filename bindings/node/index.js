@@ -7,17 +7,8 @@
 // `Error`s with a stable `code`. See README.md.
 
 const { EventEmitter } = require('node:events');
-const path = require('node:path');
-
-let native;
-try {
-  native = require(path.join(__dirname, 'pcp-rs.node'));
-} catch (e) {
-  throw new Error(
-    `pcp-rs: the native addon is not built (${e.message}). ` +
-      'Run `npm install` (or `npm run build`) in the pcp-rs package directory; it compiles the addon with cargo.',
-  );
-}
+// The addon: built from source, or the prebuilt package for this platform (loader.js).
+const native = require('./loader.js').loadNative();
 
 // ------------------------------------------------------------------ errors
 
