@@ -78,6 +78,7 @@ registry! {
     IO: None, 106, false, "I/O error";
     CLOSED: None, 107, false, "the client is closed";
     CANCELLED: None, 108, false, "the operation was cancelled";
+    UNSUPPORTED_BY_NATPMP: None, 109, false, "NAT-PMP cannot do this (UNSUPPORTED_BY_NATPMP)";
 }
 
 impl ErrorCode {

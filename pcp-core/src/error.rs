@@ -56,6 +56,12 @@ pub enum Error {
     Closed,
     #[error("the operation was cancelled")]
     Cancelled,
+    /// The gateway speaks only NAT-PMP (RFC 6886), which cannot do what was
+    /// asked (PEER, THIRD_PARTY, FILTER, PREFER_FAILURE, a suggested
+    /// external address, protocols other than TCP and UDP, IPv6); the
+    /// payload names it.
+    #[error("NAT-PMP cannot do this, and the gateway speaks only NAT-PMP (or the client is set to it): {0} (UNSUPPORTED_BY_NATPMP)")]
+    UnsupportedByNatPmp(String),
 }
 
 /// Quotes what a user gave for an error message: in double quotes, and cut
@@ -140,6 +146,7 @@ impl Error {
             Error::Io(_) => &ErrorCode::IO,
             Error::Closed => &ErrorCode::CLOSED,
             Error::Cancelled => &ErrorCode::CANCELLED,
+            Error::UnsupportedByNatPmp(_) => &ErrorCode::UNSUPPORTED_BY_NATPMP,
         }
     }
 
@@ -164,6 +171,7 @@ impl Error {
             "IO" => Error::Io(Arc::new(std::io::Error::other(detail.to_string()))),
             "CLOSED" => Error::Closed,
             "CANCELLED" => Error::Cancelled,
+            "UNSUPPORTED_BY_NATPMP" => Error::UnsupportedByNatPmp(detail.into()),
             _ => Error::InvalidArgument(detail.into()),
         }
     }
@@ -194,7 +202,8 @@ impl PartialEq for Error {
             (Error::UnsuppVersion { server_version: a }, Error::UnsuppVersion { server_version: b }) => a == b,
             (Error::BadResponse(a), Error::BadResponse(b))
             | (Error::NoGateway(a), Error::NoGateway(b))
-            | (Error::InvalidArgument(a), Error::InvalidArgument(b)) => a == b,
+            | (Error::InvalidArgument(a), Error::InvalidArgument(b))
+            | (Error::UnsupportedByNatPmp(a), Error::UnsupportedByNatPmp(b)) => a == b,
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
     }

@@ -31,6 +31,6 @@ pub mod wire;
 
 pub use client::{Client, ClientConfig, HandlerId, Mapping, Pending};
 pub use codes::ErrorCode;
-pub use engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, RetransmitPolicy};
+pub use engine::{Event, MapSpec, MappingId, MappingInfo, PeerSpec, ProtocolChoice, ProtocolVersion, RetransmitPolicy};
 pub use error::{quote_input, Error, Result};
 pub use wire::{Filter, Nonce, Protocol, ResultCode};

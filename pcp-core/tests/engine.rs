@@ -502,8 +502,8 @@ fn icmp_unreachable_fails_first_requests_at_once_but_not_renewals() {
 }
 
 #[test]
-fn natpmp_gateway_answer_is_reported_as_unsupported_version() {
-    let mut e = engine();
+fn natpmp_gateway_answer_is_reported_as_unsupported_version_when_pcp_only() {
+    let mut e = engine_with(|c| c.protocol = ProtocolChoice::PcpOnly);
     let t = Instant::now();
     let id = e.map(t, MapSpec::new(Protocol::TCP, 80)).unwrap();
     e.handle_datagram(t, server(), &[0, 129, 0, 1, 0, 0, 0, 9]);

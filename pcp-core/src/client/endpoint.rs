@@ -67,6 +67,7 @@ impl Endpoint {
         ec.announce_delay_max = config.announce_delay_max;
         ec.rng_seed = config.rng_seed;
         ec.probe_port = local.port();
+        ec.protocol = config.protocol;
         Ok(Endpoint {
             engine: Engine::new(ec),
             socket,

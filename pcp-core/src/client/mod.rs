@@ -39,7 +39,10 @@ pub use pending::Pending;
 
 use pending::{pending, Completer, Drive};
 
-use crate::engine::{Event, KeyMap, MapSpec, MappingId, MappingInfo, PeerSpec, RequestId, RetransmitPolicy};
+use crate::engine::{
+    Event, KeyMap, MapSpec, MappingId, MappingInfo, PeerSpec, ProtocolChoice, ProtocolVersion, RequestId,
+    RetransmitPolicy,
+};
 use crate::wire::{Nonce, Opcode, Protocol, CLIENT_PORT};
 use crate::{Error, Result};
 
@@ -62,6 +65,8 @@ pub struct ClientConfig {
     /// How long closing may wait for the deletes to be answered.
     pub close_timeout: Duration,
     pub rng_seed: Option<[u8; 32]>,
+    /// PCP with the NAT-PMP fallback (the default), PCP only or NAT-PMP only.
+    pub protocol: ProtocolChoice,
 }
 
 impl ClientConfig {
@@ -77,7 +82,14 @@ impl ClientConfig {
             delete_on_close: true,
             close_timeout: Duration::from_secs(2),
             rng_seed: None,
+            protocol: ProtocolChoice::Auto,
         }
+    }
+
+    /// Which protocols to speak (see [`ProtocolChoice`]).
+    pub fn protocol(mut self, protocol: ProtocolChoice) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     /// Gives up on a request after `deadline` (the RFC retransmission schedule inside it).
@@ -1057,6 +1069,11 @@ impl std::fmt::Debug for Mapping {
 impl Mapping {
     pub fn id(&self) -> MappingId {
         self.info.id
+    }
+
+    /// PCP or NAT-PMP: what the gateway granted this mapping with.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.info().version
     }
 
     pub fn info(&self) -> &MappingInfo {

@@ -31,6 +31,18 @@ pub(super) enum Kind {
     /// A MAP made only to learn the external address, deleted right after.
     Probe(Template),
     Announce(RetransmitPolicy),
+    /// The engine's own NAT-PMP external-address query (opcode 0): NAT-PMP
+    /// MAP answers carry no address.
+    AddressQuery(RetransmitPolicy),
+}
+
+/// A NAT-PMP MAP success waiting for the external address.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NatPmpGrant {
+    pub(super) external_port: u16,
+    pub(super) lifetime: u32,
+    pub(super) epoch: u32,
+    pub(super) at: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,13 +70,20 @@ pub(super) struct Entry {
     pub(super) queued: bool,
     pub(super) timer: Option<Instant>,
     pub(super) last_error: Option<Error>,
+    /// This entry's exchanges are NAT-PMP (RFC 6886), not PCP.
+    pub(super) natpmp: bool,
+    /// A NAT-PMP grant waiting for the external address.
+    pub(super) natpmp_grant: Option<NatPmpGrant>,
+    /// When its next exchange must give up at the latest (what was left of
+    /// a deadline when it switched to NAT-PMP).
+    pub(super) deadline: Option<Instant>,
 }
 
 impl Entry {
     pub(super) fn template(&self) -> Option<&Template> {
         match &self.kind {
             Kind::Mapping(t) | Kind::Probe(t) => Some(t),
-            Kind::Announce(_) => None,
+            Kind::Announce(_) | Kind::AddressQuery(_) => None,
         }
     }
 

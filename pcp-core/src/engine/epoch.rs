@@ -32,6 +32,36 @@ impl Epoch {
         self.previous.map(|(e, _)| e)
     }
 
+    /// The NAT-PMP check (RFC 6886 section 3.6), then remembers the value:
+    /// the gateway lost its state if its epoch is below the previous one
+    /// plus 7/8 of the time that passed on our clock, minus 2 seconds.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use pcp_core::engine::{Epoch, EpochCheck};
+    /// let t0 = Instant::now();
+    /// let mut e = Epoch::default();
+    /// assert_eq!(e.observe_natpmp(1000, t0), EpochCheck::Valid);
+    /// // 100 s passed for us, only 80 for the gateway: under 7/8 - 2 s.
+    /// assert_eq!(e.observe_natpmp(1080, t0 + Duration::from_secs(100)), EpochCheck::Restarted);
+    /// ```
+    pub fn observe_natpmp(&mut self, server_time: u32, now: Instant) -> EpochCheck {
+        let check = match self.previous {
+            Some((prev_server, prev_client)) => {
+                let client_delta = now.saturating_duration_since(prev_client).as_secs();
+                let expected = u64::from(prev_server) + client_delta * 7 / 8;
+                if u64::from(server_time) + 2 < expected {
+                    EpochCheck::Restarted
+                } else {
+                    EpochCheck::Valid
+                }
+            }
+            None => EpochCheck::Valid,
+        };
+        self.previous = Some((server_time, now));
+        check
+    }
+
     /// Checks a response's epoch received at `now`, then remembers it.
     pub fn observe(&mut self, server_time: u32, now: Instant) -> EpochCheck {
         let check = match self.previous {

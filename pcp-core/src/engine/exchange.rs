@@ -9,17 +9,29 @@ use crate::wire::{Body, MapPayload, Opcode, PeerPayload, Request};
 use crate::Error;
 
 use super::entry::{Entry, Kind, Phase};
+use super::natpmp::natpmp_policy;
+use super::ProtocolVersion;
 use super::{
     Engine, Event, MappingId, MappingInfo, RequestId, RetransmitPolicy, RetransmitSchedule, RetransmitStep, Transmit,
 };
 
 impl Engine {
     pub(super) fn insert(&mut self, now: Instant, kind: Kind, phase: Phase) -> u64 {
+        let natpmp = self.version_for_new_request(now) == ProtocolVersion::NatPmp;
+        let id = self.insert_as(now, kind, phase, natpmp);
+        if natpmp && self.entries.get(&id).is_some_and(|e| matches!(e.kind, Kind::Mapping(_))) {
+            self.ensure_natpmp_addr(now);
+        }
+        id
+    }
+
+    /// Inserts an entry whose exchanges are NAT-PMP (`natpmp`) or PCP.
+    pub(super) fn insert_as(&mut self, now: Instant, kind: Kind, phase: Phase, natpmp: bool) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         if let Some(t) = match &kind {
             Kind::Mapping(t) | Kind::Probe(t) => Some(t),
-            Kind::Announce(_) => None,
+            Kind::Announce(_) | Kind::AddressQuery(_) => None,
         } {
             self.by_nonce.insert(t.nonce, id);
         }
@@ -33,7 +45,18 @@ impl Engine {
         }
         self.entries.insert(
             id,
-            Box::new(Entry { kind, phase, info: None, schedule: None, queued: false, timer: None, last_error: None }),
+            Box::new(Entry {
+                kind,
+                phase,
+                info: None,
+                schedule: None,
+                queued: false,
+                timer: None,
+                last_error: None,
+                natpmp,
+                natpmp_grant: None,
+                deadline: None,
+            }),
         );
         self.start_exchange(id, now);
         id
@@ -74,7 +97,7 @@ impl Engine {
         }
         let Some(entry) = self.entries.get(&id) else { return };
         let policy = match (&entry.kind, entry.phase) {
-            (Kind::Announce(p), _) => *p,
+            (Kind::Announce(p) | Kind::AddressQuery(p), _) => *p,
             // A renewal keeps trying for as long as the mapping lasts.
             (_, Phase::Renewing) => {
                 let expiry = entry.info.as_ref().map_or(now, MappingInfo::expires_at);
@@ -86,10 +109,16 @@ impl Engine {
             }
             (Kind::Mapping(t) | Kind::Probe(t), _) => t.retransmit,
         };
+        let mut policy = if entry.natpmp { natpmp_policy(policy, entry.phase == Phase::Renewing) } else { policy };
+        if let Some(at) = entry.deadline {
+            let left = at.saturating_duration_since(now);
+            policy.max_duration = Some(policy.max_duration.map_or(left, |d| d.min(left)));
+        }
         let schedule = RetransmitSchedule::start(policy, now, &mut self.rng);
         let next = schedule.next_timeout();
         let entry = self.entries.get_mut(&id).expect("checked above");
         entry.queued = false;
+        entry.deadline = None;
         entry.schedule = Some(schedule);
         self.in_flight += 1;
         self.transmit(id);
@@ -127,8 +156,12 @@ impl Engine {
 
     pub(super) fn transmit(&mut self, id: u64) {
         let Some(entry) = self.entries.get(&id) else { return };
+        if entry.natpmp {
+            self.transmit_natpmp(id);
+            return;
+        }
         let request = match &entry.kind {
-            Kind::Announce(_) => Request::announce(self.config.client_addr),
+            Kind::Announce(_) | Kind::AddressQuery(_) => Request::announce(self.config.client_addr),
             Kind::Mapping(t) | Kind::Probe(t) => {
                 let lifetime = if entry.phase == Phase::Deleting { 0 } else { t.lifetime };
                 // Renewals and deletes suggest what was assigned (section 11.2.1).
@@ -213,6 +246,11 @@ impl Engine {
                 if report {
                     self.events.push_back(Event::Deleted { id: MappingId(id), result: Err(error) });
                 }
+            }
+            (_, Kind::AddressQuery(_)) => {
+                self.end_exchange(id, now);
+                self.remove(id);
+                self.fail_stashed_grants(error, now);
             }
             (Phase::Announcing, _) => {
                 self.end_exchange(id, now);

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use crate::wire::{Filter, Nonce, Opcode, Protocol};
 
-use super::RetransmitPolicy;
+use super::{ProtocolVersion, RetransmitPolicy};
 
 /// Identifies a mapping for the life of its engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,11 +182,19 @@ pub struct MappingInfo {
     pub lifetime: u32,
     /// The server's epoch in the response that granted or renewed it.
     pub epoch: u32,
+    /// The nonce (over NAT-PMP, which has none, the engine's own key).
     pub nonce: Nonce,
     pub granted_at: Instant,
+    /// PCP or NAT-PMP: what the server granted it with.
+    pub version: ProtocolVersion,
 }
 
 impl MappingInfo {
+    /// PCP or NAT-PMP.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.version
+    }
+
     /// When the mapping ends unless renewed.
     pub fn expires_at(&self) -> Instant {
         self.granted_at + std::time::Duration::from_secs(u64::from(self.lifetime))

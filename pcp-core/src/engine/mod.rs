@@ -32,6 +32,8 @@ mod event;
 mod exchange;
 mod key_map;
 mod mapping;
+mod natpmp;
+mod negotiation;
 mod renewal;
 mod requests;
 mod response;
@@ -51,6 +53,8 @@ pub use epoch::{Epoch, EpochCheck};
 pub use event::Event;
 pub use key_map::{KeyHasher, KeyMap};
 pub use mapping::{MapSpec, MappingId, MappingInfo, PeerSpec, RequestId};
+pub use natpmp::{natpmp_error, NATPMP_INITIAL_TIMEOUT, NATPMP_MAX_SENDS};
+pub use negotiation::{ProtocolChoice, ProtocolVersion, PCP_RETRY_INTERVAL};
 pub use retransmit::{RetransmitPolicy, RetransmitSchedule, RetransmitStep};
 
 use crate::wire::{Nonce, Protocol};
@@ -83,6 +87,9 @@ pub struct EngineConfig {
     /// gateways often refuse low ports (miniupnpd does, silently); the
     /// client uses its own socket's port. 0 picks one from the dynamic range.
     pub probe_port: u16,
+    /// PCP only, NAT-PMP only, or PCP with the NAT-PMP fallback of RFC 6887
+    /// section 9 (the default).
+    pub protocol: ProtocolChoice,
 }
 
 impl EngineConfig {
@@ -95,6 +102,7 @@ impl EngineConfig {
             announce_delay_max: Duration::from_secs(5),
             rng_seed: None,
             probe_port: 0,
+            protocol: ProtocolChoice::Auto,
         }
     }
 }
@@ -137,6 +145,12 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: EngineStats,
+    /// What new requests speak (section 9 negotiation).
+    speaking: ProtocolVersion,
+    /// When to try PCP again after falling back to NAT-PMP.
+    pcp_retry_at: Option<Instant>,
+    /// The external address learnt over NAT-PMP (opcode 0).
+    natpmp_addr: Option<std::net::Ipv4Addr>,
 }
 
 impl Engine {
@@ -144,6 +158,10 @@ impl Engine {
         let rng = match config.rng_seed {
             Some(seed) => StdRng::from_seed(seed),
             None => StdRng::from_os_rng(),
+        };
+        let speaking = match config.protocol {
+            ProtocolChoice::NatPmpOnly => ProtocolVersion::NatPmp,
+            ProtocolChoice::Auto | ProtocolChoice::PcpOnly => ProtocolVersion::Pcp,
         };
         Engine {
             config,
@@ -162,6 +180,9 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
+            speaking,
+            pcp_retry_at: None,
+            natpmp_addr: None,
         }
     }
 

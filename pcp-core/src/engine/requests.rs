@@ -10,7 +10,7 @@ use crate::wire::{unspecified_external, Nonce, Opcode, PcpOption, Protocol};
 use crate::{Error, Result};
 
 use super::entry::{Kind, Phase, Template};
-use super::{Engine, Event, MapSpec, MappingId, PeerSpec, RequestId, RetransmitPolicy};
+use super::{Engine, Event, MapSpec, MappingId, PeerSpec, ProtocolVersion, RequestId, RetransmitPolicy};
 
 /// Lifetime of the short-lived mapping used to learn the external address.
 const PROBE_LIFETIME: u32 = 120;
@@ -247,7 +247,7 @@ impl Engine {
                 }
             },
         };
-        Ok(Template {
+        let template = Template {
             opcode,
             nonce,
             protocol,
@@ -259,7 +259,14 @@ impl Engine {
             lifetime,
             options,
             retransmit: retransmit.unwrap_or(self.config.retransmit),
-        })
+        };
+        // Over NAT-PMP, what it cannot do fails at once, by name.
+        if self.speaking == ProtocolVersion::NatPmp {
+            if let Some(e) = self.natpmp_cannot(&template) {
+                return Err(e);
+            }
+        }
+        Ok(template)
     }
 }
 

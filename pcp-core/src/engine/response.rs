@@ -11,7 +11,7 @@ use crate::Error;
 
 use super::addr::same_endpoint;
 use super::entry::{Kind, Phase};
-use super::{Engine, EpochCheck, Event, MappingId, MappingInfo, RequestId};
+use super::{Engine, EpochCheck, Event, MappingId, MappingInfo, ProtocolVersion, RequestId};
 
 impl Engine {
     /// Feeds a datagram received from `from` at `now`. Anything that is not a
@@ -135,6 +135,7 @@ impl Engine {
             epoch: response.epoch,
             nonce,
             granted_at: now,
+            version: ProtocolVersion::Pcp,
         };
         entry.info = Some(info.clone());
         entry.last_error = None;

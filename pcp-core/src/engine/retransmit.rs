@@ -25,6 +25,9 @@ pub struct RetransmitPolicy {
     pub max_retransmissions: Option<u32>,
     /// MRD: give up this long after the first send; `None` = unlimited.
     pub max_duration: Option<Duration>,
+    /// Randomise each timeout by +-10 % (PCP, section 8.1.1); NAT-PMP's
+    /// schedule (RFC 6886 section 3.1) is exact.
+    pub jitter: bool,
 }
 
 impl RetransmitPolicy {
@@ -35,6 +38,7 @@ impl RetransmitPolicy {
             max: Duration::from_secs(1024),
             max_retransmissions: None,
             max_duration: None,
+            jitter: true,
         }
     }
 
@@ -85,7 +89,7 @@ pub enum RetransmitStep {
 impl RetransmitSchedule {
     /// Starts a schedule whose first send happens at `now`.
     pub fn start(policy: RetransmitPolicy, now: Instant, rng: &mut impl Rng) -> Self {
-        let rt = jitter(policy.initial, rng);
+        let rt = if policy.jitter { jitter(policy.initial, rng) } else { policy.initial };
         let mut s = RetransmitSchedule { policy, started: now, sends: 1, rt, next: now };
         s.next = s.clamp(now + rt);
         s
@@ -114,7 +118,8 @@ impl RetransmitSchedule {
             return RetransmitStep::GiveUp;
         }
         self.sends += 1;
-        self.rt = jitter((self.rt * 2).min(self.policy.max), rng);
+        let doubled = (self.rt * 2).min(self.policy.max);
+        self.rt = if self.policy.jitter { jitter(doubled, rng) } else { doubled };
         self.next = self.clamp(now + self.rt);
         RetransmitStep::Resend(self.next)
     }
