@@ -75,6 +75,31 @@
 #define PCP_NONCE_BYTES 12
 
 /**
+ * `pcp_config_set_protocol`: PCP, falling back to NAT-PMP (the default).
+ */
+#define PCP_PROTOCOL_AUTO 0
+
+/**
+ * `pcp_config_set_protocol`: PCP only.
+ */
+#define PCP_PROTOCOL_PCP 1
+
+/**
+ * `pcp_config_set_protocol`: NAT-PMP (RFC 6886) only.
+ */
+#define PCP_PROTOCOL_NATPMP 2
+
+/**
+ * `pcp_mapping_protocol_version`: the mapping was made with PCP (version 2).
+ */
+#define PCP_VERSION_PCP 2
+
+/**
+ * `pcp_mapping_protocol_version`: the mapping was made with NAT-PMP (version 0).
+ */
+#define PCP_VERSION_NATPMP 0
+
+/**
  * The most descriptors `pcp_endpoint_fds` reports (the request socket and
  * the ANNOUNCE listener).
  */
@@ -227,6 +252,12 @@ typedef enum pcp_status {
    * The operation was cancelled.
    */
   PCP_CANCELLED = 108,
+  /**
+   * The gateway speaks only NAT-PMP (or the client is set to it), which
+   * cannot do what was asked: PEER, THIRD_PARTY, FILTER, PREFER_FAILURE,
+   * a suggested external address, protocols other than TCP and UDP, IPv6.
+   */
+  PCP_UNSUPPORTED_BY_NATPMP = 109,
   /**
    * A bug inside the library (a Rust panic, caught at the boundary).
    */
@@ -567,6 +598,12 @@ bool pcp_mapping_refresh(struct pcp_mapping *mapping);
 uint64_t pcp_mapping_id(const struct pcp_mapping *mapping);
 
 /**
+ * The protocol version the gateway granted it with: `PCP_VERSION_PCP` (2)
+ * or `PCP_VERSION_NATPMP` (0); 255 for NULL.
+ */
+uint8_t pcp_mapping_protocol_version(const struct pcp_mapping *mapping);
+
+/**
  * The protocol number (0 for NULL).
  */
 uint8_t pcp_mapping_protocol(const struct pcp_mapping *mapping);
@@ -669,6 +706,13 @@ enum pcp_status pcp_config_set_retries(struct pcp_config *config, int32_t retrie
  * The first retransmission timeout (the RFC's IRT, 3000 ms by default).
  */
 enum pcp_status pcp_config_set_initial_timeout_ms(struct pcp_config *config, uint32_t ms);
+
+/**
+ * Which protocols a client speaks: `PCP_PROTOCOL_AUTO` (the default: PCP,
+ * falling back to NAT-PMP when the gateway speaks only that),
+ * `PCP_PROTOCOL_PCP` or `PCP_PROTOCOL_NATPMP`.
+ */
+enum pcp_status pcp_config_set_protocol(struct pcp_config *config, int protocol);
 
 /**
  * Whether to listen for unsolicited ANNOUNCE on UDP port 5350 (default
@@ -856,6 +900,13 @@ const char *pcp_status_name(int status);
  * address 203.0.113.7 and announces reboots to every client it has seen.
  */
 enum pcp_status pcp_test_server_start(const char *listen, struct pcp_test_server **out);
+
+/**
+ * Like `pcp_test_server_start`, but a NAT-PMP-only gateway: it answers PCP
+ * with NAT-PMP's "unsupported version" and serves NAT-PMP (RFC 6886), so
+ * clients fall back to NAT-PMP.
+ */
+enum pcp_status pcp_test_server_start_natpmp_only(const char *listen, struct pcp_test_server **out);
 
 /**
  * Like `pcp_test_server_start`, with the server's epoch starting at

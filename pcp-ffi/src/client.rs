@@ -338,6 +338,13 @@ pub unsafe extern "C" fn pcp_mapping_id(mapping: *const pcp_mapping) -> u64 {
     field(mapping, 0, |m| m.id().0)
 }
 
+/// The protocol version the gateway granted it with: `PCP_VERSION_PCP` (2)
+/// or `PCP_VERSION_NATPMP` (0); 255 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_protocol_version(mapping: *const pcp_mapping) -> u8 {
+    field(mapping, 255, |m| m.protocol_version().number())
+}
+
 /// The protocol number (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_protocol(mapping: *const pcp_mapping) -> u8 {

@@ -1,12 +1,14 @@
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 use std::time::Duration;
 
 use pcp_core::discovery::DiscoveryConfig;
-use pcp_core::{quote_input, ClientConfig, Error, Filter, MapSpec, PeerSpec, Protocol, RetransmitPolicy};
+use pcp_core::{
+    quote_input, ClientConfig, Error, Filter, MapSpec, PeerSpec, Protocol, ProtocolChoice, RetransmitPolicy,
+};
 
 pub use crate::status::pcp_status;
 pub(crate) use crate::status::status_of;
@@ -25,6 +27,16 @@ pub const PCP_ADDRSTRLEN: usize = 46;
 pub const PCP_ADDR_BYTES: usize = 16;
 /// Size of a mapping nonce in bytes.
 pub const PCP_NONCE_BYTES: usize = 12;
+/// `pcp_config_set_protocol`: PCP, falling back to NAT-PMP (the default).
+pub const PCP_PROTOCOL_AUTO: c_int = 0;
+/// `pcp_config_set_protocol`: PCP only.
+pub const PCP_PROTOCOL_PCP: c_int = 1;
+/// `pcp_config_set_protocol`: NAT-PMP (RFC 6886) only.
+pub const PCP_PROTOCOL_NATPMP: c_int = 2;
+/// `pcp_mapping_protocol_version`: the mapping was made with PCP (version 2).
+pub const PCP_VERSION_PCP: u8 = 2;
+/// `pcp_mapping_protocol_version`: the mapping was made with NAT-PMP (version 0).
+pub const PCP_VERSION_NATPMP: u8 = 0;
 
 use pcp_status::*;
 
@@ -274,6 +286,7 @@ pub struct pcp_config {
     pub(crate) announce_port: Option<u16>,
     pub(crate) candidates: Vec<SocketAddr>,
     pub(crate) discovery_deadline: Option<Duration>,
+    pub(crate) protocol: ProtocolChoice,
 }
 
 impl Default for pcp_config {
@@ -282,6 +295,7 @@ impl Default for pcp_config {
             local_addr: None,
             retransmit: RetransmitPolicy::default(),
             listen_announce: true,
+            protocol: ProtocolChoice::Auto,
             delete_on_close: true,
             close_timeout: None,
             announce_delay_max: None,
@@ -311,6 +325,7 @@ impl pcp_config {
         cc.local_addr = self.local_addr;
         cc.retransmit = self.retransmit;
         cc.listen_announce = self.listen_announce;
+        cc.protocol = self.protocol;
         cc.delete_on_close = self.delete_on_close;
         if let Some(t) = self.close_timeout {
             cc.close_timeout = t;
@@ -410,6 +425,24 @@ pub unsafe extern "C" fn pcp_config_set_initial_timeout_ms(config: *mut pcp_conf
             return Err(Fail::invalid("the initial timeout must be at least 1 ms"));
         }
         c.retransmit.initial = Duration::from_millis(u64::from(ms));
+        Ok(())
+    })
+}
+
+/// Which protocols a client speaks: `PCP_PROTOCOL_AUTO` (the default: PCP,
+/// falling back to NAT-PMP when the gateway speaks only that),
+/// `PCP_PROTOCOL_PCP` or `PCP_PROTOCOL_NATPMP`.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_config_set_protocol(config: *mut pcp_config, protocol: c_int) -> pcp_status {
+    with_config(config, |c| {
+        c.protocol = match protocol {
+            PCP_PROTOCOL_AUTO => ProtocolChoice::Auto,
+            PCP_PROTOCOL_PCP => ProtocolChoice::PcpOnly,
+            PCP_PROTOCOL_NATPMP => ProtocolChoice::NatPmpOnly,
+            other => {
+                return Err(Fail::invalid(format!("protocol choice {other} is not PCP_PROTOCOL_AUTO, _PCP or _NATPMP")))
+            }
+        };
         Ok(())
     })
 }

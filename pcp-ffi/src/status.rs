@@ -64,6 +64,10 @@ pub enum pcp_status {
     PCP_CLOSED = 107,
     /// The operation was cancelled.
     PCP_CANCELLED = 108,
+    /// The gateway speaks only NAT-PMP (or the client is set to it), which
+    /// cannot do what was asked: PEER, THIRD_PARTY, FILTER, PREFER_FAILURE,
+    /// a suggested external address, protocols other than TCP and UDP, IPv6.
+    PCP_UNSUPPORTED_BY_NATPMP = 109,
     /// A bug inside the library (a Rust panic, caught at the boundary).
     PCP_PANIC = 199,
 }
@@ -71,7 +75,7 @@ pub enum pcp_status {
 impl pcp_status {
     /// Every constant of the enum (cbindgen needs it spelled out above;
     /// a test checks it against the core's registry).
-    const ALL: [pcp_status; 24] = {
+    const ALL: [pcp_status; 25] = {
         use pcp_status::*;
         [
             PCP_OK,
@@ -97,6 +101,7 @@ impl pcp_status {
             PCP_IO,
             PCP_CLOSED,
             PCP_CANCELLED,
+            PCP_UNSUPPORTED_BY_NATPMP,
             PCP_PANIC,
         ]
     };

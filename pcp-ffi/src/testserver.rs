@@ -2,7 +2,7 @@ use std::ffi::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use pcp_core::server::{Server, ServerConfig};
+use pcp_core::server::{Server, ServerConfig, ServerMode};
 use pcp_core::{quote_input, ResultCode};
 
 use crate::common::*;
@@ -24,6 +24,21 @@ unsafe fn srv<'a>(s: *const pcp_test_server) -> FfiResult<&'a pcp_test_server> {
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_start(listen: *const c_char, out: *mut *mut pcp_test_server) -> pcp_status {
     unsafe { pcp_test_server_start_at_epoch(listen, 0, out) }
+}
+
+/// Like `pcp_test_server_start`, but a NAT-PMP-only gateway: it answers PCP
+/// with NAT-PMP's "unsupported version" and serves NAT-PMP (RFC 6886), so
+/// clients fall back to NAT-PMP.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_start_natpmp_only(
+    listen: *const c_char,
+    out: *mut *mut pcp_test_server,
+) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let config = ServerConfig { mode: ServerMode::NatPmpOnly, ..unsafe { server_config(listen) }? };
+        unsafe { start(config, out) }
+    })
 }
 
 /// Like `pcp_test_server_start`, with the server's epoch starting at

@@ -367,6 +367,7 @@ static void test_map_and_accessors(void) {
     if (m) {
         char buf[PCP_ADDRSTRLEN];
         CHECK(pcp_mapping_protocol(m) == PCP_PROTO_TCP);
+        CHECK(pcp_mapping_protocol_version(m) == PCP_VERSION_PCP);
         CHECK(pcp_mapping_internal_port(m) == 8080);
         CHECK(pcp_mapping_external_port(m) != 0);
         CHECK(pcp_mapping_lifetime(m) == 3600);
@@ -1292,6 +1293,68 @@ out:
 
 /* ---------------------------------------------------------------- main */
 
+/* A NAT-PMP-only gateway: the classic calls fall back by themselves. */
+static void test_natpmp_only_gateway(void) {
+    fixture_server f;
+    CHECK_OK(pcp_test_server_start_natpmp_only(NULL, &f.server));
+    CHECK_OK(pcp_test_server_address(f.server, f.addr, sizeof f.addr));
+    pcp_client *c = new_client(f.addr, 3000);
+    CHECK(c != NULL);
+    if (!c) goto out;
+    pcp_mapping *m = NULL;
+    CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8080, 8080, 3600, &m));
+    if (m) {
+        char buf[PCP_ADDRSTRLEN];
+        CHECK(pcp_mapping_protocol_version(m) == PCP_VERSION_NATPMP);
+        CHECK(pcp_mapping_external_port(m) == 8080);
+        CHECK(pcp_mapping_lifetime(m) == 3600);
+        CHECK_OK(pcp_mapping_external_address(m, buf, sizeof buf));
+        CHECK(strcmp(buf, "203.0.113.7") == 0);
+        pcp_mapping_free(m);
+    }
+    m = NULL;
+    CHECK_OK(pcp_map(c, PCP_PROTO_UDP, 9000, 0, 600, &m));
+    pcp_mapping_free(m);
+    CHECK(pcp_test_server_mapping_count(f.server) == 2);
+    char ext[PCP_ADDRSTRLEN];
+    CHECK_OK(pcp_external_address(c, ext, sizeof ext));
+    CHECK(strcmp(ext, "203.0.113.7") == 0);
+    CHECK_OK(pcp_delete(c, PCP_PROTO_TCP, 8080));
+    CHECK(pcp_test_server_mapping_count(f.server) == 1);
+    /* What NAT-PMP cannot do has its own status. */
+    pcp_peer_request req;
+    m = NULL;
+    CHECK_OK(pcp_peer_request_init(&req, PCP_PROTO_TCP, 6000, "198.51.100.20", 443));
+    CHECK_STATUS(pcp_peer(c, &req, &m), PCP_UNSUPPORTED_BY_NATPMP);
+    CHECK(m == NULL);
+    CHECK(strstr(pcp_last_error(), "PEER") != NULL);
+    CHECK(strcmp(pcp_status_name(PCP_UNSUPPORTED_BY_NATPMP), "UNSUPPORTED_BY_NATPMP") == 0);
+    pcp_client_free(c);
+    CHECK(pcp_test_server_mapping_count(f.server) == 0);
+
+    /* Forced to PCP, the same gateway says it speaks only version 0. */
+    pcp_config *cfg = test_config(3000);
+    CHECK_OK(pcp_config_set_protocol(cfg, PCP_PROTOCOL_PCP));
+    CHECK_STATUS(pcp_config_set_protocol(cfg, 7), PCP_INVALID_ARGUMENT);
+    c = NULL;
+    CHECK_OK(pcp_client_new(f.addr, cfg, &c));
+    m = NULL;
+    CHECK_STATUS(pcp_map(c, PCP_PROTO_TCP, 8081, 0, 600, &m), PCP_UNSUPP_VERSION);
+    pcp_client_free(c);
+    /* Forced to NAT-PMP it maps straight away. */
+    CHECK_OK(pcp_config_set_protocol(cfg, PCP_PROTOCOL_NATPMP));
+    c = NULL;
+    CHECK_OK(pcp_client_new(f.addr, cfg, &c));
+    m = NULL;
+    CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8082, 0, 600, &m));
+    CHECK(m != NULL && pcp_mapping_protocol_version(m) == PCP_VERSION_NATPMP);
+    pcp_mapping_free(m);
+    pcp_client_free(c);
+    pcp_config_free(cfg);
+out:
+    pcp_test_server_free(f.server);
+}
+
 typedef struct {
     const char *name;
     void (*fn)(void);
@@ -1324,6 +1387,7 @@ static const test_case TESTS[] = {
     {"callback_replace_waits", test_callback_replace_waits},
     {"endpoint_free_in_callback", test_endpoint_free_in_callback},
     {"announce_listener", test_announce_listener},
+    {"natpmp_only_gateway", test_natpmp_only_gateway},
 };
 
 int main(int argc, char **argv) {
