@@ -37,12 +37,12 @@ use pyo3::types::{PyBytes, PyDict, PyModule, PyString};
 
 use pcp_core::client::parse_server;
 use pcp_core::discovery::{self, DiscoveryConfig};
-use pcp_core::server::{Server as CoreServer, ServerConfig};
+use pcp_core::server::{Server as CoreServer, ServerConfig, ServerMode};
 use pcp_core::wire::Opcode;
 use pcp_core::HandlerId;
 use pcp_core::{
     Client as CoreClient, ClientConfig, Error as CoreError, ErrorCode, Event as CoreEvent, Filter, MapSpec,
-    Mapping as CoreMapping, MappingId, MappingInfo, Nonce, PeerSpec, Pending, Protocol, ResultCode,
+    Mapping as CoreMapping, MappingId, MappingInfo, Nonce, PeerSpec, Pending, Protocol, ProtocolChoice, ResultCode,
 };
 
 /// How long one GIL-free wait lasts before signals are checked.
@@ -381,7 +381,7 @@ impl PyClient {
     #[new]
     #[pyo3(signature = (server=None, *, candidates=None, deadline=None, listen_announce=None, local_ip=None,
         delete_on_close=true, close_timeout=None, discovery_deadline=None, max_retransmissions=None,
-        announce_delay_max=None))]
+        announce_delay_max=None, protocol="auto"))]
     fn new(
         py: Python<'_>,
         server: Option<&Bound<'_, PyAny>>,
@@ -394,7 +394,10 @@ impl PyClient {
         discovery_deadline: Option<f64>,
         max_retransmissions: Option<u32>,
         announce_delay_max: Option<f64>,
+        protocol: &str,
     ) -> PyResult<Self> {
+        let protocol = ProtocolChoice::parse(protocol)
+            .ok_or_else(|| value_error(format!("protocol must be 'auto', 'pcp' or 'natpmp', not {protocol:?}")))?;
         let candidates = server_list(candidates)?;
         let deadline = deadline.map(|d| seconds(d, "deadline")).transpose()?;
         let close_timeout = close_timeout.map(|d| seconds(d, "close_timeout")).transpose()?;
@@ -404,7 +407,7 @@ impl PyClient {
         // The core's defaults otherwise: notably listen_announce (UDP 5350
         // with address reuse; the core carries on if the port is busy).
         let config = move |addr: SocketAddr| {
-            let mut cc = ClientConfig::new(addr);
+            let mut cc = ClientConfig::new(addr).protocol(protocol);
             if let Some(l) = listen_announce {
                 cc.listen_announce = l;
             }
@@ -915,6 +918,11 @@ impl PyMapping {
     #[getter]
     fn opcode(&self) -> &'static str {
         opcode_name(lock(&self.info).opcode)
+    }
+    /// "pcp" or "natpmp": what the gateway granted this mapping with.
+    #[getter]
+    fn protocol_version(&self) -> &'static str {
+        lock(&self.info).version.name()
     }
     #[getter]
     fn protocol(&self) -> u8 {
@@ -1518,7 +1526,8 @@ fn result_code_arg(obj: &Bound<'_, PyAny>) -> PyResult<ResultCode> {
 impl PyServer {
     #[new]
     #[pyo3(signature = (host="127.0.0.1", port=0, *, external_ip="203.0.113.7", min_lifetime=1, max_lifetime=86400,
-        port_range=(20000, 60000), allow_third_party=true, announce_to_known_clients=true, initial_epoch=0))]
+        port_range=(20000, 60000), allow_third_party=true, announce_to_known_clients=true, initial_epoch=0,
+        mode="both"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1531,7 +1540,14 @@ impl PyServer {
         allow_third_party: bool,
         announce_to_known_clients: bool,
         initial_epoch: u32,
+        mode: &str,
     ) -> PyResult<Self> {
+        let mode = match mode {
+            "both" => ServerMode::PcpAndNatPmp,
+            "pcp" => ServerMode::PcpOnly,
+            "natpmp" => ServerMode::NatPmpOnly,
+            other => return Err(value_error(format!("mode must be 'both', 'pcp' or 'natpmp', not {other:?}"))),
+        };
         let ip: IpAddr = host
             .trim_matches(|c| c == '[' || c == ']')
             .parse()
@@ -1557,6 +1573,7 @@ impl PyServer {
             announce_to_known_clients,
             allow_third_party,
             initial_epoch,
+            mode,
             ..ServerConfig::default()
         };
         let server = CoreServer::start(cfg).map_err(|e| to_pyerr(py, e.into()))?;

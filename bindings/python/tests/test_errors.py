@@ -140,6 +140,7 @@ def test_invalid_answers_are_dropped(garbage_server: str) -> None:
         ("IO", pcp_rs.PcpIOError),
         ("CLOSED", pcp_rs.ClientClosed),
         ("CANCELLED", pcp_rs.Cancelled),
+        ("UNSUPPORTED_BY_NATPMP", pcp_rs.UnsupportedByNatPmp),
     ]
     + [(cls.name, cls) for _, cls in RESULT_CLASSES],
 )

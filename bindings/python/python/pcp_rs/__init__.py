@@ -27,6 +27,7 @@ from .errors import (
     AddressMismatch,
     BadResponse,
     Cancelled,
+    UnsupportedByNatPmp,
     CannotProvideExternal,
     ClientClosed,
     ExcessiveRemotePeers,
@@ -94,6 +95,7 @@ __all__ = [
     "InvalidArgument",
     "ClientClosed",
     "Cancelled",
+    "UnsupportedByNatPmp",
     "PcpIOError",
     "RESULT_CODES",
 ]

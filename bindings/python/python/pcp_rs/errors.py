@@ -12,7 +12,10 @@ Every error of the core becomes an instance of a subclass of :class:`PcpError`:
 - :class:`BadResponse`: the server answered something invalid;
 - :class:`NoGateway`: discovery found no PCP server;
 - :class:`InvalidArgument` (also a :class:`ValueError`), :class:`ClientClosed`,
-  :class:`Cancelled`, :class:`PcpIOError` (also an :class:`OSError`).
+  :class:`Cancelled`, :class:`PcpIOError` (also an :class:`OSError`);
+- :class:`UnsupportedByNatPmp`: the gateway speaks only NAT-PMP, which
+  cannot do what was asked (PEER, THIRD_PARTY, FILTER, PREFER_FAILURE, a
+  suggested external address, protocols other than TCP/UDP, IPv6).
 
 The list of codes is the core's (``pcp_core::ErrorCode``): ``code``,
 ``short_term`` and the docstrings are read from it when this module is
@@ -53,6 +56,7 @@ __all__ = [
     "ClientClosed",
     "Cancelled",
     "PcpIOError",
+    "UnsupportedByNatPmp",
     "RESULT_CODES",
 ]
 
@@ -166,6 +170,12 @@ class ClientClosed(PcpError):
 
 class Cancelled(PcpError):
     name = "CANCELLED"
+
+
+class UnsupportedByNatPmp(PcpError):
+    """NAT-PMP (the gateway's only protocol, or the client's choice) cannot do this; the message names it."""
+
+    name = "UNSUPPORTED_BY_NATPMP"
 
 
 class PcpIOError(PcpError, OSError):
