@@ -33,7 +33,7 @@ pub fn run(out: &Output) -> Result<(), Error> {
     wait(&events, gw, out, |e| matches!(e, Event::Renewed(_)))?;
 
     out.step("external address");
-    out.external_address(gw, client.external_address()?);
+    out.external_address(gw, client.external_address()?, client.protocol_version());
 
     out.step("peer udp 5000 -> 198.51.100.20:3478");
     let p =

@@ -13,8 +13,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use pcp_core::client::parse_server;
 use pcp_core::discovery::{discover, DiscoveryConfig};
-use pcp_core::server::{Server, ServerConfig};
-use pcp_core::{Client, ClientConfig, Error, Filter, MapSpec, Mapping, PeerSpec, Protocol};
+use pcp_core::server::{Server, ServerConfig, ServerMode};
+use pcp_core::{Client, ClientConfig, Error, Filter, MapSpec, Mapping, PeerSpec, Protocol, ProtocolChoice};
 
 use output::Output;
 
@@ -34,6 +34,15 @@ struct Cli {
     /// One JSON object per result or event.
     #[arg(long, global = true)]
     json: bool,
+    /// auto: PCP, falling back to NAT-PMP on a NAT-PMP-only gateway; pcp or natpmp: only that.
+    #[arg(
+        long = "protocol",
+        id = "protocol_choice",
+        global = true,
+        value_name = "auto|pcp|natpmp",
+        default_value = "auto"
+    )]
+    protocol_choice: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +98,9 @@ enum Command {
         listen: SocketAddr,
         #[arg(long, default_value = "203.0.113.7")]
         external_ip: IpAddr,
+        /// both (PCP and NAT-PMP), pcp, or natpmp (a NAT-PMP-only gateway).
+        #[arg(long, value_name = "both|pcp|natpmp", default_value = "both")]
+        mode: String,
     },
     /// Start the test server on loopback and walk through every operation.
     Demo,
@@ -138,8 +150,17 @@ fn server_addr(cli: &Cli) -> Result<SocketAddr, Error> {
     }
 }
 
+fn protocol_choice(cli: &Cli) -> Result<ProtocolChoice, Error> {
+    ProtocolChoice::parse(&cli.protocol_choice).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "--protocol {}: use auto, pcp or natpmp",
+            pcp_core::quote_input(&cli.protocol_choice)
+        ))
+    })
+}
+
 fn connect(cli: &Cli, listen_announce: bool) -> Result<Client, Error> {
-    let mut cc = ClientConfig::new(server_addr(cli)?).deadline(deadline(cli)?);
+    let mut cc = ClientConfig::new(server_addr(cli)?).deadline(deadline(cli)?).protocol(protocol_choice(cli)?);
     cc.listen_announce = listen_announce;
     Client::new(cc)
 }
@@ -158,12 +179,13 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
         }
         Command::ExternalAddress => {
             let c = connect(cli, false)?;
-            out.external_address(c.gateway_address(), c.external_address()?);
+            let ip = c.external_address()?;
+            out.external_address(c.gateway_address(), ip, c.protocol_version());
         }
         Command::Announce => {
             let c = connect(cli, false)?;
             let epoch = c.announce()?;
-            out.announce(c.gateway_address(), epoch);
+            out.announce(c.gateway_address(), epoch, c.protocol_version());
         }
         Command::Map {
             protocol: p,
@@ -212,7 +234,7 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             state_file::remove(server, proto, *internal_port)?;
             out.deleted(server, proto, *internal_port, record.nonce);
         }
-        Command::Serve { listen, external_ip } => serve(*listen, *external_ip, out)?,
+        Command::Serve { listen, external_ip, mode } => serve(*listen, *external_ip, mode, out)?,
         Command::Demo => demo::run(out)?,
     }
     Ok(())
@@ -268,8 +290,19 @@ fn ctrl_c() -> Result<mpsc::Receiver<()>, Error> {
     Ok(rx)
 }
 
-fn serve(listen: SocketAddr, external_ip: IpAddr, out: &Output) -> Result<(), Error> {
-    let server = Server::start(ServerConfig { listen, external_addr: external_ip, ..Default::default() })?;
+fn serve(listen: SocketAddr, external_ip: IpAddr, mode: &str, out: &Output) -> Result<(), Error> {
+    let mode = match mode {
+        "both" => ServerMode::PcpAndNatPmp,
+        "pcp" => ServerMode::PcpOnly,
+        "natpmp" => ServerMode::NatPmpOnly,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "--mode {}: use both, pcp or natpmp",
+                pcp_core::quote_input(other)
+            )))
+        }
+    };
+    let server = Server::start(ServerConfig { listen, external_addr: external_ip, mode, ..Default::default() })?;
     out.serving(server.local_addr(), external_ip);
     let stop = ctrl_c()?;
     let _ = stop.recv();

@@ -3,8 +3,15 @@
 use std::net::{IpAddr, SocketAddr};
 
 use pcp_core::discovery::Discovered;
-use pcp_core::{Error, Event, Mapping, MappingInfo, Nonce, Protocol};
+use pcp_core::{Error, Event, Mapping, MappingInfo, Nonce, Protocol, ProtocolVersion};
 use serde_json::{json, Value};
+
+fn human_version(v: ProtocolVersion) -> &'static str {
+    match v {
+        ProtocolVersion::Pcp => "PCP",
+        ProtocolVersion::NatPmp => "NAT-PMP",
+    }
+}
 
 pub struct Output {
     json: bool,
@@ -24,6 +31,7 @@ fn info_json(kind: &str, gateway: SocketAddr, i: &MappingInfo) -> Value {
         "lifetime": i.lifetime,
         "epoch": i.epoch,
         "nonce": i.nonce.to_hex(),
+        "protocol_version": i.version.name(),
     });
     if let Some((ip, port)) = i.remote {
         v["peer_ip"] = json!(ip.to_string());
@@ -62,17 +70,24 @@ impl Output {
         );
     }
 
-    pub fn external_address(&self, gateway: SocketAddr, ip: IpAddr) {
+    pub fn external_address(&self, gateway: SocketAddr, ip: IpAddr, version: ProtocolVersion) {
         self.emit(
-            json!({"event": "external_address", "gateway": gateway.to_string(), "external_ip": ip.to_string()}),
-            format!("external address {ip} (via {gateway})"),
+            json!({"event": "external_address", "gateway": gateway.to_string(), "external_ip": ip.to_string(),
+                   "protocol_version": version.name()}),
+            format!("external address {ip} (via {gateway}, {})", human_version(version)),
         );
     }
 
-    pub fn announce(&self, gateway: SocketAddr, epoch: u32) {
+    pub fn announce(&self, gateway: SocketAddr, epoch: u32, version: ProtocolVersion) {
+        let what = match version {
+            ProtocolVersion::Pcp => "ANNOUNCE",
+            // Over NAT-PMP the external-address request stands in for it.
+            ProtocolVersion::NatPmp => "the NAT-PMP address request",
+        };
         self.emit(
-            json!({"event": "announce", "gateway": gateway.to_string(), "epoch": epoch}),
-            format!("{gateway} answered ANNOUNCE, epoch {epoch}"),
+            json!({"event": "announce", "gateway": gateway.to_string(), "epoch": epoch,
+                   "protocol_version": version.name()}),
+            format!("{gateway} answered {what}, epoch {epoch}"),
         );
     }
 
@@ -85,13 +100,14 @@ impl Output {
         self.emit(
             info_json(kind, gateway, i),
             format!(
-                "{kind}: {} {}:{} -> {}:{}{peer} for {} s (epoch {}, nonce {})",
+                "{kind}: {} {}:{} -> {}:{}{peer} for {} s ({}, epoch {}, nonce {})",
                 i.protocol,
                 i.internal_addr,
                 i.internal_port,
                 i.external_addr,
                 i.external_port,
                 i.lifetime,
+                human_version(i.version),
                 i.epoch,
                 i.nonce
             ),

@@ -203,3 +203,52 @@ fn demo_walks_through_every_step() {
         assert!(text.contains(step), "demo output lacks {step:?}:\n{text}");
     }
 }
+
+fn natpmp_server() -> Server {
+    use pcp_core::server::{ServerConfig, ServerMode};
+    Server::start(ServerConfig { mode: ServerMode::NatPmpOnly, ..Default::default() }).unwrap()
+}
+
+#[test]
+fn protocol_auto_falls_back_to_natpmp_and_says_so() {
+    let server = natpmp_server();
+    let gw = server.local_addr().to_string();
+    let st = state_dir("natpmp");
+    let o = pcp(&st, &["--gateway", &gw, "--json", "map", "udp", "9000", "--external-port", "9000"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["protocol_version"], "natpmp");
+    assert_eq!((v["external_ip"].as_str(), v["external_port"].as_u64()), (Some("203.0.113.7"), Some(9000)));
+    assert_eq!(server.mapping_count(), 1);
+    // The human form says it too.
+    let o = pcp(&st, &["--gateway", &gw, "external-address"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && text.contains("203.0.113.7") && text.contains("NAT-PMP"), "{text}");
+    // `pcp delete` of a NAT-PMP mapping (a new process: PCP first, then NAT-PMP).
+    let o = pcp(&st, &["--gateway", &gw, "delete", "udp", "9000"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(server.mapping_count(), 0);
+}
+
+#[test]
+fn protocol_option_forces_one() {
+    let server = natpmp_server();
+    let gw = server.local_addr().to_string();
+    let st = state_dir("natpmp-forced");
+    let o = pcp(&st, &["--gateway", &gw, "--protocol", "pcp", "--json", "map", "tcp", "80"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("UNSUPP_VERSION"));
+    let o = pcp(&st, &["--gateway", &gw, "--protocol", "natpmp", "--json", "map", "tcp", "80"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_lines(&o)[0]["protocol_version"], "natpmp");
+    let o = pcp(&st, &["--gateway", &gw, "--protocol", "natpmp", "peer", "tcp", "81", "198.51.100.1", "443"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("UNSUPPORTED_BY_NATPMP"));
+    let o = pcp(&st, &["--gateway", &gw, "--protocol", "upnp", "map", "tcp", "80"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--protocol"));
+    // Against a PCP gateway the JSON says pcp.
+    let both = Server::start_local().unwrap();
+    let o = pcp(&st, &["--gateway", &both.local_addr().to_string(), "--json", "map", "tcp", "82"]);
+    assert_eq!(json_lines(&o)[0]["protocol_version"], "pcp");
+}

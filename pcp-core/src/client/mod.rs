@@ -325,6 +325,12 @@ impl Client {
         self.shared().lock().endpoint.engine().server_epoch()
     }
 
+    /// The protocol new requests use now: PCP, or NAT-PMP after the
+    /// gateway said it speaks only that (RFC 6887 section 9).
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.shared().lock().endpoint.engine().protocol_version()
+    }
+
     /// Whether the client listens for unsolicited ANNOUNCE.
     pub fn listens_for_announce(&self) -> bool {
         self.shared().lock().endpoint.listens_for_announce()
