@@ -27,7 +27,8 @@ export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'IO'
   | 'CLOSED'
-  | 'CANCELLED';
+  | 'CANCELLED'
+  | 'UNSUPPORTED_BY_NATPMP';
 
 /** The error of every rejected call. `name` is 'AbortError' when `code` is 'CANCELLED'. */
 export declare class PCPError extends Error {
@@ -59,6 +60,8 @@ export interface ClientOptions {
   announcePort?: number;
   /** Upper bound of the random wait before renewing on an ANNOUNCE, in ms (default 5000). */
   announceDelayMax?: number;
+  /** 'auto' (default: PCP, falling back to NAT-PMP on a NAT-PMP-only gateway), 'pcp' or 'natpmp'. */
+  protocol?: 'auto' | 'pcp' | 'natpmp';
 }
 
 export interface DiscoverOptions {
@@ -158,6 +161,8 @@ export declare class Mapping {
   readonly remotePort: number | null;
   readonly grantedAt: Date;
   readonly expiresAt: Date;
+  /** What the gateway granted it with: 'pcp' or 'natpmp'. */
+  readonly protocolVersion: 'pcp' | 'natpmp';
   /** Whether the client still holds it. */
   readonly active: boolean;
   /** Re-reads the current state; false if it is gone. */
@@ -255,6 +260,8 @@ export interface ServerOptions {
   allowThirdParty?: boolean;
   /** Seconds "up" at start; a reboot restarts from 0. */
   initialEpoch?: number;
+  /** 'both' (default), 'pcp', or 'natpmp': a NAT-PMP-only gateway that answers PCP with "unsupported version". */
+  mode?: 'both' | 'pcp' | 'natpmp';
 }
 
 export interface ServerMapping {
@@ -285,7 +292,7 @@ export declare class TestServer {
   readonly requestsReceived: number;
   dropNext(n: number): void;
   setDelay(ms: number): void;
-  forceResult(code: Exclude<ErrorCode, 'BAD_RESPONSE' | 'TIMEOUT' | 'SERVER_UNREACHABLE' | 'NO_GATEWAY' | 'INVALID_ARGUMENT' | 'IO' | 'CLOSED' | 'CANCELLED'> | null, lifetime?: number): void;
+  forceResult(code: Exclude<ErrorCode, 'BAD_RESPONSE' | 'TIMEOUT' | 'SERVER_UNREACHABLE' | 'NO_GATEWAY' | 'INVALID_ARGUMENT' | 'IO' | 'CLOSED' | 'CANCELLED' | 'UNSUPPORTED_BY_NATPMP'> | null, lifetime?: number): void;
   reboot(): void;
   setExternalAddress(address: string): void;
   mappings(): ServerMapping[];

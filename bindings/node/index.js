@@ -64,18 +64,19 @@ function abortError(signal) {
  */
 function message(kind, req, code, text, mappingId, externalAddress, externalPort, lifetime, opcode, protocol,
   internalAddress, internalPort, mappingEpoch, nonce, remoteAddress, remotePort, grantedAt, expiresAt, id, epoch,
-  address, oldAddress, server) {
+  address, oldAddress, server, protocolVersion) {
   let mapping;
   if (mappingId !== undefined) {
     mapping = [mappingId, opcode, protocol, internalAddress, internalPort, externalAddress, externalPort, lifetime,
-      mappingEpoch, nonce, remoteAddress, remotePort, grantedAt, expiresAt];
+      mappingEpoch, nonce, remoteAddress, remotePort, grantedAt, expiresAt, protocolVersion];
   }
   return { kind, req, code, message: text, mapping, id, epoch, address, oldAddress, server };
 }
 
 // A mapping row: [id, opcode, protocol, internalAddress, internalPort,
 // externalAddress, externalPort, lifetime, epoch, nonce, remoteAddress,
-// remotePort, grantedAt, expiresAt] (times in ms since 1970, the core's).
+// remotePort, grantedAt, expiresAt, protocolVersion] (times in ms since
+// 1970, the core's; protocolVersion 'pcp' or 'natpmp').
 const ROW_ID = 0;
 const ROW_EXTERNAL_ADDRESS = 5;
 const ROW_EXTERNAL_PORT = 6;
@@ -153,6 +154,12 @@ function clientOptions(o) {
   if (o.localAddress !== undefined) out.localAddress = toAddress(o.localAddress, 'localAddress');
   if (o.announcePort !== undefined) out.announcePort = toInt(o.announcePort, 'announcePort', 1, 65535);
   if (o.announceDelayMax !== undefined) out.announceDelayMaxMs = optionalMs(o.announceDelayMax, 'announceDelayMax');
+  if (o.protocol !== undefined) {
+    if (!['auto', 'pcp', 'natpmp'].includes(o.protocol)) {
+      throw invalid(`protocol must be 'auto', 'pcp' or 'natpmp', got ${describe(o.protocol)}`);
+    }
+    out.protocol = o.protocol;
+  }
   return out;
 }
 
@@ -303,6 +310,8 @@ class Mapping {
     // until a renewal moves them on.
     this.grantedAt = new Date(d[12]);
     this._expiresAt = d[13];
+    /** 'pcp' or 'natpmp': what the gateway granted the mapping with. */
+    this.protocolVersion = d[14];
     return this;
   }
 

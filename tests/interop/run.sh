@@ -144,6 +144,10 @@ kill -INT "$keep_pid" 2>/dev/null
 wait_bounded "$keep_pid" 10
 if grep -q '"deleted"' "$keep_log" && ! nft_rules_for_port 8082 >/dev/null; then ok "Ctrl-C on --keep deleted the mapping"; else fail "--keep cleanup" "$(tail -5 "$keep_log")"; fi
 
+# --- NAT-PMP: forced, and the fallback on a NAT-PMP-only gateway --------------
+# shellcheck source=natpmp.sh
+. "$here/natpmp.sh"
+
 # --- The classic example of every language, through a real mapping ----------
 # Each prints "MAPPED ip port lifetime", holds, deletes, prints "DELETED".
 check_example() {

@@ -45,10 +45,10 @@ use napi_derive::napi;
 use pcp_core::client::{parse_server, wall_clock};
 use pcp_core::discovery::{self, DiscoveryConfig};
 use pcp_core::engine::KeyMap;
-use pcp_core::server::{Server, ServerConfig};
+use pcp_core::server::{Server, ServerConfig, ServerMode};
 use pcp_core::{
     Client, ClientConfig, Error as PcpError, ErrorCode, Event, Filter, HandlerId, MapSpec, Mapping, MappingId,
-    MappingInfo, Nonce, PeerSpec, Pending, Protocol, ResultCode,
+    MappingInfo, Nonce, PeerSpec, Pending, Protocol, ProtocolChoice, ResultCode,
 };
 
 // ---------------------------------------------------------------- data types
@@ -82,6 +82,8 @@ pub struct MappingData {
     /// unless renewed: milliseconds since 1970 (the core's times).
     pub granted_at: f64,
     pub expires_at: f64,
+    /// `"pcp"` or `"natpmp"`: what the gateway granted it with.
+    pub protocol_version: &'static str,
 }
 
 /// What the native side tells the JavaScript side: the result of request
@@ -163,7 +165,7 @@ fn check(status: sys::napi_status) -> napi::Result<()> {
 
 impl ToNapiValue for MappingData {
     unsafe fn to_napi_value(env: sys::napi_env, m: Self) -> napi::Result<sys::napi_value> {
-        let mut row = JsRow::new(env, 14)?;
+        let mut row = JsRow::new(env, 15)?;
         row.set(0, Some(m.id))?;
         row.set(1, Some(m.opcode))?;
         row.set(2, Some(m.protocol))?;
@@ -178,6 +180,7 @@ impl ToNapiValue for MappingData {
         row.set(11, m.remote_port)?;
         row.set(12, Some(m.granted_at))?;
         row.set(13, Some(m.expires_at))?;
+        row.set(14, Some(m.protocol_version))?;
         Ok(row.array)
     }
 }
@@ -238,6 +241,7 @@ impl NativeMessage {
             ascii(env, self.address.as_deref())?,
             ascii(env, self.old_address.as_deref())?,
             ascii(env, self.server.as_deref())?,
+            ascii(env, m.map(|m| m.protocol_version))?,
         ];
         let len = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         let mut undefined = std::ptr::null_mut();
@@ -287,6 +291,8 @@ pub struct ClientOptions {
     pub announce_port: Option<u32>,
     /// Upper bound of the random wait before renewing on an ANNOUNCE (default 5000).
     pub announce_delay_max_ms: Option<f64>,
+    /// `"auto"` (default: PCP, falling back to NAT-PMP), `"pcp"` or `"natpmp"`.
+    pub protocol: Option<String>,
 }
 
 #[napi(object)]
@@ -401,6 +407,7 @@ fn mapping_data(info: &MappingInfo) -> MappingData {
         remote_port: info.remote.map(|(_, p)| u32::from(p)),
         granted_at: wall_clock::unix_millis(info.granted_at),
         expires_at: wall_clock::unix_millis(info.expires_at()),
+        protocol_version: info.version.name(),
     }
 }
 
@@ -744,6 +751,11 @@ impl NativeClient {
             if let Some(d) = o.announce_delay_max_ms {
                 cc.announce_delay_max = millis(d, "announceDelayMax").map_err(napi_err)?;
             }
+            if let Some(p) = &o.protocol {
+                cc.protocol = ProtocolChoice::parse(p).ok_or_else(|| {
+                    napi_err(invalid(format!("protocol must be 'auto', 'pcp' or 'natpmp', got {p:?}")))
+                })?;
+            }
         }
         let callback_value = callback.raw();
         let tsfn: Tsfn = callback.build_threadsafe_function::<NativeMessage>().weak::<true>().build()?;
@@ -1078,6 +1090,8 @@ pub struct ServerOptions {
     /// The epoch at start, as for a gateway that has been up a while (a
     /// reboot starts again from 0, so a client can tell it restarted).
     pub initial_epoch: Option<u32>,
+    /// `"both"` (default), `"pcp"` or `"natpmp"` (a NAT-PMP-only gateway).
+    pub mode: Option<String>,
 }
 
 /// A mapping as the test server holds it.
@@ -1143,6 +1157,14 @@ impl NativeServer {
             }
             if let Some(v) = o.initial_epoch {
                 cfg.initial_epoch = v;
+            }
+            if let Some(m) = &o.mode {
+                cfg.mode = match m.as_str() {
+                    "both" => ServerMode::PcpAndNatPmp,
+                    "pcp" => ServerMode::PcpOnly,
+                    "natpmp" => ServerMode::NatPmpOnly,
+                    _ => return Err(napi_err(invalid(format!("mode must be 'both', 'pcp' or 'natpmp', got {m:?}")))),
+                };
             }
         }
         let server = Server::start(cfg).map_err(|e| napi_err(e.into()))?;
