@@ -31,6 +31,7 @@ test('ERROR_CODES lists every code', () => {
     'IO',
     'CLOSED',
     'CANCELLED',
+    'UNSUPPORTED_BY_NATPMP',
   ]);
 });
 
