@@ -116,3 +116,45 @@ fn renewal_and_reboot_over_natpmp() {
     c.external_address().unwrap();
     wait_for(&rx, |e| matches!(e, Event::ExternalAddressChanged { new, .. } if *new == ip).then_some(()));
 }
+
+/// A free UDP port on loopback (bound, then released).
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn announcements_on_the_5350_and_the_legacy_port_renew_the_mappings() {
+    // The RFC 6886 port (5350 in real life) and the 2006 drafts' (5351),
+    // both made free loopback ports here; the server sends only to them.
+    for legacy in [false, true] {
+        let port = free_port();
+        let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let server = Server::start(ServerConfig {
+            mode: ServerMode::NatPmpOnly,
+            initial_epoch: 1000,
+            announce_to: vec![to],
+            announce_to_known_clients: false,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut cc = ClientConfig::new(server.local_addr());
+        cc.announce_delay_max = Duration::from_millis(50);
+        if legacy {
+            cc.listen_announce = false;
+            cc.natpmp_legacy_announce_port = Some(port);
+        } else {
+            cc.announce_port = port;
+        }
+        let c = Client::new(cc).unwrap();
+        let rx = c.events();
+        c.map(Protocol::TCP, 6000).unwrap();
+        server.reboot();
+        wait_for(&rx, |e| matches!(e, Event::ServerRestarted { epoch } if *epoch < 5).then_some(()));
+        let renewed = wait_for(&rx, |e| match e {
+            Event::Renewed(i) => Some(i.clone()),
+            _ => None,
+        });
+        assert_eq!(renewed.version, ProtocolVersion::NatPmp, "legacy={legacy}");
+        assert_eq!(server.mapping_count(), 1, "recreated after the announcement (legacy={legacy})");
+    }
+}

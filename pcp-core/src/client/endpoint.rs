@@ -21,6 +21,9 @@ pub struct Endpoint {
     engine: Engine,
     socket: UdpSocket,
     announce: Option<UdpSocket>,
+    /// NAT-PMP gateways from before RFC 6886 (the 2006 drafts) announce on
+    /// port 5351 instead of 5350; opt-in (see `ClientConfig`).
+    legacy_announce: Option<UdpSocket>,
     buf: Vec<u8>,
     /// `receive_available`'s buffers, made on first use.
     batch: Vec<u8>,
@@ -60,6 +63,11 @@ impl Endpoint {
         } else {
             None
         };
+        // NAT-PMP is IPv4 only.
+        let legacy_announce = match config.natpmp_legacy_announce_port {
+            Some(port) if server.is_ipv4() => open_announce_listener(server, client_addr, port),
+            _ => None,
+        };
 
         let mut ec = EngineConfig::new(server, client_addr);
         ec.retransmit = config.retransmit;
@@ -72,6 +80,7 @@ impl Endpoint {
             engine: Engine::new(ec),
             socket,
             announce,
+            legacy_announce,
             buf: vec![0; MAX_MESSAGE_SIZE + 4],
             batch: Vec::new(),
         })
@@ -99,6 +108,7 @@ impl Endpoint {
     pub fn fds(&self) -> Vec<RawFd> {
         let mut v = vec![self.socket.as_raw_fd()];
         v.extend(self.announce.as_ref().map(|s| s.as_raw_fd()));
+        v.extend(self.legacy_announce.as_ref().map(|s| s.as_raw_fd()));
         v
     }
 
@@ -237,7 +247,7 @@ impl Endpoint {
 
     /// Reads what arrived on the ANNOUNCE listener only.
     pub fn receive_announce(&mut self, now: Instant) {
-        if let Some(a) = &self.announce {
+        for a in self.announce.iter().chain(self.legacy_announce.iter()) {
             while let Ok((n, from)) = a.recv_from(&mut self.buf) {
                 self.engine.handle_datagram(now, from, &self.buf[..n]);
             }

@@ -67,6 +67,11 @@ pub struct ClientConfig {
     pub rng_seed: Option<[u8; 32]>,
     /// PCP with the NAT-PMP fallback (the default), PCP only or NAT-PMP only.
     pub protocol: ProtocolChoice,
+    /// Also listen on this port (5351) for the announcements of NAT-PMP
+    /// gateways from before RFC 6886, which multicast to 224.0.0.1:5351.
+    /// Off by default: a port-5351 listener would stand in the way of a
+    /// PCP or NAT-PMP server on this same host.
+    pub natpmp_legacy_announce_port: Option<u16>,
 }
 
 impl ClientConfig {
@@ -83,6 +88,7 @@ impl ClientConfig {
             close_timeout: Duration::from_secs(2),
             rng_seed: None,
             protocol: ProtocolChoice::Auto,
+            natpmp_legacy_announce_port: None,
         }
     }
 
