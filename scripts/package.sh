@@ -107,20 +107,55 @@ strip_tool() {
     esac
 }
 
+# Runs a packaging function in a subshell with errexit in force, so that any failing step fails
+# it, and sets $step_ok to 1 or 0. Call it as a plain command: inside `if` or `||`, bash ignores
+# errexit in everything the function runs.
+checked() {
+    set +e
+    (set -e; "$@")
+    local rc=$?
+    set -e
+    step_ok=$((rc == 0))
+}
+
 # ------------------------------------------------------------------ per-platform builds
-# Release build of the C library, the CLI and the Node addon for one target.
+# A release build of some of the crates for one target (full output in $work/logs/); on failure
+# sets $why from the first errors.
 build_rust() {
-    local platform="$1" triple="$2"
+    local platform="$1" triple="$2" what="$3"; shift 3
+    local log="$work/logs/$platform-$what.log"
+    mkdir -p "$work/logs"
     case "$platform" in
     darwin-*)
         # rustc would run a Mach-O `strip`, which Linux lacks; without debug info there is little to strip.
         export CARGO_PROFILE_RELEASE_DEBUG=0
         ;;
     esac
-    cargo build --release --target "$triple" -p pcp-ffi -p pcp-cli -p pcp-rs-node 2>&1 | tail -3
-    local rc=${PIPESTATUS[0]}
+    local rc=0
+    cargo build --release --target "$triple" "$@" >"$log" 2>&1 || rc=$?
     unset CARGO_PROFILE_RELEASE_DEBUG
-    return "$rc"
+    tail -1 "$log"
+    [ "$rc" -eq 0 ] && return 0
+    if grep -q 'unable to find system framework\|unable to find dynamic system library' "$log"; then
+        why="compiles, but linking needs the macOS SDK ($(grep -o 'system framework "[A-Za-z]*"\|system library "[a-z]*"' "$log" |
+            sed 's/.*"\(.*\)"/\1/' | sort -u | paste -sd, -)), which zig does not ship and this machine cannot fetch"
+    else
+        why="cargo build --target $triple failed: $(grep -E '^error' "$log" | sort -u | head -3 | paste -sd';' -) (log: $log)"
+    fi
+    grep -E -m12 -A4 '^error' "$log" | sed 's/^/    | /' | head -30
+    return 1
+}
+
+# Windows: napi-build wants a node import library for windows-gnu (LIBNODE_PATH). The N-API
+# functions are looked up at load time (napi-rs's dyn-symbols, see bindings/node/Cargo.toml), so it
+# only has to name the libuv functions the addon calls itself, which node.exe exports.
+node_import_lib() {
+    local dir="$work/libnode"
+    mkdir -p "$dir"
+    { echo "LIBRARY node.exe"; echo "EXPORTS"; grep -ho '\bfn uv_[a-z_0-9]*' bindings/node/src/*.rs | sed 's/^fn //' | sort -u; } >"$dir/node.def"
+    x86_64-w64-mingw32-dlltool -d "$dir/node.def" -l "$dir/libnode.dll.a" || return 1
+    : >"$dir/libnode.dll" # napi-build only checks that this file exists; the linker takes libnode.dll.a
+    export LIBNODE_PATH="$dir"
 }
 
 # The system libraries the static archive needs, as rustc reports them for the target.
@@ -137,7 +172,7 @@ package_c() {
     rm -rf "$stage" && install -d "$stage/bin" "$stage/include" "$stage/lib/pkgconfig"
     local libs_private
     libs_private=$(native_static_libs "$triple")
-    [ -n "$libs_private" ] || { why="rustc reported no native-static-libs for $triple"; return 1; }
+    [ -n "$libs_private" ] || { echo "rustc reported no native-static-libs for $triple" >&2; return 1; }
     local major=${version%%.*}
     case "$platform" in
     linux-*)
@@ -207,14 +242,18 @@ package_node_platform() {
 }
 
 package_python_wheel() {
-    local platform="$1" triple="$2"
+    local platform="$1" triple="$2" log="$work/logs/$1-python.log" args=()
     case "$platform" in
-    linux-*) maturin build --release --strip --zig --compatibility manylinux2014 --target "$triple" \
-        -m bindings/python/Cargo.toml -o "$dist/python" 2>&1 | tail -2 ;;
-    darwin-*) maturin build --release --zig --target "$triple" -m bindings/python/Cargo.toml -o "$dist/python" 2>&1 | tail -2 ;;
-    *) maturin build --release --strip --target "$triple" -m bindings/python/Cargo.toml -o "$dist/python" 2>&1 | tail -2 ;;
+    linux-*) args=(--strip --zig --compatibility manylinux2014) ;;
+    darwin-*) args=(--zig) ;;
+    win32-*) args=(--strip) ;;
     esac
-    return "${PIPESTATUS[0]}"
+    if maturin build --release "${args[@]}" --target "$triple" -m bindings/python/Cargo.toml -o "$dist/python" >"$log" 2>&1; then
+        tail -1 "$log"
+        return 0
+    fi
+    why="maturin build --target $triple failed: $(grep -m3 -E '^error|💥' "$log" | paste -sd';' -) (log: $log)"
+    return 1
 }
 
 # ------------------------------------------------------------------ platform-independent artifacts
@@ -241,7 +280,7 @@ package_node_main() {
     deps=$(sed -n '/^\[workspace\.dependencies\]/,/^\[/{/^\[/!p}' Cargo.toml | grep -v '^pcp-core = { path = "pcp-core" }$' | grep -v '^ *$' || true)
     [ -z "$deps" ] || die "package.sh does not know how to carry these workspace dependencies: $deps"
     local optional=()
-    for p in "${built[@]}"; do optional+=("pcp-rs-$p"); done
+    for p in "${node_built[@]}"; do optional+=("pcp-rs-$p"); done
     VERSION="$version" OPTIONAL="${optional[*]}" node -e '
         const fs = require("fs"), e = process.env;
         const p = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
@@ -261,43 +300,62 @@ rm -rf "$dist" "$work"
 mkdir -p "$dist" "$work"
 ensure_tools
 
-built=()
-not_built=()
+built=()     # platforms with all three artifacts
+node_built=() # platforms with a prebuilt npm package (the main package's optionalDependencies)
+report=()
 for platform in "${requested[@]}"; do
     read -r triple zt os cpu libc <<<"$(platform_info "$platform")"
     say "$platform ($triple)"
     why=""
     if ! ensure_rust_target "$triple"; then
-        why="rustup target add $triple failed"
-    elif ! linker_env "$platform" "$triple" "$zt"; then
-        :
-    elif ! build_rust "$platform" "$triple"; then
-        why="cargo build --target $triple failed (see above)"
-    elif ! package_c "$platform" "$triple"; then
-        why="C archive: ${why:-failed}"
-    elif ! package_node_platform "$platform" "$triple" "$os" "$cpu" "$libc"; then
-        why="npm package failed"
-    elif ! package_python_wheel "$platform" "$triple"; then
-        why="maturin build --target $triple failed (see above)"
-    else
-        built+=("$platform")
+        report+=("$platform: nothing built: rustup target add $triple failed")
         continue
     fi
-    echo "$platform: not built: $why"
-    not_built+=("$platform: $why")
+    if ! linker_env "$platform" "$triple" "$zt"; then
+        report+=("$platform: nothing built: $why")
+        continue
+    fi
+    ok=()
+    step_ok=0
+    if build_rust "$platform" "$triple" c -p pcp-ffi -p pcp-cli; then checked package_c "$platform" "$triple"; fi
+    if [ "$step_ok" = 1 ]; then
+        ok+=(c)
+    else
+        report+=("$platform: C archive not built: ${why:-packaging failed (see above)}")
+    fi
+    why=""
+    step_ok=0
+    if case "$platform" in win32-*) node_import_lib ;; *) true ;; esac &&
+        build_rust "$platform" "$triple" node -p pcp-rs-node; then
+        checked package_node_platform "$platform" "$triple" "$os" "$cpu" "$libc"
+    fi
+    if [ "$step_ok" = 1 ]; then
+        ok+=(node)
+        node_built+=("$platform")
+    else
+        report+=("$platform: npm package not built: ${why:-packaging failed (see above)}")
+    fi
+    why=""
+    if package_python_wheel "$platform" "$triple"; then
+        ok+=(python)
+    else
+        report+=("$platform: wheel not built: $why")
+    fi
+    [ ${#ok[@]} -eq 3 ] && built+=("$platform")
+    report+=("$platform: built: ${ok[*]:-nothing}")
 done
 
 say "sdist, main npm package"
 maturin sdist -m bindings/python/Cargo.toml -o "$dist/python" 2>&1 | tail -1
-package_node_main
+checked package_node_main
+[ "$step_ok" = 1 ] || die "the main npm package failed (see above)"
 
 (cd "$dist" && find . -type f ! -name SHA256SUMS ! -name SIZES | sort | sed 's|^\./||' | xargs sha256sum >SHA256SUMS)
 (cd "$dist" && find . -type f ! -name SHA256SUMS ! -name SIZES | sort | sed 's|^\./||' | xargs du -b | awk '{printf "%10d  %s\n", $1, $2}' >SIZES)
 echo
 say "dist/ (bytes)"
 cat "$dist/SIZES"
-echo "built: ${built[*]:-none}"
-for n in "${not_built[@]}"; do echo "not built: $n"; done
+for r in "${report[@]}"; do echo "$r"; done
 status=0
 for r in "${required[@]}"; do
     case " ${built[*]} " in *" $r "*) ;; *) echo "package.sh: required platform $r was not built" >&2; status=1 ;; esac
