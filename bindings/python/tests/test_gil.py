@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import pytest
 
@@ -48,6 +48,18 @@ def test_other_threads_run_during_a_blocking_call(server: Server) -> None:
         finally:
             t.join(EVENT_WAIT)
     assert unblocked.is_set()
+
+
+@pytest.fixture(autouse=True)
+def _sigint_raises_keyboard_interrupt() -> Iterator[None]:
+    # A shell starts background jobs with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: these tests would wait forever
+    # for an interrupt that never comes. Give them Python's own handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _sigint_when_requested(server: Server, sent: List[float], n: int = 1) -> threading.Thread:
