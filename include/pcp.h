@@ -41,6 +41,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+/**
+ * A socket as the platform names it, as pcp_endpoint_fds() reports it: a
+ * file descriptor (int) on Unix, for poll(), epoll, kqueue or select(); a
+ * winsock SOCKET on Windows, for WSAPoll(), select() or WSAEventSelect().
+ */
+#if defined(_WIN32)
+#include <winsock2.h>
+typedef SOCKET pcp_socket;
+#else
+typedef int pcp_socket;
+#endif
 
 /**
  * Protocol number of TCP.
@@ -817,12 +828,14 @@ enum pcp_status pcp_endpoint_set_event_callback(struct pcp_endpoint *endpoint,
                                                 void *userdata);
 
 /**
- * Writes the descriptors to watch for readability into `fds` (room for
+ * Writes the sockets to watch for readability into `fds` (room for
  * `capacity`; PCP_ENDPOINT_MAX_FDS always suffices) and their number into
- * `*count`. They stay the same for the endpoint's life.
+ * `*count`. They stay the same for the endpoint's life. A `pcp_socket` is
+ * a file descriptor (`int`) on Unix, for poll/epoll/kqueue/select, and a
+ * winsock `SOCKET` on Windows, for WSAPoll/select/WSAEventSelect.
  */
 enum pcp_status pcp_endpoint_fds(const struct pcp_endpoint *endpoint,
-                                 int *fds,
+                                 pcp_socket *fds,
                                  size_t capacity,
                                  size_t *count);
 

@@ -1,9 +1,7 @@
 //! The `pcp` binary against the test server on loopback.
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use pcp_core::server::Server;
 use serde_json::Value;
@@ -128,8 +126,15 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("NOT_AUTHORIZED"));
 }
 
+/// Interrupts with SIGINT, which only Unix has (Windows' Ctrl-C event
+/// cannot be sent to one child alone).
 #[test]
+#[cfg(unix)]
 fn keep_renews_until_interrupted_then_deletes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
     let server = Server::start_local().unwrap();
     let gw = server.local_addr().to_string();
     let st = state_dir("keep");

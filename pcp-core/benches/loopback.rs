@@ -67,7 +67,14 @@ fn threads() -> usize {
 }
 
 /// Pins the calling thread (and the threads it starts afterwards) to `cpu`,
+/// or gives it back the CPUs it had at the start. Linux only: elsewhere the
+/// pinned placements run as the scheduler likes.
+#[cfg(not(target_os = "linux"))]
+fn pin_to(_cpu: Option<usize>) {}
+
+/// Pins the calling thread (and the threads it starts afterwards) to `cpu`,
 /// or gives it back the CPUs it had at the start.
+#[cfg(target_os = "linux")]
 fn pin_to(cpu: Option<usize>) {
     static ORIGINAL: std::sync::OnceLock<libc::cpu_set_t> = std::sync::OnceLock::new();
     let size = std::mem::size_of::<libc::cpu_set_t>();
@@ -215,7 +222,12 @@ fn main() {
     // An event loop that reads the answers itself (attach_reader): it waits
     // for readability and calls process_ready, as the Node binding does.
     client.attach_reader();
-    let fd = client.reader_fd();
+    // The loop's poller, watching the client's socket (level-triggered, as
+    // libuv's poll handle does).
+    let poller = polling::Poller::new().unwrap();
+    // SAFETY: the socket stays open until after the poller is dropped below.
+    unsafe { poller.add_with_mode(client.reader_fd(), polling::Event::readable(0), polling::PollMode::Level) }.unwrap();
+    let mut events = polling::Events::new();
     let t = Instant::now();
     for i in 0..n {
         let tx = tx.clone();
@@ -227,13 +239,13 @@ fn main() {
                 assert!(ok);
                 break;
             }
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut pfd, 1, 100) };
+            events.clear();
+            let _ = poller.wait(&mut events, Some(Duration::from_millis(100)));
             client.process_ready();
         }
     }
     let own_loop = f64::from(n) / t.elapsed().as_secs_f64();
+    drop(poller);
     client.detach_reader();
     client.close_keep();
     println!("sequential MAP round trips, unpinned, other ways:");

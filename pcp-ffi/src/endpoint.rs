@@ -10,6 +10,17 @@ use pcp_core::MappingId;
 use crate::common::*;
 use crate::event::*;
 
+/// A socket as the platform names it: `int` on Unix, `SOCKET` on Windows.
+/// pcp.h declares it itself (cbindgen.toml), from `_WIN32`.
+#[cfg(unix)]
+#[allow(non_camel_case_types)]
+pub type pcp_socket = c_int;
+/// A socket as the platform names it: `int` on Unix, `SOCKET` on Windows.
+/// pcp.h declares it itself (cbindgen.toml), from `_WIN32`.
+#[cfg(windows)]
+#[allow(non_camel_case_types)]
+pub type pcp_socket = usize;
+
 /// The most descriptors `pcp_endpoint_fds` reports (the request socket and
 /// the ANNOUNCE listener).
 pub const PCP_ENDPOINT_MAX_FDS: usize = 2;
@@ -108,13 +119,15 @@ pub unsafe extern "C" fn pcp_endpoint_set_event_callback(
     })
 }
 
-/// Writes the descriptors to watch for readability into `fds` (room for
+/// Writes the sockets to watch for readability into `fds` (room for
 /// `capacity`; PCP_ENDPOINT_MAX_FDS always suffices) and their number into
-/// `*count`. They stay the same for the endpoint's life.
+/// `*count`. They stay the same for the endpoint's life. A `pcp_socket` is
+/// a file descriptor (`int`) on Unix, for poll/epoll/kqueue/select, and a
+/// winsock `SOCKET` on Windows, for WSAPoll/select/WSAEventSelect.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_fds(
     endpoint: *const pcp_endpoint,
-    fds: *mut c_int,
+    fds: *mut pcp_socket,
     capacity: usize,
     count: *mut usize,
 ) -> pcp_status {
@@ -129,6 +142,9 @@ pub unsafe extern "C" fn pcp_endpoint_fds(
             ));
         }
         for (i, fd) in list.iter().enumerate() {
+            // A SOCKET is pointer-sized (usize); Rust names it u64.
+            #[cfg(windows)]
+            let fd = &(*fd as pcp_socket);
             unsafe { fds.add(i).write(*fd) };
         }
         unsafe { put(count, list.len()) };

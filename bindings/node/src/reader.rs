@@ -35,7 +35,9 @@ type PollCb = unsafe extern "C" fn(handle: *mut c_void, status: c_int, events: c
 type CloseCb = unsafe extern "C" fn(handle: *mut c_void);
 extern "C" {
     fn uv_handle_size(kind: c_int) -> usize;
-    fn uv_poll_init(lp: *mut sys::uv_loop_s, handle: *mut c_void, fd: c_int) -> c_int;
+    /// Watches a socket: on Windows a `SOCKET` (libuv's `uv_os_sock_t`),
+    /// elsewhere a descriptor (where `uv_poll_init` would do the same).
+    fn uv_poll_init_socket(lp: *mut sys::uv_loop_s, handle: *mut c_void, socket: pcp_core::client::RawSocket) -> c_int;
     fn uv_poll_start(handle: *mut c_void, events: c_int, cb: PollCb) -> c_int;
     fn uv_poll_stop(handle: *mut c_void) -> c_int;
     fn uv_close(handle: *mut c_void, cb: Option<CloseCb>);
@@ -108,7 +110,10 @@ impl Reader {
         }
         let mut memory = vec![0u64; size.div_ceil(8)].into_boxed_slice();
         let handle = memory.as_mut_ptr().cast::<c_void>();
-        if uv_poll_init(lp, handle, client.reader_fd()) != 0 {
+        // uv_poll_init_socket, not uv_poll_init: on Windows the client's
+        // socket is a SOCKET, which uv_poll_init (for CRT descriptors)
+        // cannot watch; on Unix the two are the same call.
+        if uv_poll_init_socket(lp, handle, client.reader_fd()) != 0 {
             // Not initialised: libuv holds nothing of it.
             return None;
         }

@@ -67,9 +67,11 @@ fn check_port(sa: SocketAddr) -> Result<SocketAddr> {
     }
 }
 
+/// The index of the network interface called `name` (its friendly name
+/// too, on Windows), as netdev lists them on every platform.
 fn interface_index(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: a valid NUL-terminated string; the call only reads it.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (idx != 0).then_some(idx)
+    netdev::get_interfaces()
+        .into_iter()
+        .find(|i| i.name == name || i.friendly_name.as_deref() == Some(name))
+        .map(|i| i.index)
 }

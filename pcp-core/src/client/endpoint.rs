@@ -1,7 +1,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
@@ -10,6 +10,7 @@ use crate::engine::{Engine, EngineConfig, Event};
 use crate::wire::MAX_MESSAGE_SIZE;
 use crate::Result;
 
+use super::socket::{self, RawSocket};
 use super::ClientConfig;
 
 /// The engine with its sockets, and no thread: for programs that run their
@@ -19,18 +20,15 @@ use super::ClientConfig;
 /// driver thread.
 pub struct Endpoint {
     engine: Engine,
-    socket: UdpSocket,
+    /// Shared with the [`Client`](super::Client)'s waiting callers, who
+    /// read it without the endpoint.
+    socket: Arc<UdpSocket>,
     announce: Option<UdpSocket>,
     /// NAT-PMP gateways from before RFC 6886 (the 2006 drafts) announce on
     /// port 5351 instead of 5350; opt-in (see `ClientConfig`).
     legacy_announce: Option<UdpSocket>,
     buf: Vec<u8>,
-    /// `receive_available`'s buffers, made on first use.
-    batch: Vec<u8>,
 }
-
-/// Datagrams read per recvmmsg(2) call.
-const BATCH: usize = 8;
 
 static ANNOUNCE_WARNED: AtomicBool = AtomicBool::new(false);
 
@@ -51,8 +49,9 @@ impl Endpoint {
         // Best effort: a larger buffer absorbs bursts of answers.
         let _ = socket.set_recv_buffer_size(1 << 20);
         socket.connect(&server.into())?;
-        // Every read and send says MSG_DONTWAIT; the flag is for those who
-        // watch the descriptor (see `block_in_waits`).
+        // Every read and send also says MSG_DONTWAIT where there is such a
+        // flag; the socket's own mode is for those who watch the socket
+        // (see `block_in_waits`).
         socket.set_nonblocking(true)?;
         let socket: UdpSocket = socket.into();
         let local = socket.local_addr()?;
@@ -78,11 +77,10 @@ impl Endpoint {
         ec.protocol = config.protocol;
         Ok(Endpoint {
             engine: Engine::new(ec),
-            socket,
+            socket: Arc::new(socket),
             announce,
             legacy_announce,
             buf: vec![0; MAX_MESSAGE_SIZE + 4],
-            batch: Vec::new(),
         })
     }
 
@@ -90,26 +88,42 @@ impl Endpoint {
         &self.engine
     }
 
-    /// Makes the main socket blocking with a receive timeout of
-    /// [`WAIT_SLICE`], for [`wait_for_datagram`]: a [`Client`](super::Client)
-    /// caller waiting for its answer then sleeps in recv(2) itself instead
-    /// of poll(2) and then recv(2). Nothing else blocks on it, since every
-    /// other read and send says MSG_DONTWAIT.
+    /// Where waiting callers may sleep in recv(2) (see [`socket`]): makes
+    /// the main socket blocking with a receive timeout of [`WAIT_SLICE`],
+    /// for [`wait_for_datagram`]. A [`Client`](super::Client) caller
+    /// waiting for its answer then sleeps in recv(2) itself instead of a
+    /// poll and then recv(2). Nothing else blocks on it, since every other
+    /// read and send says MSG_DONTWAIT. Elsewhere the socket stays
+    /// non-blocking.
     pub(crate) fn block_in_waits(&self) -> io::Result<()> {
-        self.socket.set_read_timeout(Some(WAIT_SLICE))?;
-        set_blocking(self.socket.as_raw_fd())
+        if socket::BLOCKING_READS {
+            self.socket.set_read_timeout(Some(WAIT_SLICE))?;
+        }
+        socket::restore_blocking(&self.socket)
+    }
+
+    /// The main socket, for callers that wait on it without the endpoint.
+    pub(crate) fn main_socket(&self) -> Arc<UdpSocket> {
+        self.socket.clone()
     }
 
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine
     }
 
-    /// The descriptors to watch for readability.
-    pub fn fds(&self) -> Vec<RawFd> {
-        let mut v = vec![self.socket.as_raw_fd()];
-        v.extend(self.announce.as_ref().map(|s| s.as_raw_fd()));
-        v.extend(self.legacy_announce.as_ref().map(|s| s.as_raw_fd()));
+    /// The sockets to watch for readability (file descriptors on Unix,
+    /// `SOCKET`s on Windows): the main one first, then the ANNOUNCE
+    /// listeners if open.
+    pub fn fds(&self) -> Vec<RawSocket> {
+        let mut v = vec![socket::raw(&self.socket)];
+        v.extend(self.announce.as_ref().map(socket::raw));
+        v.extend(self.legacy_announce.as_ref().map(socket::raw));
         v
+    }
+
+    /// The sockets themselves, for registering with a poller.
+    pub(crate) fn sockets(&self) -> impl Iterator<Item = &UdpSocket> {
+        std::iter::once(&*self.socket).chain(self.announce.as_ref()).chain(self.legacy_announce.as_ref())
     }
 
     /// Whether the ANNOUNCE listener is open.
@@ -131,14 +145,11 @@ impl Endpoint {
 
     /// Sends every datagram the engine has queued.
     pub fn flush(&mut self, now: Instant) {
-        let fd = self.socket.as_raw_fd();
         // Bounded: each pass either sends or drops one queued datagram.
         while let Some(t) = self.engine.poll_transmit() {
-            // SAFETY: sends from a valid buffer of the given length.
-            let sent = unsafe { libc::send(fd, t.payload.as_ptr().cast(), t.payload.len(), libc::MSG_DONTWAIT) };
-            match io_result(sent) {
+            match socket::send_now(&self.socket, &t.payload) {
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => self.engine.handle_unreachable(now),
+                Err(e) if socket::is_unreachable(&e) => self.engine.handle_unreachable(now),
                 // A full buffer or a passing error: retransmission recovers.
                 Err(_) => {}
             }
@@ -153,57 +164,22 @@ impl Endpoint {
         self.receive_announce(now);
     }
 
-    /// Reads what waits on the main socket, up to about `max` datagrams, a
-    /// batch per recvmmsg(2); returns how many came (an ICMP error counts).
-    /// A batch that is not full means the socket is empty: an event loop's
-    /// usual single answer costs one call, not a second one that fails.
+    /// Reads what waits on the main socket, up to `max` datagrams; returns
+    /// how many came (an ICMP error counts).
+    ///
+    /// One recv per datagram, and one more that finds the socket empty.
+    /// (recvmmsg(2) would read bursts in fewer calls on Linux, but the
+    /// benchmarks showed no difference worth a second, Linux-only path:
+    /// the work per answer is elsewhere.)
     pub fn receive_available(&mut self, now: Instant, max: usize) -> usize {
-        const SLOT: usize = MAX_MESSAGE_SIZE + 4;
-        if self.batch.is_empty() {
-            self.batch = vec![0; BATCH * SLOT];
-        }
-        let fd = self.socket.as_raw_fd();
         let mut read = 0;
         while read < max {
-            // SAFETY: all-zero iovec and mmsghdr are valid (empty) values.
-            let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            let base = self.batch.as_mut_ptr();
-            for (i, (v, m)) in iov.iter_mut().zip(msgs.iter_mut()).enumerate() {
-                // SAFETY: slot i lies within `self.batch` (BATCH * SLOT bytes).
-                v.iov_base = unsafe { base.add(i * SLOT) }.cast();
-                v.iov_len = SLOT;
-                m.msg_hdr.msg_iov = v;
-                m.msg_hdr.msg_iovlen = 1;
-            }
-            // SAFETY: BATCH headers, each pointing at its own SLOT bytes of
-            // `self.batch`, which outlives the call.
-            let n = unsafe {
-                libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    // Reported once; the next call goes on with what is queued.
-                    io::ErrorKind::ConnectionRefused => {
-                        self.engine.handle_unreachable(now);
-                        read += 1;
-                        continue;
-                    }
-                    _ => break,
-                }
-            }
-            let n = n as usize;
-            let server = self.engine.server();
-            for (i, m) in msgs.iter().enumerate().take(n) {
-                let len = (m.msg_len as usize).min(SLOT);
-                self.engine.handle_datagram(now, server, &self.batch[i * SLOT..i * SLOT + len]);
-            }
-            read += n;
-            if n < BATCH {
+            let received = socket::recv_now(&self.socket, &mut self.buf);
+            let Self { engine, buf, .. } = self;
+            if !handle_received(engine, now, received.map(|n| &buf[..n])) {
                 break;
             }
+            read += 1;
         }
         read
     }
@@ -211,14 +187,9 @@ impl Endpoint {
     /// Reads at most one datagram from the main socket; whether one came.
     /// (A caller waiting for its own answer stops as soon as it has it.)
     pub fn receive_one(&mut self, now: Instant) -> bool {
-        loop {
-            let received = recv(self.socket.as_raw_fd(), &mut self.buf, libc::MSG_DONTWAIT);
-            if matches!(&received, Err(e) if e.kind() == io::ErrorKind::Interrupted) {
-                continue;
-            }
-            let Self { engine, buf, .. } = self;
-            return handle_received(engine, now, received.map(|n| &buf[..n]));
-        }
+        let received = socket::recv_now(&self.socket, &mut self.buf);
+        let Self { engine, buf, .. } = self;
+        handle_received(engine, now, received.map(|n| &buf[..n]))
     }
 
     /// What [`wait_for_datagram`] read, for the engine; whether it was a
@@ -263,44 +234,18 @@ impl Endpoint {
 /// timeout, which the kernel rounds up to clock ticks (10 ms gave 15-16 ms).
 pub(crate) const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Blocks on the main socket `fd` (of an [`Endpoint`]) until a datagram or
-/// an error arrives, for at most [`WAIT_SLICE`]; called without the
-/// endpoint (and so without the client's lock). A timeout or a signal
-/// gives `WouldBlock` or `Interrupted`.
-pub(crate) fn wait_for_datagram(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    recv(fd, buf, 0)
-}
-
-/// Clears O_NONBLOCK on `fd`.
-pub(crate) fn set_blocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on an open descriptor with integer arguments.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & libc::O_NONBLOCK != 0 {
-        // SAFETY: as above.
-        io_result(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } as isize)?;
-    }
-    Ok(())
-}
-
-fn recv(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-    // SAFETY: receives into a valid buffer of the given length.
-    io_result(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
-}
-
-fn io_result(n: isize) -> io::Result<usize> {
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+/// Blocks on the main socket (of an [`Endpoint`]) until a datagram or an
+/// error arrives, for at most [`WAIT_SLICE`]; called without the endpoint
+/// (and so without the client's lock). A timeout or a signal gives
+/// `WouldBlock` (`TimedOut` on Windows) or `Interrupted`. Only where
+/// [`socket::BLOCKING_READS`] holds.
+pub(crate) fn wait_for_datagram(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
+    socket::recv_waiting(socket, buf)
 }
 
 /// Hands a read on the main socket to the engine: a datagram, or an ICMP
-/// unreachable (reported as ECONNREFUSED on a connected socket). Whether
-/// anything came; "nothing more" and other errors are not.
+/// unreachable (see [`socket::is_unreachable`]). Whether anything came;
+/// "nothing more" and other errors are not.
 fn handle_received(engine: &mut Engine, now: Instant, received: io::Result<&[u8]>) -> bool {
     match received {
         Ok(data) => {
@@ -308,7 +253,7 @@ fn handle_received(engine: &mut Engine, now: Instant, received: io::Result<&[u8]
             engine.handle_datagram(now, server, data);
             true
         }
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+        Err(e) if socket::is_unreachable(&e) => {
             engine.handle_unreachable(now);
             true
         }
@@ -322,6 +267,10 @@ fn open_announce_listener(server: SocketAddr, local: IpAddr, port: u16) -> Optio
     let result = (|| -> io::Result<UdpSocket> {
         let domain = Domain::for_address(server);
         let s = Socket::new(domain, Type::DGRAM, Some(SockProtocol::UDP))?;
+        // Sharing the port: on Windows SO_REUSEADDR is what lets several
+        // sockets bind one UDP port and all receive its multicast (there is
+        // no SO_REUSEPORT); on Linux, macOS and the BSDs SO_REUSEPORT does
+        // that, and SO_REUSEADDR alone is not enough.
         s.set_reuse_address(true)?;
         #[cfg(unix)]
         s.set_reuse_port(true)?;

@@ -1,12 +1,11 @@
-use std::cell::OnceCell;
 use std::future::Future;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use super::wake::ThreadWake;
 use crate::{Error, Result};
 
 type Callback<T> = Box<dyn FnOnce(Result<T>) + Send>;
@@ -16,9 +15,9 @@ type Callback<T> = Box<dyn FnOnce(Result<T>) + Send>;
 /// driver thread), and tells the driver thread when nobody does.
 pub(crate) trait Drive: Send + Sync {
     /// Runs the engine on this thread until `done()` holds or `until` passes;
-    /// `wake_fd` (this thread's eventfd) becomes readable when another
-    /// thread completes the request.
-    fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool, wake_fd: Option<RawFd>);
+    /// `wake` (this thread's alarm) rings when another thread completes the
+    /// request.
+    fn drive(&self, until: Option<Instant>, done: &dyn Fn() -> bool, wake: Option<&ThreadWake>);
     /// Makes sure the driver thread plans for everything submitted so far.
     fn kick(&self);
 }
@@ -30,34 +29,11 @@ struct SlotState<T> {
     done: bool,
     /// Threads asleep on the condvar (notifying nobody is a wasted syscall).
     sleepers: usize,
-    /// The eventfd of a thread driving the engine while it waits for this
+    /// The alarm of a thread driving the engine while it waits for this
     /// request: another thread that completes it must wake that one, which
-    /// sleeps in poll(2), not on the condvar (or, as the client's reader, in
-    /// recv(2) for at most a slice; see `Wait` in the client).
-    driver_fd: Option<RawFd>,
-}
-
-thread_local! {
-    static WAKE_FD: OnceCell<Option<OwnedFd>> = const { OnceCell::new() };
-}
-
-/// This thread's eventfd for being woken while it drives (made on first use,
-/// closed when the thread ends); `None` if the system refuses one.
-fn thread_wake_fd() -> Option<RawFd> {
-    // `try_with`: none while the thread's locals are being torn down.
-    WAKE_FD
-        .try_with(|c| {
-            c.get_or_init(|| {
-                // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
-                let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-                // SAFETY: `fd` is fresh and owned by nobody else.
-                (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-            })
-            .as_ref()
-            .map(|f| f.as_raw_fd())
-        })
-        .ok()
-        .flatten()
+    /// sleeps in its poller, not on the condvar (or, as the client's
+    /// reader, in recv(2) for at most a slice; see `Wait` in the client).
+    driver_wake: Option<ThreadWake>,
 }
 
 struct Slot<T> {
@@ -90,7 +66,7 @@ pub(crate) fn pending<T>() -> (Pending<T>, Completer<T>) {
             callback: None,
             done: false,
             sleepers: 0,
-            driver_fd: None,
+            driver_wake: None,
         }),
         cond: Condvar::new(),
     });
@@ -110,16 +86,10 @@ impl<T> Completer<T> {
             return;
         }
         st.result = Some(result);
-        if let Some(fd) = st.driver_fd.take() {
+        if let Some(wake) = st.driver_wake.take() {
             // The driving thread completing its own request needs no wake.
-            let own = WAKE_FD.try_with(|c| c.get().and_then(|f| f.as_ref().map(|f| f.as_raw_fd()))).ok().flatten()
-                == Some(fd);
-            if !own {
-                // Written under the slot lock: the driving thread clears the
-                // fd under it too before it may return, so the fd is still its.
-                let one = 1u64;
-                // SAFETY: writes 8 bytes to an open eventfd.
-                unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+            if !wake.is_current() {
+                wake.wake();
             }
         }
         let waker = st.waker.take();
@@ -163,24 +133,24 @@ impl<T> Pending<T> {
 
     fn drive(&self, until: Option<Instant>) {
         let Some(d) = &self.driver else { return };
-        let fd = thread_wake_fd();
+        let wake = ThreadWake::current();
         {
             let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.done {
                 return;
             }
-            st.driver_fd = fd;
+            st.driver_wake = wake.clone();
         }
-        // Cleared however `drive` ends: a completer must not write to this
-        // thread's eventfd after the thread may have gone.
+        // Cleared however `drive` ends: a later completer must not wake this
+        // thread out of some other sleep.
         struct Unregister<'a, T>(&'a Slot<T>);
         impl<T> Drop for Unregister<'_, T> {
             fn drop(&mut self) {
-                self.0.state.lock().unwrap_or_else(|e| e.into_inner()).driver_fd = None;
+                self.0.state.lock().unwrap_or_else(|e| e.into_inner()).driver_wake = None;
             }
         }
         let _unregister = Unregister(&self.slot);
-        d.drive(until, &|| self.is_done(), fd);
+        d.drive(until, &|| self.is_done(), wake.as_ref());
     }
 
     /// Blocks until the request finishes.

@@ -21,6 +21,8 @@
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
+use polling::{Event as PollEvent, Events, PollMode, Poller};
+
 use crate::client::{ClientConfig, Endpoint};
 use crate::engine::{Event, RetransmitPolicy};
 use crate::wire::SERVER_PORT;
@@ -127,14 +129,29 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
             Err(e) => failures.push(format!("{server}: {e}")),
         }
     }
+    // One poller for every probe's socket (epoll, kqueue or IOCP), each
+    // removed when its probe is settled.
+    let poller = Poller::new()?;
+    for (i, (ep, _)) in probes.iter().enumerate() {
+        let s = ep.fds()[0];
+        // SAFETY: each socket is deleted from the poller before its probe
+        // is dropped, and the poller goes first (declared after `probes`).
+        unsafe { poller.add_with_mode(s, PollEvent::readable(i), PollMode::Level)? };
+    }
+    let mut events = Events::new();
+    let mut watched = vec![true; probes.len()];
     // Bounded: every pass waits for the earliest deadline of a live probe,
     // and each probe's schedule ends at `config.deadline`.
     loop {
         let now = Instant::now();
         let mut next: Option<Instant> = None;
-        let mut pollfds = Vec::new();
-        for (ep, done) in probes.iter_mut() {
+        for (i, (ep, done)) in probes.iter_mut().enumerate() {
             if done.is_some() {
+                if std::mem::take(&mut watched[i]) {
+                    if let Some(s) = ep.sockets().next() {
+                        let _ = poller.delete(s);
+                    }
+                }
                 continue;
             }
             ep.process(now);
@@ -156,18 +173,14 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
                 if let Some(t) = ep.poll_timeout() {
                     next = Some(next.map_or(t, |n: Instant| n.min(t)));
                 }
-                for fd in ep.fds() {
-                    pollfds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
-                }
             }
         }
-        if pollfds.is_empty() {
+        if !watched.contains(&true) {
             break;
         }
-        let wait = next.map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()));
-        let ms = wait.as_millis().min(i32::MAX as u128) as libc::c_int + 1;
-        // SAFETY: `pollfds` is a valid array of pollfd of the given length.
-        unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, ms) };
+        events.clear();
+        // Every live probe has a retransmission deadline.
+        let _ = poller.wait_deadline(&mut events, next.unwrap_or(now));
     }
     for (ep, done) in &probes {
         let why = match done {

@@ -1,0 +1,67 @@
+//! Driving a [`Client`] from an application's own event loop (libuv,
+//! asyncio): the loop watches the client's socket and reads the answers on
+//! its own thread, while the driver thread keeps the timers.
+
+use std::time::Instant;
+
+use super::socket::{self, RawSocket};
+use super::Client;
+
+impl Client {
+    /// For event-loop integrations (libuv, asyncio): the socket whose
+    /// readability means answers are waiting. After [`Client::attach_reader`],
+    /// watch it in your loop and call [`Client::process_ready`] when it is
+    /// readable: answers are then read and requests completed on your loop's
+    /// thread, with no hop through the driver thread. Timers (retransmission,
+    /// renewal) stay with the driver thread.
+    ///
+    /// A file descriptor on Unix; a `SOCKET` on Windows (libuv wants
+    /// `uv_poll_init_socket` for it there).
+    pub fn reader_fd(&self) -> RawSocket {
+        socket::raw(&self.shared().socket)
+    }
+
+    /// Takes the socket over from the driver thread until
+    /// [`Client::detach_reader`]; calls nest. See [`Client::reader_fd`].
+    pub fn attach_reader(&self) {
+        let shared = self.shared();
+        shared.lock().attached += 1;
+        shared.co_driving(true);
+    }
+
+    /// Gives the socket back to the driver thread.
+    pub fn detach_reader(&self) {
+        let shared = self.shared();
+        {
+            let mut st = shared.lock();
+            st.attached = st.attached.saturating_sub(1);
+            if st.attached == 0 {
+                // An event loop may have made it non-blocking (libuv's poll
+                // handle does); a waiting caller's recv(2) needs it blocking.
+                let _ = socket::restore_blocking(&shared.socket);
+            }
+        }
+        shared.co_driving(false);
+    }
+
+    /// Reads every answer waiting on the socket, runs due timers, and
+    /// completes the requests they finish, on the calling thread (their
+    /// callbacks and wakers run here). Never blocks. Returns how many
+    /// datagrams it read.
+    pub fn process_ready(&self) -> usize {
+        let shared = self.shared();
+        let now = Instant::now();
+        let (done, read) = {
+            let mut st = shared.lock();
+            // Bounded: a socket buffer holds finitely many datagrams, and a
+            // burst larger than this is finished by the next readiness.
+            let read = st.endpoint.receive_available(now, 1024);
+            st.endpoint.engine_mut().handle_timeout(now);
+            st.endpoint.flush(now);
+            (shared.settle(&mut st), read)
+        };
+        shared.complete_all(done);
+        shared.plan();
+        read
+    }
+}

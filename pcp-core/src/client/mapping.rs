@@ -1,0 +1,106 @@
+//! The handle on one mapping a [`Client`](super::Client) holds.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::shared::Shared;
+use super::Pending;
+use crate::engine::{MappingId, MappingInfo, ProtocolVersion};
+use crate::wire::{Nonce, Opcode, Protocol};
+use crate::Result;
+
+/// A mapping held by a [`Client`](super::Client). Cloning gives another handle to the same
+/// mapping. The snapshot fields are as of when the handle was made;
+/// [`Mapping::refresh`] reads the current state (renewals may change the
+/// external port, for example after a gateway reboot).
+#[derive(Clone)]
+pub struct Mapping {
+    pub(super) shared: Arc<Shared>,
+    pub(super) info: MappingInfo,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.info.fmt(f)
+    }
+}
+
+impl Mapping {
+    pub fn id(&self) -> MappingId {
+        self.info.id
+    }
+
+    /// PCP or NAT-PMP: what the gateway granted this mapping with.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.info().version
+    }
+
+    pub fn info(&self) -> &MappingInfo {
+        &self.info
+    }
+
+    pub fn opcode(&self) -> Opcode {
+        self.info.opcode
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.info.protocol
+    }
+
+    pub fn internal_port(&self) -> u16 {
+        self.info.internal_port
+    }
+
+    pub fn internal_addr(&self) -> IpAddr {
+        self.info.internal_addr
+    }
+
+    pub fn external_addr(&self) -> IpAddr {
+        self.info.external_addr
+    }
+
+    pub fn external_port(&self) -> u16 {
+        self.info.external_port
+    }
+
+    pub fn lifetime(&self) -> u32 {
+        self.info.lifetime
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.info.epoch
+    }
+
+    pub fn nonce(&self) -> Nonce {
+        self.info.nonce
+    }
+
+    pub fn remote(&self) -> Option<(IpAddr, u16)> {
+        self.info.remote
+    }
+
+    /// Updates the snapshot from the client; false if the mapping is gone.
+    pub fn refresh(&mut self) -> bool {
+        match self.shared.lock().endpoint.engine().mapping(self.info.id) {
+            Some(i) => {
+                self.info = i.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the client still holds the mapping.
+    pub fn is_active(&self) -> bool {
+        self.shared.lock().endpoint.engine().mapping(self.info.id).is_some()
+    }
+
+    /// Deletes the mapping on the server and waits for the answer.
+    pub fn delete(&self) -> Result<()> {
+        self.shared.blocking(|| self.delete_async())
+    }
+
+    pub fn delete_async(&self) -> Pending<()> {
+        self.shared.delete_async(self.info.id)
+    }
+}
