@@ -53,7 +53,7 @@ static double now_s(void) {
 }
 
 /* One turn of the loop: wait for the sockets or the deadline, then process. */
-static int turn(pcp_endpoint *e, const int *fds, size_t n, int max_wait_ms) {
+static int turn(pcp_endpoint *e, const pcp_socket *fds, size_t n, int max_wait_ms) {
     struct pollfd p[PCP_ENDPOINT_MAX_FDS];
     for (size_t i = 0; i < n; i++) {
         p[i].fd = fds[i];
@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     }
     state s = {0, 0, 0};
     pcp_endpoint_set_event_callback(e, on_event, &s);
-    int fds[PCP_ENDPOINT_MAX_FDS];
+    pcp_socket fds[PCP_ENDPOINT_MAX_FDS];
     size_t n = 0;
     pcp_endpoint_fds(e, fds, PCP_ENDPOINT_MAX_FDS, &n);
 

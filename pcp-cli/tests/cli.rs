@@ -3,6 +3,14 @@
 use std::net::UdpSocket;
 use std::process::{Command, Output};
 
+// For the tests that interrupt `pcp map --keep` with SIGINT (Unix only).
+#[cfg(unix)]
+use std::io::{BufRead, BufReader};
+#[cfg(unix)]
+use std::process::Stdio;
+#[cfg(unix)]
+use std::time::{Duration, Instant};
+
 use pcp_core::server::Server;
 use serde_json::Value;
 
@@ -131,10 +139,6 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
 #[test]
 #[cfg(unix)]
 fn keep_renews_until_interrupted_then_deletes() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
     let server = Server::start_local().unwrap();
     let gw = server.local_addr().to_string();
     let st = state_dir("keep");
@@ -162,6 +166,7 @@ fn keep_renews_until_interrupted_then_deletes() {
 }
 
 #[test]
+#[cfg(unix)] // SIGINT, as above
 fn keep_reports_a_failed_delete_as_an_error_not_as_deleted() {
     let server = Server::start_local().unwrap();
     let gw = server.local_addr().to_string();
