@@ -986,6 +986,21 @@ enum pcp_status pcp_test_server_drop_next(struct pcp_test_server *server, uint32
 enum pcp_status pcp_test_server_set_delay_ms(struct pcp_test_server *server, uint32_t ms);
 
 /**
+ * Answers every MAP and PEER request that creates or renews a mapping with
+ * the crafted datagrams of the hostile case named `name` ("wrong_nonce",
+ * "every_truncation", ...: the names of tests/hostile/cases.json) instead
+ * of the right answer; NULL answers normally again. Deletes and ANNOUNCE
+ * are answered normally. PCP_INVALID_ARGUMENT for an unknown name.
+ */
+enum pcp_status pcp_test_server_set_hostile(struct pcp_test_server *server, const char *name);
+
+/**
+ * Loses `percent` percent (0..100) of the datagrams, independently each
+ * way: requests before they are handled, and answers.
+ */
+enum pcp_status pcp_test_server_set_loss_percent(struct pcp_test_server *server, uint32_t percent);
+
+/**
  * Changes the external address it hands out and announces it, so that
  * clients renew (and report EXTERNAL_ADDRESS_CHANGED).
  */

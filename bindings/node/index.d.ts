@@ -293,6 +293,10 @@ export declare class TestServer {
   dropNext(n: number): void;
   setDelay(ms: number): void;
   forceResult(code: Exclude<ErrorCode, 'BAD_RESPONSE' | 'TIMEOUT' | 'SERVER_UNREACHABLE' | 'NO_GATEWAY' | 'INVALID_ARGUMENT' | 'IO' | 'CLOSED' | 'CANCELLED' | 'UNSUPPORTED_BY_NATPMP'> | null, lifetime?: number): void;
+  /** Answers creates and renewals with the named hostile case (tests/hostile/cases.json); null: normally. */
+  setHostile(name: string | null): void;
+  /** Loses this fraction (0 to 1) of the datagrams, each way. */
+  setLoss(fraction: number): void;
   reboot(): void;
   setExternalAddress(address: string): void;
   mappings(): ServerMapping[];

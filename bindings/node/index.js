@@ -881,6 +881,24 @@ class Server {
     callNative(() => this._native.forceResult(code === undefined ? null : code, toInt(lifetime, 'lifetime', 0, 0xffffffff)));
   }
 
+  /**
+   * Answers MAP and PEER requests that create or renew a mapping with the
+   * crafted datagrams of the named hostile case (the names of
+   * tests/hostile/cases.json, e.g. 'wrong_nonce'); `null` answers normally again.
+   */
+  setHostile(name) {
+    if (name !== null && typeof name !== 'string') throw invalid(`name must be a hostile case name or null, got ${describe(name)}`);
+    callNative(() => this._native.setHostile(name));
+  }
+
+  /** Loses this fraction (0 to 1) of the datagrams, each way. */
+  setLoss(fraction) {
+    if (typeof fraction !== 'number' || !(fraction >= 0 && fraction <= 1)) {
+      throw invalid(`fraction must be a number from 0 to 1, got ${describe(fraction)}`);
+    }
+    callNative(() => this._native.setLoss(fraction));
+  }
+
   /** Loses all state, restarts the epoch at 0 and announces it. */
   reboot() {
     callNative(() => this._native.reboot());

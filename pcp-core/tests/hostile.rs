@@ -67,6 +67,19 @@ fn every_case_of_the_table_ends_as_it_says() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The C runner (tests/c/test_hostile.c) scans the table line by line.
+#[test]
+fn the_table_keeps_one_case_a_line() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/hostile/cases.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines = text.lines().filter(|l| l.contains("\"case\":")).count();
+    assert_eq!(lines, table()["cases"].as_array().unwrap().len(), "one case per line, each line one case");
+    for l in text.lines().filter(|l| l.contains("\"case\":")) {
+        let row: Value = serde_json::from_str(l.trim().trim_end_matches(',')).expect("a case line is one JSON object");
+        assert!(row["case"].is_string() && row["expect"].is_string(), "{l}");
+    }
+}
+
 #[test]
 fn the_table_covers_every_case_the_server_knows() {
     let t = table();

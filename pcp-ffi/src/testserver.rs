@@ -2,7 +2,7 @@ use std::ffi::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use pcp_core::server::{Server, ServerConfig, ServerMode};
+use pcp_core::server::{Hostile, Server, ServerConfig, ServerMode};
 use pcp_core::{quote_input, ResultCode};
 
 use crate::common::*;
@@ -182,6 +182,40 @@ pub unsafe extern "C" fn pcp_test_server_drop_next(server: *mut pcp_test_server,
 pub unsafe extern "C" fn pcp_test_server_set_delay_ms(server: *mut pcp_test_server, ms: u32) -> pcp_status {
     guard(|| {
         unsafe { srv(server) }?.server.set_delay(Duration::from_millis(u64::from(ms)));
+        Ok(())
+    })
+}
+
+/// Answers every MAP and PEER request that creates or renews a mapping with
+/// the crafted datagrams of the hostile case named `name` ("wrong_nonce",
+/// "every_truncation", ...: the names of tests/hostile/cases.json) instead
+/// of the right answer; NULL answers normally again. Deletes and ANNOUNCE
+/// are answered normally. PCP_INVALID_ARGUMENT for an unknown name.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_set_hostile(server: *mut pcp_test_server, name: *const c_char) -> pcp_status {
+    guard(|| {
+        let s = unsafe { srv(server) }?;
+        if name.is_null() {
+            s.server.set_hostile(None);
+            return Ok(());
+        }
+        let name = unsafe { text(name, "name") }?;
+        let case = Hostile::from_name(name).ok_or_else(|| Fail::invalid("name: no hostile case of that name"))?;
+        s.server.set_hostile(Some(case));
+        Ok(())
+    })
+}
+
+/// Loses `percent` percent (0..100) of the datagrams, independently each
+/// way: requests before they are handled, and answers.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_test_server_set_loss_percent(server: *mut pcp_test_server, percent: u32) -> pcp_status {
+    guard(|| {
+        let s = unsafe { srv(server) }?;
+        if percent > 100 {
+            return Err(Fail::invalid(format!("percent must be 0..100, not {percent}")));
+        }
+        s.server.set_loss(f64::from(percent) / 100.0);
         Ok(())
     })
 }

@@ -147,6 +147,37 @@ fi
 [ $vg -eq 0 ] || fail "C tests under valgrind exited $vg (test failures, memory errors or leaks: see above)"
 [ -n "$summary" ] || abort "the C tests printed no summary"
 echo "valgrind: exit $vg, $(grep -c . "$work/valgrind.log" || true) lines of reports"
+step "bad arguments to every exported function, under valgrind"
+# Every function pcp.h declares must be exercised by test_bad_args.c.
+uncovered=$(grep -oE '\bpcp_[a-z0-9_]+\(' include/pcp.h | tr -d '(' | sort -u | while read -r f; do
+    grep -qE "\\b$f\\(" tests/c/test_bad_args.c || echo "$f"
+done)
+[ -z "$uncovered" ] || fail "functions without bad-argument calls in tests/c/test_bad_args.c: $uncovered"
+# shellcheck disable=SC2046
+if cc -std=c99 -g -Wall -Wextra -Werror tests/c/test_bad_args.c $(pkg-config --cflags --libs pcp_rs) -o "$work/test_bad_args"; then
+    timeout 600 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+        --suppressions=tests/c/valgrind.supp --log-file="$work/valgrind-bad-args.log" "$work/test_bad_args" 2>"$work/bad-args.err"
+    brc=$?
+    cat "$work/bad-args.err" | grep -v "^thread\|^note:\|panicked" || true
+    [ -s "$work/valgrind-bad-args.log" ] && cat "$work/valgrind-bad-args.log" >&2
+    [ $brc -eq 0 ] || fail "bad-argument calls (exit $brc: failed checks, memory errors or leaks: see above)"
+else
+    fail "building tests/c/test_bad_args.c"
+fi
+
+step "hostile-answer table (tests/hostile/cases.json) under valgrind"
+# shellcheck disable=SC2046
+if cc -std=c99 -g -Wall -Wextra -Werror tests/c/test_hostile.c $(pkg-config --cflags --libs pcp_rs) -o "$work/test_hostile"; then
+    timeout 600 valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+        --suppressions=tests/c/valgrind.supp --log-file="$work/valgrind-hostile.log" \
+        "$work/test_hostile" tests/hostile/cases.json >"$work/hostile.out"
+    hrc=$?
+    grep -vE '^ok ' "$work/hostile.out"
+    [ -s "$work/valgrind-hostile.log" ] && cat "$work/valgrind-hostile.log" >&2
+    [ $hrc -eq 0 ] || fail "hostile table in C (exit $hrc: failed cases, memory errors or leaks: see above)"
+else
+    fail "building tests/c/test_hostile.c"
+fi
 passed=$(echo "$summary" | sed -E 's/c-tests: ([0-9]+) passed.*/\1/')
 failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failed.*/\1/')
 skipped=0

@@ -1223,6 +1223,31 @@ impl NativeServer {
         Ok(())
     }
 
+    /// Answers MAP and PEER requests that create or renew with the named
+    /// hostile case (tests/hostile/cases.json; null: normally again).
+    #[napi]
+    pub fn set_hostile(&self, name: Option<String>) -> napi::Result<()> {
+        let case = match name {
+            None => None,
+            Some(n) => Some(
+                pcp_core::server::Hostile::from_name(&n)
+                    .ok_or_else(|| napi_err(invalid("name: no hostile case of that name")))?,
+            ),
+        };
+        self.server()?.set_hostile(case);
+        Ok(())
+    }
+
+    /// Loses this fraction (0..1) of the datagrams each way.
+    #[napi]
+    pub fn set_loss(&self, fraction: f64) -> napi::Result<()> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(napi_err(invalid("fraction must be between 0 and 1")));
+        }
+        self.server()?.set_loss(fraction);
+        Ok(())
+    }
+
     #[napi]
     pub fn reboot(&self) -> napi::Result<()> {
         self.server()?.reboot();

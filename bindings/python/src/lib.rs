@@ -1627,6 +1627,28 @@ impl PyServer {
         self.with(|s| s.force_result(forced))
     }
 
+    /// Answers MAP and PEER requests that create or renew a mapping with the
+    /// crafted datagrams of the named hostile case (the names of
+    /// tests/hostile/cases.json, e.g. "wrong_nonce"); None answers normally again.
+    fn set_hostile(&self, name: Option<&str>) -> PyResult<()> {
+        let case = match name {
+            None => None,
+            Some(n) => Some(
+                pcp_core::server::Hostile::from_name(n)
+                    .ok_or_else(|| value_error("name: no hostile case of that name".to_string()))?,
+            ),
+        };
+        self.with(|s| s.set_hostile(case))
+    }
+
+    /// Loses this fraction (0.0 to 1.0) of the datagrams, each way.
+    fn set_loss(&self, fraction: f64) -> PyResult<()> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(value_error(format!("fraction must be between 0 and 1, got {fraction}")));
+        }
+        self.with(|s| s.set_loss(fraction))
+    }
+
     /// Loses all state, restarts the epoch at 0 and announces it, as a
     /// rebooted gateway does.
     fn reboot(&self) -> PyResult<()> {
