@@ -1,0 +1,109 @@
+"""Bad arguments: wrong types, out-of-range values, use after close, close
+twice. Asserts exception classes (and the core's error names), never
+message texts."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+import pcp_rs
+from pcp_rs.testing import Server
+
+
+def raises_invalid(f: Callable[[], Any]) -> None:
+    """A bad value is pcp_rs.InvalidArgument (a ValueError) or a TypeError for a wrong type."""
+    with pytest.raises((pcp_rs.InvalidArgument, TypeError, ValueError, OverflowError)) as info:
+        f()
+    if isinstance(info.value, pcp_rs.PcpError):
+        assert info.value.name == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tcp", -1),
+        ("tcp", 65536),
+        ("tcp", 2**70),
+        ("tcp", 0),
+        ("tcp", "80"),
+        ("tcp", 80.5),
+        ("tcp", None),
+        ("icmpx", 80),
+        (256, 80),
+        (-1, 80),
+        (None, 80),
+        ("tcp", 80, -1),
+        ("tcp", 80, 65536),
+        ("tcp", 80, 0, 0),
+        ("tcp", 80, 0, -5),
+        ("tcp", 80, 0, 2**32),
+    ],
+)
+def test_map_refuses_bad_arguments(args: Any) -> None:
+    with Server() as server, pcp_rs.Client(server.address, deadline=2, listen_announce=False) as client:
+        raises_invalid(lambda: client.map(*args))
+        assert server.mapping_count() == 0, "a refused call sent nothing"
+
+
+def test_peer_and_options_refuse_bad_arguments() -> None:
+    with Server() as server, pcp_rs.Client(server.address, deadline=2, listen_announce=False) as client:
+        raises_invalid(lambda: client.peer("tcp", 80, "not an ip", 443))
+        raises_invalid(lambda: client.peer("tcp", 80, "0.0.0.0", 443))
+        raises_invalid(lambda: client.peer("tcp", 80, "198.51.100.1", 0))
+        raises_invalid(lambda: client.peer("tcp", 80, "198.51.100.1", 70000))
+        raises_invalid(lambda: client.peer("tcp", 80, 12345, 443))
+        raises_invalid(lambda: client.map("tcp", 80, external_ip="nope"))
+        raises_invalid(lambda: client.map("tcp", 80, filters=[("198.51.100.0", 33, 0)]))
+        raises_invalid(lambda: client.map("tcp", 80, third_party="nope"))
+        raises_invalid(lambda: client.map("tcp", 80, nonce=b"short"))
+        raises_invalid(lambda: client.map("tcp", 80, prefer_failure=True))  # needs a suggested port
+        raises_invalid(lambda: client.delete_by_nonce("tcp", 80, b"x" * 13))
+        assert server.mapping_count() == 0
+
+
+@pytest.mark.parametrize("kwargs", [{"deadline": 0}, {"deadline": -1}, {"deadline": float("nan")}, {"deadline": "5"}])
+def test_client_refuses_bad_settings(kwargs: Any) -> None:
+    with Server() as server:
+        raises_invalid(lambda: pcp_rs.Client(server.address, listen_announce=False, **kwargs))
+
+
+@pytest.mark.parametrize("server_arg", ["", "not a host name!", "127.0.0.1:0", "127.0.0.1:70000", 5, None])
+def test_client_refuses_bad_servers(server_arg: Any) -> None:
+    with pytest.raises((pcp_rs.PcpError, TypeError, ValueError)):
+        pcp_rs.Client(server_arg, listen_announce=False, deadline=1)
+
+
+def test_after_close_and_close_twice() -> None:
+    with Server() as server:
+        client = pcp_rs.Client(server.address, deadline=2, listen_announce=False)
+        m = client.map("tcp", 8080)
+        client.close()
+        client.close()  # twice is fine
+        assert client.closed
+        for call in (
+            lambda: client.map("tcp", 8081),
+            lambda: client.peer("tcp", 8081, "198.51.100.1", 443),
+            lambda: client.announce(),
+            lambda: client.external_address(),
+            lambda: client.delete(m),
+            lambda: m.delete(),
+        ):
+            with pytest.raises(pcp_rs.ClientClosed) as info:
+                call()
+            assert info.value.name == "CLOSED"
+        assert m.internal_port == 8080, "the mapping's fields stay readable"
+
+
+def test_classic_client_bad_arguments_and_close_twice() -> None:
+    with Server() as server:
+        c = pcp_rs.PCPClient(server.address, deadline=2, listen_announce=False)
+        raises_invalid(lambda: c.create_mapping(2**70))
+        raises_invalid(lambda: c.create_mapping("80"))
+        raises_invalid(lambda: c.create_mapping(80, lifetime=-1))
+        raises_invalid(lambda: c.create_peer_mapping(80, "not an ip", 443))
+        c.close()
+        c.close()
+        with pytest.raises(pcp_rs.ClientClosed):
+            c.create_mapping(80)
