@@ -99,6 +99,9 @@ int main(void) {
     EXPECT(pcp_config_add_discovery_candidate(cfg, NULL), BAD);
     EXPECT(pcp_config_add_discovery_candidate(cfg, "127.0.0.1:99999"), BAD);
     EXPECT(pcp_config_set_discovery_deadline_ms(NULL, 5), BAD);
+    EXPECT(pcp_config_set_protocol(NULL, PCP_PROTOCOL_AUTO), BAD);
+    EXPECT(pcp_config_set_protocol(cfg, 3), BAD);
+    EXPECT(pcp_config_set_protocol(cfg, -1), BAD);
     TRUE(c2 == (pcp_config *)0x1);
 
     /* ---- client */
@@ -173,6 +176,7 @@ int main(void) {
     TRUE(!pcp_mapping_refresh(NULL));
     TRUE(pcp_mapping_id(NULL) == 0 && pcp_mapping_protocol(NULL) == 0 && pcp_mapping_internal_port(NULL) == 0);
     TRUE(pcp_mapping_external_port(NULL) == 0 && pcp_mapping_lifetime(NULL) == 0 && pcp_mapping_epoch(NULL) == 0);
+    TRUE(pcp_mapping_protocol_version(NULL) == 255);
     EXPECT(pcp_mapping_external_address(NULL, buf, sizeof buf), BAD);
     EXPECT(pcp_mapping_external_address(m, NULL, 64), BAD);
     EXPECT(pcp_mapping_external_address(m, tiny, sizeof tiny), PCP_BUFFER_TOO_SMALL);
@@ -220,6 +224,8 @@ int main(void) {
     pcp_test_server *s2 = (pcp_test_server *)0x1;
     EXPECT(pcp_test_server_start(NULL, NULL), BAD);
     EXPECT(pcp_test_server_start("not an address", &s2), BAD);
+    EXPECT(pcp_test_server_start_natpmp_only(NULL, NULL), BAD);
+    EXPECT(pcp_test_server_start_natpmp_only("127.0.0.1:99999", &s2), BAD);
     EXPECT(pcp_test_server_start_at_epoch(NULL, 5, NULL), BAD);
     EXPECT(pcp_test_server_start_at_epoch("127.0.0.1:99999", 5, &s2), BAD);
     EXPECT(pcp_test_server_start_announcing(NULL, 0, NULL, &s2), BAD);

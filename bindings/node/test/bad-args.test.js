@@ -1,0 +1,79 @@
+'use strict';
+// Bad arguments: wrong types, out-of-range values, use after close, close
+// twice. Asserts error codes (err.code), never message texts. (A numeric
+// string such as '80' is accepted as a port by the Node shell today, unlike
+// Python; left to the shells' argument rules, not asserted here.)
+const { test } = require('node:test');
+const assert = require('node:assert');
+const { pcp } = require('./helpers');
+
+const isCode = (code) => (e) => {
+  assert.strictEqual(e.code, code, `want ${code}, got ${e.code}: ${e.message}`);
+  return true;
+};
+
+test('map, peer and the client refuse bad arguments with INVALID_ARGUMENT', async () => {
+  const server = new pcp.testing.Server();
+  const client = new pcp.Client(server.address, { listenAnnounce: false, deadline: 2000 });
+  try {
+    const badMaps = [
+      [-1], [65536], [2 ** 70], [0], [80.5], [null], [undefined], [{}],
+      [80, { protocol: 'icmpx' }], [80, { protocol: 256 }], [80, { protocol: -1 }],
+      [80, { externalPort: -1 }], [80, { externalPort: 65536 }], [80, { lifetime: 0 }], [80, { lifetime: -5 }],
+      [80, { lifetime: 2 ** 32 }], [80, { externalAddress: 'nope' }], [80, { thirdParty: 'nope' }],
+      [80, { nonce: 'short' }], [80, { preferFailure: true }], [80, { deadline: 0 }], [80, { deadline: -1 }],
+      [80, { filters: [{ remoteAddress: '198.51.100.0', prefixLength: 33 }] }],
+    ];
+    for (const args of badMaps) {
+      await assert.rejects(() => client.map(...args), isCode('INVALID_ARGUMENT'), JSON.stringify(args));
+    }
+    const badPeers = [
+      { internalPort: 80, remoteAddress: 'not an ip', remotePort: 443 },
+      { internalPort: 80, remoteAddress: '0.0.0.0', remotePort: 443 },
+      { internalPort: 80, remoteAddress: '198.51.100.1', remotePort: 0 },
+      { internalPort: 80, remoteAddress: '198.51.100.1', remotePort: 70000 },
+      { internalPort: 80, remoteAddress: 12345, remotePort: 443 },
+      { internalPort: 0, remoteAddress: '198.51.100.1', remotePort: 443 },
+    ];
+    for (const spec of badPeers) {
+      await assert.rejects(() => client.peer(spec), isCode('INVALID_ARGUMENT'), JSON.stringify(spec));
+    }
+    await assert.rejects(() => client.peer(null), isCode('INVALID_ARGUMENT'));
+    await assert.rejects(() => client.delete('x'), isCode('INVALID_ARGUMENT'));
+    assert.strictEqual(server.mappingCount, 0, 'a refused call sent nothing');
+  } finally {
+    await client.close();
+    server.stop();
+  }
+  for (const bad of ['', 'not a host name!', '127.0.0.1:0', '127.0.0.1:70000', 5, {}]) {
+    assert.throws(() => new pcp.Client(bad, { listenAnnounce: false }), isCode('INVALID_ARGUMENT'), String(bad));
+  }
+  for (const deadline of [0, -1, NaN, '5']) {
+    assert.throws(() => new pcp.Client('127.0.0.1', { listenAnnounce: false, deadline }), isCode('INVALID_ARGUMENT'));
+  }
+});
+
+test('after close every call is CLOSED, and close twice is fine', async () => {
+  const server = new pcp.testing.Server();
+  const client = new pcp.Client(server.address, { listenAnnounce: false, deadline: 2000 });
+  const m = await client.map(8080);
+  await client.close();
+  await client.close();
+  assert.strictEqual(client.closed, true);
+  await assert.rejects(() => client.map(8081), isCode('CLOSED'));
+  await assert.rejects(() => client.peer({ internalPort: 8081, remoteAddress: '198.51.100.1', remotePort: 443 }), isCode('CLOSED'));
+  await assert.rejects(() => client.announce(), isCode('CLOSED'));
+  await assert.rejects(() => client.externalAddress(), isCode('CLOSED'));
+  await assert.rejects(() => client.delete(m), isCode('CLOSED'));
+  await assert.rejects(() => m.delete(), isCode('CLOSED'));
+  assert.strictEqual(m.internalPort, 8080, "the mapping's fields stay readable");
+
+  const classic = new pcp.PCPClient(server.address);
+  await assert.rejects(() => classic.createMapping(2 ** 70), isCode('INVALID_ARGUMENT'));
+  await assert.rejects(() => classic.createMapping(80, 0, 6, -1), isCode('INVALID_ARGUMENT'));
+  await classic.close();
+  await classic.close();
+  await assert.rejects(() => classic.createMapping(80), isCode('CLOSED'));
+  await assert.rejects(() => classic.deleteMapping(80), isCode('CLOSED'));
+  server.stop();
+});
