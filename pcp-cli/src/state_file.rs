@@ -1,6 +1,13 @@
 //! Where `pcp map` records each mapping's nonce so that a later
 //! `pcp delete` can prove ownership: servers refuse a delete with another
 //! nonce. One line per mapping: `gateway protocol internal_port nonce`.
+//!
+//! `pcp map` appends its line (one small write, no fsync, no rewrite:
+//! a one-shot command must not pay for flushing a file, which took longer
+//! than the MAP itself); the last line for a mapping wins. `pcp delete`
+//! rewrites the file without the mapping's lines, which also drops the
+//! lines older ones left. A crash right after `pcp map` may lose its line:
+//! the mapping then runs out at the end of its lifetime instead.
 
 use std::fs;
 use std::io::Write;
@@ -13,13 +20,16 @@ pub struct Record {
     pub nonce: Nonce,
 }
 
-/// `$XDG_STATE_HOME/pcp-rs/mappings` or `~/.local/state/pcp-rs/mappings`.
+/// `$XDG_STATE_HOME/pcp-rs/mappings`, else `~/.local/state/pcp-rs/mappings`
+/// (on Windows `%LOCALAPPDATA%\pcp-rs\mappings`).
 fn path() -> Result<PathBuf, Error> {
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let base = match var("XDG_STATE_HOME") {
         Some(d) => PathBuf::from(d),
+        None if cfg!(windows) && var("LOCALAPPDATA").is_some() => PathBuf::from(var("LOCALAPPDATA").expect("set")),
         None => {
-            let home = std::env::var_os("HOME")
-                .ok_or_else(|| Error::InvalidArgument("neither XDG_STATE_HOME nor HOME is set".into()))?;
+            let home =
+                var("HOME").ok_or_else(|| Error::InvalidArgument("neither XDG_STATE_HOME nor HOME is set".into()))?;
             PathBuf::from(home).join(".local/state")
         }
     };
@@ -52,15 +62,23 @@ fn write(lines: &[String]) -> Result<(), Error> {
 }
 
 pub fn record(gateway: SocketAddr, m: &Mapping) -> Result<(), Error> {
-    let k = key(gateway, m.protocol(), m.internal_port());
-    let mut all: Vec<String> = lines()?.into_iter().filter(|l| !l.starts_with(&format!("{k} "))).collect();
-    all.push(format!("{k} {}", m.nonce().to_hex()));
-    write(&all)
+    let p = path()?;
+    fs::create_dir_all(p.parent().expect("has a parent"))?;
+    let line = format!("{} {}\n", key(gateway, m.protocol(), m.internal_port()), m.nonce().to_hex());
+    // One write of one short line in append mode: lines of concurrent
+    // `pcp map`s do not interleave.
+    fs::OpenOptions::new().create(true).append(true).open(p)?.write_all(line.as_bytes())?;
+    Ok(())
 }
 
 pub fn find(gateway: SocketAddr, protocol: Protocol, port: u16) -> Result<Option<Record>, Error> {
     let prefix = format!("{} ", key(gateway, protocol, port));
-    Ok(lines()?.iter().find_map(|l| l.strip_prefix(&prefix).and_then(Nonce::from_hex)).map(|nonce| Record { nonce }))
+    // The last line wins: a later `pcp map` of the same port appended it.
+    Ok(lines()?
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(Nonce::from_hex))
+        .map(|nonce| Record { nonce }))
 }
 
 pub fn remove(gateway: SocketAddr, protocol: Protocol, port: u16) -> Result<(), Error> {
