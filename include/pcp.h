@@ -333,7 +333,7 @@ typedef struct pcp_test_server pcp_test_server;
  * - ANNOUNCED, EXTERNAL_ADDRESS: `id` (the request's), `status`, and `epoch`
  *   or `external_address`.
  *
- * Fields a kind does not fill are zero.
+ * Fields a kind does not fill are zero, except `protocol_version` (255).
  */
 typedef struct pcp_event {
   enum pcp_event_kind kind;
@@ -365,6 +365,13 @@ typedef struct pcp_event {
   char external_address_text[PCP_ADDRSTRLEN];
   uint8_t old_address[PCP_ADDR_BYTES];
   char old_address_text[PCP_ADDRSTRLEN];
+  /**
+   * GRANTED, RENEWED: what the gateway granted the mapping with,
+   * `PCP_VERSION_PCP` (2) or `PCP_VERSION_NATPMP` (0); 255 for the other
+   * kinds (0 would say NAT-PMP). Last, so that the fields above keep
+   * their offsets.
+   */
+  uint8_t protocol_version;
 } pcp_event;
 
 /**

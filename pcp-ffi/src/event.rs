@@ -45,7 +45,7 @@ pub enum pcp_event_kind {
 /// - ANNOUNCED, EXTERNAL_ADDRESS: `id` (the request's), `status`, and `epoch`
 ///   or `external_address`.
 ///
-/// Fields a kind does not fill are zero.
+/// Fields a kind does not fill are zero, except `protocol_version` (255).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pcp_event {
@@ -68,6 +68,11 @@ pub struct pcp_event {
     pub external_address_text: [c_char; PCP_ADDRSTRLEN],
     pub old_address: [u8; PCP_ADDR_BYTES],
     pub old_address_text: [c_char; PCP_ADDRSTRLEN],
+    /// GRANTED, RENEWED: what the gateway granted the mapping with,
+    /// `PCP_VERSION_PCP` (2) or `PCP_VERSION_NATPMP` (0); 255 for the other
+    /// kinds (0 would say NAT-PMP). Last, so that the fields above keep
+    /// their offsets.
+    pub protocol_version: u8,
 }
 
 /// The event callback: `userdata` is what was registered with it.
@@ -89,6 +94,7 @@ fn blank(kind: pcp_event_kind) -> pcp_event {
         external_address_text: [0; PCP_ADDRSTRLEN],
         old_address: [0; PCP_ADDR_BYTES],
         old_address_text: [0; PCP_ADDRSTRLEN],
+        protocol_version: 255,
     }
 }
 
@@ -99,6 +105,7 @@ fn fill_info(ev: &mut pcp_event, info: &MappingInfo) {
     ev.external_port = info.external_port;
     ev.lifetime = info.lifetime;
     ev.epoch = info.epoch;
+    ev.protocol_version = info.version.number();
     ev.nonce = *info.nonce.as_bytes();
     ev.external_address = addr_bytes(info.external_addr);
     fill_text(&mut ev.external_address_text, &info.external_addr.to_string());

@@ -368,6 +368,7 @@ static void test_map_and_accessors(void) {
         char buf[PCP_ADDRSTRLEN];
         CHECK(pcp_mapping_protocol(m) == PCP_PROTO_TCP);
         CHECK(pcp_mapping_protocol_version(m) == PCP_VERSION_PCP);
+        CHECK(pcp_mapping_protocol_version(NULL) == 255);
         CHECK(pcp_mapping_internal_port(m) == 8080);
         CHECK(pcp_mapping_external_port(m) != 0);
         CHECK(pcp_mapping_lifetime(m) == 3600);
@@ -1296,13 +1297,20 @@ out:
 /* A NAT-PMP-only gateway: the classic calls fall back by themselves. */
 static void test_natpmp_only_gateway(void) {
     fixture_server f;
+    recorder rec;
+    recorder_init(&rec);
     CHECK_OK(pcp_test_server_start_natpmp_only(NULL, &f.server));
     CHECK_OK(pcp_test_server_address(f.server, f.addr, sizeof f.addr));
     pcp_client *c = new_client(f.addr, 3000);
     CHECK(c != NULL);
     if (!c) goto out;
+    CHECK_OK(pcp_client_set_event_callback(c, on_event, &rec));
     pcp_mapping *m = NULL;
     CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8080, 8080, 3600, &m));
+    CHECK(wait_for(&rec, PCP_EVENT_GRANTED, 1, 5000));
+    pthread_mutex_lock(&rec.lock);
+    CHECK(rec.last[PCP_EVENT_GRANTED].protocol_version == PCP_VERSION_NATPMP);
+    pthread_mutex_unlock(&rec.lock);
     if (m) {
         char buf[PCP_ADDRSTRLEN];
         CHECK(pcp_mapping_protocol_version(m) == PCP_VERSION_NATPMP);
@@ -1353,6 +1361,7 @@ static void test_natpmp_only_gateway(void) {
     pcp_config_free(cfg);
 out:
     pcp_test_server_free(f.server);
+    recorder_destroy(&rec);
 }
 
 typedef struct {
