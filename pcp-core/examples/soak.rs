@@ -50,14 +50,38 @@ pub struct SoakReport {
 fn rss_kib() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    pages * (unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64) / 1024
+    pages * sysconf(SysConf::PageSize) / 1024
+}
+
+enum SysConf {
+    PageSize,
+    ClockTick,
+}
+
+/// sysconf(3) on Unix. Elsewhere there is no /proc to read either (the
+/// figures come out 0), so any value does.
+fn sysconf(what: SysConf) -> u64 {
+    #[cfg(unix)]
+    {
+        let name = match what {
+            SysConf::PageSize => libc::_SC_PAGESIZE,
+            SysConf::ClockTick => libc::_SC_CLK_TCK,
+        };
+        // SAFETY: sysconf has no preconditions.
+        (unsafe { libc::sysconf(name) }).max(1) as u64
+    }
+    #[cfg(not(unix))]
+    {
+        match what {
+            SysConf::PageSize => 4096,
+            SysConf::ClockTick => 100,
+        }
+    }
 }
 
 /// CPU time (user + system) of this process's threads named `name`.
 fn thread_cpu(name: &str) -> Duration {
-    // SAFETY: sysconf has no preconditions.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let tick = sysconf(SysConf::ClockTick) as f64;
     let mut ticks = 0u64;
     for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
