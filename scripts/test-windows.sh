@@ -9,7 +9,7 @@
 #
 #   scripts/test-windows.sh
 #
-# Installs what it needs (Debian: gcc-mingw-w64-x86-64, wine64; the rustup
+# Installs what it needs (Debian: gcc-mingw-w64-x86-64, wine64, pkg-config; the rustup
 # target). Wine 8.0 has no bcryptprimitives.dll, which Rust's std needs
 # (ProcessPrng): the script builds a stand-in (tests/windows/processprng.c)
 # into a wine prefix of its own, made in a temporary folder and removed at
@@ -32,13 +32,14 @@ find_wine() {
     done
     return 1
 }
-if ! command -v x86_64-w64-mingw32-gcc >/dev/null || ! find_wine; then
+if ! command -v x86_64-w64-mingw32-gcc >/dev/null || ! command -v pkg-config >/dev/null || ! find_wine; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        step "installing gcc-mingw-w64-x86-64 wine64"
+        step "installing gcc-mingw-w64-x86-64 wine64 pkg-config"
         export DEBIAN_FRONTEND=noninteractive
-        { apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc-mingw-w64-x86-64 wine64; } \
-            >/dev/null 2>&1 || skip "cannot install gcc-mingw-w64-x86-64 wine64"
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc-mingw-w64-x86-64 wine64 pkg-config; } \
+            >/dev/null 2>&1 || skip "cannot install gcc-mingw-w64-x86-64 wine64 pkg-config"
     fi
+    command -v pkg-config >/dev/null || skip "no pkg-config"
     command -v x86_64-w64-mingw32-gcc >/dev/null || skip "no x86_64-w64-mingw32-gcc"
     find_wine || skip "no wine64"
 fi
@@ -88,10 +89,23 @@ out="target/$target/debug"
 run "pcp-core tests under wine" cargo test -p pcp-core --target "$target" --lib --tests
 run "pcp demo under wine" "$wine" "$out/pcp.exe" demo
 step "C program against pcp_rs.dll"
-# Linked through the import library cargo makes (libpcp_rs.dll.a), as an
-# application would; the DLL beside the program, as Windows looks there first.
-if x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Werror -I include tests/windows/map_test.c \
-    -L "$out" -l:libpcp_rs.dll.a -lws2_32 -o "$work/map_test.exe" 2>"$work/cc.log"; then
+# Built as an application would: pkg-config's flags from pcp_rs.pc (made
+# from pcp-ffi/pcp_rs.pc.in for a prefix laid out here), which link the
+# import library libpcp_rs.dll.a (mingw's linker prefers it to the static
+# libpcp_rs.a); the DLL beside the program, where Windows looks first.
+cprefix="$work/c-prefix"
+mkdir -p "$cprefix/lib/pkgconfig" "$cprefix/include"
+cp include/pcp.h "$cprefix/include/"
+cp "$out/libpcp_rs.dll.a" "$cprefix/lib/"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+sed -e "s|@PREFIX@|$cprefix|" -e "s|@VERSION@|$version|" -e "s|@LIBS_PRIVATE@|-lws2_32 -lbcrypt -lntdll -luserenv|" \
+    pcp-ffi/pcp_rs.pc.in >"$cprefix/lib/pkgconfig/pcp_rs.pc"
+cflags="$(PKG_CONFIG_PATH="$cprefix/lib/pkgconfig" pkg-config --cflags --libs pcp_rs)" ||
+    { echo "FAIL pkg-config pcp_rs"; exit 1; }
+echo "pkg-config --cflags --libs pcp_rs: $cflags"
+# shellcheck disable=SC2086 # the flags are words
+if x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Werror tests/windows/map_test.c $cflags -lws2_32 \
+    -o "$work/map_test.exe" 2>"$work/cc.log"; then
     cp "$out/pcp_rs.dll" "$work/"
     run "C map_test.exe (pcp_rs.dll) under wine" "$wine" "$work/map_test.exe"
 else
