@@ -192,7 +192,8 @@ package_c() {
         install -m 0644 "$out/libpcp_rs.a" "$stage/lib/libpcp_rs.a"
         install -m 0755 "$out/pcp.exe" "$stage/bin/pcp.exe"
         $st --strip-unneeded "$stage/bin/pcp_rs.dll"
-        $st --strip-debug "$stage/lib/libpcp_rs.a"
+        # mingw's strip refuses the archive's empty split-debug members: it then stays as built.
+        $st --strip-debug "$stage/lib/libpcp_rs.a" 2>/dev/null || install -m 0644 "$out/libpcp_rs.a" "$stage/lib/libpcp_rs.a"
         $st "$stage/bin/pcp.exe"
         ;;
     darwin-*)
