@@ -1,7 +1,7 @@
 //! The Rust reference loop for the binding benchmarks: sequential MAP round
 //! trips through the blocking client to the test server on loopback.
 //!
-//! `cargo run --release -p pcp-core --example map_rate -- [COUNT] [SERVER] [--warmup N]`
+//! `cargo run --release -p pcp-core --example map_rate -- [COUNT] [SERVER] [--warmup N] [--classic]`
 //! prints `map_rate <round trips per second>`. Without SERVER it starts its
 //! own test server. Each timed round trip maps a distinct internal port
 //! (10000 + i, TCP, 3600 s), the same loop the Python, Node and C
@@ -20,9 +20,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut warmup: u16 = 1;
     let mut server = None;
     let mut positional = 0;
+    // --classic: the classic call (`Client::map_port`) that the C, Python
+    // and Node benchmarks make, instead of `map_with`.
+    let mut classic = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--warmup" {
+        if a == "--classic" {
+            classic = true;
+        } else if a == "--warmup" {
             warmup = args.next().ok_or("--warmup needs a number")?.parse()?;
         } else if positional == 0 {
             count = a.parse()?;
@@ -47,12 +52,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     cc.delete_on_close = false;
     let client = Client::new(cc)?;
     // Warm up the path (thread wake-ups, caches) before timing.
+    let map = |protocol, port| {
+        if classic {
+            client.map_port(protocol, port, 0, pcp_core::config::DEFAULT_LIFETIME)
+        } else {
+            client.map_with(MapSpec::new(protocol, port))
+        }
+    };
     for i in 0..warmup {
-        client.map_with(MapSpec::new(Protocol::UDP, 10000 + i))?;
+        map(Protocol::UDP, 10000 + i)?;
     }
     let start = Instant::now();
     for i in 0..count {
-        client.map_with(MapSpec::new(Protocol::TCP, 10000 + i))?;
+        map(Protocol::TCP, 10000 + i)?;
     }
     let secs = start.elapsed().as_secs_f64();
     println!("map_rate {:.0}", f64::from(count) / secs);

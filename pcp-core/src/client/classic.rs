@@ -86,7 +86,7 @@ impl Client {
         }
         let (p, c) = pending();
         let weak = Arc::downgrade(&shared);
-        self.map_async(spec).on_complete(move |r| {
+        self.map_async(spec).forward(move |r| {
             let joined = weak
                 .upgrade()
                 .and_then(|s| s.classic.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key))

@@ -214,6 +214,16 @@ impl<T> Pending<T> {
     /// block for long.
     pub fn on_complete(self, f: impl FnOnce(Result<T>) + Send + 'static) {
         self.hand_over();
+        self.forward(f);
+    }
+
+    /// Like [`Pending::on_complete`] but without handing the reading over
+    /// to the driver thread: for a `Pending` whose result `f` passes on to
+    /// another `Pending` that carries the driver (and hands over or drives
+    /// itself as its holder waits), so that no thread wakes needlessly.
+    pub(crate) fn forward(self, f: impl FnOnce(Result<T>) + Send + 'static) {
+        // Dropping `self` below must not hand over either.
+        self.kicked.store(true, Ordering::Release);
         let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = st.result.take() {
             drop(st);
