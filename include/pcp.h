@@ -783,24 +783,6 @@ enum pcp_status pcp_config_add_discovery_candidate(struct pcp_config *config, co
 enum pcp_status pcp_config_set_discovery_deadline_ms(struct pcp_config *config, uint32_t ms);
 
 /**
- * Fills `request` with: this protocol and internal port, any external
- * port and address, 3600 s, no options.
- */
-enum pcp_status pcp_map_request_init(struct pcp_map_request *request,
-                                     uint8_t protocol,
-                                     uint16_t internal_port);
-
-/**
- * Fills `request` for a PEER mapping towards `remote_address`:`remote_port`
- * (the string is referenced, not copied), any external port, 3600 s.
- */
-enum pcp_status pcp_peer_request_init(struct pcp_peer_request *request,
-                                      uint8_t protocol,
-                                      uint16_t internal_port,
-                                      const char *remote_address,
-                                      uint16_t remote_port);
-
-/**
  * Makes an endpoint for the server at `server` (as for `pcp_client_new`);
  * `config` may be NULL. Opens its socket(s) and sends nothing yet.
  */
@@ -900,6 +882,24 @@ enum pcp_status pcp_endpoint_external_address(struct pcp_endpoint *endpoint, uin
  * How many mappings the endpoint holds or is requesting (0 on NULL).
  */
 size_t pcp_endpoint_mapping_count(const struct pcp_endpoint *endpoint);
+
+/**
+ * Fills `request` with: this protocol and internal port, any external
+ * port and address, 3600 s, no options.
+ */
+enum pcp_status pcp_map_request_init(struct pcp_map_request *request,
+                                     uint8_t protocol,
+                                     uint16_t internal_port);
+
+/**
+ * Fills `request` for a PEER mapping towards `remote_address`:`remote_port`
+ * (the string is referenced, not copied), any external port, 3600 s.
+ */
+enum pcp_status pcp_peer_request_init(struct pcp_peer_request *request,
+                                      uint8_t protocol,
+                                      uint16_t internal_port,
+                                      const char *remote_address,
+                                      uint16_t remote_port);
 
 /**
  * A static description of a status (any value: unknown ones get

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pcp_core::{Client, HandlerId, Mapping, Protocol};
 
 use crate::common::*;
+use crate::config::*;
 use crate::event::*;
+use crate::request::*;
 
 /// A PCP client for one server (opaque). Thread-safe: any number of threads
 /// may call functions on the same client at once; their requests share one

@@ -8,7 +8,9 @@ use pcp_core::client::Endpoint;
 use pcp_core::MappingId;
 
 use crate::common::*;
+use crate::config::*;
 use crate::event::*;
+use crate::request::*;
 
 /// A socket as the platform names it: `int` on Unix, `SOCKET` on Windows.
 /// pcp.h declares it itself (cbindgen.toml), from `_WIN32`.

@@ -14,14 +14,18 @@
 
 mod client;
 mod common;
+mod config;
 mod endpoint;
 mod event;
+mod request;
 mod status;
 mod testserver;
 
 pub use client::*;
 pub use common::*;
+pub use config::*;
 pub use endpoint::*;
 pub use event::*;
+pub use request::*;
 pub use status::*;
 pub use testserver::*;

@@ -43,7 +43,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use pcp_core::client::{parse_server, wall_clock};
-use pcp_core::discovery::{self, DiscoveryConfig};
+use pcp_core::discovery::DiscoveryConfig;
 use pcp_core::engine::KeyMap;
 use pcp_core::server::{Server, ServerConfig, ServerMode};
 use pcp_core::{
@@ -711,7 +711,7 @@ impl Drop for NativeClient {
         // Dropping the last handle closes the client, which may wait for
         // deletes: never on the JavaScript thread (this runs in a GC finalizer).
         if let Some(c) = self.client.take() {
-            let _ = std::thread::Builder::new().name("pcp-node-drop".into()).spawn(move || drop(c));
+            drop(c.close_async(false));
         }
     }
 }
@@ -995,8 +995,8 @@ impl NativeClient {
         Ok(self.client()?.is_closed())
     }
 
-    /// Closes on a background thread (closing waits for the deletes) and
-    /// calls `callback` when done. `keep` leaves the mappings on the server.
+    /// Closes off this thread (the core's `close_async`: closing waits for
+    /// the deletes) and calls `callback` when done. `keep` leaves the mappings on the server.
     #[napi]
     pub fn close(&mut self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
         let client = self.client()?.clone();
@@ -1006,23 +1006,14 @@ impl NativeClient {
         self.closing = true;
         let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
             callback.build_threadsafe_function::<NativeMessage>().build()?;
-        std::thread::Builder::new()
-            .name("pcp-node-close".into())
-            .spawn(move || {
-                if keep {
-                    client.close_keep();
-                } else {
-                    client.close();
-                }
-                drop(client);
-                done.call(NativeMessage::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
-            })
-            .map_err(|e| napi_err(e.into()))?;
+        client.close_async(keep).on_complete(move |_| {
+            done.call(NativeMessage::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
+        });
         Ok(())
     }
 }
 
-/// Finds the PCP server on a background thread; `callback` gets a message
+/// Finds the PCP server (the core's `discover_async`, off this thread); `callback` gets a message
 /// with `server`, `epoch` and `address` (our address towards it), or an error.
 #[napi]
 pub fn discover(
@@ -1049,22 +1040,19 @@ pub fn discover(
     }
     let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
         callback.build_threadsafe_function::<NativeMessage>().build()?;
-    std::thread::Builder::new()
-        .name("pcp-node-discover".into())
-        .spawn(move || {
-            let msg = match discovery::discover(&config) {
-                Ok(found) => {
-                    let mut m = NativeMessage::new("done");
-                    m.server = Some(found.server.to_string());
-                    m.epoch = Some(found.epoch);
-                    m.address = Some(found.internal_addr.to_string());
-                    m
-                }
-                Err(e) => NativeMessage::new("done").error(&e),
-            };
-            done.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
-        })
-        .map_err(|e| napi_err(e.into()))?;
+    pcp_core::client::discover_async(config).on_complete(move |r| {
+        let msg = match r {
+            Ok(found) => {
+                let mut m = NativeMessage::new("done");
+                m.server = Some(found.server.to_string());
+                m.epoch = Some(found.epoch);
+                m.address = Some(found.internal_addr.to_string());
+                m
+            }
+            Err(e) => NativeMessage::new("done").error(&e),
+        };
+        done.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+    });
     Ok(())
 }
 

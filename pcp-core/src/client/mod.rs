@@ -17,6 +17,7 @@
 //! ```
 
 mod address;
+mod background;
 mod classic;
 mod driver;
 mod endpoint;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 use polling::Poller;
 
 pub use address::parse_server;
+pub use background::discover_async;
 pub use endpoint::Endpoint;
 pub use mapping::Mapping;
 pub use pending::Pending;

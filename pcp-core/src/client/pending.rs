@@ -236,6 +236,21 @@ impl<T> Pending<T> {
         }
     }
 
+    /// The same request with its result converted by `f` (on the thread
+    /// that completes it): a way to hold requests of different result types
+    /// as one type, e.g. a binding's own result enum. Waiting, polling and
+    /// cancelling work as on the original.
+    pub fn map<U: Send + 'static>(mut self, f: impl FnOnce(T) -> U + Send + 'static) -> Pending<U>
+    where
+        T: Send + 'static,
+    {
+        let (mut p, c) = pending();
+        p.cancel = self.cancel.take();
+        p.driver = self.driver.clone();
+        self.forward(move |r| c.complete(r.map(f)));
+        p
+    }
+
     /// Abandons the request. A mapping that was being made is deleted on the
     /// server if the request may have reached it; the result becomes
     /// [`Error::Cancelled`] unless it had already arrived.

@@ -1,0 +1,527 @@
+//! `pcp_rs.Client`: one core client, its event handlers and close hooks.
+
+use super::*;
+
+pub(crate) struct Inner {
+    pub(crate) core: CoreClient,
+    /// Python ids of the callbacks registered with `on_event` (the core's
+    /// `HandlerId` is opaque).
+    pub(crate) handlers: Mutex<HashMap<u64, HandlerId>>,
+    pub(crate) next_handler: AtomicU64,
+    /// `on_close` callbacks; `None` once the client has closed.
+    pub(crate) close_hooks: Mutex<Option<Vec<Py<PyAny>>>>,
+}
+
+impl Inner {
+    pub(crate) fn new(core: CoreClient) -> Self {
+        Inner {
+            core,
+            handlers: Mutex::new(HashMap::new()),
+            next_handler: AtomicU64::new(1),
+            close_hooks: Mutex::new(Some(Vec::new())),
+        }
+    }
+
+    /// Runs the `on_close` callbacks once, after the core has closed (every
+    /// path that closes a client calls this). No lock is held while they run.
+    pub(crate) fn closed(&self) {
+        let Some(hooks) = lock(&self.close_hooks).take() else {
+            return;
+        };
+        if hooks.is_empty() {
+            return;
+        }
+        let _ = Python::try_attach(move |py| {
+            for cb in hooks {
+                if let Err(e) = cb.call0(py) {
+                    e.write_unraisable(py, Some(cb.bind(py)));
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing joins the driver thread, which may be waiting for the GIL
+        // to run a callback: release it while closing.
+        let core = self.core.clone();
+        if Python::try_attach(|py| py.detach(|| core.close())).is_none() {
+            self.core.close();
+        }
+        self.closed();
+    }
+}
+
+/// Every client made, so that `_close_all` (registered with atexit) can close
+/// them before the interpreter finalizes.
+pub(crate) static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+
+/// Closes every client still open (pcp_rs registers this with atexit).
+#[pyfunction]
+pub(crate) fn _close_all(py: Python<'_>) {
+    let live: Vec<Arc<Inner>> = lock(&LIVE).drain(..).filter_map(|w| w.upgrade()).collect();
+    py.detach(|| {
+        for c in &live {
+            c.core.close();
+        }
+    });
+    for c in &live {
+        c.closed();
+    }
+    drop(live);
+}
+
+pub(crate) fn discovery_config(candidates: Option<Vec<SocketAddr>>, deadline: Option<Duration>) -> DiscoveryConfig {
+    let mut dc = match candidates {
+        Some(c) => DiscoveryConfig::with_candidates(c),
+        None => DiscoveryConfig::default(),
+    };
+    if let Some(d) = deadline {
+        dc.deadline = d;
+    }
+    dc
+}
+
+/// A PCP client for one server (see the `pcp_rs.Client` docs in the stub).
+#[pyclass(module = "pcp_rs._pcp_rs", name = "Client", frozen, weakref)]
+pub(crate) struct PyClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[allow(clippy::too_many_arguments)]
+#[pymethods]
+impl PyClient {
+    #[new]
+    #[pyo3(signature = (server=None, *, candidates=None, deadline=None, listen_announce=None, local_ip=None,
+        delete_on_close=true, close_timeout=None, discovery_deadline=None, max_retransmissions=None,
+        announce_delay_max=None, protocol="auto"))]
+    fn new(
+        py: Python<'_>,
+        server: Option<&Bound<'_, PyAny>>,
+        candidates: Option<&Bound<'_, PyAny>>,
+        deadline: Option<f64>,
+        listen_announce: Option<bool>,
+        local_ip: Option<&Bound<'_, PyAny>>,
+        delete_on_close: bool,
+        close_timeout: Option<f64>,
+        discovery_deadline: Option<f64>,
+        max_retransmissions: Option<u32>,
+        announce_delay_max: Option<f64>,
+        protocol: &str,
+    ) -> PyResult<Self> {
+        let protocol = ProtocolChoice::parse(protocol)
+            .ok_or_else(|| value_error(format!("protocol must be 'auto', 'pcp' or 'natpmp', not {protocol:?}")))?;
+        let candidates = server_list(candidates)?;
+        let deadline = deadline.map(|d| seconds(d, "deadline")).transpose()?;
+        let close_timeout = close_timeout.map(|d| seconds(d, "close_timeout")).transpose()?;
+        let announce_delay_max = announce_delay_max.map(|d| seconds(d, "announce_delay_max")).transpose()?;
+        let discovery_deadline = discovery_deadline.map(|d| seconds(d, "discovery_deadline")).transpose()?;
+        let local = opt_ip(local_ip, "local_ip")?;
+        // The core's defaults otherwise: notably listen_announce (UDP 5350
+        // with address reuse; the core carries on if the port is busy).
+        let config = move |addr: SocketAddr| {
+            let mut cc = ClientConfig::new(addr).protocol(protocol);
+            if let Some(l) = listen_announce {
+                cc.listen_announce = l;
+            }
+            cc.local_addr = local;
+            cc.delete_on_close = delete_on_close;
+            if let Some(d) = deadline {
+                cc = cc.deadline(d);
+            }
+            if let Some(t) = close_timeout {
+                cc.close_timeout = t;
+            }
+            if let Some(d) = announce_delay_max {
+                cc.announce_delay_max = d;
+            }
+            if let Some(n) = max_retransmissions {
+                cc.retransmit.max_retransmissions = Some(n);
+            }
+            cc
+        };
+        let core = match server.filter(|s| !s.is_none()) {
+            Some(s) => {
+                if candidates.is_some() {
+                    return Err(value_error("give either a server or candidates to discover among, not both"));
+                }
+                let cc = config(server_addr(s)?);
+                py.detach(move || CoreClient::new(cc)).map_err(|e| to_pyerr(py, e))?
+            }
+            // Discovery on the core's helper thread: Ctrl-C abandons it at once.
+            None => wait(py, CoreClient::discover_async(discovery_config(candidates, discovery_deadline), config))?,
+        };
+        let inner = Arc::new(Inner::new(core));
+        let mut live = lock(&LIVE);
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&inner));
+        Ok(PyClient { inner })
+    }
+
+    /// (ip, port) of the PCP server.
+    #[getter]
+    fn gateway_address(&self) -> (String, u16) {
+        let a = self.inner.core.gateway_address();
+        (ip_str(a.ip()), a.port())
+    }
+
+    /// Our address towards the server.
+    #[getter]
+    fn internal_address(&self) -> String {
+        ip_str(self.inner.core.internal_address())
+    }
+
+    #[getter]
+    fn server_epoch(&self) -> Option<u32> {
+        self.inner.core.server_epoch()
+    }
+
+    #[getter]
+    fn listens_for_announce(&self) -> bool {
+        self.inner.core.listens_for_announce()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.core.is_closed()
+    }
+
+    #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None, *, external_ip=None,
+        prefer_failure=false, filters=None, third_party=None, nonce=None))]
+    fn map(
+        &self,
+        py: Python<'_>,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+        external_ip: Option<&Bound<'_, PyAny>>,
+        prefer_failure: bool,
+        filters: Option<&Bound<'_, PyAny>>,
+        third_party: Option<&Bound<'_, PyAny>>,
+        nonce: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyMapping> {
+        let spec = map_spec(
+            protocol,
+            internal_port,
+            external_port,
+            lifetime,
+            external_ip,
+            prefer_failure,
+            filters,
+            third_party,
+            nonce,
+        )?;
+        let m = wait(py, self.inner.core.map_async(spec))?;
+        Ok(PyMapping::new(&self.inner, m.info().clone()))
+    }
+
+    #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None, *, external_ip=None,
+        prefer_failure=false, filters=None, third_party=None, nonce=None))]
+    fn start_map(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+        external_ip: Option<&Bound<'_, PyAny>>,
+        prefer_failure: bool,
+        filters: Option<&Bound<'_, PyAny>>,
+        third_party: Option<&Bound<'_, PyAny>>,
+        nonce: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyRequest> {
+        let spec = map_spec(
+            protocol,
+            internal_port,
+            external_port,
+            lifetime,
+            external_ip,
+            prefer_failure,
+            filters,
+            third_party,
+            nonce,
+        )?;
+        Ok(PyRequest::new(&self.inner, self.inner.core.map_async(spec).map(Out::Map)))
+    }
+
+    #[pyo3(signature = (protocol, internal_port, peer_ip, peer_port, external_port=None, lifetime=None, *,
+        external_ip=None, third_party=None, nonce=None))]
+    fn peer(
+        &self,
+        py: Python<'_>,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        peer_ip: &Bound<'_, PyAny>,
+        peer_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+        external_ip: Option<&Bound<'_, PyAny>>,
+        third_party: Option<&Bound<'_, PyAny>>,
+        nonce: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyMapping> {
+        let spec = peer_spec(
+            protocol,
+            internal_port,
+            peer_ip,
+            peer_port,
+            external_port,
+            lifetime,
+            external_ip,
+            third_party,
+            nonce,
+        )?;
+        let m = wait(py, self.inner.core.peer_async(spec))?;
+        Ok(PyMapping::new(&self.inner, m.info().clone()))
+    }
+
+    #[pyo3(signature = (protocol, internal_port, peer_ip, peer_port, external_port=None, lifetime=None, *,
+        external_ip=None, third_party=None, nonce=None))]
+    fn start_peer(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        peer_ip: &Bound<'_, PyAny>,
+        peer_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+        external_ip: Option<&Bound<'_, PyAny>>,
+        third_party: Option<&Bound<'_, PyAny>>,
+        nonce: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyRequest> {
+        let spec = peer_spec(
+            protocol,
+            internal_port,
+            peer_ip,
+            peer_port,
+            external_port,
+            lifetime,
+            external_ip,
+            third_party,
+            nonce,
+        )?;
+        Ok(PyRequest::new(&self.inner, self.inner.core.peer_async(spec).map(Out::Map)))
+    }
+
+    /// The classic MAP (`PCPClient.create_mapping`): joins a call for the
+    /// same port in flight, refreshes a mapping held for it (the core's
+    /// `Client::map_port`).
+    #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None))]
+    fn map_port(
+        &self,
+        py: Python<'_>,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyMapping> {
+        let m = wait(py, self.start_classic(protocol, internal_port, external_port, lifetime)?)?;
+        Ok(PyMapping::new(&self.inner, m.info().clone()))
+    }
+
+    #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None))]
+    fn start_map_port(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyRequest> {
+        let p = self.start_classic(protocol, internal_port, external_port, lifetime)?;
+        Ok(PyRequest::new(&self.inner, p.map(Out::Map)))
+    }
+
+    /// The classic delete (`PCPClient.delete_mapping`): nothing to do if the
+    /// client holds no mapping for the port.
+    fn delete_port(
+        &self,
+        py: Python<'_>,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let p = self.inner.core.delete_port_async(self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        wait(py, p)
+    }
+
+    fn start_delete_port(&self, protocol: &Bound<'_, PyAny>, internal_port: &Bound<'_, PyAny>) -> PyResult<PyRequest> {
+        let p = self.inner.core.delete_port_async(self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        Ok(PyRequest::new(&self.inner, p.map(|()| Out::Unit)))
+    }
+
+    /// Deletes a mapping of this client (lifetime 0 with its nonce).
+    fn delete(&self, py: Python<'_>, mapping: &Bound<'_, PyMapping>) -> PyResult<()> {
+        let id = self.own_mapping(mapping)?;
+        wait(py, self.inner.core.delete_async(id))
+    }
+
+    fn start_delete(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<PyRequest> {
+        let id = self.own_mapping(mapping)?;
+        Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(id).map(|()| Out::Unit)))
+    }
+
+    /// Deletes a mapping this client did not make, known by its nonce.
+    fn delete_by_nonce(
+        &self,
+        py: Python<'_>,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        nonce: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let proto = self::protocol(protocol)?;
+        let p = port(internal_port, "internal_port")?;
+        let n = self::nonce(Some(nonce))?.ok_or_else(|| PyTypeError::new_err("nonce must not be None"))?;
+        wait(py, self.inner.core.delete_by_nonce_async(proto, p, n))
+    }
+
+    fn find_mapping(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<PyMapping>> {
+        let proto = self::protocol(protocol)?;
+        let p = port(internal_port, "internal_port")?;
+        Ok(self.inner.core.find_mapping(proto, p).map(|m| PyMapping::new(&self.inner, m.info().clone())))
+    }
+
+    fn mappings(&self) -> Vec<PyMapping> {
+        self.inner.core.mappings().into_iter().map(|m| PyMapping::new(&self.inner, m.info().clone())).collect()
+    }
+
+    /// Sends ANNOUNCE; returns the server's epoch.
+    fn announce(&self, py: Python<'_>) -> PyResult<u32> {
+        wait(py, self.inner.core.announce_async())
+    }
+
+    fn start_announce(&self) -> PyRequest {
+        PyRequest::new(&self.inner, self.inner.core.announce_async().map(Out::Epoch))
+    }
+
+    /// The gateway's external IP address.
+    fn external_address(&self, py: Python<'_>) -> PyResult<String> {
+        wait(py, self.inner.core.external_address_async()).map(ip_str)
+    }
+
+    fn start_external_address(&self) -> PyRequest {
+        PyRequest::new(&self.inner, self.inner.core.external_address_async().map(Out::Addr))
+    }
+
+    /// Calls `callback(event)` for every event, on the client's driver
+    /// thread; returns an id for `remove_event_handler`.
+    fn on_event(&self, callback: Py<PyAny>) -> PyResult<u64> {
+        Python::attach(|py| {
+            if !callback.bind(py).is_callable() {
+                return Err(PyTypeError::new_err("callback must be callable"));
+            }
+            Ok(())
+        })?;
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let handler = self.inner.core.on_event(move |ev| {
+            let Some(inner) = weak.upgrade() else { return };
+            let _ = Python::try_attach(|py| {
+                let r = PyEvent::convert(py, &inner, ev)
+                    .and_then(|e| Bound::new(py, e))
+                    .and_then(|e| callback.call1(py, (e,)));
+                if let Err(err) = r {
+                    err.write_unraisable(py, Some(callback.bind(py)));
+                }
+            });
+            // If this was the last reference, the client closes here, on the
+            // driver thread, which the core allows.
+            drop(inner);
+        });
+        let id = self.inner.next_handler.fetch_add(1, Ordering::Relaxed);
+        lock(&self.inner.handlers).insert(id, handler);
+        Ok(id)
+    }
+
+    /// Unregisters a callback of `on_event`; it is not called again once this
+    /// returns (unless it is running right now). Returns whether it was
+    /// registered.
+    fn remove_event_handler(&self, handler_id: u64) -> bool {
+        let Some(h) = lock(&self.inner.handlers).remove(&handler_id) else {
+            return false;
+        };
+        self.inner.core.remove_event_handler(h)
+    }
+
+    /// Calls `callback()` once the client is closed, by whatever path
+    /// (`close`, `close_keep`, the last reference going, exit): at once if it
+    /// already is, else on the thread that closes it.
+    fn on_close(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
+        if !callback.bind(py).is_callable() {
+            return Err(PyTypeError::new_err("callback must be callable"));
+        }
+        let now = {
+            let mut hooks = lock(&self.inner.close_hooks);
+            match hooks.as_mut() {
+                Some(v) if !self.inner.core.is_closed() => {
+                    v.push(callback.clone_ref(py));
+                    false
+                }
+                _ => true,
+            }
+        };
+        if now {
+            callback.call0(py)?;
+        }
+        Ok(())
+    }
+
+    /// An iterator over every event from now on.
+    fn events(&self) -> PyEventIterator {
+        PyEventIterator { inner: self.inner.clone(), rx: Mutex::new(self.inner.core.events()) }
+    }
+
+    /// Deletes the client's mappings (unless delete_on_close=False) and stops.
+    fn close(&self, py: Python<'_>) {
+        let core = self.inner.core.clone();
+        py.detach(|| core.close());
+        self.inner.closed();
+    }
+
+    /// Stops without deleting: the mappings stay until their lifetimes end.
+    fn close_keep(&self, py: Python<'_>) {
+        let core = self.inner.core.clone();
+        py.detach(|| core.close_keep());
+        self.inner.closed();
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Closes; never suppresses the exception.
+    #[pyo3(signature = (_exc_type, _exc, _tb, /))]
+    fn __exit__(&self, py: Python<'_>, _exc_type: &Bound<'_, PyAny>, _exc: &Bound<'_, PyAny>, _tb: &Bound<'_, PyAny>) {
+        self.close(py);
+    }
+
+    fn __repr__(&self) -> String {
+        let a = self.inner.core.gateway_address();
+        format!("<pcp_rs.Client server={a}{}>", if self.inner.core.is_closed() { " closed" } else { "" })
+    }
+}
+
+impl PyClient {
+    pub(crate) fn start_classic(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        external_port: Option<&Bound<'_, PyAny>>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Pending<CoreMapping>> {
+        let (proto, internal) = (self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        let external = external_port.filter(|o| !o.is_none()).map(|o| port(o, "external_port")).transpose()?;
+        let life = lifetime.filter(|o| !o.is_none()).map(self::lifetime).transpose()?;
+        let life = life.unwrap_or(pcp_core::config::DEFAULT_LIFETIME);
+        Ok(self.inner.core.map_port_async(proto, internal, external.unwrap_or(0), life))
+    }
+
+    pub(crate) fn own_mapping(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<MappingId> {
+        let m = mapping.get();
+        if !Arc::ptr_eq(&m.inner, &self.inner) {
+            return Err(value_error("this mapping belongs to another client"));
+        }
+        Ok(lock(&m.info).id)
+    }
+}

@@ -1,0 +1,217 @@
+//! Conversions: core errors to the exceptions of `pcp_rs.errors`, Python
+//! values to core types (with `TypeError` / `ValueError`), and waiting with
+//! the GIL released.
+
+use super::*;
+
+pub(crate) static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+pub(crate) fn errors_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    ERRORS.get_or_try_init(py, || py.import("pcp_rs.errors").map(Bound::unbind)).map(|m| m.bind(py).clone())
+}
+
+/// The Python exception instance for a core error.
+pub(crate) fn exception_value<'py>(py: Python<'py>, e: &CoreError) -> PyResult<Bound<'py, PyAny>> {
+    let server_version = match e {
+        CoreError::UnsuppVersion { server_version } => Some(*server_version),
+        _ => None,
+    };
+    let errno = match e {
+        CoreError::Io(io) => io.raw_os_error(),
+        _ => None,
+    };
+    errors_module(py)?.getattr("_from_core")?.call1((e.code(), e.to_string(), server_version, errno))
+}
+
+pub(crate) fn to_pyerr(py: Python<'_>, e: CoreError) -> PyErr {
+    match exception_value(py, &e) {
+        Ok(v) => PyErr::from_value(v),
+        Err(err) => err,
+    }
+}
+
+pub(crate) fn value_error(msg: impl Into<String>) -> PyErr {
+    PyValueError::new_err(msg.into())
+}
+
+// ----------------------------------------------------------- conversions --
+
+pub(crate) fn ip_str(ip: IpAddr) -> String {
+    ip.to_canonical().to_string()
+}
+
+pub(crate) fn parse_ip(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<IpAddr> {
+    // str, or an ipaddress.IPv4Address / IPv6Address.
+    let text: String = if let Ok(s) = obj.cast::<PyString>() {
+        s.to_cow()?.into_owned()
+    } else {
+        let module: String = obj.get_type().getattr("__module__")?.extract().unwrap_or_default();
+        if module != "ipaddress" {
+            return Err(PyTypeError::new_err(format!(
+                "{what} must be an IP address as str or ipaddress object, not {}",
+                obj.get_type().name()?
+            )));
+        }
+        obj.str()?.to_cow()?.into_owned()
+    };
+    text.trim()
+        .parse::<IpAddr>()
+        .map_err(|_| value_error(format!("{what} is not a valid IPv4 or IPv6 address: {text:?}")))
+}
+
+pub(crate) fn opt_ip(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<IpAddr>> {
+    match obj {
+        Some(o) if !o.is_none() => parse_ip(o, what).map(Some),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn int_in(obj: &Bound<'_, PyAny>, what: &str, lo: i64, hi: i64) -> PyResult<i64> {
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!("{what} must be an int, not bool")));
+    }
+    if obj.is_instance_of::<pyo3::types::PyInt>() && obj.extract::<i64>().is_err() {
+        let digits = obj.str().map(|s| s.to_string()).unwrap_or_default();
+        return Err(value_error(format!(
+            "{what} must be between {lo} and {hi}, got {}",
+            pcp_core::quote_input(&digits)
+        )));
+    }
+    let v: i64 = obj.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} must be an int, not {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+        ))
+    })?;
+    if v < lo || v > hi {
+        return Err(value_error(format!("{what} must be between {lo} and {hi}, got {v}")));
+    }
+    Ok(v)
+}
+
+pub(crate) fn port(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u16> {
+    Ok(int_in(obj, what, 0, 65535)? as u16)
+}
+
+pub(crate) fn lifetime(obj: &Bound<'_, PyAny>) -> PyResult<u32> {
+    Ok(int_in(obj, "lifetime", 0, u32::MAX as i64)? as u32)
+}
+
+pub(crate) fn protocol(obj: &Bound<'_, PyAny>) -> PyResult<Protocol> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s.to_cow()?;
+        return Protocol::parse(s.trim())
+            .ok_or_else(|| value_error(format!("protocol must be 'tcp', 'udp', 'all' or a number 0-255, got {s:?}")));
+    }
+    Ok(Protocol(int_in(obj, "protocol", 0, 255)? as u8))
+}
+
+pub(crate) fn seconds(v: f64, what: &str) -> PyResult<Duration> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(value_error(format!("{what} must be a non-negative number of seconds, got {v}")));
+    }
+    Duration::try_from_secs_f64(v).map_err(|_| value_error(format!("{what} is too large: {v}")))
+}
+
+pub(crate) fn nonce(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Nonce>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        let arr: [u8; 12] = b
+            .as_bytes()
+            .try_into()
+            .map_err(|_| value_error(format!("nonce must be 12 bytes, got {}", b.as_bytes().len())))?;
+        return Ok(Some(Nonce::from_bytes(arr)));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s.to_cow()?;
+        return Nonce::from_hex(&s)
+            .map(Some)
+            .ok_or_else(|| value_error(format!("nonce must be 24 hex digits, got {s:?}")));
+    }
+    Err(PyTypeError::new_err("nonce must be bytes (12) or a hex str (24 digits)"))
+}
+
+/// FILTER options: an iterable of `(remote_ip, prefix_len, remote_port)`.
+pub(crate) fn filters(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Filter>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        let item = item?;
+        let t: (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) = item
+            .extract()
+            .map_err(|_| PyTypeError::new_err("each filter must be a tuple (remote_ip, prefix_len, remote_port)"))?;
+        let remote_addr = parse_ip(&t.0, "filter remote_ip")?;
+        let max = if remote_addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = int_in(&t.1, "filter prefix_len", 0, max)? as u8;
+        let remote_port = port(&t.2, "filter remote_port")?;
+        out.push(Filter { remote_addr, prefix_len, remote_port });
+    }
+    Ok(out)
+}
+
+pub(crate) fn server_addr(obj: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        // A host name is resolved here: never with the GIL held.
+        let s = s.to_cow()?.into_owned();
+        let py = obj.py();
+        return py.detach(move || parse_server(&s)).map_err(|e| to_pyerr(py, e));
+    }
+    if let Ok((host, p)) = obj.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
+        let ip = parse_ip(&host, "server address")?;
+        return Ok(SocketAddr::new(ip, port(&p, "server port")?));
+    }
+    let module: String = obj.get_type().getattr("__module__")?.extract().unwrap_or_default();
+    if module == "ipaddress" {
+        return Ok(SocketAddr::new(parse_ip(obj, "server address")?, pcp_core::wire::SERVER_PORT));
+    }
+    Err(PyTypeError::new_err(format!(
+        "server must be a str like '192.168.1.1', '192.168.1.1:5351', '[::1]:5351' or a (host, port) tuple, not {}",
+        obj.get_type().name()?
+    )))
+}
+
+pub(crate) fn server_list(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<SocketAddr>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err("candidates must be a list of server addresses, not a str"));
+    }
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        out.push(server_addr(&item?)?);
+    }
+    Ok(Some(out))
+}
+
+pub(crate) fn opcode_name(op: Opcode) -> &'static str {
+    match op {
+        Opcode::Announce => "ANNOUNCE",
+        Opcode::Map => "MAP",
+        Opcode::Peer => "PEER",
+    }
+}
+
+// ------------------------------------------------------------- waiting --
+
+/// Waits for a request with the GIL released, in slices; Ctrl-C (or any
+/// exception from a signal handler) cancels the request and propagates.
+pub(crate) fn wait<T: Send>(py: Python<'_>, p: Pending<T>) -> PyResult<T> {
+    loop {
+        if let Some(r) = py.detach(|| p.wait_timeout(SLICE)) {
+            return r.map_err(|e| to_pyerr(py, e));
+        }
+        if let Err(e) = py.check_signals() {
+            p.cancel();
+            return Err(e);
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

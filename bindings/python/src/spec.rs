@@ -1,0 +1,74 @@
+//! MAP and PEER arguments as the core's `MapSpec` and `PeerSpec`.
+
+use super::*;
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn map_spec(
+    protocol: &Bound<'_, PyAny>,
+    internal_port: &Bound<'_, PyAny>,
+    external_port: Option<&Bound<'_, PyAny>>,
+    lifetime: Option<&Bound<'_, PyAny>>,
+    external_ip: Option<&Bound<'_, PyAny>>,
+    prefer_failure: bool,
+    filters: Option<&Bound<'_, PyAny>>,
+    third_party: Option<&Bound<'_, PyAny>>,
+    nonce: Option<&Bound<'_, PyAny>>,
+) -> PyResult<MapSpec> {
+    let mut spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?);
+    if let Some(p) = external_port.filter(|o| !o.is_none()) {
+        spec = spec.external_port(port(p, "external_port")?);
+    }
+    if let Some(l) = lifetime.filter(|o| !o.is_none()) {
+        spec = spec.lifetime(self::lifetime(l)?);
+    }
+    if let Some(ip) = opt_ip(external_ip, "external_ip")? {
+        spec = spec.external_addr(ip);
+    }
+    if prefer_failure {
+        spec = spec.prefer_failure();
+    }
+    for f in self::filters(filters)? {
+        spec = spec.filter(f);
+    }
+    if let Some(ip) = opt_ip(third_party, "third_party")? {
+        spec = spec.third_party(ip);
+    }
+    if let Some(n) = self::nonce(nonce)? {
+        spec = spec.nonce(n);
+    }
+    Ok(spec)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn peer_spec(
+    protocol: &Bound<'_, PyAny>,
+    internal_port: &Bound<'_, PyAny>,
+    peer_ip: &Bound<'_, PyAny>,
+    peer_port: &Bound<'_, PyAny>,
+    external_port: Option<&Bound<'_, PyAny>>,
+    lifetime: Option<&Bound<'_, PyAny>>,
+    external_ip: Option<&Bound<'_, PyAny>>,
+    third_party: Option<&Bound<'_, PyAny>>,
+    nonce: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PeerSpec> {
+    let mut spec = PeerSpec::new(
+        self::protocol(protocol)?,
+        port(internal_port, "internal_port")?,
+        parse_ip(peer_ip, "peer_ip")?,
+        port(peer_port, "peer_port")?,
+    );
+    if let Some(p) = external_port.filter(|o| !o.is_none()) {
+        spec = spec.external_port(port(p, "external_port")?);
+    }
+    if let Some(l) = lifetime.filter(|o| !o.is_none()) {
+        spec = spec.lifetime(self::lifetime(l)?);
+    }
+    spec.suggested_external_addr = opt_ip(external_ip, "external_ip")?;
+    if let Some(ip) = opt_ip(third_party, "third_party")? {
+        spec = spec.third_party(ip);
+    }
+    if let Some(n) = self::nonce(nonce)? {
+        spec = spec.nonce(n);
+    }
+    Ok(spec)
+}
