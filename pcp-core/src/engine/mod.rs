@@ -51,7 +51,7 @@ use rand::SeedableRng;
 pub(crate) use addr::canonical;
 pub use epoch::{Epoch, EpochCheck};
 pub use event::Event;
-pub use key_map::{KeyHasher, KeyMap};
+pub(crate) use key_map::KeyMap;
 pub use mapping::{MapSpec, MappingId, MappingInfo, PeerSpec, RequestId};
 pub use natpmp::{natpmp_error, NATPMP_INITIAL_TIMEOUT, NATPMP_MAX_SENDS};
 pub use negotiation::{ProtocolChoice, ProtocolVersion, PCP_RETRY_INTERVAL};

@@ -1,0 +1,97 @@
+'use strict';
+// `PCPClient`: the classic API (its rules are the core's `Client::map_port`).
+
+const { toInt, toProtocol, checkObject } = require('./args');
+const { Client } = require('./client');
+
+function toPeerResult(m) {
+  return {
+    externalIP: m.externalAddress,
+    externalPort: m.externalPort,
+    lifetime: m.lifetime,
+    internalPort: m.internalPort,
+    protocol: m.protocol,
+    peerIP: m.remoteAddress,
+    peerPort: m.remotePort,
+  };
+}
+
+/**
+ * The classic client: `new PCPClient(serverIP)` (no argument: discover),
+ * Promise-returning `createMapping`, `deleteMapping`, `createPeerMapping`,
+ * and `close()`. Mappings are renewed in the background until deleted or
+ * closed. The optional second argument takes the `Client` options and, for
+ * discovery, `candidates` / `servers` / `deadline`.
+ */
+class PCPClient {
+  constructor(serverIP, options) {
+    const o = checkObject(options, 'options');
+    if (serverIP === undefined || serverIP === null || serverIP === '') {
+      this._ready = Client.discover(o);
+    } else {
+      this._ready = Promise.resolve(new Client(serverIP, o));
+    }
+    this._client = null;
+    this._unref = false;
+    // A failed discovery is reported by the calls that need it.
+    this._ready.then(
+      (c) => {
+        this._client = c;
+        if (this._unref) c.unref();
+      },
+      () => {},
+    );
+  }
+
+  /** The full `Client` behind this one (a Promise while discovering). */
+  client() {
+    return this._ready;
+  }
+
+  /** Maps TCP (6) or UDP (17) `internalPort`; resolves `{ externalIP, externalPort, lifetime }`. */
+  createMapping(internalPort, externalPort = 0, protocol = 6, lifetime = 3600) {
+    const spec = { internalPort, externalPort, protocol, lifetime };
+    // Not an async function: once connected, the Promise is the request's own.
+    if (this._client) return this._client._map(spec, true);
+    return this._ready.then((c) => c._map(spec, true));
+  }
+
+  /** Deletes the mapping this client made for `internalPort` and `protocol`. */
+  /** Nothing to do if it holds none (the core's rule, in every language). */
+  async deleteMapping(internalPort, protocol = 6) {
+    const c = this._client || (await this._ready);
+    const p = toProtocol(protocol);
+    const port = toInt(internalPort, 'internalPort', 0, 65535);
+    await c._request((req) => c._native.deletePort(req, p, port), () => c._forget(undefined), undefined);
+  }
+
+  /**
+   * Asks for a PEER mapping towards `peerIP:peerPort`; resolves `{ externalIP,
+   * externalPort, lifetime, internalPort, protocol, peerIP, peerPort }`.
+   */
+  async createPeerMapping(internalPort, peerIP, peerPort, protocol = 6, lifetime = 3600) {
+    const c = this._client || (await this._ready);
+    const m = await c.peer({ internalPort, remoteAddress: peerIP, remotePort: peerPort, protocol, lifetime });
+    return toPeerResult(m);
+  }
+
+  /** Background renewals no longer keep the process alive. */
+  unref() {
+    this._unref = true;
+    if (this._client) this._client.unref();
+    return this;
+  }
+
+  /** Deletes the mappings and stops; resolves when done. */
+  async close() {
+    let c;
+    try {
+      c = await this._ready;
+    } catch {
+      return;
+    }
+    await c.close();
+  }
+}
+
+module.exports = { PCPClient };

@@ -1,0 +1,511 @@
+'use strict';
+// `discover`, `Mapping` and `Client`: Promises and events over the native client.
+
+const { EventEmitter } = require('node:events');
+const native = require('./load-native');
+const { PCPError, invalid, fromNative, callNative, abortError } = require('./errors');
+const { message, ROW_ID, ROW_EXTERNAL_ADDRESS, ROW_EXTERNAL_PORT, ROW_LIFETIME } = require('./rows');
+const {
+  EVENTS, describe, toInt, toProtocol, checkSignal, checkObject, clientOptions, discoverOptions, mapOptions, peerOptions,
+} = require('./args');
+
+/**
+ * Finds the PCP server: the default gateways (or exactly `candidates`), then
+ * `servers`. Resolves `{ server, epoch, internalAddress }`.
+ */
+function discover(options) {
+  let opts;
+  let signal;
+  try {
+    signal = checkSignal(options && options.signal);
+    opts = discoverOptions(options);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  if (signal && signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      // Discovery itself is bounded (2 s by default) and cannot be stopped
+      // midway; its result is ignored.
+      settled = true;
+      reject(abortError(signal));
+    };
+    if (signal) signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      native.discover(opts, (...args) => {
+        const msg = message(...args);
+        if (signal) signal.removeEventListener('abort', onAbort);
+        if (settled) return;
+        settled = true;
+        if (msg.code) reject(new PCPError(msg.code, msg.message));
+        else resolve({ server: msg.server, epoch: msg.epoch, internalAddress: msg.address });
+      });
+    } catch (e) {
+      if (signal) signal.removeEventListener('abort', onAbort);
+      reject(fromNative(e));
+    }
+  });
+}
+
+// ------------------------------------------------------------------ Mapping
+
+/** A mapping held by a Client; renewed in the background until deleted. */
+class Mapping {
+  #client;
+
+  constructor(client, data) {
+    this.#client = client;
+    this._update(data);
+  }
+
+  // `d`: a mapping row from the native side.
+  _update(d) {
+    this.id = d[ROW_ID];
+    this.opcode = d[1];
+    this.protocol = d[2];
+    this.internalAddress = d[3];
+    this.internalPort = d[4];
+    this.externalAddress = d[ROW_EXTERNAL_ADDRESS];
+    this.externalPort = d[ROW_EXTERNAL_PORT];
+    this.lifetime = d[ROW_LIFETIME];
+    this.epoch = d[8];
+    this.nonce = d[9];
+    this.remoteAddress = d[10] === undefined ? null : d[10];
+    this.remotePort = d[11] === undefined ? null : d[11];
+    // The core's times: reading a mapping again gives the same dates
+    // until a renewal moves them on.
+    this.grantedAt = new Date(d[12]);
+    this._expiresAt = d[13];
+    /** 'pcp' or 'natpmp': what the gateway granted the mapping with. */
+    this.protocolVersion = d[14];
+    return this;
+  }
+
+  /** When the mapping ends unless renewed (the renewals move it on). */
+  get expiresAt() {
+    return new Date(this._expiresAt);
+  }
+
+  /** Whether the client still holds the mapping. */
+  get active() {
+    return this.#client._holds(this.id);
+  }
+
+  /** Re-reads the current state from the client; false if it is gone. */
+  refresh() {
+    return this.#client._refresh(this);
+  }
+
+  /** Deletes the mapping on the server. */
+  delete(options) {
+    return this.#client.delete(this, options);
+  }
+}
+
+// ------------------------------------------------------------------ Client
+
+/**
+ * The full client. Events:
+ * - `renewed` (mapping): a renewal succeeded (also after a server restart);
+ * - `lost` (mapping, error): renewals failed until the mapping expired;
+ * - `failed` (id, error): the first request for a mapping failed (its
+ *   Promise rejects with the same error);
+ * - `deleted` (id): a mapping is gone after a delete;
+ * - `ipChanged` (oldAddress, newAddress): the external address changed;
+ * - `serverRestarted` (epoch): the server lost its state; every mapping is
+ *   being recreated;
+ * - `close` (): the client is closed.
+ */
+class Client extends EventEmitter {
+  /**
+   * @param {string} server "host", "host:port", an IPv4 or IPv6 address.
+   * @param {object} [options] listenAnnounce, deadline (ms), deleteOnClose,
+   *   closeTimeout (ms), localAddress, announcePort, announceDelayMax (ms).
+   */
+  constructor(server, options) {
+    super();
+    if (typeof server !== 'string' || server.trim() === '') {
+      throw invalid(`server must be "host", "host:port" or an IP address, got ${describe(server)}`);
+    }
+    const opts = clientOptions(options);
+    this._reqs = new Map();
+    // The Mapping objects handed out, by id, so that events update the same
+    // ones. The classic API makes none: a round trip is cheaper without.
+    this._mappings = new Map();
+    this._nextReq = 1;
+    this._wantRef = true;
+    this._listening = false;
+    this._closed = false;
+    this._closePromise = null;
+    this._holding = false; // whether the client holds a mapping (keeps the process alive)
+    this._refWanted = false; // what _updateRef last asked the native side
+    this._native = callNative(() => new native.NativeClient(server, opts, (...args) => this._onMessage(message(...args))));
+    // The core forwards events only while someone listens for one.
+    this.on('newListener', (event) => {
+      if (EVENTS.has(event) && !this._listening && !this._closed) {
+        this._listening = true;
+        this._native.listen();
+      }
+    });
+    this.on('removeListener', (event) => {
+      if (!EVENTS.has(event) || !this._listening || this._closed) return;
+      for (const e of EVENTS) if (this.listenerCount(e) > 0) return;
+      this._listening = false;
+      this._native.unlisten();
+      this._updateRef();
+    });
+    /** The PCP server, "ip:port". */
+    this.server = this._native.gatewayAddress();
+  }
+
+  /**
+   * Finds the PCP server (see `discover`: `candidates`, `servers`,
+   * `discoveryDeadline` (ms), `initialTimeout` (ms), `signal`) and connects to
+   * it with the remaining options.
+   */
+  static async discover(options) {
+    const o = { ...checkObject(options, 'options') };
+    const found = await discover({
+      candidates: o.candidates,
+      servers: o.servers,
+      deadline: o.discoveryDeadline,
+      initialTimeout: o.initialTimeout,
+      signal: o.signal,
+    });
+    for (const k of ['candidates', 'servers', 'discoveryDeadline', 'initialTimeout', 'signal']) delete o[k];
+    return new Client(found.server, o);
+  }
+
+  // --- keeping the process alive
+
+  /** Background renewals no longer keep the process alive (requests in flight still do). */
+  unref() {
+    this._wantRef = false;
+    this._updateRef();
+    return this;
+  }
+
+  /** Undoes `unref()`. */
+  ref() {
+    this._wantRef = true;
+    this._updateRef();
+    return this;
+  }
+
+  _updateRef() {
+    if (this._closed) return;
+    const want = this._reqs.size > 0 || (this._wantRef && this._holding);
+    // Referenced stays referenced whatever the native side adds (events
+    // due), so only a change needs the call.
+    if (want && this._refWanted) return;
+    this._refWanted = want;
+    this._native.setRef(want);
+  }
+
+  // --- requests
+
+  _request(start, convert, signal) {
+    if (this._closed || this._closePromise) return Promise.reject(new PCPError('CLOSED', 'the client is closed'));
+    if (signal && signal.aborted) return Promise.reject(abortError(signal));
+    const req = this._nextReq;
+    this._nextReq = this._nextReq >= 0xfffffff0 ? 1 : this._nextReq + 1;
+    let msg;
+    try {
+      msg = start(req);
+    } catch (e) {
+      return Promise.reject(fromNative(e));
+    }
+    if (msg) msg = message(...msg);
+    if (msg) return msg.code ? Promise.reject(new PCPError(msg.code, msg.message)) : Promise.resolve(convert(msg));
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, convert, signal, onAbort: null, aborted: false };
+      if (signal) {
+        entry.onAbort = () => {
+          entry.aborted = true;
+          this._native.cancel(req);
+        };
+        signal.addEventListener('abort', entry.onAbort, { once: true });
+      }
+      this._reqs.set(req, entry);
+      this._updateRef();
+    });
+  }
+
+  _onMessage(msg) {
+    switch (msg.kind) {
+      case 'done': {
+        const entry = this._reqs.get(msg.req);
+        if (!entry) return;
+        this._reqs.delete(msg.req);
+        if (entry.signal) entry.signal.removeEventListener('abort', entry.onAbort);
+        if (entry.aborted) {
+          // The answer beat the cancellation: undo what it made.
+          if (msg.mapping && !msg.code) this.delete(msg.mapping[ROW_ID]).catch(() => {});
+          entry.reject(abortError(entry.signal));
+        } else if (msg.code === 'CANCELLED' && this._closePromise) {
+          // close() deletes a mapping still being made, which the core reports
+          // as CANCELLED; to the caller the client was closed.
+          entry.reject(new PCPError('CLOSED', 'the client was closed before the answer'));
+        } else if (msg.code) {
+          entry.reject(new PCPError(msg.code, msg.message));
+        } else {
+          let value;
+          try {
+            value = entry.convert(msg);
+          } catch (e) {
+            entry.reject(e);
+            this._updateRef();
+            return;
+          }
+          entry.resolve(value);
+        }
+        this._updateRef();
+        return;
+      }
+      case 'renewed': {
+        let m = this._mappings.get(msg.id);
+        if (m) m._update(msg.mapping);
+        else {
+          m = new Mapping(this, msg.mapping);
+          this._mappings.set(m.id, m);
+        }
+        this.emit('renewed', m);
+        return;
+      }
+      case 'lost': {
+        const m = this._mappings.get(msg.id);
+        this._forget(msg.id);
+        this._updateRef();
+        this.emit('lost', m || { id: msg.id }, new PCPError(msg.code, msg.message));
+        return;
+      }
+      case 'failed':
+        this.emit('failed', msg.id, new PCPError(msg.code, msg.message));
+        return;
+      case 'deleted':
+        this._forget(msg.id);
+        this._updateRef();
+        this.emit('deleted', msg.id);
+        return;
+      case 'ipChanged':
+        this.emit('ipChanged', msg.oldAddress, msg.address);
+        return;
+      case 'serverRestarted':
+        this.emit('serverRestarted', msg.epoch);
+        return;
+      case 'sync':
+        // The events of the results delivered so far are all here: the
+        // native side no longer needs to keep the process alive for them.
+        this._native.synced();
+        this._updateRef();
+        return;
+      default:
+    }
+  }
+
+  _track(msg) {
+    const m = new Mapping(this, msg.mapping);
+    this._mappings.set(m.id, m);
+    this._holding = true;
+    return m;
+  }
+
+  _forget(id) {
+    this._mappings.delete(id);
+    // Whether any is left is the core's to say (it keeps the count).
+    this._holding = !this._closed && this._native.mappingCount() > 0;
+  }
+
+  /**
+   * Asks for an inbound mapping (MAP). `map(8080)`, `map(8080, { protocol: 'udp' })`
+   * or `map({ internalPort: 8080, ... })`. Options: protocol (6), externalPort
+   * (0: any), externalAddress, lifetime (3600 s), preferFailure, thirdParty,
+   * filters [{ remoteAddress, prefixLength, remotePort }], nonce, deadline
+   * (ms), signal.
+   */
+  map(internalPortOrSpec, options) {
+    let o;
+    try {
+      o = typeof internalPortOrSpec === 'object' && internalPortOrSpec !== null
+        ? internalPortOrSpec
+        : { ...checkObject(options, 'options'), internalPort: internalPortOrSpec };
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._map(o, false);
+  }
+
+  // MAP with the options object `o`; resolves a Mapping, or for the
+  // classic API `{ externalIP, externalPort, lifetime }`.
+  _map(o, classic) {
+    let spec;
+    let signal;
+    try {
+      signal = checkSignal(o.signal);
+      spec = mapOptions(o);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._request((req) => this._native.map(req, spec.protocol, spec.internalPort, spec.externalPort, spec.lifetime, spec.options, classic), classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg), signal);
+  }
+
+  _holdClassic(msg) {
+    const row = msg.mapping;
+    this._holding = true;
+    return { externalIP: row[ROW_EXTERNAL_ADDRESS], externalPort: row[ROW_EXTERNAL_PORT], lifetime: row[ROW_LIFETIME] };
+  }
+
+  /**
+   * Asks for an outbound mapping towards one peer (PEER):
+   * `{ internalPort, remoteAddress, remotePort, protocol, externalPort, externalAddress, lifetime, thirdParty, nonce, deadline, signal }`.
+   */
+  peer(spec) {
+    let o;
+    let signal;
+    try {
+      if (typeof spec !== 'object' || spec === null) throw invalid(`peer() takes an object, got ${describe(spec)}`);
+      signal = checkSignal(spec.signal);
+      o = peerOptions(spec);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._request((req) => this._native.peer(req, o), (msg) => this._track(msg), signal);
+  }
+
+  /** Deletes a mapping (a Mapping or its id) on the server. */
+  delete(mapping, options) {
+    let id;
+    let signal;
+    try {
+      id = typeof mapping === 'object' && mapping !== null ? mapping.id : mapping;
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+        throw invalid(`delete() takes a Mapping or a mapping id, got ${describe(mapping)}`);
+      }
+      signal = checkSignal(checkObject(options, 'options').signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._request(
+      (req) => this._native.delete(req, id),
+      () => {
+        this._forget(id);
+        return undefined;
+      },
+      signal,
+    );
+  }
+
+  /** Sends ANNOUNCE; resolves the server's epoch (seconds). */
+  announce(options) {
+    let signal;
+    try {
+      signal = checkSignal(checkObject(options, 'options').signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._request((req) => this._native.announce(req), (msg) => msg.epoch, signal);
+  }
+
+  /** The gateway's external address. */
+  externalAddress(options) {
+    let signal;
+    try {
+      signal = checkSignal(checkObject(options, 'options').signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this._request((req) => this._native.externalAddress(req), (msg) => msg.address, signal);
+  }
+
+  /** The PCP server's IP address (erlang-nat's get_device_address). */
+  async gatewayAddress() {
+    const s = this.server;
+    return s.startsWith('[') ? s.slice(1, s.lastIndexOf(']')) : s.slice(0, s.lastIndexOf(':'));
+  }
+
+  /** Our address towards the server (the Client IP field of every request). */
+  async internalAddress() {
+    if (this._closed) throw new PCPError('CLOSED', 'the client is closed');
+    return callNative(() => this._native.internalAddress());
+  }
+
+  /** The server's last reported epoch, or null. */
+  get serverEpoch() {
+    return this._closed ? null : this._native.serverEpoch();
+  }
+
+  /** Whether the client listens for unsolicited ANNOUNCE. */
+  get listensForAnnounce() {
+    return !this._closed && this._native.listensForAnnounce();
+  }
+
+  /** The mappings this client holds (current snapshots). */
+  mappings() {
+    if (this._closed) return [];
+    return this._native.mappings().map((d) => {
+      const m = this._mappings.get(d[ROW_ID]);
+      return m ? m._update(d) : new Mapping(this, d);
+    });
+  }
+
+  /** The MAP mapping this client holds for `internalPort` and `protocol`, or null. */
+  findMapping(internalPort, protocol = 6) {
+    const p = toProtocol(protocol);
+    const port = toInt(internalPort, 'internalPort', 0, 65535);
+    if (this._closed) return null;
+    const d = callNative(() => this._native.findMapping(p, port));
+    if (!d) return null;
+    const m = this._mappings.get(d[ROW_ID]);
+    return m ? m._update(d) : new Mapping(this, d);
+  }
+
+  _holds(id) {
+    return !this._closed && this._native.mapping(id) !== null;
+  }
+
+  _refresh(m) {
+    if (this._closed) return false;
+    const d = this._native.mapping(m.id);
+    if (!d) return false;
+    m._update(d);
+    return true;
+  }
+
+  get closed() {
+    return this._closed;
+  }
+
+  /**
+   * Deletes the client's mappings (unless `deleteOnClose` is false, or
+   * `{ keepMappings: true }`) and stops it. Resolves when done; idempotent.
+   * Afterwards the client keeps nothing alive.
+   */
+  close(options) {
+    if (this._closePromise) return this._closePromise;
+    const keep = Boolean(options && options.keepMappings);
+    this._closePromise = new Promise((resolve) => {
+      const finish = () => {
+        this._closed = true;
+        this._native.setRef(false);
+        for (const [, entry] of this._reqs) {
+          if (entry.signal) entry.signal.removeEventListener('abort', entry.onAbort);
+          entry.reject(new PCPError('CLOSED', 'the client is closed'));
+        }
+        this._reqs.clear();
+        this._mappings.clear();
+        this._holding = false;
+        resolve();
+        this.emit('close');
+      };
+      try {
+        this._native.close(keep, finish);
+      } catch {
+        finish();
+      }
+    });
+    return this._closePromise;
+  }
+}
+
+module.exports = { discover, Mapping, Client };

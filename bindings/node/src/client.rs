@@ -1,0 +1,385 @@
+//! `NativeClient`, discovery and the error codes.
+
+use super::*;
+
+/// The native client: one `pcp_core::Client`. Use `Client` or `PCPClient`
+/// from `index.js` instead.
+#[napi]
+pub struct NativeClient {
+    client: Option<Client>,
+    inner: Arc<Inner>,
+    referenced: bool,
+    /// The event handler forwarding to JavaScript, while someone listens.
+    handler: Option<HandlerId>,
+    /// Reads answers on the JavaScript thread; None if libuv refused (the
+    /// driver thread then reads them) or once closed.
+    reader: Option<reader::ReaderHandle>,
+    /// `close` was called: nothing keeps the process alive any more.
+    closing: bool,
+}
+
+impl NativeClient {
+    pub(crate) fn stop_reader(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.stop();
+        }
+    }
+}
+
+impl Drop for NativeClient {
+    fn drop(&mut self) {
+        // A GC finalizer runs on the JavaScript thread, where the poll handle lives.
+        self.stop_reader();
+        // Dropping the last handle closes the client, which may wait for
+        // deletes: never on the JavaScript thread (this runs in a GC finalizer).
+        if let Some(c) = self.client.take() {
+            drop(c.close_async(false));
+        }
+    }
+}
+
+#[napi]
+impl NativeClient {
+    /// Connects to `server` ("host", "host:port", IPv6 with or without
+    /// brackets). `callback` receives every result and event.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        server: String,
+        options: Option<ClientOptions>,
+        callback: Function<NativeMessage, Unknown<'static>>,
+    ) -> napi::Result<Self> {
+        let addr = socket_addr(&server).map_err(napi_err)?;
+        let mut cc = ClientConfig::new(addr);
+        if let Some(o) = &options {
+            if let Some(v) = o.listen_announce {
+                cc.listen_announce = v;
+            }
+            if let Some(d) = o.deadline_ms {
+                cc = cc.deadline(millis(d, "deadline").map_err(napi_err)?);
+            }
+            if let Some(v) = o.delete_on_close {
+                cc.delete_on_close = v;
+            }
+            if let Some(d) = o.close_timeout_ms {
+                cc.close_timeout = millis(d, "closeTimeout").map_err(napi_err)?;
+            }
+            if let Some(a) = &o.local_address {
+                cc.local_addr = Some(ip(a, "localAddress").map_err(napi_err)?);
+            }
+            if let Some(p) = o.announce_port {
+                cc.announce_port = port(p, "announcePort").map_err(napi_err)?;
+            }
+            if let Some(d) = o.announce_delay_max_ms {
+                cc.announce_delay_max = millis(d, "announceDelayMax").map_err(napi_err)?;
+            }
+            if let Some(p) = &o.protocol {
+                cc.protocol = ProtocolChoice::parse(p).ok_or_else(|| {
+                    napi_err(invalid(format!("protocol must be 'auto', 'pcp' or 'natpmp', got {p:?}")))
+                })?;
+            }
+        }
+        let callback_value = callback.raw();
+        let tsfn: Tsfn = callback.build_threadsafe_function::<NativeMessage>().weak::<true>().build()?;
+        let client = Client::new(cc).map_err(napi_err)?;
+        let inner = Arc::new(Inner {
+            tsfn,
+            requests: Mutex::new(Requests::default()),
+            listening: AtomicBool::new(false),
+            events_due: AtomicI64::new(0),
+            syncs_queued: AtomicI64::new(0),
+        });
+        // SAFETY: the constructor runs on the JavaScript thread, and
+        // `callback_value` belongs to its scope.
+        let reader = unsafe { reader::Reader::start(env.raw(), callback_value, &client, &inner) };
+        Ok(NativeClient { client: Some(client), inner, referenced: false, handler: None, reader, closing: false })
+    }
+
+    /// Starts forwarding events (renewed, lost, ...) to the callback. Done
+    /// only while someone listens: a client with an event handler costs the
+    /// core a copy of every event and a driver wake-up per request.
+    #[napi]
+    pub fn listen(&mut self) -> napi::Result<()> {
+        if self.handler.is_some() {
+            return Ok(());
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let id = self.client()?.on_event(move |ev| {
+            let Some(inner) = weak.upgrade() else { return };
+            if let Some(msg) = event_message(ev) {
+                inner.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+            // The event of a request's result: once the last one due is
+            // queued, tell JavaScript it may let the process end.
+            let completes_request = matches!(
+                ev,
+                Event::Granted(_)
+                    | Event::Failed { .. }
+                    | Event::Deleted { .. }
+                    | Event::Announced { .. }
+                    | Event::ExternalAddress { .. }
+            );
+            if completes_request && inner.events_due.fetch_sub(1, Ordering::AcqRel) <= 1 {
+                inner.syncs_queued.fetch_add(1, Ordering::AcqRel);
+                inner.tsfn.call(NativeMessage::new("sync"), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        });
+        self.inner.listening.store(true, Ordering::Release);
+        self.handler = Some(id);
+        Ok(())
+    }
+
+    /// JavaScript received a `sync` message.
+    #[napi]
+    pub fn synced(&self) {
+        self.inner.syncs_queued.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Stops forwarding events (the last listener is gone). Events already
+    /// queued are still delivered.
+    #[napi]
+    pub fn unlisten(&mut self) {
+        if let (Some(id), Some(client)) = (self.handler.take(), self.client.as_ref()) {
+            client.remove_event_handler(id);
+        }
+        // Nobody waits for the events still due.
+        self.inner.listening.store(false, Ordering::Release);
+        self.inner.events_due.store(0, Ordering::Release);
+    }
+
+    /// Whether answers are read on the JavaScript thread (false: the core's
+    /// driver thread reads them, as before; also after `close`).
+    #[napi]
+    pub fn reads_on_main_thread(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    fn client(&self) -> napi::Result<&Client> {
+        self.client.as_ref().ok_or_else(|| napi_err(PcpError::Closed))
+    }
+
+    /// Whether the client keeps the Node.js event loop alive.
+    #[napi]
+    pub fn set_ref(&mut self, env: Env, referenced: bool) -> napi::Result<()> {
+        // Events due or queued keep the process alive until JavaScript has
+        // them (see `Inner::events_due`), except once closing.
+        let referenced = referenced
+            || (!self.closing
+                && (self.inner.events_due.load(Ordering::Acquire) > 0
+                    || self.inner.syncs_queued.load(Ordering::Acquire) > 0));
+        if referenced == self.referenced {
+            return Ok(());
+        }
+        let raw = self.inner.tsfn.raw();
+        // SAFETY: called on the JavaScript thread with a live threadsafe function.
+        let status = unsafe {
+            if referenced {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+            }
+        };
+        if status == napi::sys::Status::napi_ok {
+            self.referenced = referenced;
+        }
+        Ok(())
+    }
+
+    /// MAP `internal_port`; the common fields are plain numbers, the rest
+    /// (rarely given) in `options`. `classic`: the result carries only what
+    /// the classic API shows (id, external address and port, lifetime).
+    // Positional numbers are measurably cheaper across napi than an object.
+    #[allow(clippy::too_many_arguments)]
+    #[napi]
+    pub fn map(
+        &self,
+        req: u32,
+        protocol: u32,
+        internal_port: u32,
+        external_port: u32,
+        lifetime: f64,
+        options: Option<MapOptions>,
+        classic: Option<bool>,
+    ) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        if classic == Some(true) {
+            // The core's classic semantics: join a call in flight, refresh a held mapping.
+            let start = || -> Result<Pending<Mapping>> {
+                let (p, i) = (self::protocol(protocol)?, port(internal_port, "internalPort")?);
+                Ok(client.map_port_async(p, i, port(external_port, "externalPort")?, self::lifetime(Some(lifetime))?))
+            };
+            let pending = start().unwrap_or_else(|e| Pending::ready(Err(e)));
+            return Ok(self.inner.start(req, pending, conv_classic).map(MessageRow));
+        }
+        Ok(match map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client) {
+            Ok(spec) => self.inner.start(req, client.map_async(spec), conv_mapping),
+            Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
+        }
+        .map(MessageRow))
+    }
+
+    #[napi]
+    pub fn peer(&self, req: u32, options: PeerOptions) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        Ok(match peer_spec(&options, client) {
+            Ok(spec) => self.inner.start(req, client.peer_async(spec), conv_mapping),
+            Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
+        }
+        .map(MessageRow))
+    }
+
+    /// Deletes the mapping with this id.
+    #[napi]
+    pub fn delete(&self, req: u32, id: f64) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), conv_unit).map(MessageRow))
+    }
+
+    /// The classic delete of a port's mapping (nothing to do if none is held).
+    #[napi]
+    pub fn delete_port(&self, req: u32, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        let pending = match (protocol(protocol_number), port(internal_port, "internalPort")) {
+            (Ok(p), Ok(i)) => client.delete_port_async(p, i),
+            (Err(e), _) | (_, Err(e)) => Pending::ready(Err(e)),
+        };
+        Ok(self.inner.start(req, pending, conv_unit).map(MessageRow))
+    }
+
+    #[napi]
+    pub fn announce(&self, req: u32) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        Ok(self.inner.start(req, client.announce_async(), conv_epoch).map(MessageRow))
+    }
+
+    #[napi]
+    pub fn external_address(&self, req: u32) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        Ok(self.inner.start(req, client.external_address_async(), conv_addr).map(MessageRow))
+    }
+
+    /// Abandons request `req` (its result becomes CANCELLED unless it had arrived).
+    #[napi]
+    pub fn cancel(&self, req: u32) {
+        let r = self.inner.requests().get(&req).cloned();
+        if let Some(r) = r {
+            r.cancel();
+        }
+    }
+
+    /// The MAP mapping this client holds for `protocol` and `internalPort`.
+    #[napi]
+    pub fn find_mapping(&self, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MappingData>> {
+        let client = self.client()?;
+        let p = protocol(protocol_number).map_err(napi_err)?;
+        let port = port(internal_port, "internalPort").map_err(napi_err)?;
+        Ok(client.find_mapping(p, port).map(|m| mapping_data(m.info())))
+    }
+
+    #[napi]
+    pub fn mapping(&self, id: f64) -> napi::Result<Option<MappingData>> {
+        Ok(self.client()?.mapping(MappingId(id as u64)).map(|m| mapping_data(m.info())))
+    }
+
+    #[napi]
+    pub fn mappings(&self) -> napi::Result<Vec<MappingData>> {
+        Ok(self.client()?.mappings().iter().map(|m| mapping_data(m.info())).collect())
+    }
+
+    /// How many mappings the client holds.
+    #[napi]
+    pub fn mapping_count(&self) -> napi::Result<u32> {
+        Ok(self.client()?.mapping_count() as u32)
+    }
+
+    #[napi]
+    pub fn gateway_address(&self) -> napi::Result<String> {
+        Ok(self.client()?.gateway_address().to_string())
+    }
+
+    #[napi]
+    pub fn internal_address(&self) -> napi::Result<String> {
+        Ok(self.client()?.internal_address().to_string())
+    }
+
+    #[napi]
+    pub fn server_epoch(&self) -> napi::Result<Option<u32>> {
+        Ok(self.client()?.server_epoch())
+    }
+
+    #[napi]
+    pub fn listens_for_announce(&self) -> napi::Result<bool> {
+        Ok(self.client()?.listens_for_announce())
+    }
+
+    #[napi]
+    pub fn is_closed(&self) -> napi::Result<bool> {
+        Ok(self.client()?.is_closed())
+    }
+
+    /// Closes off this thread (the core's `close_async`: closing waits for
+    /// the deletes) and calls `callback` when done. `keep` leaves the mappings on the server.
+    #[napi]
+    pub fn close(&mut self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
+        let client = self.client()?.clone();
+        // The driver thread reads the answers to the deletes: closing does
+        // not depend on this thread's event loop.
+        self.stop_reader();
+        self.closing = true;
+        let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
+            callback.build_threadsafe_function::<NativeMessage>().build()?;
+        client.close_async(keep).on_complete(move |_| {
+            done.call(NativeMessage::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        Ok(())
+    }
+}
+
+/// Finds the PCP server (the core's `discover_async`, off this thread); `callback` gets a message
+/// with `server`, `epoch` and `address` (our address towards it), or an error.
+#[napi]
+pub fn discover(
+    options: Option<DiscoverOptions>,
+    callback: Function<NativeMessage, Unknown<'static>>,
+) -> napi::Result<()> {
+    let mut config = DiscoveryConfig::default();
+    let parse = |list: &Vec<String>| -> napi::Result<Vec<SocketAddr>> {
+        list.iter().map(|s| socket_addr(s).map_err(napi_err)).collect()
+    };
+    if let Some(o) = &options {
+        if let Some(c) = &o.candidates {
+            config.gateways = Some(parse(c)?);
+        }
+        if let Some(s) = &o.servers {
+            config.servers = parse(s)?;
+        }
+        if let Some(d) = o.deadline_ms {
+            config.deadline = millis(d, "deadline").map_err(napi_err)?;
+        }
+        if let Some(d) = o.initial_timeout_ms {
+            config.initial_timeout = millis(d, "initialTimeout").map_err(napi_err)?;
+        }
+    }
+    let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
+        callback.build_threadsafe_function::<NativeMessage>().build()?;
+    pcp_core::client::discover_async(config).on_complete(move |r| {
+        let msg = match r {
+            Ok(found) => {
+                let mut m = NativeMessage::new("done");
+                m.server = Some(found.server.to_string());
+                m.epoch = Some(found.epoch);
+                m.address = Some(found.internal_addr.to_string());
+                m
+            }
+            Err(e) => NativeMessage::new("done").error(&e),
+        };
+        done.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
+    });
+    Ok(())
+}
+
+/// Every stable error code, in the order of the core's registry.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    ErrorCode::ALL.iter().map(|c| c.name).collect()
+}

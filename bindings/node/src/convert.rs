@@ -1,0 +1,184 @@
+//! JavaScript values to core types, and core results to messages.
+
+use super::*;
+
+pub(crate) type Tsfn = ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false, true>;
+
+pub(crate) fn invalid(msg: impl Into<String>) -> PcpError {
+    PcpError::InvalidArgument(msg.into())
+}
+
+pub(crate) fn napi_err(e: PcpError) -> napi::Error {
+    napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}", e.code(), e))
+}
+
+pub(crate) fn port(v: u32, what: &str) -> Result<u16, PcpError> {
+    u16::try_from(v).map_err(|_| invalid(format!("{what} must be 0..65535, got {v}")))
+}
+
+pub(crate) fn protocol(v: u32) -> Result<Protocol, PcpError> {
+    u8::try_from(v).map(Protocol).map_err(|_| invalid(format!("protocol must be 0..255, got {v}")))
+}
+
+pub(crate) fn ip(s: &str, what: &str) -> Result<IpAddr, PcpError> {
+    IpAddr::from_str(s.trim_start_matches('[').trim_end_matches(']'))
+        .map_err(|_| invalid(format!("{what} is not an IP address: {s:?}")))
+}
+
+pub(crate) fn lifetime(v: Option<f64>) -> Result<u32, PcpError> {
+    match v {
+        None => Ok(pcp_core::config::DEFAULT_LIFETIME),
+        Some(l) if l.is_finite() && l >= 0.0 && l.fract() == 0.0 && l <= f64::from(u32::MAX) => Ok(l as u32),
+        Some(l) => Err(invalid(format!("lifetime must be a whole number of seconds 0..4294967295, got {l}"))),
+    }
+}
+
+/// A JavaScript number of milliseconds as a `Duration`; whether the value
+/// makes sense for the setting is the core's `validate` to say.
+pub(crate) fn millis(v: f64, what: &str) -> Result<Duration, PcpError> {
+    if (0.0..=1e15).contains(&v) {
+        Ok(Duration::from_secs_f64(v / 1000.0))
+    } else {
+        Err(invalid(format!("{what} must be a number of milliseconds, not {v}")))
+    }
+}
+
+/// The client's retransmission policy with the deadline of one request.
+pub(crate) fn request_deadline(client: &Client, ms: f64) -> Result<pcp_core::RetransmitPolicy, PcpError> {
+    let policy = client.config().retransmit.with_deadline(millis(ms, "deadline")?);
+    policy.validate()?;
+    Ok(policy)
+}
+
+pub(crate) fn nonce(s: &str) -> Result<Nonce, PcpError> {
+    Nonce::from_hex(s).ok_or_else(|| invalid(format!("nonce must be 24 hex digits, got {s:?}")))
+}
+
+pub(crate) fn mapping_data(info: &MappingInfo) -> MappingData {
+    MappingData {
+        id: info.id.0 as f64,
+        opcode: info.opcode.name(),
+        protocol: u32::from(info.protocol.0),
+        internal_address: info.internal_addr.to_string(),
+        internal_port: u32::from(info.internal_port),
+        external_address: info.external_addr.to_string(),
+        external_port: u32::from(info.external_port),
+        lifetime: info.lifetime,
+        epoch: info.epoch,
+        nonce: info.nonce.to_hex(),
+        remote_address: info.remote.map(|(a, _)| a.to_string()),
+        remote_port: info.remote.map(|(_, p)| u32::from(p)),
+        granted_at: wall_clock::unix_millis(info.granted_at),
+        expires_at: wall_clock::unix_millis(info.expires_at()),
+        protocol_version: info.version.name(),
+    }
+}
+
+pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, PcpError> {
+    parse_server(s)
+}
+
+pub(crate) fn map_spec(
+    (proto, internal_port, external_port, life): (u32, u32, u32, f64),
+    options: Option<&MapOptions>,
+    client: &Client,
+) -> Result<MapSpec, PcpError> {
+    let mut spec = MapSpec::new(protocol(proto)?, port(internal_port, "internalPort")?)
+        .external_port(port(external_port, "externalPort")?)
+        .lifetime(lifetime(Some(life))?);
+    let Some(o) = options else { return Ok(spec) };
+    if let Some(a) = &o.external_address {
+        spec = spec.external_addr(ip(a, "externalAddress")?);
+    }
+    if o.prefer_failure.unwrap_or(false) {
+        spec = spec.prefer_failure();
+    }
+    if let Some(t) = &o.third_party {
+        spec = spec.third_party(ip(t, "thirdParty")?);
+    }
+    for f in o.filters.iter().flatten() {
+        let remote_addr = ip(&f.remote_address, "filter remoteAddress")?;
+        let max = if remote_addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = f.prefix_length.unwrap_or(max);
+        if prefix_len > max {
+            return Err(invalid(format!("filter prefixLength must be 0..{max}, got {prefix_len}")));
+        }
+        spec = spec.filter(Filter {
+            remote_addr,
+            prefix_len: prefix_len as u8,
+            remote_port: port(f.remote_port.unwrap_or(0), "filter remotePort")?,
+        });
+    }
+    if let Some(n) = &o.nonce {
+        spec = spec.nonce(nonce(n)?);
+    }
+    if let Some(d) = o.deadline_ms {
+        spec = spec.retransmit(request_deadline(client, d)?);
+    }
+    Ok(spec)
+}
+
+pub(crate) fn peer_spec(o: &PeerOptions, client: &Client) -> Result<PeerSpec, PcpError> {
+    let mut spec = PeerSpec::new(
+        protocol(o.protocol)?,
+        port(o.internal_port, "internalPort")?,
+        ip(&o.remote_address, "remoteAddress")?,
+        port(o.remote_port, "remotePort")?,
+    )
+    .external_port(port(o.external_port.unwrap_or(0), "externalPort")?)
+    .lifetime(lifetime(o.lifetime)?);
+    if let Some(a) = &o.external_address {
+        spec.suggested_external_addr = Some(ip(a, "externalAddress")?);
+    }
+    if let Some(t) = &o.third_party {
+        spec = spec.third_party(ip(t, "thirdParty")?);
+    }
+    if let Some(n) = &o.nonce {
+        spec = spec.nonce(nonce(n)?);
+    }
+    if let Some(d) = o.deadline_ms {
+        spec = spec.retransmit(request_deadline(client, d)?);
+    }
+    Ok(spec)
+}
+
+pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
+    Some(match ev {
+        Event::Renewed(info) => {
+            let mut m = NativeMessage::new("renewed");
+            m.id = Some(info.id.0 as f64);
+            m.mapping = Some(mapping_data(info));
+            m
+        }
+        Event::Lost { id, error } => {
+            let mut m = NativeMessage::new("lost").error(error);
+            m.id = Some(id.0 as f64);
+            m
+        }
+        Event::Failed { id, error } => {
+            let mut m = NativeMessage::new("failed").error(error);
+            m.id = Some(id.0 as f64);
+            m
+        }
+        Event::Deleted { id, result } => {
+            let mut m = NativeMessage::new("deleted");
+            if let Err(e) = result {
+                m = m.error(e);
+            }
+            m.id = Some(id.0 as f64);
+            m
+        }
+        Event::ExternalAddressChanged { old, new } => {
+            let mut m = NativeMessage::new("ipChanged");
+            m.old_address = Some(old.to_string());
+            m.address = Some(new.to_string());
+            m
+        }
+        Event::ServerRestarted { epoch } => {
+            let mut m = NativeMessage::new("serverRestarted");
+            m.epoch = Some(*epoch);
+            m
+        }
+        Event::Granted(_) | Event::Announced { .. } | Event::ExternalAddress { .. } => return None,
+    })
+}

@@ -1,0 +1,235 @@
+//! `NativeServer`: the core's test server.
+
+use super::*;
+
+#[napi(object)]
+pub struct ServerOptions {
+    /// Where to listen (default "127.0.0.1:0": an ephemeral loopback port).
+    pub listen: Option<String>,
+    /// The external IPv4 address handed out (default 203.0.113.7).
+    pub external_address: Option<String>,
+    pub min_lifetime: Option<u32>,
+    pub max_lifetime: Option<u32>,
+    pub port_range_start: Option<u32>,
+    pub port_range_end: Option<u32>,
+    pub allow_third_party: Option<bool>,
+    /// The epoch at start, as for a gateway that has been up a while (a
+    /// reboot starts again from 0, so a client can tell it restarted).
+    pub initial_epoch: Option<u32>,
+    /// `"both"` (default), `"pcp"` or `"natpmp"` (a NAT-PMP-only gateway).
+    pub mode: Option<String>,
+}
+
+/// A mapping as the test server holds it.
+#[napi(object)]
+pub struct ServerMappingData {
+    pub opcode: String,
+    pub protocol: u32,
+    pub internal_address: String,
+    pub internal_port: u32,
+    pub external_address: String,
+    pub external_port: u32,
+    pub remote_address: Option<String>,
+    pub remote_port: Option<u32>,
+    pub nonce: String,
+    /// Seconds until it expires.
+    pub expires_in: f64,
+    pub filters: u32,
+}
+
+/// The core's PCP test server, on loopback.
+#[napi]
+pub struct NativeServer {
+    server: Option<Server>,
+}
+
+impl NativeServer {
+    pub(crate) fn server(&self) -> napi::Result<&Server> {
+        self.server.as_ref().ok_or_else(|| napi_err(invalid("the test server is stopped")))
+    }
+}
+
+pub(crate) fn result_code(name: &str) -> Option<ResultCode> {
+    ResultCode::ALL.iter().copied().find(|c| c.name().eq_ignore_ascii_case(name))
+}
+
+#[napi]
+impl NativeServer {
+    #[napi(constructor)]
+    pub fn new(options: Option<ServerOptions>) -> napi::Result<Self> {
+        let mut cfg = ServerConfig::default();
+        if let Some(o) = &options {
+            if let Some(l) = &o.listen {
+                cfg.listen = SocketAddr::from_str(l)
+                    .map_err(|_| napi_err(invalid(format!("listen must be \"ip:port\", got {l:?}"))))?;
+            }
+            if let Some(a) = &o.external_address {
+                cfg.external_addr = ip(a, "externalAddress").map_err(napi_err)?;
+            }
+            if let Some(v) = o.min_lifetime {
+                cfg.min_lifetime = v;
+            }
+            if let Some(v) = o.max_lifetime {
+                cfg.max_lifetime = v;
+            }
+            if let Some(v) = o.port_range_start {
+                cfg.port_range.0 = port(v, "portRangeStart").map_err(napi_err)?;
+            }
+            if let Some(v) = o.port_range_end {
+                cfg.port_range.1 = port(v, "portRangeEnd").map_err(napi_err)?;
+            }
+            if let Some(v) = o.allow_third_party {
+                cfg.allow_third_party = v;
+            }
+            if let Some(v) = o.initial_epoch {
+                cfg.initial_epoch = v;
+            }
+            if let Some(m) = &o.mode {
+                cfg.mode = match m.as_str() {
+                    "both" => ServerMode::PcpAndNatPmp,
+                    "pcp" => ServerMode::PcpOnly,
+                    "natpmp" => ServerMode::NatPmpOnly,
+                    _ => return Err(napi_err(invalid(format!("mode must be 'both', 'pcp' or 'natpmp', got {m:?}")))),
+                };
+            }
+        }
+        let server = Server::start(cfg).map_err(|e| napi_err(e.into()))?;
+        Ok(NativeServer { server: Some(server) })
+    }
+
+    /// "ip:port" to give a client.
+    #[napi]
+    pub fn address(&self) -> napi::Result<String> {
+        Ok(self.server()?.local_addr().to_string())
+    }
+
+    #[napi]
+    pub fn port(&self) -> napi::Result<u32> {
+        Ok(u32::from(self.server()?.local_addr().port()))
+    }
+
+    #[napi]
+    pub fn host(&self) -> napi::Result<String> {
+        Ok(self.server()?.local_addr().ip().to_string())
+    }
+
+    #[napi]
+    pub fn external_address(&self) -> napi::Result<String> {
+        Ok(self.server()?.external_addr().to_string())
+    }
+
+    #[napi]
+    pub fn drop_next(&self, n: u32) -> napi::Result<()> {
+        self.server()?.drop_next(n);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn set_delay(&self, ms: f64) -> napi::Result<()> {
+        if !(ms.is_finite() && ms >= 0.0) {
+            return Err(napi_err(invalid(format!("delay must be >= 0 ms, got {ms}"))));
+        }
+        self.server()?.set_delay(Duration::from_secs_f64(ms / 1000.0));
+        Ok(())
+    }
+
+    /// Answers every MAP and PEER with the named result code (null: normally again).
+    #[napi]
+    pub fn force_result(&self, code: Option<String>, lifetime: Option<u32>) -> napi::Result<()> {
+        let forced = match code {
+            None => None,
+            Some(name) => {
+                let rc = result_code(&name)
+                    .filter(|c| *c != ResultCode::Success)
+                    .ok_or_else(|| napi_err(invalid(format!("unknown PCP result code {name:?}"))))?;
+                Some((rc, lifetime.unwrap_or(30)))
+            }
+        };
+        self.server()?.force_result(forced);
+        Ok(())
+    }
+
+    /// Answers MAP and PEER requests that create or renew with the named
+    /// hostile case (tests/hostile/cases.json; null: normally again).
+    #[napi]
+    pub fn set_hostile(&self, name: Option<String>) -> napi::Result<()> {
+        let case = match name {
+            None => None,
+            Some(n) => Some(
+                pcp_core::server::Hostile::from_name(&n)
+                    .ok_or_else(|| napi_err(invalid("name: no hostile case of that name")))?,
+            ),
+        };
+        self.server()?.set_hostile(case);
+        Ok(())
+    }
+
+    /// Loses this fraction (0..1) of the datagrams each way.
+    #[napi]
+    pub fn set_loss(&self, fraction: f64) -> napi::Result<()> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(napi_err(invalid("fraction must be between 0 and 1")));
+        }
+        self.server()?.set_loss(fraction);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn reboot(&self) -> napi::Result<()> {
+        self.server()?.reboot();
+        Ok(())
+    }
+
+    #[napi]
+    pub fn set_external_address(&self, address: String) -> napi::Result<()> {
+        let a = ip(&address, "address").map_err(napi_err)?;
+        self.server()?.set_external_addr(a);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn epoch(&self) -> napi::Result<u32> {
+        Ok(self.server()?.epoch())
+    }
+
+    #[napi]
+    pub fn mappings(&self) -> napi::Result<Vec<ServerMappingData>> {
+        let now = std::time::Instant::now();
+        Ok(self
+            .server()?
+            .mappings()
+            .into_iter()
+            .map(|m| ServerMappingData {
+                opcode: m.opcode.to_string(),
+                protocol: u32::from(m.protocol.0),
+                internal_address: m.internal_addr.to_string(),
+                internal_port: u32::from(m.internal_port),
+                external_address: m.external_addr.to_string(),
+                external_port: u32::from(m.external_port),
+                remote_address: m.remote.map(|(a, _)| a.to_string()),
+                remote_port: m.remote.map(|(_, p)| u32::from(p)),
+                nonce: m.nonce.to_hex(),
+                expires_in: m.expires_at.saturating_duration_since(now).as_secs_f64(),
+                filters: m.filters as u32,
+            })
+            .collect())
+    }
+
+    #[napi]
+    pub fn mapping_count(&self) -> napi::Result<u32> {
+        Ok(self.server()?.mapping_count() as u32)
+    }
+
+    #[napi]
+    pub fn requests_received(&self) -> napi::Result<f64> {
+        Ok(self.server()?.requests_received() as f64)
+    }
+
+    /// Stops the server; its port stops answering. Idempotent.
+    #[napi]
+    pub fn stop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.stop();
+        }
+    }
+}
