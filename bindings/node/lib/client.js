@@ -4,7 +4,7 @@
 const { EventEmitter } = require('node:events');
 const native = require('./load-native');
 const { PCPError, invalid, fromNative, callNative, abortError } = require('./errors');
-const { message, ROW_ID, ROW_EXTERNAL_ADDRESS, ROW_EXTERNAL_PORT, ROW_LIFETIME } = require('./rows');
+const { message, updateMapping, ROW } = require('./rows');
 const {
   EVENTS, describe, toInt, toProtocol, checkSignal, checkObject, clientOptions, discoverOptions, mapOptions, peerOptions,
 } = require('./args');
@@ -61,24 +61,7 @@ class Mapping {
 
   // `d`: a mapping row from the native side.
   _update(d) {
-    this.id = d[ROW_ID];
-    this.opcode = d[1];
-    this.protocol = d[2];
-    this.internalAddress = d[3];
-    this.internalPort = d[4];
-    this.externalAddress = d[ROW_EXTERNAL_ADDRESS];
-    this.externalPort = d[ROW_EXTERNAL_PORT];
-    this.lifetime = d[ROW_LIFETIME];
-    this.epoch = d[8];
-    this.nonce = d[9];
-    this.remoteAddress = d[10] === undefined ? null : d[10];
-    this.remotePort = d[11] === undefined ? null : d[11];
-    // The core's times: reading a mapping again gives the same dates
-    // until a renewal moves them on.
-    this.grantedAt = new Date(d[12]);
-    this._expiresAt = d[13];
-    /** 'pcp' or 'natpmp': what the gateway granted the mapping with. */
-    this.protocolVersion = d[14];
+    updateMapping(this, d);
     return this;
   }
 
@@ -241,7 +224,7 @@ class Client extends EventEmitter {
         if (entry.signal) entry.signal.removeEventListener('abort', entry.onAbort);
         if (entry.aborted) {
           // The answer beat the cancellation: undo what it made.
-          if (msg.mapping && !msg.code) this.delete(msg.mapping[ROW_ID]).catch(() => {});
+          if (msg.mapping && !msg.code) this.delete(msg.mapping[ROW.id]).catch(() => {});
           entry.reject(abortError(entry.signal));
         } else if (msg.code === 'CANCELLED' && this._closePromise) {
           // close() deletes a mapping still being made, which the core reports
@@ -353,7 +336,7 @@ class Client extends EventEmitter {
   _holdClassic(msg) {
     const row = msg.mapping;
     this._holding = true;
-    return { externalIP: row[ROW_EXTERNAL_ADDRESS], externalPort: row[ROW_EXTERNAL_PORT], lifetime: row[ROW_LIFETIME] };
+    return { externalIP: row[ROW.externalAddress], externalPort: row[ROW.externalPort], lifetime: row[ROW.lifetime] };
   }
 
   /**
@@ -444,7 +427,7 @@ class Client extends EventEmitter {
   mappings() {
     if (this._closed) return [];
     return this._native.mappings().map((d) => {
-      const m = this._mappings.get(d[ROW_ID]);
+      const m = this._mappings.get(d[ROW.id]);
       return m ? m._update(d) : new Mapping(this, d);
     });
   }
@@ -456,7 +439,7 @@ class Client extends EventEmitter {
     if (this._closed) return null;
     const d = callNative(() => this._native.findMapping(p, port));
     if (!d) return null;
-    const m = this._mappings.get(d[ROW_ID]);
+    const m = this._mappings.get(d[ROW.id]);
     return m ? m._update(d) : new Mapping(this, d);
   }
 

@@ -4,6 +4,53 @@
 
 use super::*;
 
+/// Declares the positions of a positional layout once: an enum of slots (in
+/// order) and the JavaScript name of each, which `lib/rows.js` reads (with
+/// [`row_layout`]) to generate the code that names the values again.
+macro_rules! layout {
+    ($enum:ident, $names:ident: $($slot:ident = $js:literal),* $(,)?) => {
+        #[derive(Clone, Copy)]
+        pub(crate) enum $enum { $($slot),* }
+        pub(crate) const $names: &[&str] = &[$($js),*];
+    };
+}
+
+// A mapping row (what `mappings()`, `findMapping()` and messages carry).
+layout!(Row, ROW_FIELDS:
+    Id = "id", Opcode = "opcode", Protocol = "protocol", InternalAddress = "internalAddress",
+    InternalPort = "internalPort", ExternalAddress = "externalAddress", ExternalPort = "externalPort",
+    Lifetime = "lifetime", Epoch = "epoch", Nonce = "nonce", RemoteAddress = "remoteAddress",
+    RemotePort = "remotePort", GrantedAt = "grantedAt", ExpiresAt = "expiresAt",
+    ProtocolVersion = "protocolVersion",
+);
+
+// The callback's arguments: a message's fields, `mapping.F` for field F of
+// its mapping row. What a classic MAP result needs comes first, so that it
+// is a short call (trailing undefined arguments are left out).
+layout!(Arg, ARG_FIELDS:
+    Kind = "kind", Req = "req", Code = "code", Message = "message", MId = "mapping.id",
+    MExternalAddress = "mapping.externalAddress", MExternalPort = "mapping.externalPort",
+    MLifetime = "mapping.lifetime", MOpcode = "mapping.opcode", MProtocol = "mapping.protocol",
+    MInternalAddress = "mapping.internalAddress", MInternalPort = "mapping.internalPort", MEpoch = "mapping.epoch",
+    MNonce = "mapping.nonce", MRemoteAddress = "mapping.remoteAddress", MRemotePort = "mapping.remotePort",
+    MGrantedAt = "mapping.grantedAt", MExpiresAt = "mapping.expiresAt", Id = "id", Epoch = "epoch",
+    Address = "address", OldAddress = "oldAddress", Server = "server",
+    MProtocolVersion = "mapping.protocolVersion",
+);
+
+/// The two layouts, for `lib/rows.js`.
+#[napi(object)]
+pub struct RowLayout {
+    pub row: Vec<String>,
+    pub args: Vec<String>,
+}
+
+#[napi]
+pub fn row_layout() -> RowLayout {
+    let owned = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+    RowLayout { row: owned(ROW_FIELDS), args: owned(ARG_FIELDS) }
+}
+
 /// A mapping as the client holds it (a snapshot). JavaScript receives it
 /// as an array in field order (`MAPPING_FIELDS` in `index.js`): V8 builds
 /// an array much faster than an object with named keys, and a round trip
@@ -97,7 +144,8 @@ impl JsRow {
         Ok(JsRow { env, array })
     }
 
-    pub(crate) unsafe fn set<T: ToNapiValue>(&mut self, index: u32, value: Option<T>) -> napi::Result<()> {
+    pub(crate) unsafe fn set<T: ToNapiValue>(&mut self, slot: Row, value: Option<T>) -> napi::Result<()> {
+        let index = slot as u32;
         if let Some(v) = value {
             let v = T::to_napi_value(self.env, v)?;
             check(sys::napi_set_element(self.env, self.array, index, v))?;
@@ -116,22 +164,22 @@ pub(crate) fn check(status: sys::napi_status) -> napi::Result<()> {
 
 impl ToNapiValue for MappingData {
     unsafe fn to_napi_value(env: sys::napi_env, m: Self) -> napi::Result<sys::napi_value> {
-        let mut row = JsRow::new(env, 15)?;
-        row.set(0, Some(m.id))?;
-        row.set(1, Some(m.opcode))?;
-        row.set(2, Some(m.protocol))?;
-        row.set(3, Some(m.internal_address))?;
-        row.set(4, Some(m.internal_port))?;
-        row.set(5, Some(m.external_address))?;
-        row.set(6, Some(m.external_port))?;
-        row.set(7, Some(m.lifetime))?;
-        row.set(8, Some(m.epoch))?;
-        row.set(9, Some(m.nonce))?;
-        row.set(10, m.remote_address)?;
-        row.set(11, m.remote_port)?;
-        row.set(12, Some(m.granted_at))?;
-        row.set(13, Some(m.expires_at))?;
-        row.set(14, Some(m.protocol_version))?;
+        let mut row = JsRow::new(env, ROW_FIELDS.len())?;
+        row.set(Row::Id, Some(m.id))?;
+        row.set(Row::Opcode, Some(m.opcode))?;
+        row.set(Row::Protocol, Some(m.protocol))?;
+        row.set(Row::InternalAddress, Some(m.internal_address))?;
+        row.set(Row::InternalPort, Some(m.internal_port))?;
+        row.set(Row::ExternalAddress, Some(m.external_address))?;
+        row.set(Row::ExternalPort, Some(m.external_port))?;
+        row.set(Row::Lifetime, Some(m.lifetime))?;
+        row.set(Row::Epoch, Some(m.epoch))?;
+        row.set(Row::Nonce, Some(m.nonce))?;
+        row.set(Row::RemoteAddress, m.remote_address)?;
+        row.set(Row::RemotePort, m.remote_port)?;
+        row.set(Row::GrantedAt, Some(m.granted_at))?;
+        row.set(Row::ExpiresAt, Some(m.expires_at))?;
+        row.set(Row::ProtocolVersion, Some(m.protocol_version))?;
         Ok(row.array)
     }
 }
@@ -164,36 +212,34 @@ impl NativeMessage {
             })
             .transpose()
         }
-        // In the order of `message` in index.js: what a classic MAP result
-        // needs comes first, so that it is a short call (trailing
-        // undefined arguments are left out).
         let (m, c) = (self.mapping.as_ref(), self.classic.as_ref());
-        let slots = [
-            ascii(env, Some(self.kind))?,
-            value(env, self.req)?,
-            ascii(env, self.code)?,
-            value(env, self.message)?,
-            value(env, m.map(|m| m.id).or(c.map(|c| c.id)))?,
-            ascii(env, m.map(|m| &m.external_address).or(c.map(|c| &c.external_address)).map(String::as_str))?,
-            value(env, m.map(|m| m.external_port).or(c.map(|c| c.external_port)))?,
-            value(env, m.map(|m| m.lifetime).or(c.map(|c| c.lifetime)))?,
-            ascii(env, m.map(|m| m.opcode))?,
-            value(env, m.map(|m| m.protocol))?,
-            ascii(env, m.map(|m| m.internal_address.as_str()))?,
-            value(env, m.map(|m| m.internal_port))?,
-            value(env, m.map(|m| m.epoch))?,
-            ascii(env, m.map(|m| m.nonce.as_str()))?,
-            ascii(env, m.and_then(|m| m.remote_address.as_deref()))?,
-            value(env, m.and_then(|m| m.remote_port))?,
-            value(env, m.map(|m| m.granted_at))?,
-            value(env, m.map(|m| m.expires_at))?,
-            value(env, self.id)?,
-            value(env, self.epoch)?,
-            ascii(env, self.address.as_deref())?,
-            ascii(env, self.old_address.as_deref())?,
-            ascii(env, self.server.as_deref())?,
-            ascii(env, m.map(|m| m.protocol_version))?,
-        ];
+        let mut slots = [None; ARG_FIELDS.len()];
+        let mut put = |arg: Arg, v: Option<sys::napi_value>| slots[arg as usize] = v;
+        put(Arg::Kind, ascii(env, Some(self.kind))?);
+        put(Arg::Req, value(env, self.req)?);
+        put(Arg::Code, ascii(env, self.code)?);
+        put(Arg::Message, value(env, self.message)?);
+        put(Arg::MId, value(env, m.map(|m| m.id).or(c.map(|c| c.id)))?);
+        let external = m.map(|m| &m.external_address).or(c.map(|c| &c.external_address));
+        put(Arg::MExternalAddress, ascii(env, external.map(String::as_str))?);
+        put(Arg::MExternalPort, value(env, m.map(|m| m.external_port).or(c.map(|c| c.external_port)))?);
+        put(Arg::MLifetime, value(env, m.map(|m| m.lifetime).or(c.map(|c| c.lifetime)))?);
+        put(Arg::MOpcode, ascii(env, m.map(|m| m.opcode))?);
+        put(Arg::MProtocol, value(env, m.map(|m| m.protocol))?);
+        put(Arg::MInternalAddress, ascii(env, m.map(|m| m.internal_address.as_str()))?);
+        put(Arg::MInternalPort, value(env, m.map(|m| m.internal_port))?);
+        put(Arg::MEpoch, value(env, m.map(|m| m.epoch))?);
+        put(Arg::MNonce, ascii(env, m.map(|m| m.nonce.as_str()))?);
+        put(Arg::MRemoteAddress, ascii(env, m.and_then(|m| m.remote_address.as_deref()))?);
+        put(Arg::MRemotePort, value(env, m.and_then(|m| m.remote_port))?);
+        put(Arg::MGrantedAt, value(env, m.map(|m| m.granted_at))?);
+        put(Arg::MExpiresAt, value(env, m.map(|m| m.expires_at))?);
+        put(Arg::Id, value(env, self.id)?);
+        put(Arg::Epoch, value(env, self.epoch)?);
+        put(Arg::Address, ascii(env, self.address.as_deref())?);
+        put(Arg::OldAddress, ascii(env, self.old_address.as_deref())?);
+        put(Arg::Server, ascii(env, self.server.as_deref())?);
+        put(Arg::MProtocolVersion, ascii(env, m.map(|m| m.protocol_version))?);
         let len = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         let mut undefined = std::ptr::null_mut();
         check(sys::napi_get_undefined(env, &mut undefined))?;
