@@ -107,7 +107,17 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are not errors; an argument error with
+        // --json is a JSON error object with status 1, as every other error.
+        Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--json") => {
+            let first = e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+            Output::new(true).error(&Error::InvalidArgument(first));
+            return ExitCode::from(1);
+        }
+        Err(e) => e.exit(),
+    };
     let out = Output::new(cli.json);
     match run(&cli, &out) {
         Ok(()) => ExitCode::SUCCESS,

@@ -128,6 +128,12 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     let o = pcp(&st, &["--gateway", &dead, "--timeout", "0", "announce"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("--timeout: the request deadline must be more than 0"), "{stderr}");
+    // An argument error with --json: a JSON object on stderr and status 1, as the README says.
+    let o = pcp(&st, &["--json", "map", "tcp", "notaport"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err: Value = serde_json::from_slice(o.stderr.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(err["error"], "INVALID_ARGUMENT");
+    assert!(err["message"].as_str().unwrap().contains("notaport"), "{err}");
     let server = Server::start_local().unwrap();
     server.force_result(Some((pcp_core::ResultCode::NotAuthorized, 30)));
     let o = pcp(&st, &["--gateway", &server.local_addr().to_string(), "map", "tcp", "80"]);

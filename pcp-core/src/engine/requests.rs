@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use crate::wire::{unspecified_external, Nonce, Opcode, PcpOption, Protocol};
+use crate::wire::{self, unspecified_external, Nonce, Opcode, PcpOption, Protocol};
 use crate::{Error, Result};
 
 use super::entry::{Kind, Phase, Template};
@@ -43,6 +43,7 @@ impl Engine {
             }
             options.push(PcpOption::Filter(*f));
         }
+        check_request_size(wire::MAP_PAYLOAD_SIZE, &options)?;
         let template = self.template(
             Opcode::Map,
             spec.nonce,
@@ -276,6 +277,19 @@ fn check_ports(protocol: Protocol, internal_port: u16) -> Result<()> {
     }
     if protocol != Protocol::ALL && internal_port == 0 {
         return Err(Error::invalid(format!("internal port 0 is only valid with protocol 0 (all), not {protocol}")));
+    }
+    Ok(())
+}
+
+/// A request must fit in a PCP message (RFC 6887 section 7): say so before
+/// sending rather than let the server answer MALFORMED_REQUEST.
+fn check_request_size(payload: usize, options: &[PcpOption]) -> Result<()> {
+    let size = wire::HEADER_SIZE + payload + options.iter().map(PcpOption::encoded_len).sum::<usize>();
+    if size > wire::MAX_MESSAGE_SIZE {
+        return Err(Error::invalid(format!(
+            "the request would be {size} bytes, over PCP's {}-byte maximum: give fewer FILTER options",
+            wire::MAX_MESSAGE_SIZE
+        )));
     }
     Ok(())
 }
