@@ -25,12 +25,12 @@
 
 #![deny(clippy::all)]
 
-mod client;
-mod convert;
-mod message;
+pub mod client;
+pub mod convert;
+pub mod message;
 mod reader;
-mod requests;
-mod server;
+pub mod requests;
+pub mod server;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
