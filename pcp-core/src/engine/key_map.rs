@@ -10,14 +10,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// A `HashMap` hashed with [`KeyHasher`].
-///
-/// ```
-/// use pcp_core::engine::KeyMap;
-/// let mut m: KeyMap<u64, &str> = KeyMap::default();
-/// m.insert(7, "seven");
-/// assert_eq!(m.get(&7), Some(&"seven"));
-/// ```
+/// A `HashMap` hashed with [`KeyHasher`] (internal to the crate: the
+/// engine's and the client's own tables).
 pub type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 /// Multiplicative hashing (as in rustc's FxHash): each word is mixed in
