@@ -165,6 +165,15 @@ else
     fail "building tests/c/test_bad_args.c"
 fi
 
+step "8 threads x 1000 mixed requests on one client (natively: too slow under valgrind)"
+# shellcheck disable=SC2046
+if cc -std=c99 -O1 -g -Wall -Wextra -Werror tests/c/test_concurrency.c $(pkg-config --cflags --libs pcp_rs) -lpthread \
+    -o "$work/test_concurrency"; then
+    timeout 120 "$work/test_concurrency" || fail "concurrency (exit $?: wrong answers, or a hang past 120 s)"
+else
+    fail "building tests/c/test_concurrency.c"
+fi
+
 step "hostile-answer table (tests/hostile/cases.json) under valgrind"
 # shellcheck disable=SC2046
 if cc -std=c99 -g -Wall -Wextra -Werror tests/c/test_hostile.c $(pkg-config --cflags --libs pcp_rs) -o "$work/test_hostile"; then
