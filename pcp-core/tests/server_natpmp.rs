@@ -3,7 +3,6 @@
 //! (libnatpmp's client) as a third-party client.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pcp_core::server::{Server, ServerConfig, ServerMode};
@@ -218,8 +217,11 @@ fn default_mode_speaks_both() {
 
 /// libnatpmp's `natpmpc` talks to port 5351 of the gateway given with -g;
 /// the server listens there on a loopback address of its own.
+// Debian's natpmpc is a Linux program (not there under wine).
+#[cfg(target_os = "linux")]
 #[test]
 fn natpmpc_maps_a_port_on_the_test_server() {
+    use std::process::Command;
     if Command::new("natpmpc").arg("-h").output().is_err() {
         // Under CI a skip is a failure, as in the other suites.
         if std::env::var("CI").as_deref() == Ok("true") {
