@@ -16,30 +16,30 @@ pub enum Error {
     #[error("the server does not support PCP version 2 (it speaks version {server_version}{})",
         if *server_version == 0 { ", i.e. NAT-PMP only" } else { "" })]
     UnsuppVersion { server_version: u8 },
-    #[error("the server refused: not authorized (NOT_AUTHORIZED)")]
-    NotAuthorized,
-    #[error("the server says the request was malformed (MALFORMED_REQUEST)")]
-    MalformedRequest,
-    #[error("the server does not support this opcode (UNSUPP_OPCODE)")]
-    UnsuppOpcode,
-    #[error("the server does not support a mandatory option of the request (UNSUPP_OPTION)")]
-    UnsuppOption,
-    #[error("the server says an option was malformed (MALFORMED_OPTION)")]
-    MalformedOption,
-    #[error("the server has a network failure; retry later (NETWORK_FAILURE)")]
-    NetworkFailure,
-    #[error("the server is out of resources; retry later (NO_RESOURCES)")]
-    NoResources,
-    #[error("the server does not support this protocol (UNSUPP_PROTOCOL)")]
-    UnsuppProtocol,
-    #[error("this host has used up its mapping quota on the server (USER_EX_QUOTA)")]
-    UserExQuota,
-    #[error("the server cannot provide the requested external address or port (CANNOT_PROVIDE_EXTERNAL)")]
-    CannotProvideExternal,
-    #[error("the server saw the request come from another address than the one inside it, e.g. through another NAT (ADDRESS_MISMATCH)")]
-    AddressMismatch,
-    #[error("the server refused: too many remote peers (EXCESSIVE_REMOTE_PEERS)")]
-    ExcessiveRemotePeers,
+    #[error("the server refused: not authorized (NOT_AUTHORIZED){}", retry_hint(*retry_after))]
+    NotAuthorized { retry_after: u32 },
+    #[error("the server says the request was malformed (MALFORMED_REQUEST){}", retry_hint(*retry_after))]
+    MalformedRequest { retry_after: u32 },
+    #[error("the server does not support this opcode (UNSUPP_OPCODE){}", retry_hint(*retry_after))]
+    UnsuppOpcode { retry_after: u32 },
+    #[error("the server does not support a mandatory option of the request (UNSUPP_OPTION){}", retry_hint(*retry_after))]
+    UnsuppOption { retry_after: u32 },
+    #[error("the server says an option was malformed (MALFORMED_OPTION){}", retry_hint(*retry_after))]
+    MalformedOption { retry_after: u32 },
+    #[error("the server has a network failure; retry later (NETWORK_FAILURE){}", retry_hint(*retry_after))]
+    NetworkFailure { retry_after: u32 },
+    #[error("the server is out of resources; retry later (NO_RESOURCES){}", retry_hint(*retry_after))]
+    NoResources { retry_after: u32 },
+    #[error("the server does not support this protocol (UNSUPP_PROTOCOL){}", retry_hint(*retry_after))]
+    UnsuppProtocol { retry_after: u32 },
+    #[error("this host has used up its mapping quota on the server (USER_EX_QUOTA){}", retry_hint(*retry_after))]
+    UserExQuota { retry_after: u32 },
+    #[error("the server cannot provide the requested external address or port (CANNOT_PROVIDE_EXTERNAL){}", retry_hint(*retry_after))]
+    CannotProvideExternal { retry_after: u32 },
+    #[error("the server saw the request come from another address than the one inside it, e.g. through another NAT (ADDRESS_MISMATCH){}", retry_hint(*retry_after))]
+    AddressMismatch { retry_after: u32 },
+    #[error("the server refused: too many remote peers (EXCESSIVE_REMOTE_PEERS){}", retry_hint(*retry_after))]
+    ExcessiveRemotePeers { retry_after: u32 },
     #[error("bad response from the server: {0}")]
     BadResponse(String),
     #[error("no answer from the PCP server before the deadline")]
@@ -83,21 +83,29 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// The error a server's non-success result code stands for; `None` for SUCCESS.
     pub fn from_result_code(code: ResultCode) -> Option<Error> {
+        Error::from_result(code, 0)
+    }
+
+    /// The error a server's answer stands for, with the answer's lifetime:
+    /// how long, in seconds, the server will keep refusing (section 8.3:
+    /// the client does not send the same request again within it; after
+    /// NO_RESOURCES, no new mapping request at all). `None` for SUCCESS.
+    pub fn from_result(code: ResultCode, retry_after: u32) -> Option<Error> {
         Some(match code {
             ResultCode::Success => return None,
             ResultCode::UnsuppVersion => Error::UnsuppVersion { server_version: 2 },
-            ResultCode::NotAuthorized => Error::NotAuthorized,
-            ResultCode::MalformedRequest => Error::MalformedRequest,
-            ResultCode::UnsuppOpcode => Error::UnsuppOpcode,
-            ResultCode::UnsuppOption => Error::UnsuppOption,
-            ResultCode::MalformedOption => Error::MalformedOption,
-            ResultCode::NetworkFailure => Error::NetworkFailure,
-            ResultCode::NoResources => Error::NoResources,
-            ResultCode::UnsuppProtocol => Error::UnsuppProtocol,
-            ResultCode::UserExQuota => Error::UserExQuota,
-            ResultCode::CannotProvideExternal => Error::CannotProvideExternal,
-            ResultCode::AddressMismatch => Error::AddressMismatch,
-            ResultCode::ExcessiveRemotePeers => Error::ExcessiveRemotePeers,
+            ResultCode::NotAuthorized => Error::NotAuthorized { retry_after },
+            ResultCode::MalformedRequest => Error::MalformedRequest { retry_after },
+            ResultCode::UnsuppOpcode => Error::UnsuppOpcode { retry_after },
+            ResultCode::UnsuppOption => Error::UnsuppOption { retry_after },
+            ResultCode::MalformedOption => Error::MalformedOption { retry_after },
+            ResultCode::NetworkFailure => Error::NetworkFailure { retry_after },
+            ResultCode::NoResources => Error::NoResources { retry_after },
+            ResultCode::UnsuppProtocol => Error::UnsuppProtocol { retry_after },
+            ResultCode::UserExQuota => Error::UserExQuota { retry_after },
+            ResultCode::CannotProvideExternal => Error::CannotProvideExternal { retry_after },
+            ResultCode::AddressMismatch => Error::AddressMismatch { retry_after },
+            ResultCode::ExcessiveRemotePeers => Error::ExcessiveRemotePeers { retry_after },
         })
     }
 
@@ -105,18 +113,18 @@ impl Error {
     pub fn result_code(&self) -> Option<ResultCode> {
         Some(match self {
             Error::UnsuppVersion { .. } => ResultCode::UnsuppVersion,
-            Error::NotAuthorized => ResultCode::NotAuthorized,
-            Error::MalformedRequest => ResultCode::MalformedRequest,
-            Error::UnsuppOpcode => ResultCode::UnsuppOpcode,
-            Error::UnsuppOption => ResultCode::UnsuppOption,
-            Error::MalformedOption => ResultCode::MalformedOption,
-            Error::NetworkFailure => ResultCode::NetworkFailure,
-            Error::NoResources => ResultCode::NoResources,
-            Error::UnsuppProtocol => ResultCode::UnsuppProtocol,
-            Error::UserExQuota => ResultCode::UserExQuota,
-            Error::CannotProvideExternal => ResultCode::CannotProvideExternal,
-            Error::AddressMismatch => ResultCode::AddressMismatch,
-            Error::ExcessiveRemotePeers => ResultCode::ExcessiveRemotePeers,
+            Error::NotAuthorized { .. } => ResultCode::NotAuthorized,
+            Error::MalformedRequest { .. } => ResultCode::MalformedRequest,
+            Error::UnsuppOpcode { .. } => ResultCode::UnsuppOpcode,
+            Error::UnsuppOption { .. } => ResultCode::UnsuppOption,
+            Error::MalformedOption { .. } => ResultCode::MalformedOption,
+            Error::NetworkFailure { .. } => ResultCode::NetworkFailure,
+            Error::NoResources { .. } => ResultCode::NoResources,
+            Error::UnsuppProtocol { .. } => ResultCode::UnsuppProtocol,
+            Error::UserExQuota { .. } => ResultCode::UserExQuota,
+            Error::CannotProvideExternal { .. } => ResultCode::CannotProvideExternal,
+            Error::AddressMismatch { .. } => ResultCode::AddressMismatch,
+            Error::ExcessiveRemotePeers { .. } => ResultCode::ExcessiveRemotePeers,
             _ => return None,
         })
     }
@@ -126,18 +134,18 @@ impl Error {
     pub fn error_code(&self) -> &'static ErrorCode {
         match self {
             Error::UnsuppVersion { .. } => &ErrorCode::UNSUPP_VERSION,
-            Error::NotAuthorized => &ErrorCode::NOT_AUTHORIZED,
-            Error::MalformedRequest => &ErrorCode::MALFORMED_REQUEST,
-            Error::UnsuppOpcode => &ErrorCode::UNSUPP_OPCODE,
-            Error::UnsuppOption => &ErrorCode::UNSUPP_OPTION,
-            Error::MalformedOption => &ErrorCode::MALFORMED_OPTION,
-            Error::NetworkFailure => &ErrorCode::NETWORK_FAILURE,
-            Error::NoResources => &ErrorCode::NO_RESOURCES,
-            Error::UnsuppProtocol => &ErrorCode::UNSUPP_PROTOCOL,
-            Error::UserExQuota => &ErrorCode::USER_EX_QUOTA,
-            Error::CannotProvideExternal => &ErrorCode::CANNOT_PROVIDE_EXTERNAL,
-            Error::AddressMismatch => &ErrorCode::ADDRESS_MISMATCH,
-            Error::ExcessiveRemotePeers => &ErrorCode::EXCESSIVE_REMOTE_PEERS,
+            Error::NotAuthorized { .. } => &ErrorCode::NOT_AUTHORIZED,
+            Error::MalformedRequest { .. } => &ErrorCode::MALFORMED_REQUEST,
+            Error::UnsuppOpcode { .. } => &ErrorCode::UNSUPP_OPCODE,
+            Error::UnsuppOption { .. } => &ErrorCode::UNSUPP_OPTION,
+            Error::MalformedOption { .. } => &ErrorCode::MALFORMED_OPTION,
+            Error::NetworkFailure { .. } => &ErrorCode::NETWORK_FAILURE,
+            Error::NoResources { .. } => &ErrorCode::NO_RESOURCES,
+            Error::UnsuppProtocol { .. } => &ErrorCode::UNSUPP_PROTOCOL,
+            Error::UserExQuota { .. } => &ErrorCode::USER_EX_QUOTA,
+            Error::CannotProvideExternal { .. } => &ErrorCode::CANNOT_PROVIDE_EXTERNAL,
+            Error::AddressMismatch { .. } => &ErrorCode::ADDRESS_MISMATCH,
+            Error::ExcessiveRemotePeers { .. } => &ErrorCode::EXCESSIVE_REMOTE_PEERS,
             Error::BadResponse(_) => &ErrorCode::BAD_RESPONSE,
             Error::Timeout => &ErrorCode::TIMEOUT,
             Error::ServerUnreachable => &ErrorCode::SERVER_UNREACHABLE,
@@ -176,8 +184,57 @@ impl Error {
         }
     }
 
+    /// For an error a server answered: how many seconds it said it will keep
+    /// refusing (the error's lifetime, section 8.3); `None` for other errors.
+    pub fn retry_after(&self) -> Option<u32> {
+        match *self {
+            Error::NotAuthorized { retry_after }
+            | Error::MalformedRequest { retry_after }
+            | Error::UnsuppOpcode { retry_after }
+            | Error::UnsuppOption { retry_after }
+            | Error::MalformedOption { retry_after }
+            | Error::NetworkFailure { retry_after }
+            | Error::NoResources { retry_after }
+            | Error::UnsuppProtocol { retry_after }
+            | Error::UserExQuota { retry_after }
+            | Error::CannotProvideExternal { retry_after }
+            | Error::AddressMismatch { retry_after }
+            | Error::ExcessiveRemotePeers { retry_after } => Some(retry_after),
+            _ => None,
+        }
+    }
+
+    /// The same error with another `retry_after` (for a refusal the engine
+    /// replays from memory with the seconds left); other errors unchanged.
+    pub(crate) fn with_retry_after(mut self, secs: u32) -> Error {
+        match &mut self {
+            Error::NotAuthorized { retry_after }
+            | Error::MalformedRequest { retry_after }
+            | Error::UnsuppOpcode { retry_after }
+            | Error::UnsuppOption { retry_after }
+            | Error::MalformedOption { retry_after }
+            | Error::NetworkFailure { retry_after }
+            | Error::NoResources { retry_after }
+            | Error::UnsuppProtocol { retry_after }
+            | Error::UserExQuota { retry_after }
+            | Error::CannotProvideExternal { retry_after }
+            | Error::AddressMismatch { retry_after }
+            | Error::ExcessiveRemotePeers { retry_after } => *retry_after = secs,
+            _ => {}
+        }
+        self
+    }
+
     pub(crate) fn invalid(msg: impl Into<String>) -> Error {
         Error::InvalidArgument(msg.into())
+    }
+}
+
+/// The tail of a server error's message: when the server said to try again.
+fn retry_hint(secs: u32) -> String {
+    match secs {
+        0 => String::new(),
+        s => format!("; the server refuses such requests for {s} s"),
     }
 }
 

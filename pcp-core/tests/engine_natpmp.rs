@@ -382,10 +382,10 @@ fn unsolicited_announcement_renews_everything_after_a_random_delay() {
 #[test]
 fn every_result_code_fails_a_first_request_with_its_error() {
     let cases = [
-        (NatPmpResult::NotAuthorized, Error::NotAuthorized),
-        (NatPmpResult::NetworkFailure, Error::NetworkFailure),
-        (NatPmpResult::OutOfResources, Error::NoResources),
-        (NatPmpResult::UnsupportedOpcode, Error::UnsuppOpcode),
+        (NatPmpResult::NotAuthorized, Error::NotAuthorized { retry_after: 0 }),
+        (NatPmpResult::NetworkFailure, Error::NetworkFailure { retry_after: 0 }),
+        (NatPmpResult::OutOfResources, Error::NoResources { retry_after: 0 }),
+        (NatPmpResult::UnsupportedOpcode, Error::UnsuppOpcode { retry_after: 0 }),
     ];
     for (code, error) in cases {
         for short in [false, true] {
@@ -447,7 +447,7 @@ fn a_failed_renewal_retries_and_the_address_query_error_fails_the_grant() {
         external_addr: Ipv4Addr::UNSPECIFIED,
     };
     e.handle_datagram(t, server(), &no_addr.encode());
-    assert!(events(&mut e).contains(&Event::Failed { id, error: Error::NetworkFailure }));
+    assert!(events(&mut e).contains(&Event::Failed { id, error: Error::NetworkFailure { retry_after: 0 } }));
 }
 
 #[test]

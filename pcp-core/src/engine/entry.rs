@@ -77,6 +77,18 @@ pub(super) struct Entry {
     /// When its next exchange must give up at the latest (what was left of
     /// a deadline when it switched to NAT-PMP).
     pub(super) deadline: Option<Instant>,
+    /// A header-only error that may concern this request (it carries no
+    /// nonce): it ends the request only if no matched answer arrives before
+    /// the next retransmission would go (issue 13: one spoofed datagram must
+    /// not fail every request), with its lifetime.
+    pub(super) unmatched_error: Option<(Error, u32)>,
+    /// The nominal instant of the renewal attempt last sent, from which the
+    /// next one is scheduled (section 11.2.1).
+    pub(super) renewal_base: Option<Instant>,
+    /// Whether a create or renewal (lifetime > 0) went out with this nonce,
+    /// so that a SUCCESS with a lifetime answering our delete may be that
+    /// request's late answer rather than a refusal to delete.
+    pub(super) sent_create: bool,
 }
 
 impl Entry {

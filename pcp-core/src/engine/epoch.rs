@@ -67,11 +67,13 @@ impl Epoch {
         let check = match self.previous {
             None => EpochCheck::Valid,
             Some((prev_server, prev_client)) => {
-                if u64::from(server_time) + 2 < u64::from(prev_server) {
+                // Section 8.5: a server epoch less than the previous one by
+                // more than one second is invalid: the server lost state.
+                if u64::from(server_time) + 1 < u64::from(prev_server) {
                     EpochCheck::Restarted
                 } else {
-                    // Whole seconds on both sides; the slack of 2 s plus 1/16
-                    // absorbs rounding and clock drift, as the RFC intends.
+                    // Section 8.5's test, in whole seconds on both sides: the
+                    // slack of 2 s plus 1/16 absorbs rounding and clock drift.
                     let client_delta = now.saturating_duration_since(prev_client).as_secs();
                     let server_delta = u64::from(server_time.saturating_sub(prev_server));
                     if client_delta + 2 < server_delta - server_delta / 16

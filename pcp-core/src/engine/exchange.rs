@@ -56,6 +56,9 @@ impl Engine {
                 natpmp,
                 natpmp_grant: None,
                 deadline: None,
+                unmatched_error: None,
+                renewal_base: None,
+                sent_create: false,
             }),
         );
         self.start_exchange(id, now);
@@ -114,12 +117,19 @@ impl Engine {
             let left = at.saturating_duration_since(now);
             policy.max_duration = Some(policy.max_duration.map_or(left, |d| d.min(left)));
         }
+        let renewing = entry.phase == Phase::Renewing && !entry.natpmp;
         let schedule = RetransmitSchedule::start(policy, now, &mut self.rng);
-        let next = schedule.next_timeout();
         let entry = self.entries.get_mut(&id).expect("checked above");
         entry.queued = false;
         entry.deadline = None;
+        entry.unmatched_error = None;
+        let mut next = schedule.next_timeout();
         entry.schedule = Some(schedule);
+        if renewing {
+            // A renewal is one packet per point of the section 11.2.1
+            // schedule, not the 8.1.1 retransmissions of a first request.
+            next = self.next_renewal_send(id, now);
+        }
         self.in_flight += 1;
         self.transmit(id);
         self.set_timer(id, next);
@@ -190,6 +200,11 @@ impl Engine {
                 Request { lifetime, client_addr: self.config.client_addr, body, options: t.options.clone() }
             }
         };
+        if request.lifetime > 0 && request.body != Body::Announce {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.sent_create = true;
+            }
+        }
         self.stats.sent += 1;
         self.transmits.push_back(Transmit { destination: self.config.server, payload: request.encode() });
     }
@@ -207,6 +222,18 @@ impl Engine {
                     self.start_exchange(id, now);
                 }
             }
+            _ if entry.schedule.is_none() => {}
+            _ if entry.unmatched_error.is_some() => {
+                // The grace of a header-only error ran out with no matched
+                // answer: now it is this request's answer (issue 13).
+                let (error, retry_after) = entry.unmatched_error.take().expect("checked");
+                if entry.phase == Phase::Renewing {
+                    self.renewal_error(id, error, retry_after, now);
+                } else {
+                    self.fail(id, error, now);
+                }
+            }
+            Phase::Renewing if !entry.natpmp => self.on_renewal_timer(id, now),
             _ => {
                 let Some(schedule) = entry.schedule.as_mut() else { return };
                 match schedule.on_timeout(now, &mut self.rng) {

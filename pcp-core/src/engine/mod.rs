@@ -34,10 +34,14 @@ mod key_map;
 mod mapping;
 mod natpmp;
 mod negotiation;
+mod refusal;
 mod renewal;
+mod renumber;
 mod requests;
 mod response;
 mod retransmit;
+mod update;
+mod validate;
 mod version;
 
 use std::cmp::Reverse;
@@ -49,12 +53,14 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 pub(crate) use addr::canonical;
+pub use announce::ANNOUNCE_HOLDOFF;
 pub use epoch::{Epoch, EpochCheck};
 pub use event::Event;
 pub(crate) use key_map::KeyMap;
 pub use mapping::{MapSpec, MappingId, MappingInfo, PeerSpec, RequestId};
 pub use natpmp::{natpmp_error, NATPMP_INITIAL_TIMEOUT, NATPMP_MAX_SENDS};
 pub use negotiation::{ProtocolChoice, ProtocolVersion, PCP_RETRY_INTERVAL};
+pub use renewal::MIN_RENEWAL_INTERVAL;
 pub use retransmit::{RetransmitPolicy, RetransmitSchedule, RetransmitStep};
 
 use crate::wire::{Nonce, Protocol};
@@ -90,6 +96,11 @@ pub struct EngineConfig {
     /// PCP only, NAT-PMP only, or PCP with the NAT-PMP fallback of RFC 6887
     /// section 9 (the default).
     pub protocol: ProtocolChoice,
+    /// The least time between two renewal requests of a mapping. Section
+    /// 11.2.1 says they MUST NOT be less than four seconds apart
+    /// ([`MIN_RENEWAL_INTERVAL`], the default); only tests with lifetimes
+    /// no real server grants should set less.
+    pub min_renewal_interval: Duration,
 }
 
 impl EngineConfig {
@@ -103,6 +114,7 @@ impl EngineConfig {
             rng_seed: None,
             probe_port: 0,
             protocol: ProtocolChoice::Auto,
+            min_renewal_interval: MIN_RENEWAL_INTERVAL,
         }
     }
 }
@@ -142,6 +154,12 @@ pub struct Engine {
     epoch: Epoch,
     external_addr: Option<IpAddr>,
     renew_all_at: Option<Instant>,
+    /// When the last unsolicited ANNOUNCE was taken (section 14.1.3, rate-limited).
+    last_announce: Option<Instant>,
+    /// Refusals of first requests still in force (section 8.3).
+    refusals: Vec<refusal::Refusal>,
+    /// After NO_RESOURCES: no new mapping requests until then (section 8.3).
+    no_new_mappings_until: Option<(Instant, Error)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: EngineStats,
@@ -177,6 +195,9 @@ impl Engine {
             epoch: Epoch::default(),
             external_addr: None,
             renew_all_at: None,
+            last_announce: None,
+            refusals: Vec::new(),
+            no_new_mappings_until: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EngineStats::default(),

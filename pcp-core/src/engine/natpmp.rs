@@ -47,10 +47,10 @@ pub fn natpmp_error(code: NatPmpResult) -> Option<Error> {
     Some(match code {
         NatPmpResult::Success => return None,
         NatPmpResult::UnsupportedVersion => Error::UnsuppVersion { server_version: 0 },
-        NatPmpResult::NotAuthorized => Error::NotAuthorized,
-        NatPmpResult::NetworkFailure => Error::NetworkFailure,
-        NatPmpResult::OutOfResources => Error::NoResources,
-        NatPmpResult::UnsupportedOpcode => Error::UnsuppOpcode,
+        NatPmpResult::NotAuthorized => Error::NotAuthorized { retry_after: 0 },
+        NatPmpResult::NetworkFailure => Error::NetworkFailure { retry_after: 0 },
+        NatPmpResult::OutOfResources => Error::NoResources { retry_after: 0 },
+        NatPmpResult::UnsupportedOpcode => Error::UnsuppOpcode { retry_after: 0 },
     })
 }
 

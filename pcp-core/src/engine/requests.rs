@@ -9,7 +9,9 @@ use rand::Rng;
 use crate::wire::{self, unspecified_external, Nonce, Opcode, PcpOption, Protocol};
 use crate::{Error, Result};
 
+use super::addr::canonical;
 use super::entry::{Kind, Phase, Template};
+use super::refusal::RequestKey;
 use super::{Engine, Event, MapSpec, MappingId, PeerSpec, ProtocolVersion, RequestId, RetransmitPolicy};
 
 /// Lifetime of the short-lived mapping used to learn the external address.
@@ -57,6 +59,7 @@ impl Engine {
             options,
             spec.retransmit,
         )?;
+        self.check_refusals(now, Some(RequestKey::of(&template)))?;
         Ok(MappingId(self.insert(now, Kind::Mapping(template), Phase::Requesting)))
     }
 
@@ -68,7 +71,10 @@ impl Engine {
                 spec.protocol
             )));
         }
-        check_ports(spec.protocol, spec.internal_port)?;
+        if spec.internal_port == 0 {
+            // Section 12: a PEER mapping is one flow, from one internal port.
+            return Err(Error::invalid("PEER needs an internal port (0 means all ports, which only MAP can ask for)"));
+        }
         if spec.remote_port == 0 {
             return Err(Error::invalid("the remote peer port must not be 0"));
         }
@@ -92,6 +98,7 @@ impl Engine {
             options,
             spec.retransmit,
         )?;
+        self.check_refusals(now, Some(RequestKey::of(&template)))?;
         Ok(MappingId(self.insert(now, Kind::Mapping(template), Phase::Requesting)))
     }
 
@@ -128,7 +135,9 @@ impl Engine {
 
     /// Deletes a mapping this engine did not make, known by its nonce (for
     /// example one recorded by another process). Completes with
-    /// [`Event::Deleted`] for the returned id.
+    /// [`Event::Deleted`] for the returned id. With internal port 0 it asks
+    /// the server to delete every mapping of that protocol made with that
+    /// nonce (section 11.1: lifetime 0 and port 0 name a set of mappings).
     pub fn delete_by_nonce(&mut self, now: Instant, spec: MapSpec) -> Result<MappingId> {
         check_ports(spec.protocol, spec.internal_port)?;
         let nonce = spec.nonce.ok_or_else(|| Error::invalid("delete_by_nonce needs the mapping's nonce"))?;
@@ -193,6 +202,7 @@ impl Engine {
             Vec::new(),
             policy,
         )?;
+        self.check_refusals(now, None)?;
         Ok(RequestId(self.insert(now, Kind::Probe(template), Phase::Requesting)))
     }
 
@@ -248,6 +258,15 @@ impl Engine {
                 }
             },
         };
+        if let Some(tp) = third_party {
+            // Section 13.1: THIRD_PARTY names another host; naming our own
+            // address makes the server refuse or, worse, treat us as a proxy.
+            if canonical(tp) == canonical(self.config.client_addr) {
+                return Err(Error::invalid(format!(
+                    "THIRD_PARTY {tp} is this host's own address: leave the option out to map for this host"
+                )));
+            }
+        }
         let template = Template {
             opcode,
             nonce,
@@ -271,12 +290,12 @@ impl Engine {
     }
 }
 
+/// Section 11.1: internal port 0 means "all ports" and is legal for a
+/// delete, for protocols without ports, and to ask for all ports of a
+/// protocol; with protocol 0 (all protocols) it MUST be 0.
 fn check_ports(protocol: Protocol, internal_port: u16) -> Result<()> {
     if protocol == Protocol::ALL && internal_port != 0 {
         return Err(Error::invalid("protocol 0 (all) maps all ports: the internal port must be 0"));
-    }
-    if protocol != Protocol::ALL && internal_port == 0 {
-        return Err(Error::invalid(format!("internal port 0 is only valid with protocol 0 (all), not {protocol}")));
     }
     Ok(())
 }
