@@ -159,6 +159,16 @@ typedef enum pcp_event_kind {
    * An external-address request finished; on success `external_address`.
    */
   PCP_EVENT_EXTERNAL_ADDRESS = 9,
+  /**
+   * The server changed a mapping on its own (an unsolicited answer, RFC
+   * 6887 section 14.2): the fields are as for RENEWED.
+   */
+  PCP_EVENT_UPDATED = 10,
+  /**
+   * Our own address towards the server changed from `old_address` to
+   * `internal_address`; every mapping of this host is being recreated.
+   */
+  PCP_EVENT_INTERNAL_ADDRESS_CHANGED = 11,
 } pcp_event_kind;
 
 /**
@@ -324,11 +334,12 @@ typedef struct pcp_test_server pcp_test_server;
  * An event, passed to the event callback. It and its `message` are valid
  * only during the call: copy what you need.
  *
- * - GRANTED, RENEWED: `id` (the mapping's, as `pcp_mapping_id`), protocol,
+ * - GRANTED, RENEWED, UPDATED: `id` (the mapping's, as `pcp_mapping_id`), protocol,
  *   ports, lifetime, epoch, nonce, external address.
  * - FAILED, LOST: `id`, `status` and `message` say why.
  * - DELETED: `id`, `status` (PCP_OK if the server confirmed).
  * - EXTERNAL_ADDRESS_CHANGED: `old_address` and `external_address`.
+ * - INTERNAL_ADDRESS_CHANGED: `old_address` and `internal_address`.
  * - SERVER_RESTARTED: `epoch`.
  * - ANNOUNCED, EXTERNAL_ADDRESS: `id` (the request's), `status`, and `epoch`
  *   or `external_address`.
@@ -366,12 +377,22 @@ typedef struct pcp_event {
   uint8_t old_address[PCP_ADDR_BYTES];
   char old_address_text[PCP_ADDRSTRLEN];
   /**
-   * GRANTED, RENEWED: what the gateway granted the mapping with,
+   * GRANTED, RENEWED, UPDATED: what the gateway granted the mapping with,
    * `PCP_VERSION_PCP` (2) or `PCP_VERSION_NATPMP` (0); 255 for the other
    * kinds (0 would say NAT-PMP). Last, so that the fields above keep
    * their offsets.
    */
   uint8_t protocol_version;
+  /**
+   * For FAILED, LOST, DELETED by a server's refusal: the error's lifetime
+   * in seconds (how long the server will keep refusing); 0 otherwise.
+   */
+  uint32_t retry_after;
+  /**
+   * INTERNAL_ADDRESS_CHANGED: our new address (16 bytes, IPv4-mapped).
+   */
+  uint8_t internal_address[PCP_ADDR_BYTES];
+  char internal_address_text[PCP_ADDRSTRLEN];
 } pcp_event;
 
 /**

@@ -34,6 +34,9 @@ export type ErrorCode =
 export declare class PCPError extends Error {
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown });
   readonly code: ErrorCode;
+  /** For a server's refusal: the error's lifetime, the seconds the server said
+   * it will keep refusing (RFC 6887 section 8.3); absent otherwise. */
+  readonly retryAfter?: number;
 }
 
 export declare const ERROR_CODES: readonly ErrorCode[];
@@ -172,15 +175,19 @@ export declare class Mapping {
 
 export interface ClientEvents {
   renewed: [mapping: Mapping];
+  /** The server changed a mapping on its own (RFC 6887 section 14.2). */
+  updated: [mapping: Mapping];
   lost: [mapping: Mapping | { id: number }, error: PCPError];
   failed: [id: number, error: PCPError];
   deleted: [id: number];
   ipChanged: [oldAddress: string, newAddress: string];
+  /** This host's address towards the server changed; mappings are recreated. */
+  internalIpChanged: [oldAddress: string, newAddress: string];
   serverRestarted: [epoch: number];
   close: [];
 }
 
-/** The full client; events: renewed, lost, failed, deleted, ipChanged, serverRestarted, close. */
+/** The full client; events: renewed, updated, lost, failed, deleted, ipChanged, internalIpChanged, serverRestarted, close. */
 export declare class Client extends EventEmitter {
   constructor(server: string, options?: ClientOptions);
   static discover(options?: ClientDiscoverOptions): Promise<Client>;

@@ -125,8 +125,13 @@ impl Output {
         match ev {
             Event::Granted(i) => self.info("granted", gateway, i),
             Event::Renewed(i) => self.info("renewed", gateway, i),
+            Event::Updated(i) => self.info("updated", gateway, i),
+            Event::InternalAddressChanged { old, new } => self.emit(
+                json!({"event": "internal_ip_changed", "gateway": gateway.to_string(), "old": old.to_string(), "new": new.to_string()}),
+                format!("our address changed: {old} -> {new}: recreating mappings"),
+            ),
             Event::Failed { id, error } => self.emit(
-                json!({"event": "failed", "gateway": gateway.to_string(), "mapping_id": id.0, "error": error.code(), "message": error.to_string()}),
+                json!({"event": "failed", "gateway": gateway.to_string(), "mapping_id": id.0, "error": error.code(), "message": error.to_string(), "retry_after": error.retry_after()}),
                 format!("{id} failed: {error}"),
             ),
             Event::Lost { id, error } => self.emit(
@@ -158,7 +163,10 @@ impl Output {
 
     pub fn error(&self, e: &Error) {
         if self.json {
-            eprintln!("{}", json!({"event": "error", "error": e.code(), "message": e.to_string()}));
+            eprintln!(
+                "{}",
+                json!({"event": "error", "error": e.code(), "message": e.to_string(), "retry_after": e.retry_after()})
+            );
         } else {
             eprintln!("pcp: error: {e}");
         }

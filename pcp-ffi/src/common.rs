@@ -40,11 +40,13 @@ use pcp_status::*;
 pub(crate) struct Fail {
     pub status: pcp_status,
     pub message: String,
+    /// For a server's refusal: seconds before asking again makes sense.
+    pub retry_after: u32,
 }
 
 impl Fail {
     pub fn new(status: pcp_status, message: impl Into<String>) -> Fail {
-        Fail { status, message: message.into() }
+        Fail { status, message: message.into(), retry_after: 0 }
     }
 
     /// An argument error: the message starts "invalid argument: " like
@@ -60,7 +62,7 @@ impl Fail {
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Fail {
-        Fail { status: status_of(&e), message: e.to_string() }
+        Fail { status: status_of(&e), message: e.to_string(), retry_after: e.retry_after().unwrap_or(0) }
     }
 }
 
@@ -68,11 +70,18 @@ pub(crate) type FfiResult<T> = Result<T, Fail>;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_RETRY_AFTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 pub(crate) fn set_last_error(msg: &str) {
     let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = c);
+    let _ = LAST_RETRY_AFTER.try_with(|r| r.set(0));
+}
+
+fn set_last_fail(fail: &Fail) {
+    set_last_error(&fail.message);
+    let _ = LAST_RETRY_AFTER.try_with(|r| r.set(fail.retry_after));
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -115,7 +124,7 @@ pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> pcp_status {
     match catch_quietly(f) {
         Ok(Ok(())) => PCP_OK,
         Ok(Err(fail)) => {
-            set_last_error(&fail.message);
+            set_last_fail(&fail);
             fail.status
         }
         Err(payload) => {
@@ -131,7 +140,7 @@ pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> FfiResult<T>) -> T 
     match catch_quietly(f) {
         Ok(Ok(v)) => v,
         Ok(Err(fail)) => {
-            set_last_error(&fail.message);
+            set_last_fail(&fail);
             default
         }
         Err(payload) => {

@@ -31,16 +31,23 @@ pub enum pcp_event_kind {
     PCP_EVENT_ANNOUNCED = 8,
     /// An external-address request finished; on success `external_address`.
     PCP_EVENT_EXTERNAL_ADDRESS = 9,
+    /// The server changed a mapping on its own (an unsolicited answer, RFC
+    /// 6887 section 14.2): the fields are as for RENEWED.
+    PCP_EVENT_UPDATED = 10,
+    /// Our own address towards the server changed from `old_address` to
+    /// `internal_address`; every mapping of this host is being recreated.
+    PCP_EVENT_INTERNAL_ADDRESS_CHANGED = 11,
 }
 
 /// An event, passed to the event callback. It and its `message` are valid
 /// only during the call: copy what you need.
 ///
-/// - GRANTED, RENEWED: `id` (the mapping's, as `pcp_mapping_id`), protocol,
+/// - GRANTED, RENEWED, UPDATED: `id` (the mapping's, as `pcp_mapping_id`), protocol,
 ///   ports, lifetime, epoch, nonce, external address.
 /// - FAILED, LOST: `id`, `status` and `message` say why.
 /// - DELETED: `id`, `status` (PCP_OK if the server confirmed).
 /// - EXTERNAL_ADDRESS_CHANGED: `old_address` and `external_address`.
+/// - INTERNAL_ADDRESS_CHANGED: `old_address` and `internal_address`.
 /// - SERVER_RESTARTED: `epoch`.
 /// - ANNOUNCED, EXTERNAL_ADDRESS: `id` (the request's), `status`, and `epoch`
 ///   or `external_address`.
@@ -68,11 +75,17 @@ pub struct pcp_event {
     pub external_address_text: [c_char; PCP_ADDRSTRLEN],
     pub old_address: [u8; PCP_ADDR_BYTES],
     pub old_address_text: [c_char; PCP_ADDRSTRLEN],
-    /// GRANTED, RENEWED: what the gateway granted the mapping with,
+    /// GRANTED, RENEWED, UPDATED: what the gateway granted the mapping with,
     /// `PCP_VERSION_PCP` (2) or `PCP_VERSION_NATPMP` (0); 255 for the other
     /// kinds (0 would say NAT-PMP). Last, so that the fields above keep
     /// their offsets.
     pub protocol_version: u8,
+    /// For FAILED, LOST, DELETED by a server's refusal: the error's lifetime
+    /// in seconds (how long the server will keep refusing); 0 otherwise.
+    pub retry_after: u32,
+    /// INTERNAL_ADDRESS_CHANGED: our new address (16 bytes, IPv4-mapped).
+    pub internal_address: [u8; PCP_ADDR_BYTES],
+    pub internal_address_text: [c_char; PCP_ADDRSTRLEN],
 }
 
 /// The event callback: `userdata` is what was registered with it.
@@ -95,6 +108,9 @@ fn blank(kind: pcp_event_kind) -> pcp_event {
         old_address: [0; PCP_ADDR_BYTES],
         old_address_text: [0; PCP_ADDRSTRLEN],
         protocol_version: 255,
+        retry_after: 0,
+        internal_address: [0; PCP_ADDR_BYTES],
+        internal_address_text: [0; PCP_ADDRSTRLEN],
     }
 }
 
@@ -117,6 +133,7 @@ pub(crate) fn with_c_event(event: &Event, f: impl FnOnce(&pcp_event)) {
     let mut message: Option<CString> = None;
     let mut fail = |ev: &mut pcp_event, e: &pcp_core::Error| {
         ev.status = status_of(e);
+        ev.retry_after = e.retry_after().unwrap_or(0);
         message = Some(CString::new(e.to_string().replace('\0', " ")).unwrap_or_default());
     };
     let mut ev;
@@ -128,6 +145,17 @@ pub(crate) fn with_c_event(event: &Event, f: impl FnOnce(&pcp_event)) {
         Event::Renewed(info) => {
             ev = blank(PCP_EVENT_RENEWED);
             fill_info(&mut ev, info);
+        }
+        Event::Updated(info) => {
+            ev = blank(PCP_EVENT_UPDATED);
+            fill_info(&mut ev, info);
+        }
+        Event::InternalAddressChanged { old, new } => {
+            ev = blank(PCP_EVENT_INTERNAL_ADDRESS_CHANGED);
+            ev.internal_address = addr_bytes(*new);
+            fill_text(&mut ev.internal_address_text, &new.to_string());
+            ev.old_address = addr_bytes(*old);
+            fill_text(&mut ev.old_address_text, &old.to_string());
         }
         Event::Failed { id, error } => {
             ev = blank(PCP_EVENT_FAILED);

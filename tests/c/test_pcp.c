@@ -52,7 +52,7 @@ static const char *g_test;
 
 /* ---------------------------------------------------------------- helpers */
 
-#define MAX_KIND 10
+#define MAX_KIND 12
 
 typedef struct {
     pthread_mutex_t lock;
@@ -248,7 +248,9 @@ static void test_invalid_arguments(void) {
     if (c) {
         pcp_mapping *m = NULL;
         CHECK_STATUS(pcp_map(c, PCP_PROTO_TCP, 8080, 0, 0, &m), PCP_INVALID_ARGUMENT); /* lifetime 0 */
-        CHECK_STATUS(pcp_map(c, PCP_PROTO_TCP, 0, 0, 60, &m), PCP_INVALID_ARGUMENT);   /* port 0 with TCP */
+        /* Was "port 0 with TCP", which RFC 6887 section 11.1 allows (all
+         * ports); a port with protocol 0 (all protocols) is what is invalid. */
+        CHECK_STATUS(pcp_map(c, 0, 80, 0, 60, &m), PCP_INVALID_ARGUMENT);
         pcp_map_request req;
         CHECK_OK(pcp_map_request_init(&req, PCP_PROTO_TCP, 8080));
         req.prefer_failure = true; /* without a suggested port */
@@ -560,7 +562,9 @@ static void test_every_result_code(void) {
     if (!c) goto out;
     for (int code = 1; code <= 13; code++) {
         pcp_mapping *m = NULL;
-        CHECK_OK(pcp_test_server_force_result(f.server, code, 30));
+        /* Lifetime 0: after NO_RESOURCES with a lifetime the client rightly
+         * sends no new mapping request for that long (RFC 6887 8.3). */
+        CHECK_OK(pcp_test_server_force_result(f.server, code, 0));
         pcp_status st = pcp_map(c, PCP_PROTO_TCP, (uint16_t)(9000 + code), 0, 60, &m);
         if ((int)st != code) {
             fprintf(stderr, "  FAIL result code %d gave %s (%s)\n", code, pcp_status_name(st), pcp_last_error());
@@ -793,7 +797,15 @@ static void test_callback_failed_and_lost(void) {
     pthread_mutex_lock(&r.lock);
     CHECK(r.last[PCP_EVENT_FAILED].status == PCP_NOT_AUTHORIZED);
     CHECK(strstr(r.last_message[PCP_EVENT_FAILED], "NOT_AUTHORIZED") != NULL);
+    CHECK(r.last[PCP_EVENT_FAILED].retry_after == 30);
     pthread_mutex_unlock(&r.lock);
+    CHECK(pcp_last_retry_after() == 30);
+    /* The same request within the error's lifetime fails at once, locally
+     * (RFC 6887 section 8.3), with the seconds left. */
+    CHECK_OK(pcp_test_server_force_result(f.server, 0, 0));
+    CHECK_STATUS(pcp_map(c, PCP_PROTO_TCP, 8080, 0, 60, &m), PCP_NOT_AUTHORIZED);
+    CHECK(pcp_last_retry_after() > 0 && pcp_last_retry_after() <= 30);
+    CHECK(pcp_test_server_mapping_count(f.server) == 0);
     /* A mapping whose renewals are refused until it expires is lost. */
     CHECK_OK(pcp_test_server_force_result(f.server, 0, 0));
     CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8081, 0, 2, &m));

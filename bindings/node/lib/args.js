@@ -4,7 +4,8 @@
 
 const { invalid } = require('./errors');
 
-const EVENTS = new Set(['renewed', 'lost', 'failed', 'deleted', 'ipChanged', 'serverRestarted']);
+const EVENTS = new Set(['renewed', 'updated', 'lost', 'failed', 'deleted', 'ipChanged', 'internalIpChanged',
+  'serverRestarted']);
 
 const Protocol = Object.freeze({ ALL: 0, TCP: 6, UDP: 17 });
 /** The PCP options this client supports (their codes on the wire). */

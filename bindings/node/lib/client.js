@@ -3,7 +3,7 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./load-native');
-const { PCPError, invalid, fromNative, callNative, abortError } = require('./errors');
+const { PCPError, invalid, fromNative, callNative, abortError, errorOf } = require('./errors');
 const { message, updateMapping, ROW } = require('./rows');
 const {
   EVENTS, describe, toInt, toProtocol, checkSignal, checkObject, clientOptions, discoverOptions, mapOptions, peerOptions,
@@ -38,7 +38,7 @@ function discover(options) {
         if (signal) signal.removeEventListener('abort', onAbort);
         if (settled) return;
         settled = true;
-        if (msg.code) reject(new PCPError(msg.code, msg.message));
+        if (msg.code) reject(errorOf(msg));
         else resolve({ server: msg.server, epoch: msg.epoch, internalAddress: msg.address });
       });
     } catch (e) {
@@ -200,7 +200,7 @@ class Client extends EventEmitter {
       return Promise.reject(fromNative(e));
     }
     if (msg) msg = message(...msg);
-    if (msg) return msg.code ? Promise.reject(new PCPError(msg.code, msg.message)) : Promise.resolve(convert(msg));
+    if (msg) return msg.code ? Promise.reject(errorOf(msg)) : Promise.resolve(convert(msg));
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, convert, signal, onAbort: null, aborted: false };
       if (signal) {
@@ -231,7 +231,7 @@ class Client extends EventEmitter {
           // as CANCELLED; to the caller the client was closed.
           entry.reject(new PCPError('CLOSED', 'the client was closed before the answer'));
         } else if (msg.code) {
-          entry.reject(new PCPError(msg.code, msg.message));
+          entry.reject(errorOf(msg));
         } else {
           let value;
           try {
@@ -260,19 +260,28 @@ class Client extends EventEmitter {
         const m = this._mappings.get(msg.id);
         this._forget(msg.id);
         this._updateRef();
-        this.emit('lost', m || { id: msg.id }, new PCPError(msg.code, msg.message));
+        this.emit('lost', m || { id: msg.id }, errorOf(msg));
         return;
       }
       case 'failed':
-        this.emit('failed', msg.id, new PCPError(msg.code, msg.message));
+        this.emit('failed', msg.id, errorOf(msg));
         return;
       case 'deleted':
         this._forget(msg.id);
         this._updateRef();
         this.emit('deleted', msg.id);
         return;
+      case 'updated': {
+        const m = this._mappings.get(msg.id);
+        if (m) m._update(msg.mapping);
+        this.emit('updated', m || new Mapping(this, msg.mapping));
+        return;
+      }
       case 'ipChanged':
         this.emit('ipChanged', msg.oldAddress, msg.address);
+        return;
+      case 'internalIpChanged':
+        this.emit('internalIpChanged', msg.oldAddress, msg.address);
         return;
       case 'serverRestarted':
         this.emit('serverRestarted', msg.epoch);

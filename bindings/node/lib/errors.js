@@ -20,12 +20,26 @@ function invalid(message) {
 }
 
 // Native functions throw "CODE\0message" for errors they report synchronously.
+// A server's refusal adds "\0seconds": its retryAfter (RFC 6887 section 8.3).
 function fromNative(e) {
   if (e instanceof PCPError) return e;
   const msg = e && typeof e.message === 'string' ? e.message : String(e);
-  const nul = msg.indexOf('\u0000');
-  if (nul > 0) return new PCPError(msg.slice(0, nul), msg.slice(nul + 1));
+  const parts = msg.split('\u0000');
+  if (parts.length >= 2 && parts[0]) {
+    return withRetryAfter(new PCPError(parts[0], parts[1]), parts.length > 2 ? Number(parts[2]) : undefined);
+  }
   return new PCPError('INVALID_ARGUMENT', msg);
+}
+
+/** `err.retryAfter`: for a server's refusal, the seconds it said it will keep refusing. */
+function withRetryAfter(err, retryAfter) {
+  if (retryAfter !== undefined) err.retryAfter = retryAfter;
+  return err;
+}
+
+/** The error a native message carries. */
+function errorOf(msg) {
+  return withRetryAfter(new PCPError(msg.code, msg.message), msg.retryAfter);
 }
 
 function callNative(fn) {
@@ -41,4 +55,4 @@ function abortError(signal) {
   return new PCPError('CANCELLED', 'the operation was cancelled', reason === undefined ? undefined : { cause: reason });
 }
 
-module.exports = { ERROR_CODES, PCPError, invalid, fromNative, callNative, abortError };
+module.exports = { ERROR_CODES, PCPError, invalid, fromNative, callNative, abortError, errorOf };

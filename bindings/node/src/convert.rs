@@ -9,7 +9,11 @@ pub(crate) fn invalid(msg: impl Into<String>) -> PcpError {
 }
 
 pub(crate) fn napi_err(e: PcpError) -> napi::Error {
-    napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}", e.code(), e))
+    // "CODE\0message", then "\0seconds" for a server's refusal (retry_after).
+    match e.retry_after() {
+        Some(secs) => napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}\u{0}{}", e.code(), e, secs)),
+        None => napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}", e.code(), e)),
+    }
 }
 
 pub(crate) fn port(v: u32, what: &str) -> Result<u16, PcpError> {
@@ -166,6 +170,18 @@ pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
                 m = m.error(e);
             }
             m.id = Some(id.0 as f64);
+            m
+        }
+        Event::Updated(info) => {
+            let mut m = NativeMessage::new("updated");
+            m.id = Some(info.id.0 as f64);
+            m.mapping = Some(mapping_data(info));
+            m
+        }
+        Event::InternalAddressChanged { old, new } => {
+            let mut m = NativeMessage::new("internalIpChanged");
+            m.old_address = Some(old.to_string());
+            m.address = Some(new.to_string());
             m
         }
         Event::ExternalAddressChanged { old, new } => {

@@ -35,7 +35,7 @@ layout!(Arg, ARG_FIELDS:
     MNonce = "mapping.nonce", MRemoteAddress = "mapping.remoteAddress", MRemotePort = "mapping.remotePort",
     MGrantedAt = "mapping.grantedAt", MExpiresAt = "mapping.expiresAt", Id = "id", Epoch = "epoch",
     Address = "address", OldAddress = "oldAddress", Server = "server",
-    MProtocolVersion = "mapping.protocolVersion",
+    MProtocolVersion = "mapping.protocolVersion", RetryAfter = "retryAfter",
 );
 
 /// The two layouts, for `lib/rows.js`.
@@ -105,6 +105,8 @@ pub struct NativeMessage {
     pub address: Option<String>,
     pub old_address: Option<String>,
     pub server: Option<String>,
+    /// For a server's refusal: the error's lifetime (RFC 6887 section 8.3).
+    pub retry_after: Option<u32>,
 }
 
 impl NativeMessage {
@@ -121,12 +123,14 @@ impl NativeMessage {
             address: None,
             old_address: None,
             server: None,
+            retry_after: None,
         }
     }
 
     pub(crate) fn error(mut self, e: &PcpError) -> Self {
         self.code = Some(e.code());
         self.message = Some(e.to_string());
+        self.retry_after = e.retry_after();
         self
     }
 }
@@ -240,6 +244,7 @@ impl NativeMessage {
         put(Arg::OldAddress, ascii(env, self.old_address.as_deref())?);
         put(Arg::Server, ascii(env, self.server.as_deref())?);
         put(Arg::MProtocolVersion, ascii(env, m.map(|m| m.protocol_version))?);
+        put(Arg::RetryAfter, value(env, self.retry_after)?);
         let len = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         let mut undefined = std::ptr::null_mut();
         check(sys::napi_get_undefined(env, &mut undefined))?;

@@ -48,6 +48,18 @@ for (const code of SERVER_CODES) {
     assert.equal(err.code, code);
     assert.equal(err.name, 'PCPError');
     assert.ok(err.message.length > 10);
+    if (code === 'UNSUPP_VERSION') {
+      assert.equal(err.retryAfter, undefined, 'version negotiation is no refusal');
+    } else {
+      // RFC 6887 section 8.3: the error's lifetime is retryAfter, and the same
+      // request within it fails at once without reaching the server.
+      assert.equal(err.retryAfter, 30);
+      const before = server.requestsReceived;
+      const again = await client.map(8080).then(() => assert.fail('should have failed'), (e) => e);
+      assert.equal(again.code, code);
+      assert.ok(again.retryAfter > 0 && again.retryAfter <= 30, String(again.retryAfter));
+      assert.equal(server.requestsReceived, before);
+    }
     const classic = new pcp.PCPClient(server.address, { listenAnnounce: false });
     await assert.rejects(classic.createMapping(8081), { code });
     server.forceResult(null);
@@ -105,7 +117,8 @@ test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a
     [() => client.map(8080, { nonce: 'abc' }), /nonce must be 24 hex digits/],
     [() => client.map(8080, { deadline: 0 }), /the request deadline must be more than 0/],
     [() => client.map(8080, { signal: 'stop' }), /signal must be an AbortSignal/],
-    [() => client.map(0), /port 0/i],
+    // TCP port 0 is legal ("all ports", RFC 6887 11.1); a port with protocol 0 (all) is not.
+    [() => client.map(80, { protocol: 0 }), /internal port must be 0/i],
     [() => client.peer(8080), /peer\(\) takes an object/],
     [() => client.peer({ internalPort: 1, remotePort: 2 }), /remoteAddress must be an IP address/],
     [() => client.delete('first'), /delete\(\) takes a Mapping or a mapping id/],

@@ -47,8 +47,12 @@ test('ipChanged: the external address changes (old, new)', async (t) => {
   const m = await client.map(8080);
   assert.equal(m.externalAddress, '203.0.113.7');
   const changed = nextEvent(client, 'ipChanged');
+  const updated = nextEvent(client, 'updated');
   const renewed = nextEvent(client, 'renewed');
   server.setExternalAddress('203.0.113.99');
+  // The server says so with an unsolicited MAP response (RFC 6887 14.2).
+  const [u] = await updated;
+  assert.equal(u.externalAddress, '203.0.113.99');
   const [oldAddress, newAddress] = await changed;
   assert.equal(oldAddress, '203.0.113.7');
   assert.equal(newAddress, '203.0.113.99');
@@ -83,7 +87,9 @@ test('the event handler is removed with the last listener, and added again', asy
   assert.equal(client._listening, true);
   client.off('deleted', onDeleted);
   assert.equal(client._listening, false);
-  server.forceResult('NO_RESOURCES');
+  // Lifetime 0: with one, the client rightly sends no new mapping request
+  // for that long after NO_RESOURCES (RFC 6887 8.3), so no 'failed' event.
+  server.forceResult('NO_RESOURCES', 0);
   await assert.rejects(client.map(8080), { code: 'NO_RESOURCES' });
   const failed = nextEvent(client, 'failed');
   assert.equal(client._listening, true);

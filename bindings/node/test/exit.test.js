@@ -85,7 +85,9 @@ test('a listening client lets the process exit once its results and their events
     const client = new pcp.Client(server.address, { listenAnnounce: false });
     client.on('failed', (id, e) => console.log('FAILED', e.code));
     client.on('deleted', () => console.log('DELETED'));
-    server.forceResult('NO_RESOURCES');
+    // Lifetime 0: with one, NO_RESOURCES rightly holds back the next new
+    // mapping request for that long (RFC 6887 8.3).
+    server.forceResult('NO_RESOURCES', 0);
     await client.map(8080).catch((e) => console.log('REJECTED', e.code));
     server.forceResult(null);
     const m = await client.map(8081);

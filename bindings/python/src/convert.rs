@@ -20,7 +20,7 @@ pub(crate) fn exception_value<'py>(py: Python<'py>, e: &CoreError) -> PyResult<B
         CoreError::Io(io) => io.raw_os_error(),
         _ => None,
     };
-    errors_module(py)?.getattr("_from_core")?.call1((e.code(), e.to_string(), server_version, errno))
+    errors_module(py)?.getattr("_from_core")?.call1((e.code(), e.to_string(), server_version, errno, e.retry_after()))
 }
 
 pub(crate) fn to_pyerr(py: Python<'_>, e: CoreError) -> PyErr {

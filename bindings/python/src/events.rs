@@ -2,9 +2,10 @@
 
 use super::*;
 
-/// An event of a client. `kind` is one of "granted", "renewed", "failed",
-/// "lost", "deleted", "ip_changed", "server_restarted", "announced",
-/// "external_address"; the other attributes are None where they do not apply.
+/// An event of a client. `kind` is one of "granted", "renewed", "updated",
+/// "failed", "lost", "deleted", "ip_changed", "internal_ip_changed",
+/// "server_restarted", "announced", "external_address"; the other
+/// attributes are None where they do not apply.
 #[pyclass(module = "pcp_rs._pcp_rs", name = "Event", frozen, get_all)]
 pub(crate) struct PyEvent {
     pub(crate) kind: &'static str,
@@ -35,6 +36,10 @@ impl PyEvent {
         Ok(match ev {
             CoreEvent::Granted(info) => with_mapping("granted", info)?,
             CoreEvent::Renewed(info) => with_mapping("renewed", info)?,
+            CoreEvent::Updated(info) => with_mapping("updated", info)?,
+            CoreEvent::InternalAddressChanged { old, new } => {
+                PyEvent { old: Some(ip_str(*old)), new: Some(ip_str(*new)), ..PyEvent::empty("internal_ip_changed") }
+            }
             CoreEvent::Failed { id, error } => {
                 PyEvent { mapping_id: Some(id.0), error: err(error)?, ..PyEvent::empty("failed") }
             }

@@ -62,7 +62,22 @@ def test_each_result_code(server: Server, code: int, cls: Type[pcp_rs.ResultCode
         with pytest.raises(cls):
             c.map(17, 8080)
         server.force_result(None)
-        assert c.map(6, 8080).external_port > 0
+        if cls is pcp_rs.UnsuppVersion:
+            # Version negotiation, not a refusal: no retry_after.
+            assert e.retry_after is None
+            assert c.map(6, 8080).external_port > 0
+            return
+        # RFC 6887 section 8.3: the error's lifetime (30 s) is retry_after,
+        # and the same request within it fails at once without reaching the
+        # server (this test used to expect it to go through at once).
+        assert e.retry_after == 30
+        before = server.requests_received()
+        with pytest.raises(cls) as again:
+            c.map(6, 8080)
+        assert again.value.retry_after is not None and 0 < again.value.retry_after <= 30
+        assert server.requests_received() == before
+        if cls is not pcp_rs.NoResources:  # NO_RESOURCES stops every new mapping
+            assert c.map(6, 8090).external_port > 0
 
 
 def test_timeout(server: Server) -> None:
@@ -253,6 +268,6 @@ def test_bad_arguments(client: pcp_rs.Client, server: Server) -> None:
         server.force_result(99)
     # The core's own argument checks arrive as ValueError too (InvalidArgument).
     with pytest.raises(ValueError):
-        client.map(6, 0)
+        client.map(0, 80)  # a port with protocol 0 (all); TCP port 0 is legal (RFC 6887 11.1)
     # Nothing above reached the server.
     assert server.requests_received() == 0

@@ -74,6 +74,9 @@ def test_ip_changed(server: Server) -> None:
         server.set_external_ip("203.0.113.200")
         ev = wait_event(events, "ip_changed")
         assert (ev.old, ev.new) == ("203.0.113.7", "203.0.113.200")
+        # The server told us with an unsolicited MAP response (RFC 6887 14.2).
+        ev = wait_event(events, "updated")
+        assert ev.mapping is not None and ev.mapping.external_ip == "203.0.113.200"
         ev = wait_event(events, "renewed")
         assert ev.mapping is not None and ev.mapping.external_ip == "203.0.113.200"
 

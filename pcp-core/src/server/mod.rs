@@ -210,13 +210,18 @@ impl Server {
         self.send_announce(&targets);
     }
 
-    /// Changes the external address and announces it so clients renew.
+    /// Changes the external address, tells each PCP client about its
+    /// changed mappings with unsolicited responses (RFC 6887 section 14.2)
+    /// and announces it.
     pub fn set_external_addr(&self, addr: IpAddr) {
-        let targets = {
+        let (targets, updates) = {
             let mut st = self.state();
             st.set_external_addr(addr);
-            self.announce_targets(&st)
+            (self.announce_targets(&st), st.mapping_updates(Instant::now()))
         };
+        for (to, msg) in updates {
+            let _ = self.shared.socket.send_to(&msg, to);
+        }
         self.send_announce(&targets);
     }
 

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use crate::engine::canonical;
 use crate::wire::{
-    Body, Nonce, Opcode, PcpOption, Protocol, Request, Response, ResultCode, WireError, HEADER_SIZE, VERSION,
+    Body, MapPayload, Nonce, Opcode, PcpOption, PeerPayload, Protocol, Request, Response, ResultCode, WireError,
+    HEADER_SIZE, VERSION,
 };
 
 use super::ServerConfig;
@@ -44,6 +45,9 @@ pub struct ServerState {
     pub(super) ports_in_use: HashSet<(Protocol, u16)>,
     next_port: u16,
     clients: HashSet<SocketAddr>,
+    /// Where each PCP mapping's last request came from: where an
+    /// unsolicited update for it goes (RFC 6887 section 14.2).
+    sources: HashMap<Key, SocketAddr>,
     /// Clients that spoke NAT-PMP: they get NAT-PMP announcements.
     pub(super) natpmp_clients: HashSet<SocketAddr>,
     /// A result code forced on every NAT-PMP request.
@@ -65,6 +69,7 @@ impl ServerState {
             mappings: HashMap::new(),
             ports_in_use: HashSet::new(),
             clients: HashSet::new(),
+            sources: HashMap::new(),
             natpmp_clients: HashSet::new(),
             natpmp_forced: None,
             requests: 0,
@@ -85,6 +90,40 @@ impl ServerState {
         }
     }
 
+    /// Unsolicited MAP and PEER responses (RFC 6887 section 14.2) telling
+    /// each PCP client the current state of its live mappings (after an
+    /// external address change), with where to send each.
+    pub fn mapping_updates(&mut self, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
+        self.expire(now);
+        let epoch = self.epoch(now);
+        let mut out = Vec::new();
+        for (key, m) in &self.mappings {
+            let Some(&to) = self.sources.get(key) else { continue };
+            let lifetime = m.expires_at.saturating_duration_since(now).as_secs().max(1);
+            let body = match m.remote {
+                None => Body::Map(MapPayload {
+                    nonce: m.nonce,
+                    protocol: m.protocol,
+                    internal_port: m.internal_port,
+                    external_port: m.external_port,
+                    external_addr: m.external_addr,
+                }),
+                Some((remote_addr, remote_port)) => Body::Peer(PeerPayload {
+                    nonce: m.nonce,
+                    protocol: m.protocol,
+                    internal_port: m.internal_port,
+                    external_port: m.external_port,
+                    external_addr: m.external_addr,
+                    remote_port,
+                    remote_addr,
+                }),
+            };
+            let lifetime = u32::try_from(lifetime).unwrap_or(u32::MAX);
+            out.push((to, Response::new(ResultCode::Success, lifetime, epoch, body).encode()));
+        }
+        out
+    }
+
     pub fn epoch(&self, now: Instant) -> u32 {
         let up = now.saturating_duration_since(self.epoch_start).as_secs().min(u64::from(u32::MAX)) as u32;
         self.epoch_offset.saturating_add(up)
@@ -95,6 +134,7 @@ impl ServerState {
         self.epoch_start = now;
         self.epoch_offset = 0;
         self.mappings.clear();
+        self.sources.clear();
         self.ports_in_use.clear();
         self.next_port = self.config.port_range.0;
     }
@@ -230,7 +270,9 @@ impl ServerState {
         let (nonce, protocol, internal_port, sugg_port, sugg_addr) =
             (f.nonce, f.protocol, f.internal_port, f.external_port, f.external_addr);
         let remote = f.remote.map(|(addr, port)| (canonical(addr), port));
-        if (protocol == Protocol::ALL) != (internal_port == 0) {
+        // RFC 6887 section 11.1: port 0 is "all ports" (legal with any
+        // protocol); with protocol 0 (all protocols) the port MUST be 0.
+        if protocol == Protocol::ALL && internal_port != 0 {
             return answer(ResultCode::MalformedRequest, 30, req.body, Vec::new());
         }
         let key = Key { internal_addr, protocol, internal_port, remote };
@@ -270,6 +312,7 @@ impl ServerState {
 
         let lifetime = req.lifetime.clamp(self.config.min_lifetime, self.config.max_lifetime);
         let expires_at = now + Duration::from_secs(u64::from(lifetime));
+        self.sources.insert(key, from);
         if let Some(mut m) = existing {
             m.expires_at = expires_at;
             let body = with_assigned(m.external_port, m.external_addr);
@@ -283,7 +326,7 @@ impl ServerState {
         if !sugg_addr.is_unspecified() && canonical(sugg_addr) != external_addr && prefer_failure {
             return answer(ResultCode::CannotProvideExternal, 30, req.body, echoed);
         }
-        let external_port = if protocol == Protocol::ALL {
+        let external_port = if protocol == Protocol::ALL || internal_port == 0 {
             0
         } else if pinhole {
             internal_port

@@ -30,6 +30,8 @@ _Nonce = Union[bytes, str]
 _EventKind = Literal[
     "granted",
     "renewed",
+    "updated",
+    "internal_ip_changed",
     "failed",
     "lost",
     "deleted",
@@ -212,9 +214,11 @@ class Event:
     """An event of a client; attributes that do not apply to ``kind`` are None.
 
     - granted / renewed: ``mapping`` (and ``mapping_id``, ``epoch``)
+    - updated: ``mapping`` as the server changed it on its own (RFC 6887 14.2)
     - failed / lost: ``mapping_id``, ``error``
     - deleted: ``mapping_id``, ``error`` if the delete failed
     - ip_changed: ``old``, ``new`` external addresses
+    - internal_ip_changed: ``old``, ``new`` addresses of this host (mappings recreated)
     - server_restarted: ``epoch``
     - announced: ``epoch`` or ``error``; external_address: ``new`` or ``error``
     """

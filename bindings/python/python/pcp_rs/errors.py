@@ -72,6 +72,11 @@ class PcpError(Exception):
 
     name: ClassVar[str] = "PCP_ERROR"
     code: ClassVar[Optional[int]] = None
+    #: For a server's refusal: the error's lifetime, how many seconds the
+    #: server said it will keep refusing (RFC 6887 section 8.3; the same
+    #: request within it fails at once without reaching the server). None
+    #: for errors that are not a server's refusal.
+    retry_after: Optional[int] = None
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.name)
@@ -221,11 +226,17 @@ for _name, _result_code, _summary, _short_term in _core_codes():
         RESULT_CODES[_result_code] = _cls  # type: ignore[assignment]
 
 
-def _from_core(name: str, message: str, server_version: Optional[int], errno: Optional[int]) -> PcpError:
+def _from_core(
+    name: str, message: str, server_version: Optional[int], errno: Optional[int], retry_after: Optional[int] = None
+) -> PcpError:
     """Called by the extension module: the exception for a core error."""
     cls = _BY_NAME.get(name, PcpError)
+    e: PcpError
     if cls is UnsuppVersion:
-        return UnsuppVersion(message, server_version)
-    if cls is PcpIOError:
-        return PcpIOError(message, errno)
-    return cls(message)
+        e = UnsuppVersion(message, server_version)
+    elif cls is PcpIOError:
+        e = PcpIOError(message, errno)
+    else:
+        e = cls(message)
+    e.retry_after = retry_after
+    return e
