@@ -699,6 +699,15 @@ enum pcp_status pcp_mapping_nonce(const struct pcp_mapping *mapping, uint8_t *ou
 const char *pcp_last_error(void);
 
 /**
+ * For the last failure of a `pcp_` function on the calling thread that
+ * was a server's refusal: the error's lifetime, i.e. how many seconds the
+ * server said it will keep refusing (RFC 6887 section 8.3; a repeat of the
+ * same request within it fails at once without reaching the server). 0
+ * for other failures.
+ */
+uint32_t pcp_last_retry_after(void);
+
+/**
  * The library's version, e.g. "0.1.0". Never NULL.
  */
 const char *pcp_version(void);

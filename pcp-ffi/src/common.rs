@@ -253,6 +253,16 @@ pub extern "C" fn pcp_last_error() -> *const c_char {
     catch_unwind(|| LAST_ERROR.try_with(|l| l.borrow().as_ptr()).unwrap_or(c"".as_ptr())).unwrap_or(c"".as_ptr())
 }
 
+/// For the last failure of a `pcp_` function on the calling thread that
+/// was a server's refusal: the error's lifetime, i.e. how many seconds the
+/// server said it will keep refusing (RFC 6887 section 8.3; a repeat of the
+/// same request within it fails at once without reaching the server). 0
+/// for other failures.
+#[no_mangle]
+pub extern "C" fn pcp_last_retry_after() -> u32 {
+    catch_unwind(|| LAST_RETRY_AFTER.try_with(|r| r.get()).unwrap_or(0)).unwrap_or(0)
+}
+
 /// The library's version, e.g. "0.1.0". Never NULL.
 #[no_mangle]
 pub extern "C" fn pcp_version() -> *const c_char {

@@ -59,6 +59,13 @@ impl Client {
         external_port: u16,
         lifetime: u32,
     ) -> Pending<Mapping> {
+        if internal_port == 0 {
+            // The engine allows port 0 ("all ports", RFC 6887 section 11.1)
+            // through MapSpec; the classic call maps one port.
+            return Pending::ready(Err(crate::Error::InvalidArgument(
+                "internal_port must be 1..65535 (all ports, port 0, is a MapSpec request)".into(),
+            )));
+        }
         let shared = self.shared().clone();
         let key = (protocol, internal_port);
         let mut spec = MapSpec::new(protocol, internal_port).external_port(external_port).lifetime(lifetime);
