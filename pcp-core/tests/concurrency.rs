@@ -66,7 +66,7 @@ fn eight_threads_a_thousand_requests_each_every_call_its_own_answer() {
                                     m.delete().unwrap_or_else(|e| panic!("thread {t} delete shared: {e}"));
                                     calls += 1;
                                 }
-                                Err(Error::NotAuthorized) => {}
+                                Err(Error::NotAuthorized { .. }) => {}
                                 Err(e) => panic!("thread {t} shared port: {e}"),
                             }
                             calls += 1;

@@ -75,6 +75,7 @@ int main(void) {
         TRUE(pcp_status_name(statuses[i]) != NULL);
     }
     TRUE(pcp_version() != NULL && pcp_last_error() != NULL);
+    TRUE(pcp_last_retry_after() == 0); /* takes no argument; 0 after no refusal */
     EXPECT(pcp_test_panic(), PCP_PANIC);
 
     /* ---- config */
@@ -205,7 +206,8 @@ int main(void) {
     EXPECT(pcp_endpoint_map(NULL, &mr, &id), BAD);
     EXPECT(pcp_endpoint_map(ep, NULL, &id), BAD);
     EXPECT(pcp_endpoint_map(ep, &mr, NULL), BAD);
-    mr.internal_port = 0;
+    /* A port with protocol 0 (all); TCP port 0 is legal ("all ports", RFC 6887 11.1). */
+    mr.protocol = 0;
     EXPECT(pcp_endpoint_map(ep, &mr, &id), BAD);
     EXPECT(pcp_peer_request_init(&pr, PCP_PROTO_TCP, 80, "192.0.2.1", 1), PCP_OK);
     EXPECT(pcp_endpoint_peer(NULL, &pr, &id), BAD);

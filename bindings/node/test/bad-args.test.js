@@ -17,7 +17,7 @@ test('map, peer and the client refuse bad arguments with INVALID_ARGUMENT', asyn
   const client = new pcp.Client(server.address, { listenAnnounce: false, deadline: 2000 });
   try {
     const badMaps = [
-      [-1], [65536], [2 ** 70], [0], [80.5], [null], [undefined], [{}],
+      [-1], [65536], [2 ** 70], [80, { protocol: 0 }] /* port 0 with TCP is all ports, RFC 6887 11.1 */, [80.5], [null], [undefined], [{}],
       [80, { protocol: 'icmpx' }], [80, { protocol: 256 }], [80, { protocol: -1 }],
       [80, { externalPort: -1 }], [80, { externalPort: 65536 }], [80, { lifetime: 0 }], [80, { lifetime: -5 }],
       [80, { lifetime: 2 ** 32 }], [80, { externalAddress: 'nope' }], [80, { thirdParty: 'nope' }],

@@ -26,7 +26,7 @@ def raises_invalid(f: Callable[[], Any]) -> None:
         ("tcp", -1),
         ("tcp", 65536),
         ("tcp", 2**70),
-        ("tcp", 0),
+        (0, 80),  # a port with protocol 0 (all); TCP port 0 is "all ports" (RFC 6887 11.1)
         ("tcp", "80"),
         ("tcp", 80.5),
         ("tcp", None),

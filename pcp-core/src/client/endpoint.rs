@@ -72,6 +72,7 @@ impl Endpoint {
         ec.retransmit = config.retransmit;
         ec.max_in_flight = config.max_in_flight;
         ec.announce_delay_max = config.announce_delay_max;
+        ec.renewal_retry_interval = config.renewal_retry_interval;
         ec.rng_seed = config.rng_seed;
         ec.probe_port = local.port();
         ec.protocol = config.protocol;

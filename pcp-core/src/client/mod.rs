@@ -81,6 +81,11 @@ pub struct ClientConfig {
     /// Off by default: a port-5351 listener would stand in the way of a
     /// PCP or NAT-PMP server on this same host.
     pub natpmp_legacy_announce_port: Option<u16>,
+    /// Test-only: see [`EngineConfig::renewal_retry_interval`]. `None` (the
+    /// default) keeps RFC 6887's renewal schedule.
+    ///
+    /// [`EngineConfig::renewal_retry_interval`]: crate::engine::EngineConfig::renewal_retry_interval
+    pub renewal_retry_interval: Option<Duration>,
 }
 
 impl ClientConfig {
@@ -98,6 +103,7 @@ impl ClientConfig {
             rng_seed: None,
             protocol: ProtocolChoice::Auto,
             natpmp_legacy_announce_port: None,
+            renewal_retry_interval: None,
         }
     }
 

@@ -101,6 +101,12 @@ pub struct EngineConfig {
     /// ([`MIN_RENEWAL_INTERVAL`], the default); only tests with lifetimes
     /// no real server grants should set less.
     pub min_renewal_interval: Duration,
+    /// Test-only: resend an unanswered renewal this often instead of at the
+    /// points of section 11.2.1 (which halve the time left and so give a
+    /// handful of attempts per lifetime). Below four seconds this breaks
+    /// the RFC's MUST; it exists for loss tests with lifetimes of seconds.
+    /// `None`, the default, follows the RFC.
+    pub renewal_retry_interval: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -115,6 +121,7 @@ impl EngineConfig {
             probe_port: 0,
             protocol: ProtocolChoice::Auto,
             min_renewal_interval: MIN_RENEWAL_INTERVAL,
+            renewal_retry_interval: None,
         }
     }
 }

@@ -45,8 +45,12 @@ impl Engine {
     /// expiry, when no attempt fits before it).
     pub(super) fn next_renewal_send(&mut self, id: u64, now: Instant) -> Instant {
         let min_interval = self.config.min_renewal_interval;
+        let retry_interval = self.config.renewal_retry_interval;
         let Some(entry) = self.entries.get_mut(&id) else { return now };
         let expiry = entry.info.as_ref().map_or(now, MappingInfo::expires_at);
+        if let Some(every) = retry_interval {
+            return (now + every).min(expiry); // test-only, see EngineConfig
+        }
         // A pass started off the schedule (restart, ANNOUNCE, new address)
         // counts from its own send.
         let base = entry.renewal_base.filter(|b| *b <= now).unwrap_or(now);
