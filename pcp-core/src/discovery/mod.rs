@@ -36,7 +36,8 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
 pub struct DiscoveryConfig {
     /// Replaces the routing table's default gateways when set.
     pub gateways: Option<Vec<SocketAddr>>,
-    /// Configured servers, tried after (and alongside) the gateways.
+    /// Configured servers: when set, only these are tried (RFC 6887
+    /// section 8.1, a configured server replaces discovery).
     pub servers: Vec<SocketAddr>,
     pub deadline: Duration,
     /// First retransmission timeout of the ANNOUNCE (doubling after).
@@ -95,13 +96,33 @@ pub fn default_gateways() -> Vec<SocketAddr> {
     out
 }
 
+/// RFC 7723's anycast PCP server addresses, tried last (after the default
+/// gateways) when the routing table is consulted.
+pub const ANYCAST_SERVERS: [SocketAddr; 2] = [
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 0, 9)), SERVER_PORT),
+    SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 1, 0, 0, 0, 0, 0, 1)), SERVER_PORT),
+];
+
 /// The candidates `config` names, in order, without duplicates.
+///
+/// RFC 6887 section 8.1: a configured server replaces discovery, so when
+/// `servers` is set only those are tried (a mapping must not land on
+/// another NAT because it answered first). Otherwise the gateways: the
+/// injected list as given, or the routing table's default gateways followed
+/// by the RFC 7723 anycast addresses.
 pub fn candidates(config: &DiscoveryConfig) -> Vec<SocketAddr> {
-    let mut list = config.gateways.clone().unwrap_or_else(default_gateways);
-    for s in &config.servers {
-        if !list.contains(s) {
-            list.push(*s);
+    let mut list = Vec::new();
+    let mut push = |s: SocketAddr| {
+        if !list.contains(&s) {
+            list.push(s);
         }
+    };
+    if !config.servers.is_empty() {
+        config.servers.iter().copied().for_each(&mut push);
+    } else if let Some(gateways) = &config.gateways {
+        gateways.iter().copied().for_each(&mut push);
+    } else {
+        default_gateways().into_iter().chain(ANYCAST_SERVERS).for_each(&mut push);
     }
     list
 }
@@ -190,4 +211,38 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
         failures.push(format!("{}: {why}", ep.engine().server()));
     }
     Err(Error::NoGateway(format!("no PCP server answered within {:?} ({})", config.deadline, failures.join("; "))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// RFC 6887 section 8.1: configured servers replace the gateways.
+    #[test]
+    fn a_configured_server_replaces_discovery() {
+        let config = DiscoveryConfig {
+            gateways: Some(vec![addr("127.0.0.1:5351")]),
+            servers: vec![addr("127.0.0.2:5351"), addr("127.0.0.2:5351")],
+            ..Default::default()
+        };
+        assert_eq!(candidates(&config), vec![addr("127.0.0.2:5351")]);
+    }
+
+    /// Injected gateways are used as given: no anycast (tests send only
+    /// where they point).
+    #[test]
+    fn injected_gateways_are_used_as_given() {
+        let config = DiscoveryConfig::with_candidates(vec![addr("127.0.0.1:5351")]);
+        assert_eq!(candidates(&config), vec![addr("127.0.0.1:5351")]);
+    }
+
+    /// RFC 7723: the anycast addresses are the last candidates.
+    #[test]
+    fn anycast_addresses_are_rfc_7723s() {
+        assert_eq!(ANYCAST_SERVERS, [addr("192.0.0.9:5351"), addr("[2001:1::1]:5351")]);
+    }
 }
