@@ -85,3 +85,17 @@ fn deleting_after_close_says_closed() {
     assert_eq!(c.delete_port(Protocol::TCP, 8080).unwrap_err().code(), "CLOSED");
     assert_eq!(c.map_port(Protocol::TCP, 8080, 0, 3600).unwrap_err().code(), "CLOSED");
 }
+
+#[test]
+fn two_deletes_of_one_mapping_both_return() {
+    // Callers sharing a classic mapping may each delete it; neither waits forever.
+    let server = Server::start_local().expect("server");
+    let c = client(&server);
+    let m = c.map_port(Protocol::TCP, 8080, 0, 3600).expect("map");
+    let (first, second) = (m.delete_async(), m.delete_async());
+    let timeout = std::time::Duration::from_secs(10);
+    assert!(second.wait_timeout(timeout).expect("the second delete returns").is_ok());
+    assert!(first.wait_timeout(timeout).is_some(), "the first delete returns too");
+    assert_eq!(server.mapping_count(), 0);
+    c.close();
+}

@@ -73,8 +73,21 @@ pub(crate) fn pending<T>() -> (Pending<T>, Completer<T>) {
     (Pending { slot: slot.clone(), cancel: None, driver: None, kicked: AtomicBool::new(false) }, Completer { slot })
 }
 
+/// A completer dropped without a result (its waiter replaced, say, by a
+/// second delete of the same mapping) fails its `Pending` with
+/// `Cancelled` rather than leave a caller waiting forever.
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        self.settle(Err(Error::Cancelled));
+    }
+}
+
 impl<T> Completer<T> {
     pub(crate) fn complete(self, result: Result<T>) {
+        self.settle(result);
+    }
+
+    fn settle(&self, result: Result<T>) {
         let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.done {
             return;
