@@ -80,6 +80,29 @@ pub fn quote_input(input: &str) -> String {
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The `retry_after` field of a server refusal (every result-code error but
+/// UNSUPP_VERSION), by reference or mutable reference as `$err` is; `None`
+/// for other errors. One list of the variants for the getter and the setter.
+macro_rules! refusal_retry_after {
+    ($err:expr) => {
+        match $err {
+            Error::NotAuthorized { retry_after }
+            | Error::MalformedRequest { retry_after }
+            | Error::UnsuppOpcode { retry_after }
+            | Error::UnsuppOption { retry_after }
+            | Error::MalformedOption { retry_after }
+            | Error::NetworkFailure { retry_after }
+            | Error::NoResources { retry_after }
+            | Error::UnsuppProtocol { retry_after }
+            | Error::UserExQuota { retry_after }
+            | Error::CannotProvideExternal { retry_after }
+            | Error::AddressMismatch { retry_after }
+            | Error::ExcessiveRemotePeers { retry_after } => Some(retry_after),
+            _ => None,
+        }
+    };
+}
+
 impl Error {
     /// The error a server's non-success result code stands for; `None` for SUCCESS.
     pub fn from_result_code(code: ResultCode) -> Option<Error> {
@@ -187,40 +210,14 @@ impl Error {
     /// For an error a server answered: how many seconds it said it will keep
     /// refusing (the error's lifetime, section 8.3); `None` for other errors.
     pub fn retry_after(&self) -> Option<u32> {
-        match *self {
-            Error::NotAuthorized { retry_after }
-            | Error::MalformedRequest { retry_after }
-            | Error::UnsuppOpcode { retry_after }
-            | Error::UnsuppOption { retry_after }
-            | Error::MalformedOption { retry_after }
-            | Error::NetworkFailure { retry_after }
-            | Error::NoResources { retry_after }
-            | Error::UnsuppProtocol { retry_after }
-            | Error::UserExQuota { retry_after }
-            | Error::CannotProvideExternal { retry_after }
-            | Error::AddressMismatch { retry_after }
-            | Error::ExcessiveRemotePeers { retry_after } => Some(retry_after),
-            _ => None,
-        }
+        refusal_retry_after!(self).copied()
     }
 
     /// The same error with another `retry_after` (for a refusal the engine
     /// replays from memory with the seconds left); other errors unchanged.
     pub(crate) fn with_retry_after(mut self, secs: u32) -> Error {
-        match &mut self {
-            Error::NotAuthorized { retry_after }
-            | Error::MalformedRequest { retry_after }
-            | Error::UnsuppOpcode { retry_after }
-            | Error::UnsuppOption { retry_after }
-            | Error::MalformedOption { retry_after }
-            | Error::NetworkFailure { retry_after }
-            | Error::NoResources { retry_after }
-            | Error::UnsuppProtocol { retry_after }
-            | Error::UserExQuota { retry_after }
-            | Error::CannotProvideExternal { retry_after }
-            | Error::AddressMismatch { retry_after }
-            | Error::ExcessiveRemotePeers { retry_after } => *retry_after = secs,
-            _ => {}
+        if let Some(retry_after) = refusal_retry_after!(&mut self) {
+            *retry_after = secs;
         }
         self
     }
