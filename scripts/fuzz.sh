@@ -31,8 +31,15 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 cd "$root/fuzz"
-cargo +nightly fuzz build -O 2>&1 | tail -3
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz: build failed"; exit 1; }
+build_log="$(mktemp "${TMPDIR:-/tmp}/pcp-rs-fuzz-build.XXXXXX")"
+if ! cargo +nightly fuzz build -O >"$build_log" 2>&1; then
+    # The compiler's own errors, not the tail of cargo-fuzz's backtrace.
+    grep -E -A12 '^error' "$build_log" | head -60
+    rm -f "$build_log"
+    echo "fuzz: build failed"
+    exit 1
+fi
+rm -f "$build_log"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 

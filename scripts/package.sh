@@ -264,7 +264,12 @@ package_python_wheel() {
 package_node_main() {
     local stage="$work/node/pcp-rs"
     rm -rf "$stage" && mkdir -p "$stage/crates"
-    (cd bindings/node && cp -r index.js index.d.ts loader.js install.js src build.rs README.md "$stage/")
+    # What package.json's "files" names, so that a file added there is never left out of the
+    # tarball; Cargo.toml is written below.
+    local f
+    for f in $(node -p 'require("./bindings/node/package.json").files.join("\n")'); do
+        [ "$f" = Cargo.toml ] || cp -r "bindings/node/$f" "$stage/"
+    done
     git ls-files -z pcp-core | tar --null -T - -cf - | tar -xf - -C "$stage/crates"
     cp Cargo.lock LICENSE-MIT LICENSE-APACHE "$stage/"
     # The binding's manifest plus the workspace's shared settings, with pcp-core where it now is.

@@ -361,7 +361,20 @@ fn check(engine: &mut Engine, model: &mut Model) {
             Event::Announced { id, .. } | Event::ExternalAddress { id, .. } => {
                 assert!(model.requests.remove(id), "completion of an unknown or finished request: {ev:?}");
             }
-            Event::ExternalAddressChanged { .. } | Event::ServerRestarted { .. } => {}
+            Event::Updated(info) => {
+                // Section 14.2: only a held (granted, not ending) mapping takes an update.
+                assert!(info.external_port != 0, "an update with external port 0: {ev:?}");
+                assert!(info.lifetime != 0, "an update with lifetime 0: {ev:?}");
+                let life =
+                    model.mappings.get(&info.id).unwrap_or_else(|| panic!("event for an unknown mapping: {ev:?}"));
+                assert!(
+                    life.granted && life.live && !life.ended,
+                    "update of a mapping that is not held: {ev:?} {life:?}"
+                );
+            }
+            Event::ExternalAddressChanged { .. }
+            | Event::InternalAddressChanged { .. }
+            | Event::ServerRestarted { .. } => {}
         }
     }
     let ids = engine.mapping_ids();
