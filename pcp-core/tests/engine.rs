@@ -48,22 +48,10 @@ fn events(e: &mut Engine) -> Vec<Event> {
 
 /// The server's answer to `req`: `result`, `lifetime`, `epoch`, external port.
 fn answer(req: &Request, result: ResultCode, lifetime: u32, epoch: u32, port: u16) -> Vec<u8> {
-    let body = match req.body {
-        Body::Map(mut m) => {
-            if result == ResultCode::Success {
-                m.external_port = port;
-                m.external_addr = "203.0.113.7".parse().unwrap();
-            }
-            Body::Map(m)
-        }
-        Body::Peer(mut p) => {
-            if result == ResultCode::Success {
-                p.external_port = port;
-                p.external_addr = "203.0.113.7".parse().unwrap();
-            }
-            Body::Peer(p)
-        }
-        b => b,
+    let body = if result == ResultCode::Success {
+        req.body.with_external(port, "203.0.113.7".parse().unwrap())
+    } else {
+        req.body
     };
     Response::new(result, lifetime, epoch, body).encode()
 }

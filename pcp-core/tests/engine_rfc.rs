@@ -43,19 +43,7 @@ fn events(e: &mut Engine) -> Vec<Event> {
 
 /// The answer to `req` with every field chosen.
 fn answer_with(req: &Request, result: ResultCode, lifetime: u32, epoch: u32, port: u16, addr: IpAddr) -> Vec<u8> {
-    let body = match req.body {
-        Body::Map(mut m) => {
-            m.external_port = port;
-            m.external_addr = addr;
-            Body::Map(m)
-        }
-        Body::Peer(mut p) => {
-            p.external_port = port;
-            p.external_addr = addr;
-            Body::Peer(p)
-        }
-        b => b,
-    };
+    let body = req.body.with_external(port, addr);
     Response::new(result, lifetime, epoch, body).encode()
 }
 

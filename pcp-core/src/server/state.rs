@@ -287,19 +287,7 @@ impl ServerState {
                 return answer(ResultCode::NotAuthorized, 30, req.body, echoed);
             }
         }
-        let with_assigned = |port: u16, addr: IpAddr| match req.body {
-            Body::Map(mut m) => {
-                m.external_port = port;
-                m.external_addr = addr;
-                Body::Map(m)
-            }
-            Body::Peer(mut p) => {
-                p.external_port = port;
-                p.external_addr = addr;
-                Body::Peer(p)
-            }
-            Body::Announce => Body::Announce,
-        };
+        let with_assigned = |port: u16, addr: IpAddr| req.body.with_external(port, addr);
 
         if req.lifetime == 0 {
             if let Some(m) = existing {

@@ -63,6 +63,17 @@ pub struct MappingFields {
 }
 
 impl Body {
+    /// The same MAP or PEER body with the external port and address a
+    /// server assigns in its answer (RFC 6887 sections 11.4 and 12.3);
+    /// ANNOUNCE, which has neither, is returned as it is.
+    pub fn with_external(self, port: u16, addr: IpAddr) -> Body {
+        match self {
+            Body::Map(m) => Body::Map(MapPayload { external_port: port, external_addr: addr, ..m }),
+            Body::Peer(p) => Body::Peer(PeerPayload { external_port: port, external_addr: addr, ..p }),
+            Body::Announce => Body::Announce,
+        }
+    }
+
     /// The fields that identify and describe a mapping; `None` for ANNOUNCE.
     pub fn mapping_fields(&self) -> Option<MappingFields> {
         match *self {
