@@ -8,14 +8,12 @@
 
 use std::time::Duration;
 
-use crate::client::ClientConfig;
 use crate::discovery::DiscoveryConfig;
+use crate::endpoint::ClientConfig;
 use crate::engine::RetransmitPolicy;
 use crate::{Error, Result};
 
-/// The lifetime a MAP or PEER asks for unless told otherwise, in seconds
-/// (what the classic APIs of every language default to).
-pub const DEFAULT_LIFETIME: u32 = 3600;
+pub use crate::engine::DEFAULT_LIFETIME;
 
 /// The longest deadline or delay a setting may have: a day. Longer ones are
 /// almost surely a unit mistake (milliseconds given as seconds).
@@ -52,7 +50,7 @@ impl RetransmitPolicy {
 
 impl ClientConfig {
     /// Checks every setting of a client; [`Client::new`](crate::Client::new)
-    /// and [`Endpoint::new`](crate::client::Endpoint::new) refuse a config
+    /// and [`Endpoint::new`](crate::endpoint::Endpoint::new) refuse a config
     /// that fails.
     pub fn validate(&self) -> Result<()> {
         self.retransmit.validate()?;

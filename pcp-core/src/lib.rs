@@ -8,6 +8,8 @@
 //! - [`wire`]: the message format, strictly validated.
 //! - [`engine`]: the sans-IO state machine (bring your own event loop).
 //! - [`client`]: a blocking, thread-safe [`Client`] with one background thread.
+//! - [`endpoint`]: the engine with its sockets and no thread ([`ClientConfig`]
+//!   is its settings); beneath both the client and discovery.
 //! - [`discovery`]: find the PCP server (the default gateways, configured ones).
 //! - [`server`] (feature `server`): a PCP server for tests and demos.
 //!
@@ -23,6 +25,7 @@ pub mod client;
 mod codes;
 pub mod config;
 pub mod discovery;
+pub mod endpoint;
 pub mod engine;
 mod error;
 #[cfg(feature = "server")]

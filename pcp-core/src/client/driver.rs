@@ -16,7 +16,7 @@ use std::time::Instant;
 use polling::{Event as PollEvent, Events, PollMode};
 
 use super::shared::{fail_waiter, Shared, Waiter, MAIN_KEY};
-use super::socket;
+use crate::endpoint::socket;
 use crate::Error;
 
 /// The driver poller's key of the ANNOUNCE listener.

@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use super::socket::{self, RawSocket};
 use super::Client;
+use crate::endpoint::socket::{self, RawSocket};
 
 impl Client {
     /// For event-loop integrations (libuv, asyncio): the socket whose

@@ -20,12 +20,10 @@ mod address;
 mod background;
 mod classic;
 mod driver;
-mod endpoint;
 mod event_loop;
 mod mapping;
 mod pending;
 mod shared;
-mod socket;
 mod waiting;
 mod wake;
 pub mod wall_clock;
@@ -35,90 +33,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use polling::Poller;
 
+pub use crate::endpoint::{ClientConfig, Endpoint, RawSocket};
 pub use address::parse_server;
 pub use background::discover_async;
-pub use endpoint::Endpoint;
 pub use mapping::Mapping;
 pub use pending::Pending;
-pub use socket::RawSocket;
 
 use pending::pending;
 use shared::{Owner, Shared, State, Waiter};
 
-use crate::engine::{
-    Event, KeyMap, MapSpec, MappingId, PeerSpec, ProtocolChoice, ProtocolVersion, RequestId, RetransmitPolicy,
-};
-use crate::wire::{Nonce, Protocol, CLIENT_PORT};
+use crate::engine::{Event, KeyMap, MapSpec, MappingId, PeerSpec, ProtocolVersion, RequestId};
+use crate::wire::{Nonce, Protocol};
 use crate::Result;
-
-/// Settings of a [`Client`].
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    pub server: SocketAddr,
-    /// Bind to this local address; by default the route to the server picks it.
-    pub local_addr: Option<IpAddr>,
-    /// Retransmission of requests: by default the RFC schedule with a 10 s deadline.
-    pub retransmit: RetransmitPolicy,
-    /// Requests on the wire at once (more wait their turn).
-    pub max_in_flight: usize,
-    /// Listen for unsolicited ANNOUNCE (UDP 5350, 224.0.0.1 / ff02::1).
-    pub listen_announce: bool,
-    pub announce_port: u16,
-    pub announce_delay_max: Duration,
-    /// Delete the client's mappings when it is closed (default true).
-    pub delete_on_close: bool,
-    /// How long closing may wait for the deletes to be answered.
-    pub close_timeout: Duration,
-    pub rng_seed: Option<[u8; 32]>,
-    /// PCP with the NAT-PMP fallback (the default), PCP only or NAT-PMP only.
-    pub protocol: ProtocolChoice,
-    /// Also listen on this port (5351) for the announcements of NAT-PMP
-    /// gateways from before RFC 6886, which multicast to 224.0.0.1:5351.
-    /// Off by default: a port-5351 listener would stand in the way of a
-    /// PCP or NAT-PMP server on this same host.
-    pub natpmp_legacy_announce_port: Option<u16>,
-    /// Test-only: see [`EngineConfig::renewal_retry_interval`]. `None` (the
-    /// default) keeps RFC 6887's renewal schedule.
-    ///
-    /// [`EngineConfig::renewal_retry_interval`]: crate::engine::EngineConfig::renewal_retry_interval
-    pub renewal_retry_interval: Option<Duration>,
-}
-
-impl ClientConfig {
-    pub fn new(server: SocketAddr) -> Self {
-        ClientConfig {
-            server,
-            local_addr: None,
-            retransmit: RetransmitPolicy::default(),
-            max_in_flight: 64,
-            listen_announce: true,
-            announce_port: CLIENT_PORT,
-            announce_delay_max: Duration::from_secs(5),
-            delete_on_close: true,
-            close_timeout: Duration::from_secs(2),
-            rng_seed: None,
-            protocol: ProtocolChoice::Auto,
-            natpmp_legacy_announce_port: None,
-            renewal_retry_interval: None,
-        }
-    }
-
-    /// Which protocols to speak (see [`ProtocolChoice`]).
-    pub fn protocol(mut self, protocol: ProtocolChoice) -> Self {
-        self.protocol = protocol;
-        self
-    }
-
-    /// Gives up on a request after `deadline` (the RFC retransmission schedule inside it).
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.retransmit.max_duration = Some(deadline);
-        self
-    }
-}
 
 pub(crate) type Handler = Arc<dyn Fn(&Event) + Send + Sync>;
 

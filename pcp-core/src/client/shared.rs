@@ -13,7 +13,8 @@ use polling::{PollMode, Poller};
 
 use super::pending::{pending, Completer, Pending};
 use super::wake::ThreadWake;
-use super::{socket, ClientConfig, Endpoint, Handler, HandlerId, Mapping};
+use super::{Handler, HandlerId, Mapping};
+use crate::endpoint::{socket, ClientConfig, Endpoint};
 use crate::engine::{Event, KeyMap, MappingId};
 use crate::{Error, Result};
 

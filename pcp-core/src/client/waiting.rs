@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::pending::Drive;
 use super::shared::{Shared, State};
 use super::wake::ThreadWake;
-use super::{endpoint, socket};
+use crate::endpoint::{self, socket};
 
 /// How a caller driving the engine waits for its answer.
 ///

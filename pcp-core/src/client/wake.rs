@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use polling::{Event, Events, PollMode, Poller};
 
-use super::socket;
+use crate::endpoint::socket;
 
 /// The poller key of the watched socket.
 const SOCKET_KEY: usize = 1;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use polling::{Event as PollEvent, Events, PollMode, Poller};
 
-use crate::client::{ClientConfig, Endpoint};
+use crate::endpoint::{ClientConfig, Endpoint};
 use crate::engine::{Event, RetransmitPolicy};
 use crate::wire::SERVER_PORT;
 use crate::{Error, Result};

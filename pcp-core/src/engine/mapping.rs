@@ -6,6 +6,10 @@ use crate::wire::{Filter, Nonce, Opcode, Protocol};
 
 use super::{ProtocolVersion, RetransmitPolicy};
 
+/// The lifetime a MAP or PEER asks for unless told otherwise, in seconds
+/// (what the classic APIs of every language default to).
+pub const DEFAULT_LIFETIME: u32 = 3600;
+
 /// Identifies a mapping for the life of its engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MappingId(pub u64);
@@ -56,7 +60,7 @@ impl MapSpec {
             internal_port,
             suggested_external_port: 0,
             suggested_external_addr: None,
-            lifetime: crate::config::DEFAULT_LIFETIME,
+            lifetime: DEFAULT_LIFETIME,
             prefer_failure: false,
             filters: Vec::new(),
             third_party: None,
@@ -131,7 +135,7 @@ impl PeerSpec {
             remote_port,
             suggested_external_port: 0,
             suggested_external_addr: None,
-            lifetime: crate::config::DEFAULT_LIFETIME,
+            lifetime: DEFAULT_LIFETIME,
             third_party: None,
             nonce: None,
             retransmit: None,

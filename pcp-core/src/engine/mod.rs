@@ -24,7 +24,6 @@
 //! # let _ = id;
 //! ```
 
-mod addr;
 mod announce;
 mod entry;
 mod epoch;
@@ -52,12 +51,11 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-pub(crate) use addr::canonical;
 pub use announce::ANNOUNCE_HOLDOFF;
 pub use epoch::{Epoch, EpochCheck};
 pub use event::Event;
 pub(crate) use key_map::KeyMap;
-pub use mapping::{MapSpec, MappingId, MappingInfo, PeerSpec, RequestId};
+pub use mapping::{MapSpec, MappingId, MappingInfo, PeerSpec, RequestId, DEFAULT_LIFETIME};
 pub use natpmp::{natpmp_error, NATPMP_INITIAL_TIMEOUT, NATPMP_MAX_SENDS};
 pub use negotiation::{ProtocolChoice, ProtocolVersion, PCP_RETRY_INTERVAL};
 pub use renewal::MIN_RENEWAL_INTERVAL;

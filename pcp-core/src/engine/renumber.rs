@@ -12,9 +12,9 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::addr::canonical;
 use super::entry::{Kind, Phase};
 use super::{Engine, Event};
+use crate::wire::canonical;
 
 impl Engine {
     /// Tells the engine that our address towards the server is now `new`.

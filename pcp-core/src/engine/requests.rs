@@ -9,10 +9,10 @@ use rand::Rng;
 use crate::wire::{self, unspecified_external, Nonce, Opcode, PcpOption, Protocol};
 use crate::{Error, Result};
 
-use super::addr::canonical;
 use super::entry::{Kind, Phase, Template};
 use super::refusal::RequestKey;
 use super::{Engine, Event, MapSpec, MappingId, PeerSpec, ProtocolVersion, RequestId, RetransmitPolicy};
+use crate::wire::canonical;
 
 /// Lifetime of the short-lived mapping used to learn the external address.
 const PROBE_LIFETIME: u32 = 120;

@@ -7,10 +7,10 @@ use std::time::Instant;
 use crate::wire::{Body, MappingFields, Opcode, Response, ResultCode};
 use crate::Error;
 
-use super::addr::same_endpoint;
 use super::entry::{Kind, Phase};
 use super::validate::unusable_grant;
 use super::{Engine, EpochCheck, Event, MappingId, MappingInfo, ProtocolVersion, RequestId};
+use crate::wire::same_endpoint;
 
 impl Engine {
     /// Feeds a datagram received from `from` at `now`. Anything that is not a

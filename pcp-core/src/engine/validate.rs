@@ -8,8 +8,8 @@ use std::net::IpAddr;
 
 use crate::wire::MappingFields;
 
-use super::addr::canonical;
 use super::entry::Template;
+use crate::wire::canonical;
 
 /// Why a SUCCESS granting `lifetime` seconds with these fields cannot be
 /// used for the request `template`; `None` when it can.

@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::engine::canonical;
+use crate::wire::canonical;
 use crate::wire::natpmp::{NatPmpRequest, NatPmpResponse, NatPmpResult, NATPMP_VERSION};
 use crate::wire::{Nonce, Opcode, Protocol, WireError};
 

@@ -2,7 +2,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::engine::canonical;
+use crate::wire::canonical;
 use crate::wire::{
     Body, MapPayload, Nonce, Opcode, PcpOption, PeerPayload, Protocol, Request, Response, ResultCode, WireError,
     HEADER_SIZE, VERSION,

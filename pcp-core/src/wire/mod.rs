@@ -17,6 +17,7 @@
 //! ```
 
 mod address;
+mod compare;
 mod error;
 mod message;
 pub mod natpmp;
@@ -24,6 +25,7 @@ mod option;
 mod types;
 
 pub use address::{from_wire_address, to_wire_address, unspecified_external};
+pub(crate) use compare::{canonical, same_endpoint};
 pub use error::WireError;
 pub use message::{Body, MapPayload, MappingFields, PeerPayload, Request, Response};
 pub use option::{Filter, PcpOption};

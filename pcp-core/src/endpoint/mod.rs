@@ -1,3 +1,9 @@
+//! The engine with its sockets, beneath both the [`Client`](crate::Client)
+//! (which adds a driver thread) and [`discovery`](crate::discovery) (which
+//! probes several servers at once with one endpoint each): the UDP socket
+//! towards the server, the ANNOUNCE listeners, and the settings that open
+//! them ([`ClientConfig`]).
+
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,17 +16,20 @@ use crate::engine::{Engine, EngineConfig, Event};
 use crate::wire::MAX_MESSAGE_SIZE;
 use crate::Result;
 
-use super::socket::{self, RawSocket};
-use super::ClientConfig;
+mod config;
+pub(crate) mod socket;
+
+pub use config::ClientConfig;
+pub use socket::RawSocket;
 
 /// The engine with its sockets, and no thread: for programs that run their
 /// own event loop. Wait until one of [`Endpoint::fds`] is readable or
 /// [`Endpoint::poll_timeout`] passes, then call [`Endpoint::process`] and
-/// read [`Endpoint::poll_event`]. [`Client`](super::Client) is this plus a
+/// read [`Endpoint::poll_event`]. [`Client`](crate::Client) is this plus a
 /// driver thread.
 pub struct Endpoint {
     engine: Engine,
-    /// Shared with the [`Client`](super::Client)'s waiting callers, who
+    /// Shared with the [`Client`](crate::Client)'s waiting callers, who
     /// read it without the endpoint.
     socket: Arc<UdpSocket>,
     announce: Option<UdpSocket>,
@@ -91,7 +100,7 @@ impl Endpoint {
 
     /// Where waiting callers may sleep in recv(2) (see [`socket`]): makes
     /// the main socket blocking with a receive timeout of [`WAIT_SLICE`],
-    /// for [`wait_for_datagram`]. A [`Client`](super::Client) caller
+    /// for [`wait_for_datagram`]. A [`Client`](crate::Client) caller
     /// waiting for its answer then sleeps in recv(2) itself instead of a
     /// poll and then recv(2). Nothing else blocks on it, since every other
     /// read and send says MSG_DONTWAIT. Elsewhere the socket stays
