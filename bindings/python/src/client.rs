@@ -31,13 +31,7 @@ impl Inner {
         if hooks.is_empty() {
             return;
         }
-        let _ = Python::try_attach(move |py| {
-            for cb in hooks {
-                if let Err(e) = cb.call0(py) {
-                    e.write_unraisable(py, Some(cb.bind(py)));
-                }
-            }
-        });
+        let _ = Python::try_attach(move |py| hooks.iter().for_each(|cb| call_reporting(py, cb)));
     }
 }
 
@@ -113,10 +107,10 @@ impl PyClient {
         let protocol = ProtocolChoice::parse(protocol)
             .ok_or_else(|| value_error(format!("protocol must be 'auto', 'pcp' or 'natpmp', not {protocol:?}")))?;
         let candidates = server_list(candidates)?;
-        let deadline = deadline.map(|d| seconds(d, "deadline")).transpose()?;
-        let close_timeout = close_timeout.map(|d| seconds(d, "close_timeout")).transpose()?;
-        let announce_delay_max = announce_delay_max.map(|d| seconds(d, "announce_delay_max")).transpose()?;
-        let discovery_deadline = discovery_deadline.map(|d| seconds(d, "discovery_deadline")).transpose()?;
+        let deadline = opt_seconds(deadline, "deadline")?;
+        let close_timeout = opt_seconds(close_timeout, "close_timeout")?;
+        let announce_delay_max = opt_seconds(announce_delay_max, "announce_delay_max")?;
+        let discovery_deadline = opt_seconds(discovery_deadline, "discovery_deadline")?;
         let local = opt_ip(local_ip, "local_ip")?;
         // The core's defaults otherwise: notably listen_announce (UDP 5350
         // with address reuse; the core carries on if the port is busy).
@@ -141,7 +135,7 @@ impl PyClient {
             }
             cc
         };
-        let core = match server.filter(|s| !s.is_none()) {
+        let core = match server {
             Some(s) => {
                 if candidates.is_some() {
                     return Err(value_error("give either a server or candidates to discover among, not both"));
@@ -201,7 +195,7 @@ impl PyClient {
         filters: Option<&Bound<'_, PyAny>>,
         third_party: Option<&Bound<'_, PyAny>>,
         nonce: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyMapping> {
+    ) -> PyResult<Py<PyAny>> {
         let spec = map_spec(
             protocol,
             internal_port,
@@ -213,8 +207,7 @@ impl PyClient {
             third_party,
             nonce,
         )?;
-        let m = wait(py, self.inner.core.map_async(spec))?;
-        Ok(PyMapping::new(&self.inner, m.info().clone()))
+        wait_py(py, &self.inner, self.inner.core.map_async(spec))
     }
 
     #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None, *, external_ip=None,
@@ -242,7 +235,7 @@ impl PyClient {
             third_party,
             nonce,
         )?;
-        Ok(PyRequest::new(&self.inner, self.inner.core.map_async(spec).map(Out::Map)))
+        Ok(PyRequest::new(&self.inner, self.inner.core.map_async(spec)))
     }
 
     #[pyo3(signature = (protocol, internal_port, peer_ip, peer_port, external_port=None, lifetime=None, *,
@@ -259,7 +252,7 @@ impl PyClient {
         external_ip: Option<&Bound<'_, PyAny>>,
         third_party: Option<&Bound<'_, PyAny>>,
         nonce: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyMapping> {
+    ) -> PyResult<Py<PyAny>> {
         let spec = peer_spec(
             protocol,
             internal_port,
@@ -271,8 +264,7 @@ impl PyClient {
             third_party,
             nonce,
         )?;
-        let m = wait(py, self.inner.core.peer_async(spec))?;
-        Ok(PyMapping::new(&self.inner, m.info().clone()))
+        wait_py(py, &self.inner, self.inner.core.peer_async(spec))
     }
 
     #[pyo3(signature = (protocol, internal_port, peer_ip, peer_port, external_port=None, lifetime=None, *,
@@ -300,7 +292,7 @@ impl PyClient {
             third_party,
             nonce,
         )?;
-        Ok(PyRequest::new(&self.inner, self.inner.core.peer_async(spec).map(Out::Map)))
+        Ok(PyRequest::new(&self.inner, self.inner.core.peer_async(spec)))
     }
 
     /// The classic MAP (`PCPClient.create_mapping`): joins a call for the
@@ -314,9 +306,8 @@ impl PyClient {
         internal_port: &Bound<'_, PyAny>,
         external_port: Option<&Bound<'_, PyAny>>,
         lifetime: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyMapping> {
-        let m = wait(py, self.start_classic(protocol, internal_port, external_port, lifetime)?)?;
-        Ok(PyMapping::new(&self.inner, m.info().clone()))
+    ) -> PyResult<Py<PyAny>> {
+        wait_py(py, &self.inner, self.start_classic(protocol, internal_port, external_port, lifetime)?)
     }
 
     #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None))]
@@ -327,8 +318,7 @@ impl PyClient {
         external_port: Option<&Bound<'_, PyAny>>,
         lifetime: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRequest> {
-        let p = self.start_classic(protocol, internal_port, external_port, lifetime)?;
-        Ok(PyRequest::new(&self.inner, p.map(Out::Map)))
+        Ok(PyRequest::new(&self.inner, self.start_classic(protocol, internal_port, external_port, lifetime)?))
     }
 
     /// The classic delete (`PCPClient.delete_mapping`): nothing to do if the
@@ -345,7 +335,7 @@ impl PyClient {
 
     fn start_delete_port(&self, protocol: &Bound<'_, PyAny>, internal_port: &Bound<'_, PyAny>) -> PyResult<PyRequest> {
         let p = self.inner.core.delete_port_async(self::protocol(protocol)?, port(internal_port, "internal_port")?);
-        Ok(PyRequest::new(&self.inner, p.map(|()| Out::Unit)))
+        Ok(PyRequest::new(&self.inner, p))
     }
 
     /// Deletes a mapping of this client (lifetime 0 with its nonce).
@@ -356,7 +346,7 @@ impl PyClient {
 
     fn start_delete(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<PyRequest> {
         let id = self.own_mapping(mapping)?;
-        Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(id).map(|()| Out::Unit)))
+        Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(id)))
     }
 
     /// Deletes a mapping this client did not make, known by its nonce.
@@ -393,7 +383,7 @@ impl PyClient {
     }
 
     fn start_announce(&self) -> PyRequest {
-        PyRequest::new(&self.inner, self.inner.core.announce_async().map(Out::Epoch))
+        PyRequest::new(&self.inner, self.inner.core.announce_async())
     }
 
     /// The gateway's external IP address.
@@ -402,18 +392,13 @@ impl PyClient {
     }
 
     fn start_external_address(&self) -> PyRequest {
-        PyRequest::new(&self.inner, self.inner.core.external_address_async().map(Out::Addr))
+        PyRequest::new(&self.inner, self.inner.core.external_address_async())
     }
 
     /// Calls `callback(event)` for every event, on the client's driver
     /// thread; returns an id for `remove_event_handler`.
     fn on_event(&self, callback: Py<PyAny>) -> PyResult<u64> {
-        Python::attach(|py| {
-            if !callback.bind(py).is_callable() {
-                return Err(PyTypeError::new_err("callback must be callable"));
-            }
-            Ok(())
-        })?;
+        Python::attach(|py| check_callable(py, &callback))?;
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let handler = self.inner.core.on_event(move |ev| {
             let Some(inner) = weak.upgrade() else { return };
@@ -448,9 +433,7 @@ impl PyClient {
     /// (`close`, `close_keep`, the last reference going, exit): at once if it
     /// already is, else on the thread that closes it.
     fn on_close(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
-        if !callback.bind(py).is_callable() {
-            return Err(PyTypeError::new_err("callback must be callable"));
-        }
+        check_callable(py, &callback)?;
         let now = {
             let mut hooks = lock(&self.inner.close_hooks);
             match hooks.as_mut() {
@@ -511,10 +494,9 @@ impl PyClient {
         lifetime: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Pending<CoreMapping>> {
         let (proto, internal) = (self::protocol(protocol)?, port(internal_port, "internal_port")?);
-        let external = external_port.filter(|o| !o.is_none()).map(|o| port(o, "external_port")).transpose()?;
-        let life = lifetime.filter(|o| !o.is_none()).map(self::lifetime).transpose()?;
-        let life = life.unwrap_or(pcp_core::config::DEFAULT_LIFETIME);
-        Ok(self.inner.core.map_port_async(proto, internal, external.unwrap_or(0), life))
+        let external = external_port.map(|o| port(o, "external_port")).transpose()?.unwrap_or(0);
+        let life = lifetime.map(self::lifetime).transpose()?.unwrap_or(pcp_core::config::DEFAULT_LIFETIME);
+        Ok(self.inner.core.map_port_async(proto, internal, external, life))
     }
 
     pub(crate) fn own_mapping(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<MappingId> {

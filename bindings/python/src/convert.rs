@@ -60,10 +60,7 @@ pub(crate) fn parse_ip(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<IpAddr> {
 }
 
 pub(crate) fn opt_ip(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<IpAddr>> {
-    match obj {
-        Some(o) if !o.is_none() => parse_ip(o, what).map(Some),
-        _ => Ok(None),
-    }
+    obj.map(|o| parse_ip(o, what)).transpose()
 }
 
 pub(crate) fn int_in(obj: &Bound<'_, PyAny>, what: &str, lo: i64, hi: i64) -> PyResult<i64> {
@@ -113,10 +110,12 @@ pub(crate) fn seconds(v: f64, what: &str) -> PyResult<Duration> {
     Duration::try_from_secs_f64(v).map_err(|_| value_error(format!("{what} is too large: {v}")))
 }
 
+pub(crate) fn opt_seconds(v: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
+    v.map(|v| seconds(v, what)).transpose()
+}
+
 pub(crate) fn nonce(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Nonce>> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else {
-        return Ok(None);
-    };
+    let Some(obj) = obj else { return Ok(None) };
     if let Ok(b) = obj.cast::<PyBytes>() {
         let arr: [u8; 12] = b
             .as_bytes()
@@ -135,9 +134,7 @@ pub(crate) fn nonce(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Nonce>> {
 
 /// FILTER options: an iterable of `(remote_ip, prefix_len, remote_port)`.
 pub(crate) fn filters(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Filter>> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else {
-        return Ok(Vec::new());
-    };
+    let Some(obj) = obj else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for item in obj.try_iter()? {
         let item = item?;
@@ -175,9 +172,7 @@ pub(crate) fn server_addr(obj: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
 }
 
 pub(crate) fn server_list(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<SocketAddr>>> {
-    let Some(obj) = obj.filter(|o| !o.is_none()) else {
-        return Ok(None);
-    };
+    let Some(obj) = obj else { return Ok(None) };
     if obj.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err("candidates must be a list of server addresses, not a str"));
     }
@@ -188,27 +183,59 @@ pub(crate) fn server_list(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec
     Ok(Some(out))
 }
 
-pub(crate) fn opcode_name(op: Opcode) -> &'static str {
-    match op {
-        Opcode::Announce => "ANNOUNCE",
-        Opcode::Map => "MAP",
-        Opcode::Peer => "PEER",
+// ------------------------------------------------------------- waiting --
+
+/// The one way the binding waits (for a request, an event): `step(slice)`
+/// waits at most `slice` with the GIL released and gives `Some` once there is
+/// something; between steps signal handlers run, so Ctrl-C (any exception
+/// from a handler) ends the wait within a [`SLICE`]. `Ok(None)` once
+/// `timeout` has passed.
+pub(crate) fn sliced_wait<R>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    mut step: impl FnMut(Duration) -> Option<R>,
+) -> PyResult<Option<R>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let slice = deadline.map_or(SLICE, |d| d.saturating_duration_since(Instant::now()).min(SLICE));
+        if let Some(r) = step(slice) {
+            return Ok(Some(r));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        py.check_signals()?;
     }
 }
 
-// ------------------------------------------------------------- waiting --
-
-/// Waits for a request with the GIL released, in slices; Ctrl-C (or any
-/// exception from a signal handler) cancels the request and propagates.
+/// Waits for a core request (the blocking calls); Ctrl-C cancels it.
 pub(crate) fn wait<T: Send>(py: Python<'_>, p: Pending<T>) -> PyResult<T> {
-    loop {
-        if let Some(r) = py.detach(|| p.wait_timeout(SLICE)) {
-            return r.map_err(|e| to_pyerr(py, e));
-        }
-        if let Err(e) = py.check_signals() {
+    match sliced_wait(py, None, |slice| py.detach(|| p.wait_timeout(slice))) {
+        Ok(r) => r.expect("no timeout").map_err(|e| to_pyerr(py, e)),
+        Err(e) => {
             p.cancel();
-            return Err(e);
+            Err(e)
         }
+    }
+}
+
+/// A blocking call's result as the Python value `start_*` would give.
+pub(crate) fn wait_py<T: ToPython + Send>(py: Python<'_>, inner: &Arc<Inner>, p: Pending<T>) -> PyResult<Py<PyAny>> {
+    wait(py, p)?.to_python(py, inner)
+}
+
+pub(crate) fn check_callable(py: Python<'_>, callback: &Py<PyAny>) -> PyResult<()> {
+    if !callback.bind(py).is_callable() {
+        return Err(PyTypeError::new_err("callback must be callable"));
+    }
+    Ok(())
+}
+
+/// Calls a callback of the user from the core's side: its exception goes to
+/// `sys.unraisablehook`, as nobody is there to catch it.
+pub(crate) fn call_reporting(py: Python<'_>, cb: &Py<PyAny>) {
+    if let Err(e) = cb.call0(py) {
+        e.write_unraisable(py, Some(cb.bind(py)));
     }
 }
 

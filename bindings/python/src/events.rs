@@ -107,28 +107,14 @@ pub(crate) struct PyEventIterator {
 }
 
 impl PyEventIterator {
+    /// The next event; `None` once the client has closed or `timeout` passed.
     pub(crate) fn next_event(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<PyEvent>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-                None => SLICE,
-            };
-            let got = py.detach(|| lock(&self.rx).recv_timeout(slice));
-            match got {
-                Ok(ev) => return PyEvent::convert(py, &self.inner, &ev).map(Some),
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.inner.core.is_closed() {
-                        return Ok(None);
-                    }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Ok(None);
-                    }
-                    py.check_signals()?;
-                }
-            }
-        }
+        let got = sliced_wait(py, timeout, |slice| match py.detach(|| lock(&self.rx).recv_timeout(slice)) {
+            Ok(ev) => Some(Some(ev)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(None),
+            Err(mpsc::RecvTimeoutError::Timeout) => self.inner.core.is_closed().then_some(None),
+        })?;
+        got.flatten().map(|ev| PyEvent::convert(py, &self.inner, &ev)).transpose()
     }
 }
 
@@ -146,7 +132,7 @@ impl PyEventIterator {
     /// client closes); None if there was none.
     #[pyo3(signature = (timeout=None))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<PyEvent>> {
-        let t = timeout.map(|t| seconds(t, "timeout")).transpose()?;
+        let t = opt_seconds(timeout, "timeout")?;
         self.next_event(py, t)
     }
 }

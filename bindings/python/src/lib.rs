@@ -38,7 +38,6 @@ use pyo3::types::{PyBytes, PyDict, PyModule, PyString};
 use pcp_core::client::parse_server;
 use pcp_core::discovery::DiscoveryConfig;
 use pcp_core::server::{Server as CoreServer, ServerConfig, ServerMode};
-use pcp_core::wire::Opcode;
 use pcp_core::HandlerId;
 use pcp_core::{
     Client as CoreClient, ClientConfig, Error as CoreError, ErrorCode, Event as CoreEvent, Filter, MapSpec,

@@ -38,7 +38,7 @@ pub(crate) fn discover(
     deadline: Option<f64>,
 ) -> PyResult<PyDiscovered> {
     let c = server_list(candidates)?;
-    let d = deadline.map(|d| seconds(d, "deadline")).transpose()?;
+    let d = opt_seconds(deadline, "deadline")?;
     let dc = discovery_config(c, d);
     // Ctrl-C abandons it at once (the core's discovery ends by its deadline).
     let found = wait(py, pcp_core::client::discover_async(dc))?;

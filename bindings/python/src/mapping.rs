@@ -29,7 +29,7 @@ impl PyMapping {
     /// "MAP" or "PEER".
     #[getter]
     fn opcode(&self) -> &'static str {
-        opcode_name(lock(&self.info).opcode)
+        lock(&self.info).opcode.name()
     }
     /// "pcp" or "natpmp": what the gateway granted this mapping with.
     #[getter]
@@ -113,7 +113,7 @@ impl PyMapping {
 
     fn start_delete(&self) -> PyRequest {
         let id = lock(&self.info).id;
-        PyRequest::new(&self.inner, self.inner.core.delete_async(id).map(|()| Out::Unit))
+        PyRequest::new(&self.inner, self.inner.core.delete_async(id))
     }
 
     fn __repr__(&self) -> String {
@@ -125,7 +125,7 @@ impl PyMapping {
         format!(
             "<pcp_rs.Mapping #{} {} {} {}:{} -> {}{} lifetime={} epoch={}>",
             i.id.0,
-            opcode_name(i.opcode),
+            i.opcode.name(),
             i.protocol,
             ip_str(i.internal_addr),
             i.internal_port,

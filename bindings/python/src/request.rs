@@ -1,18 +1,41 @@
-//! `pcp_rs.Request`: a request in progress (what `pcp_rs.aio` awaits).
+//! `pcp_rs.Request`: a request in progress of any result type (what the
+//! `start_*` methods return and `pcp_rs.aio` awaits), and [`ToPython`], the
+//! one conversion of every core result type that blocking calls share.
 
 use super::*;
 
-#[derive(Clone)]
-pub(crate) enum Out {
-    Map(CoreMapping),
-    Unit,
-    Epoch(u32),
-    Addr(IpAddr),
+/// A core result as the Python value the binding hands out.
+pub(crate) trait ToPython: Send + Sync + 'static {
+    fn to_python(&self, py: Python<'_>, inner: &Arc<Inner>) -> PyResult<Py<PyAny>>;
 }
 
-/// Any request as one type: its result as an [`Out`] (the core's
-/// `Pending::map`).
-pub(crate) type Kind = Pending<Out>;
+impl ToPython for CoreMapping {
+    fn to_python(&self, py: Python<'_>, inner: &Arc<Inner>) -> PyResult<Py<PyAny>> {
+        Ok(Py::new(py, PyMapping::new(inner, self.info().clone()))?.into_any())
+    }
+}
+
+impl ToPython for () {
+    fn to_python(&self, py: Python<'_>, _: &Arc<Inner>) -> PyResult<Py<PyAny>> {
+        Ok(py.None())
+    }
+}
+
+/// The server's epoch (ANNOUNCE).
+impl ToPython for u32 {
+    fn to_python(&self, py: Python<'_>, _: &Arc<Inner>) -> PyResult<Py<PyAny>> {
+        Ok(self.into_pyobject(py)?.into_any().unbind())
+    }
+}
+
+impl ToPython for IpAddr {
+    fn to_python(&self, py: Python<'_>, _: &Arc<Inner>) -> PyResult<Py<PyAny>> {
+        Ok(ip_str(*self).into_pyobject(py)?.into_any().unbind())
+    }
+}
+
+/// A finished request's outcome, kept so that `result()` may be called again.
+type Outcome = Result<Arc<dyn ToPython>, CoreError>;
 
 /// The waker a request registers with the core when it is made. The core
 /// wakes it on whichever thread completes the request: the driver thread,
@@ -22,27 +45,9 @@ pub(crate) type Kind = Pending<Out>;
 /// properly; no lock of the binding is held while Python code runs, and a
 /// thread waiting in `Request.wait` holds none (the condvar releases it).
 pub(crate) struct Completion {
-    pub(crate) st: Mutex<CompletionState>,
-    pub(crate) cond: Condvar,
-}
-
-pub(crate) struct CompletionState {
-    pub(crate) done: bool,
-    pub(crate) callbacks: Vec<Py<PyAny>>,
-}
-
-impl Completion {
-    pub(crate) fn new(done: bool) -> Arc<Self> {
-        Arc::new(Completion { st: Mutex::new(CompletionState { done, callbacks: Vec::new() }), cond: Condvar::new() })
-    }
-
-    /// Sleeps until done or `d` passes (GIL released by the caller).
-    pub(crate) fn wait_done(&self, d: Duration) {
-        let st = lock(&self.st);
-        if !st.done {
-            let _ = self.cond.wait_timeout(st, d);
-        }
-    }
+    /// The done-callbacks still to call; `None` once the request is done.
+    callbacks: Mutex<Option<Vec<Py<PyAny>>>>,
+    cond: Condvar,
 }
 
 impl Wake for Completion {
@@ -51,22 +56,11 @@ impl Wake for Completion {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let callbacks = {
-            let mut st = lock(&self.st);
-            st.done = true;
-            std::mem::take(&mut st.callbacks)
-        };
+        let callbacks = lock(&self.callbacks).take().unwrap_or_default();
         self.cond.notify_all();
-        if callbacks.is_empty() {
-            return;
+        if !callbacks.is_empty() {
+            let _ = Python::try_attach(move |py| callbacks.into_iter().for_each(|cb| call_reporting(py, &cb)));
         }
-        let _ = Python::try_attach(move |py| {
-            for cb in callbacks {
-                if let Err(e) = cb.call0(py) {
-                    e.write_unraisable(py, Some(cb.bind(py)));
-                }
-            }
-        });
     }
 }
 
@@ -74,69 +68,59 @@ impl Wake for Completion {
 /// awaits these). The request goes on whether or not anyone waits;
 /// `cancel()` abandons it.
 ///
-/// Locks: `result` is held only to move the outcome out of the core's
-/// `Pending` (never while waiting or running Python code); `kind` is not
+/// Locks: `outcome` is held only to move the result out of the core's
+/// `Pending` (never while waiting or running Python code); `pending` is not
 /// behind a lock at all (`try_take` and `cancel` take `&self`), so `cancel()`
 /// from one thread never waits for another thread's `wait()`.
 #[pyclass(module = "pcp_rs._pcp_rs", name = "Request", frozen)]
 pub(crate) struct PyRequest {
-    pub(crate) inner: Arc<Inner>,
-    pub(crate) kind: Kind,
-    pub(crate) result: Mutex<Option<Result<Out, CoreError>>>,
-    pub(crate) completion: Arc<Completion>,
+    inner: Arc<Inner>,
+    pending: Pending<Arc<dyn ToPython>>,
+    outcome: Mutex<Option<Outcome>>,
+    completion: Arc<Completion>,
 }
 
 impl PyRequest {
-    pub(crate) fn new(inner: &Arc<Inner>, mut kind: Kind) -> Self {
+    pub(crate) fn new<T: ToPython>(inner: &Arc<Inner>, pending: Pending<T>) -> Self {
+        let mut pending = pending.map(|v| Arc::new(v) as Arc<dyn ToPython>);
         // Register our waker now, while we own the Pending: completion then
         // needs no lock of ours to be reached.
-        let completion = Completion::new(false);
+        let completion = Arc::new(Completion { callbacks: Mutex::new(Some(Vec::new())), cond: Condvar::new() });
         let waker = Waker::from(completion.clone());
-        let mut cx = Context::from_waker(&waker);
-        let result = match Pin::new(&mut kind).poll(&mut cx) {
+        let outcome = match Pin::new(&mut pending).poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(r) => {
-                lock(&completion.st).done = true;
+                *lock(&completion.callbacks) = None;
                 Some(r)
             }
             Poll::Pending => None,
         };
-        PyRequest { inner: inner.clone(), kind, result: Mutex::new(result), completion }
+        PyRequest { inner: inner.clone(), pending, outcome: Mutex::new(outcome), completion }
     }
 
-    /// Moves the outcome out of the core if it has arrived.
-    pub(crate) fn settle(&self) -> bool {
-        let mut r = lock(&self.result);
+    /// The outcome if the request has finished (moved out of the core once).
+    fn outcome(&self) -> Option<Outcome> {
+        let mut r = lock(&self.outcome);
         if r.is_none() {
-            *r = self.kind.try_take();
+            *r = self.pending.try_take();
         }
-        r.is_some()
-    }
-
-    pub(crate) fn convert(&self, py: Python<'_>, r: Result<Out, CoreError>) -> PyResult<Py<PyAny>> {
-        match r {
-            Ok(Out::Map(m)) => Ok(Py::new(py, PyMapping::new(&self.inner, m.info().clone()))?.into_any()),
-            Ok(Out::Unit) => Ok(py.None()),
-            Ok(Out::Epoch(e)) => Ok(e.into_pyobject(py)?.into_any().unbind()),
-            Ok(Out::Addr(ip)) => Ok(ip_str(ip).into_pyobject(py)?.into_any().unbind()),
-            Err(e) => Err(to_pyerr(py, e)),
-        }
+        r.clone()
     }
 }
 
 #[pymethods]
 impl PyRequest {
     fn done(&self) -> bool {
-        self.settle()
+        self.outcome().is_some()
     }
 
     /// The result (a Mapping, None, an epoch or an address); raises the
     /// request's error, or RuntimeError if it has not finished.
     fn result(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        if !self.settle() {
-            return Err(PyRuntimeError::new_err("the request has not finished"));
+        match self.outcome() {
+            Some(Ok(v)) => v.to_python(py, &self.inner),
+            Some(Err(e)) => Err(to_pyerr(py, e)),
+            None => Err(PyRuntimeError::new_err("the request has not finished")),
         }
-        let r = lock(&self.result).clone().expect("settled");
-        self.convert(py, r)
     }
 
     /// Blocks (GIL released; Ctrl-C cancels the request) until the request
@@ -145,24 +129,28 @@ impl PyRequest {
     /// `result()` or `cancel()` on the same request meanwhile.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let deadline = timeout.map(|t| seconds(t, "timeout")).transpose()?.map(|t| Instant::now() + t);
-        loop {
-            if self.settle() {
-                return self.result(py);
+        let timeout = opt_seconds(timeout, "timeout")?;
+        let finished = sliced_wait(py, timeout, |slice| {
+            if self.done() {
+                return Some(());
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(pyo3::exceptions::PyTimeoutError::new_err("the request is still in progress"));
-            }
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-                None => SLICE,
-            };
             let completion = self.completion.clone();
-            py.detach(move || completion.wait_done(slice));
-            if let Err(e) = py.check_signals() {
+            py.detach(move || {
+                let callbacks = lock(&completion.callbacks);
+                if callbacks.is_some() {
+                    let _ = completion.cond.wait_timeout(callbacks, slice);
+                }
+            });
+            None
+        });
+        match finished {
+            Ok(Some(())) => self.result(py),
+            Ok(None) if self.done() => self.result(py),
+            Ok(None) => Err(pyo3::exceptions::PyTimeoutError::new_err("the request is still in progress")),
+            Err(e) => {
                 // As the blocking calls do: Ctrl-C abandons the request.
-                self.kind.cancel();
-                return Err(e);
+                self.pending.cancel();
+                Err(e)
             }
         }
     }
@@ -170,7 +158,7 @@ impl PyRequest {
     /// Abandons the request (a mapping being made is deleted on the server if
     /// the request may have reached it).
     fn cancel(&self) {
-        self.kind.cancel();
+        self.pending.cancel();
     }
 
     /// Calls `callback()` (no arguments) once the request finishes: at once
@@ -179,19 +167,9 @@ impl PyRequest {
     /// client). The callback holds the GIL; keep it short. For asyncio pass
     /// e.g. `functools.partial(loop.call_soon_threadsafe, on_done)`.
     fn add_done_callback(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
-        if !callback.bind(py).is_callable() {
-            return Err(PyTypeError::new_err("callback must be callable"));
-        }
-        let now = {
-            let mut st = lock(&self.completion.st);
-            if st.done {
-                true
-            } else {
-                st.callbacks.push(callback.clone_ref(py));
-                false
-            }
-        };
-        if now {
+        check_callable(py, &callback)?;
+        let queued = lock(&self.completion.callbacks).as_mut().map(|v| v.push(callback.clone_ref(py))).is_some();
+        if !queued {
             callback.call0(py)?;
         }
         Ok(())

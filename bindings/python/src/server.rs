@@ -62,12 +62,8 @@ impl PyServer {
         initial_epoch: u32,
         mode: &str,
     ) -> PyResult<Self> {
-        let mode = match mode {
-            "both" => ServerMode::PcpAndNatPmp,
-            "pcp" => ServerMode::PcpOnly,
-            "natpmp" => ServerMode::NatPmpOnly,
-            other => return Err(value_error(format!("mode must be 'both', 'pcp' or 'natpmp', not {other:?}"))),
-        };
+        let mode = ServerMode::parse(mode)
+            .ok_or_else(|| value_error(format!("mode must be 'both', 'pcp' or 'natpmp', not {mode:?}")))?;
         let ip: IpAddr = host
             .trim_matches(|c| c == '[' || c == ']')
             .parse()
@@ -75,12 +71,6 @@ impl PyServer {
         let ext: IpAddr = external_ip
             .parse()
             .map_err(|_| value_error(format!("external_ip is not an IP address: {external_ip:?}")))?;
-        if min_lifetime > max_lifetime {
-            return Err(value_error("min_lifetime must not exceed max_lifetime"));
-        }
-        if port_range.0 == 0 || port_range.0 > port_range.1 {
-            return Err(value_error("port_range must be (low, high) with 0 < low <= high"));
-        }
         // `..default()` keeps this building when the core adds a setting.
         #[allow(clippy::needless_update)]
         let cfg = ServerConfig {
@@ -96,6 +86,7 @@ impl PyServer {
             mode,
             ..ServerConfig::default()
         };
+        cfg.validate().map_err(|e| to_pyerr(py, e))?;
         let server = CoreServer::start(cfg).map_err(|e| to_pyerr(py, e.into()))?;
         let addr = server.local_addr();
         Ok(PyServer { server: Mutex::new(Some(server)), addr })
@@ -188,7 +179,7 @@ impl PyServer {
         ms.into_iter()
             .map(|m| {
                 let d = PyDict::new(py);
-                d.set_item("opcode", opcode_name(m.opcode))?;
+                d.set_item("opcode", m.opcode.name())?;
                 d.set_item("protocol", m.protocol.0)?;
                 d.set_item("internal_ip", ip_str(m.internal_addr))?;
                 d.set_item("internal_port", m.internal_port)?;

@@ -15,10 +15,10 @@ pub(crate) fn map_spec(
     nonce: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<MapSpec> {
     let mut spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?);
-    if let Some(p) = external_port.filter(|o| !o.is_none()) {
+    if let Some(p) = external_port {
         spec = spec.external_port(port(p, "external_port")?);
     }
-    if let Some(l) = lifetime.filter(|o| !o.is_none()) {
+    if let Some(l) = lifetime {
         spec = spec.lifetime(self::lifetime(l)?);
     }
     if let Some(ip) = opt_ip(external_ip, "external_ip")? {
@@ -57,10 +57,10 @@ pub(crate) fn peer_spec(
         parse_ip(peer_ip, "peer_ip")?,
         port(peer_port, "peer_port")?,
     );
-    if let Some(p) = external_port.filter(|o| !o.is_none()) {
+    if let Some(p) = external_port {
         spec = spec.external_port(port(p, "external_port")?);
     }
-    if let Some(l) = lifetime.filter(|o| !o.is_none()) {
+    if let Some(l) = lifetime {
         spec = spec.lifetime(self::lifetime(l)?);
     }
     spec.suggested_external_addr = opt_ip(external_ip, "external_ip")?;

@@ -28,6 +28,16 @@ pub enum ServerMode {
 }
 
 impl ServerMode {
+    /// The names the shells and the CLI take: "both", "pcp" or "natpmp".
+    pub fn parse(name: &str) -> Option<ServerMode> {
+        match name {
+            "both" => Some(ServerMode::PcpAndNatPmp),
+            "pcp" => Some(ServerMode::PcpOnly),
+            "natpmp" => Some(ServerMode::NatPmpOnly),
+            _ => None,
+        }
+    }
+
     /// Whether this mode answers NAT-PMP requests.
     pub fn speaks_natpmp(self) -> bool {
         self != ServerMode::PcpOnly

@@ -22,33 +22,7 @@ from typing import Any, Iterable, Optional, Tuple, Union
 from . import _pcp_rs
 from ._classic import PCPClient, ServerArg
 from ._pcp_rs import Client, Discovered, Event, EventIterator, Mapping, Request, discover, parse_server
-from .errors import (
-    RESULT_CODES,
-    AddressMismatch,
-    BadResponse,
-    Cancelled,
-    UnsupportedByNatPmp,
-    CannotProvideExternal,
-    ClientClosed,
-    ExcessiveRemotePeers,
-    InvalidArgument,
-    MalformedOption,
-    MalformedRequest,
-    NetworkFailure,
-    NoGateway,
-    NoResources,
-    NotAuthorized,
-    PcpError,
-    PcpIOError,
-    PcpTimeout,
-    ResultCodeError,
-    ServerUnreachable,
-    UnsuppOpcode,
-    UnsuppOption,
-    UnsuppProtocol,
-    UnsuppVersion,
-    UserExQuota,
-)
+from .errors import *  # noqa: F403  (every exception class, and RESULT_CODES: listed below)
 
 __version__: str = _pcp_rs.__version__
 
@@ -95,8 +69,8 @@ __all__ = [
     "InvalidArgument",
     "ClientClosed",
     "Cancelled",
-    "UnsupportedByNatPmp",
     "PcpIOError",
+    "UnsupportedByNatPmp",
     "RESULT_CODES",
 ]
 

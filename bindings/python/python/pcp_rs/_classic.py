@@ -68,8 +68,7 @@ class PCPClient:
         requested with its nonce); calls for one port from several threads
         share one mapping.
         """
-        m = self._client.map_port(protocol, internal_port, external_port, lifetime)
-        return (m.external_ip, m.external_port, m.lifetime)
+        return _map_result(self._client.map_port(protocol, internal_port, external_port, lifetime))
 
     def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
         """Deletes the mapping made earlier for ``internal_port`` (with its nonce).
@@ -84,8 +83,7 @@ class PCPClient:
         """An outbound PEER mapping; returns a dict with external_ip,
         external_port, lifetime, peer_ip, peer_port (and internal_port,
         protocol, epoch, nonce)."""
-        m = self._client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime)
-        return _peer_result(m)
+        return _peer_result(self._client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime))
 
     def get_external_address(self) -> str:
         return self._client.external_address()
@@ -107,6 +105,11 @@ class PCPClient:
 
     def __repr__(self) -> str:
         return f"<pcp_rs.PCPClient {self._client!r}>"
+
+
+def _map_result(m: Mapping) -> Tuple[str, int, int]:
+    """What the classic create_mapping returns (sync and asyncio)."""
+    return (m.external_ip, m.external_port, m.lifetime)
 
 
 def _peer_result(m: Mapping) -> Dict[str, Any]:

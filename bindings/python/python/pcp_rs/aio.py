@@ -19,23 +19,26 @@ every method do first::
 Mapping objects are the ones of :mod:`pcp_rs`; delete them with
 ``await client.delete(mapping)``. ``async for event in client.events()``
 receives the client's events.
+
+The request methods are made from the blocking client's ``start_*`` methods
+(same arguments, same checks); the types are in ``aio.pyi``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from types import TracebackType
-from typing import Any, AsyncGenerator, Dict, Iterable, List, Optional, Set, Tuple, Type, TypeVar, Union, cast
+from typing import Any, AsyncGenerator, Callable, Dict, Optional, Set, Tuple, Type, TypeVar, cast
 
 from . import _pcp_rs
-from ._classic import ServerArg, _peer_result
-from ._pcp_rs import Event, Mapping, Request
+from ._classic import ServerArg, _map_result, _peer_result
+from ._pcp_rs import Event, Request
 
 __all__ = ["Client", "PCPClient", "discover", "get_external_address"]
 
 T = TypeVar("T")
-Candidates = Optional[Iterable[Union[str, Tuple[str, int]]]]
 
 
 async def _await(req: Request[T]) -> T:
@@ -65,7 +68,25 @@ async def _await(req: Request[T]) -> T:
         raise
 
 
-async def discover(candidates: Candidates = None, *, deadline: Optional[float] = None) -> _pcp_rs.Discovered:
+def _method(name: str, *, request: bool = True) -> Callable[..., Any]:
+    """The coroutine method ``name`` of :class:`Client`: connects, then
+    awaits the blocking client's ``start_<name>`` Request (or, with
+    ``request=False``, returns what its non-blocking ``name`` gives), with the
+    same arguments, checks and signature."""
+    native = getattr(_pcp_rs.Client, "start_" + name if request else name)
+
+    async def method(self: Client, *args: Any, **kwargs: Any) -> Any:
+        result = native(await self.connect(), *args, **kwargs)
+        return await _await(result) if request else result
+
+    method.__name__ = name
+    method.__qualname__ = "Client." + name
+    method.__doc__ = f":meth:`pcp_rs.Client.{name}` without blocking the loop."
+    setattr(method, "__signature__", inspect.signature(native))  # for help() and stubtest
+    return method
+
+
+async def discover(candidates: Any = None, *, deadline: Optional[float] = None) -> _pcp_rs.Discovered:
     """:func:`pcp_rs.discover` without blocking the loop (bounded by ``deadline``, default 2 s)."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(_pcp_rs.discover, candidates, deadline=deadline))
@@ -113,79 +134,13 @@ class Client:
             raise RuntimeError("not connected yet: await client.connect() first")
         return self._sync
 
-    async def map(
-        self,
-        protocol: Union[int, str],
-        internal_port: int,
-        external_port: Optional[int] = None,
-        lifetime: Optional[int] = None,
-        *,
-        external_ip: Optional[str] = None,
-        prefer_failure: bool = False,
-        filters: Optional[Iterable[Tuple[str, int, int]]] = None,
-        third_party: Optional[str] = None,
-        nonce: Union[bytes, str, None] = None,
-    ) -> Mapping:
-        c = await self.connect()
-        req = c.start_map(
-            protocol,
-            internal_port,
-            external_port,
-            lifetime,
-            external_ip=external_ip,
-            prefer_failure=prefer_failure,
-            filters=filters,
-            third_party=third_party,
-            nonce=nonce,
-        )
-        return await _await(req)
-
-    async def peer(
-        self,
-        protocol: Union[int, str],
-        internal_port: int,
-        peer_ip: str,
-        peer_port: int,
-        external_port: Optional[int] = None,
-        lifetime: Optional[int] = None,
-        *,
-        external_ip: Optional[str] = None,
-        third_party: Optional[str] = None,
-        nonce: Union[bytes, str, None] = None,
-    ) -> Mapping:
-        c = await self.connect()
-        req = c.start_peer(
-            protocol,
-            internal_port,
-            peer_ip,
-            peer_port,
-            external_port,
-            lifetime,
-            external_ip=external_ip,
-            third_party=third_party,
-            nonce=nonce,
-        )
-        return await _await(req)
-
-    async def delete(self, mapping: Mapping) -> None:
-        c = await self.connect()
-        await _await(c.start_delete(mapping))
-
-    async def find_mapping(self, protocol: Union[int, str], internal_port: int) -> Optional[Mapping]:
-        c = await self.connect()
-        return c.find_mapping(protocol, internal_port)
-
-    async def mappings(self) -> List[Mapping]:
-        c = await self.connect()
-        return c.mappings()
-
-    async def announce(self) -> int:
-        c = await self.connect()
-        return await _await(c.start_announce())
-
-    async def external_address(self) -> str:
-        c = await self.connect()
-        return await _await(c.start_external_address())
+    map = _method("map")
+    peer = _method("peer")
+    delete = _method("delete")
+    announce = _method("announce")
+    external_address = _method("external_address")
+    find_mapping = _method("find_mapping", request=False)
+    mappings = _method("mappings", request=False)
 
     async def gateway_address(self) -> Tuple[str, int]:
         return (await self.connect()).gateway_address
@@ -243,18 +198,18 @@ class Client:
 
     async def close(self) -> None:
         """Deletes the mappings (unless delete_on_close=False) and stops, off the loop."""
-        for q in list(self._queues):
-            q.put_nowait(None)
-        if self._sync is not None:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self._sync.close)
+        await self._close(keep=False)
 
     async def close_keep(self) -> None:
+        """Stops without deleting the mappings, off the loop."""
+        await self._close(keep=True)
+
+    async def _close(self, keep: bool) -> None:
         for q in list(self._queues):
             q.put_nowait(None)
         if self._sync is not None:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self._sync.close_keep)
+            await loop.run_in_executor(None, self._sync.close_keep if keep else self._sync.close)
 
     async def __aenter__(self) -> "Client":
         await self.connect()
@@ -280,8 +235,7 @@ class PCPClient:
     ) -> Tuple[str, int, int]:
         """As :meth:`pcp_rs.PCPClient.create_mapping`."""
         c = await self.client.connect()
-        m = await _await(c.start_map_port(protocol, internal_port, external_port, lifetime))
-        return (m.external_ip, m.external_port, m.lifetime)
+        return _map_result(await _await(c.start_map_port(protocol, internal_port, external_port, lifetime)))
 
     async def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
         c = await self.client.connect()
@@ -290,11 +244,10 @@ class PCPClient:
     async def create_peer_mapping(
         self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600
     ) -> Dict[str, Any]:
-        m = await self.client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime)
-        return _peer_result(m)
+        return _peer_result(await self.client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime))
 
     async def get_external_address(self) -> str:
-        return await self.client.external_address()
+        return cast(str, await self.client.external_address())
 
     async def close(self) -> None:
         await self.client.close()
@@ -313,11 +266,11 @@ class PCPClient:
 
 
 async def get_external_address(
-    server: ServerArg = None, *, candidates: Candidates = None, deadline: Optional[float] = None
+    server: ServerArg = None, *, candidates: Any = None, deadline: Optional[float] = None
 ) -> str:
     """The gateway's external IP address, without blocking the loop."""
     opts: Dict[str, Any] = {"deadline": deadline, "listen_announce": False, "delete_on_close": False}
     if server is None:
         opts["candidates"] = candidates
     async with Client(server, **opts) as c:
-        return await c.external_address()
+        return cast(str, await c.external_address())

@@ -17,10 +17,12 @@ Every error of the core becomes an instance of a subclass of :class:`PcpError`:
   cannot do what was asked (PEER, THIRD_PARTY, FILTER, PREFER_FAILURE, a
   suggested external address, protocols other than TCP/UDP, IPv6).
 
-The list of codes is the core's (``pcp_core::ErrorCode``): ``code``,
-``short_term`` and the docstrings are read from it when this module is
-imported, and a code the core has but this module does not name gets a
-class of its own (its name in CamelCase), so that it is never lost.
+The list of codes is the core's (``pcp_core::ErrorCode``): the classes are
+made from it when this module is imported, with ``code``, ``short_term`` and
+the docstrings it gives. A class is named after its code in CamelCase
+(``NO_RESOURCES`` is ``NoResources``) unless ``_NAMED`` below names it
+otherwise or gives it a standard exception as a second base; so a code the
+core gains is never lost. The types are in ``errors.pyi``.
 
 Bad arguments detected before anything is sent raise plain ``ValueError`` or
 ``TypeError``.
@@ -28,37 +30,9 @@ Bad arguments detected before anything is sent raise plain ``ValueError`` or
 
 from __future__ import annotations
 
-from typing import ClassVar, Dict, Optional, Type
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type
 
 from ._pcp_rs import error_codes as _core_codes
-
-__all__ = [
-    "PcpError",
-    "ResultCodeError",
-    "UnsuppVersion",
-    "NotAuthorized",
-    "MalformedRequest",
-    "UnsuppOpcode",
-    "UnsuppOption",
-    "MalformedOption",
-    "NetworkFailure",
-    "NoResources",
-    "UnsuppProtocol",
-    "UserExQuota",
-    "CannotProvideExternal",
-    "AddressMismatch",
-    "ExcessiveRemotePeers",
-    "PcpTimeout",
-    "ServerUnreachable",
-    "BadResponse",
-    "NoGateway",
-    "InvalidArgument",
-    "ClientClosed",
-    "Cancelled",
-    "PcpIOError",
-    "UnsupportedByNatPmp",
-    "RESULT_CODES",
-]
 
 
 class PcpError(Exception):
@@ -99,90 +73,6 @@ class UnsuppVersion(ResultCodeError):
         self.server_version = server_version
 
 
-# The classes named here keep their public names and extra base classes;
-# `code`, `short_term` and the docstrings come from the core below.
-class NotAuthorized(ResultCodeError):
-    name = "NOT_AUTHORIZED"
-
-
-class MalformedRequest(ResultCodeError):
-    name = "MALFORMED_REQUEST"
-
-
-class UnsuppOpcode(ResultCodeError):
-    name = "UNSUPP_OPCODE"
-
-
-class UnsuppOption(ResultCodeError):
-    name = "UNSUPP_OPTION"
-
-
-class MalformedOption(ResultCodeError):
-    name = "MALFORMED_OPTION"
-
-
-class NetworkFailure(ResultCodeError):
-    name = "NETWORK_FAILURE"
-
-
-class NoResources(ResultCodeError):
-    name = "NO_RESOURCES"
-
-
-class UnsuppProtocol(ResultCodeError):
-    name = "UNSUPP_PROTOCOL"
-
-
-class UserExQuota(ResultCodeError):
-    name = "USER_EX_QUOTA"
-
-
-class CannotProvideExternal(ResultCodeError):
-    name = "CANNOT_PROVIDE_EXTERNAL"
-
-
-class AddressMismatch(ResultCodeError):
-    name = "ADDRESS_MISMATCH"
-
-
-class ExcessiveRemotePeers(ResultCodeError):
-    name = "EXCESSIVE_REMOTE_PEERS"
-
-
-class PcpTimeout(PcpError, TimeoutError):
-    name = "TIMEOUT"
-
-
-class ServerUnreachable(PcpError, ConnectionError):
-    name = "SERVER_UNREACHABLE"
-
-
-class BadResponse(PcpError):
-    name = "BAD_RESPONSE"
-
-
-class NoGateway(PcpError):
-    name = "NO_GATEWAY"
-
-
-class InvalidArgument(PcpError, ValueError):
-    name = "INVALID_ARGUMENT"
-
-
-class ClientClosed(PcpError):
-    name = "CLOSED"
-
-
-class Cancelled(PcpError):
-    name = "CANCELLED"
-
-
-class UnsupportedByNatPmp(PcpError):
-    """NAT-PMP (the gateway's only protocol, or the client's choice) cannot do this; the message names it."""
-
-    name = "UNSUPPORTED_BY_NATPMP"
-
-
 class PcpIOError(PcpError, OSError):
     """An operating-system error (socket, interface)."""
 
@@ -197,33 +87,47 @@ class PcpIOError(PcpError, OSError):
         return self.message
 
 
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
-
-
-_BY_NAME: Dict[str, Type[PcpError]] = {
-    cls.name: cls
-    for cls in list(globals().values())
-    if isinstance(cls, type) and issubclass(cls, PcpError) and cls not in (PcpError, ResultCodeError)
+#: The codes whose class is not simply their name in CamelCase, or is also a
+#: standard exception: name -> (class name, extra bases, docstring or None
+#: for the core's summary).
+_NAMED: Dict[str, Tuple[str, Tuple[type, ...], Optional[str]]] = {
+    "TIMEOUT": ("PcpTimeout", (TimeoutError,), None),
+    "SERVER_UNREACHABLE": ("ServerUnreachable", (ConnectionError,), None),
+    "INVALID_ARGUMENT": ("InvalidArgument", (ValueError,), None),
+    "CLOSED": ("ClientClosed", (), None),
+    "UNSUPPORTED_BY_NATPMP": (
+        "UnsupportedByNatPmp",
+        (),
+        "NAT-PMP (the gateway's only protocol, or the client's choice) cannot do this; the message names it.",
+    ),
 }
+
+_BY_NAME: Dict[str, Type[PcpError]] = {"UNSUPP_VERSION": UnsuppVersion, "IO": PcpIOError}
 
 #: result code -> exception class, for every refusal a server can answer.
 RESULT_CODES: Dict[int, Type[ResultCodeError]] = {}
 
+__all__: List[str] = ["PcpError", "ResultCodeError"]
+
 for _name, _result_code, _summary, _short_term in _core_codes():
     _cls = _BY_NAME.get(_name)
-    if _cls is None:  # a code newer than this module: still its own class
+    if _cls is None:
+        _default = "".join(part.capitalize() for part in _name.split("_"))
+        _cls_name, _extra, _doc = _NAMED.get(_name, (_default, (), None))
         _base: Type[PcpError] = PcpError if _result_code is None else ResultCodeError
-        _cls = type(_camel(_name), (_base,), {"name": _name, "__module__": __name__})
+        _attrs: Dict[str, Any] = {"name": _name, "__module__": __name__, "__doc__": _doc}
+        _cls = type(_cls_name, (_base, *_extra), _attrs)
         _BY_NAME[_name] = _cls
-        globals()[_cls.__name__] = _cls
-        __all__.append(_cls.__name__)
+    globals()[_cls.__name__] = _cls
+    __all__.append(_cls.__name__)
     _cls.code = _result_code
     if _cls.__doc__ is None:
         _cls.__doc__ = _summary[:1].upper() + _summary[1:] + "."
     if _result_code is not None:
         _cls.short_term = _short_term  # type: ignore[attr-defined]
         RESULT_CODES[_result_code] = _cls  # type: ignore[assignment]
+
+__all__.append("RESULT_CODES")
 
 
 def _from_core(
