@@ -57,9 +57,14 @@
 #                              timeout), send DATA if given, print what comes
 #                              back (<=3 s).  Returns 0 iff connected.
 #                              IP may be IPv4 or IPv6.
-#   interop_capture_start [NS] [IFACE]   tshark capture of udp 5350/5351
+#   gw_pcp_block ADDR...       the gateway drops PCP (UDP 5351) sent to these of
+#                              its addresses (nft table inet pcp_block, input);
+#                              miniupnpd keeps running and still answers the
+#                              others.  gw_pcp_unblock removes the table.
+#   interop_capture_start [NS] [IFACE...]  tshark capture of udp 5350/5351
 #                              (default: gateway namespace, LAN interface) to
-#                              $INTEROP_TMP/pcp-<ns>.pcap.
+#                              $INTEROP_TMP/pcp-<ns>.pcap (several interfaces:
+#                              one pcapng).
 #   interop_capture_stop       stop it; then `tshark -r FILE -V` to decode.
 #
 # Exported variables (after interop_up)
@@ -73,6 +78,9 @@
 #   CLIENT_IP6  GW_LAN_IP6     2001:db8:77::2  2001:db8:77::1  (LAN /64)
 #   GW_WAN_IP6  OUT_IP6        2001:db8:11::1  2001:db8:11::2  (WAN /64)
 #   GW_LAN_LL6                 gateway's link-local address on the LAN
+#   ANYCAST_IP4 ANYCAST_IP6    192.0.0.9  2001:1::1: the RFC 7723 PCP anycast
+#                              addresses, on the gateway's LAN interface (/32,
+#                              /128), routed to it from the client namespace
 #   GW_EXT_IP4                 = GW_WAN_IP4, the external address miniupnpd uses
 #   MINIUPNPD_CONF MINIUPNPD_LOG MINIUPNPD_PID
 #
@@ -156,6 +164,7 @@ interop_up() {
     export CLIENT_IP6=2001:db8:77::2 GW_LAN_IP6=2001:db8:77::1
     export GW_WAN_IP6=2001:db8:11::1 OUT_IP6=2001:db8:11::2
     export LAN_NET4=192.168.77.0/24 LAN_NET6=2001:db8:77::/64
+    export ANYCAST_IP4=192.0.0.9 ANYCAST_IP6=2001:1::1
     INTEROP_TMP="$(mktemp -d "/tmp/pcprs-interop.XXXXXX")" || return 1
     export INTEROP_TMP
     export MINIUPNPD_CONF="$INTEROP_TMP/miniupnpd.conf"
@@ -208,6 +217,13 @@ _interop_up_inner() {
 
     ip -n "$CLIENT_NS" route add default via "$GW_LAN_IP4" dev "$CLIENT_IF" || return 1
     ip -n "$CLIENT_NS" -6 route add default via "$GW_LAN_IP6" dev "$CLIENT_IF" || return 1
+    # RFC 7723 anycast: the gateway holds 192.0.0.9 and 2001:1::1 itself (it
+    # is the nearest PCP-aware middlebox), and the client has host routes to
+    # it, as an operator's network routes the anycast prefixes to its NAT.
+    ip -n "$GW_NS" addr add "$ANYCAST_IP4/32" dev "$GW_LAN_IF" || return 1
+    ip -n "$GW_NS" addr add "$ANYCAST_IP6/128" dev "$GW_LAN_IF" nodad || return 1
+    ip -n "$CLIENT_NS" route add "$ANYCAST_IP4/32" via "$GW_LAN_IP4" dev "$CLIENT_IF" || return 1
+    ip -n "$CLIENT_NS" -6 route add "$ANYCAST_IP6/128" via "$GW_LAN_IP6" dev "$CLIENT_IF" || return 1
     # Gateway's upstream is the outside namespace (all inside our namespaces).
     ip -n "$GW_NS" route add default via "$OUT_IP4" dev "$GW_WAN_IF" || return 1
     ip -n "$GW_NS" -6 route add default via "$OUT_IP6" dev "$GW_WAN_IF" || return 1
@@ -295,6 +311,12 @@ interop_down() {
 
 _interop_add_helper() { INTEROP_HELPER_PIDS="${INTEROP_HELPER_PIDS:-} $1"; }
 
+# listening_ip: one IPv4 socket per line, bound to that address (so the
+# answer to a request sent to 192.0.0.9 comes from 192.0.0.9). No
+# ipv6_listening_ip: with one, miniupnpd binds only that address; without,
+# it binds [::]:5351 and answers from the address each request was sent to
+# (IPV6_PKTINFO), which covers 2001:db8:77::1, the anycast 2001:1::1 and the
+# link-local address alike.
 _miniupnpd_write_conf() {
     local uuid
     uuid="$(cat /proc/sys/kernel/random/uuid 2>/dev/null || echo 3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b)"
@@ -304,7 +326,7 @@ ext_ifname=$GW_WAN_IF
 ext_ifname6=$GW_WAN_IF
 ext_ip=$GW_EXT_IP4
 listening_ip=$GW_LAN_IF
-ipv6_listening_ip=$GW_LAN_IP6
+listening_ip=$ANYCAST_IP4/32
 enable_natpmp=yes
 enable_upnp=no
 secure_mode=yes
@@ -503,15 +525,42 @@ sys.exit(0)
 PYEOF
 }
 
+gw_pcp_block() {
+    local a rules=""
+    for a in "$@"; do
+        case "$a" in
+            *:*) rules="$rules
+        ip6 daddr $a udp dport 5351 drop" ;;
+            *) rules="$rules
+        ip daddr $a udp dport 5351 drop" ;;
+        esac
+    done
+    gw_pcp_unblock
+    gw_exec nft -f - <<EOF
+table inet pcp_block {
+    chain input {
+        type filter hook input priority -10; policy accept;$rules
+    }
+}
+EOF
+}
+
+gw_pcp_unblock() { gw_exec nft delete table inet pcp_block 2>/dev/null; return 0; }
+
 interop_capture_start() {
-    local ns="${1:-$GW_NS}" ifc="${2:-}"
-    if [ -z "$ifc" ]; then
-        if [ "$ns" = "$GW_NS" ]; then ifc="$GW_LAN_IF"; else ifc=eth0; fi
+    local ns="${1:-$GW_NS}"
+    [ $# -gt 0 ] && shift
+    local ifc args=()
+    if [ $# -eq 0 ]; then
+        if [ "$ns" = "$GW_NS" ]; then set -- "$GW_LAN_IF"; else set -- eth0; fi
     fi
+    # -f before the first -i is every interface's filter (after one, only that one's).
+    args=(-f "udp port 5350 or udp port 5351")
+    for ifc in "$@"; do args+=(-i "$ifc"); done
     command -v tshark >/dev/null 2>&1 || { echo "interop_capture_start: no tshark" >&2; return 1; }
     INTEROP_PCAP="$INTEROP_TMP/pcp-$ns.pcap"
     export INTEROP_PCAP
-    timeout 300 ip netns exec "$ns" tshark -q -i "$ifc" -f "udp port 5350 or udp port 5351" \
+    timeout 300 ip netns exec "$ns" tshark -q "${args[@]}" \
         -w "$INTEROP_PCAP" >"$INTEROP_TMP/tshark-$ns.log" 2>&1 &
     INTEROP_CAPTURE_PID=$!
     _interop_add_helper "$INTEROP_CAPTURE_PID"

@@ -46,6 +46,22 @@ fail() { failed=$((failed + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && printf '%s
 
 trap interop_down EXIT
 interop_up || { echo "interop: 0 passed, 1 failed (namespace setup)"; exit 1; }
+
+# The whole suite is captured in the client namespace (eth0: client and
+# miniupnpd; lo: client and the test server) and checked by capture.sh at
+# the end. Started before miniupnpd, so that its start-up ANNOUNCE is in it.
+capture_on=""
+if command -v tshark >/dev/null 2>&1; then
+    if interop_capture_start "$CLIENT_NS" "$CLIENT_IF" lo; then capture_on=1; else fail "tshark capture did not start" "$(cat "$INTEROP_TMP"/tshark-*.log)"; fi
+elif [ "${CI:-}" = "true" ]; then
+    fail "tshark is missing (apt-get install tshark): the capture checks cannot run"
+else
+    echo "SKIPPED: the tshark capture checks (no tshark: apt-get install tshark); this is not a pass"
+fi
+# capture_window NAME ... capture_window_end: a time span capture.sh looks at.
+capture_window() { capture_window_name="$1" capture_window_t0=$(date +%s.%N); }
+capture_window_end() { echo "$capture_window_name $capture_window_t0 $(date +%s.%N)" >>"$INTEROP_TMP/capture-windows"; }
+
 miniupnpd_start "min_lifetime=60" "max_lifetime=86400" || {
     miniupnpd_log | tail -20
     echo "interop: 0 passed, 1 failed (miniupnpd did not start)"; exit 1; }
@@ -61,18 +77,13 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())[sy
 out=$(pcp --gateway "$gw4" --json announce 2>&1)
 if echo "$out" | grep -q '"epoch"'; then ok "ANNOUNCE answered by miniupnpd"; else fail "ANNOUNCE" "$out"; fi
 
-out=$(pcp --json discover 2>&1)
-gw=$(echo "$out" | field gateway 2>/dev/null)
-case "$gw" in
-    "$GW_LAN_IP4:5351"|"[$GW_LAN_IP6]:5351") ok "discovery from the client namespace's routing table found $gw" ;;
-    *) fail "discovery from the routing table" "$out" ;;
-esac
+# shellcheck source=anycast.sh
+. "$here/anycast.sh"
 
 out=$(pcp --gateway "$gw4" --json external-address 2>&1)
 if [ "$(echo "$out" | field external_ip 2>/dev/null)" = "$GW_EXT_IP4" ]; then ok "external address is $GW_EXT_IP4"; else fail "external address" "$out"; fi
 
 # --- MAP TCP: a connection from outside reaches the client --------------------
-interop_capture_start "$GW_NS" "$GW_LAN_IF" >/dev/null 2>&1
 client_tcp_listen 8080 60 hello-map >/dev/null
 out=$(pcp --gateway "$gw4" --json map tcp 8080 --external-port 8080 --lifetime 600 2>&1)
 port=$(echo "$out" | field external_port 2>/dev/null)
@@ -87,15 +98,6 @@ if echo "$reply" | grep -q "hello-map"; then ok "outside TCP connection reached 
 out=$(pcp --gateway "$gw4" delete tcp 8080 2>&1)
 if [ $? -eq 0 ] && ! nft_rules_for_port "$port" >/dev/null; then ok "delete (same nonce) removed the nftables rule"; else fail "delete" "$out"; fi
 if ! outside_tcp_connect "$GW_EXT_IP4" "$port" >/dev/null 2>&1; then ok "after delete the port is closed"; else fail "port still open after delete"; fi
-interop_capture_stop >/dev/null 2>&1
-pcap=$(ls "$INTEROP_TMP"/*.pcap 2>/dev/null | head -1)
-if [ -n "$pcap" ] && decoded=$(tshark -r "$pcap" -V 2>/dev/null) \
-   && echo "$decoded" | grep -q "Port Control Protocol" \
-   && echo "$decoded" | grep -Eiq "Internal Port: 8080"; then
-    ok "tshark decodes our MAP request (internal port 8080) as PCP"
-else
-    fail "tshark second opinion" "$(echo "${decoded:-no capture}" | grep -iA12 'Port Control' | head -30)"
-fi
 
 # --- MAP UDP with a dynamic port, and PEER ----------------------------------
 out=$(pcp --gateway "$gw4" --json map udp 5353 --lifetime 600 2>&1)
@@ -117,6 +119,10 @@ if [ "$(echo "$out" | field external_ip 2>/dev/null)" = "$CLIENT_IP6" ]; then ok
 reply=$(outside_tcp_connect "$CLIENT_IP6" 8081 2>&1)
 if echo "$reply" | grep -q "hello-v6"; then ok "outside IPv6 connection reached the client through the pinhole"; else fail "IPv6 connection through pinhole" "$reply"; fi
 pcp --gateway "$gw6" delete tcp 8081 >/dev/null 2>&1 && ok "IPv6 pinhole deleted" || fail "IPv6 delete"
+
+# --- Options (THIRD_PARTY, PREFER_FAILURE, FILTER) and refusals ----------------
+# shellcheck source=options.sh
+. "$here/options.sh"
 
 # --- A rebooted gateway: the client recreates its mapping by itself -----------
 client_tcp_listen 8082 90 hello-again >/dev/null
@@ -147,6 +153,10 @@ if grep -q '"deleted"' "$keep_log" && ! nft_rules_for_port 8082 >/dev/null; then
 # --- NAT-PMP: forced, and the fallback on a NAT-PMP-only gateway --------------
 # shellcheck source=natpmp.sh
 . "$here/natpmp.sh"
+
+# --- The test server's answers (for the capture check) -------------------------
+# shellcheck source=testserver.sh
+. "$here/testserver.sh"
 
 # --- The classic example of every language, through a real mapping ----------
 # Each prints "MAPPED ip port lifetime", holds, deletes, prints "DELETED".
@@ -179,6 +189,10 @@ check_example() {
 if [ -n "${PCP_C_EXAMPLE:-}" ]; then check_example c 8090 "$PCP_C_EXAMPLE"; else fail "C example: PCP_C_EXAMPLE not set"; fi
 if [ -n "${PCP_PYTHON:-}" ]; then check_example python 8091 "$PCP_PYTHON" "$root/examples/python/classic_map.py"; else fail "Python example: PCP_PYTHON not set"; fi
 if [ -n "${PCP_NODE_PACKAGE:-}" ]; then check_example node 8092 env NODE_PATH="$(dirname "$PCP_NODE_PACKAGE")" node "$root/examples/node/classic_map.js"; else fail "Node example: PCP_NODE_PACKAGE not set"; fi
+
+# --- Every packet of the suite clean in tshark -----------------------------------
+# shellcheck source=capture.sh
+. "$here/capture.sh"
 
 echo "interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
