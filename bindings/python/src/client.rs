@@ -67,13 +67,8 @@ pub(crate) fn _close_all(py: Python<'_>) {
 }
 
 pub(crate) fn discovery_config(candidates: Option<Vec<SocketAddr>>, deadline: Option<Duration>) -> DiscoveryConfig {
-    let mut dc = match candidates {
-        Some(c) => DiscoveryConfig::with_candidates(c),
-        None => DiscoveryConfig::default(),
-    };
-    if let Some(d) = deadline {
-        dc.deadline = d;
-    }
+    let mut dc = candidates.map_or_else(DiscoveryConfig::default, DiscoveryConfig::with_candidates);
+    dc.deadline = deadline.unwrap_or(dc.deadline);
     dc
 }
 
@@ -116,23 +111,15 @@ impl PyClient {
         // with address reuse; the core carries on if the port is busy).
         let config = move |addr: SocketAddr| {
             let mut cc = ClientConfig::new(addr).protocol(protocol);
-            if let Some(l) = listen_announce {
-                cc.listen_announce = l;
-            }
-            cc.local_addr = local;
-            cc.delete_on_close = delete_on_close;
             if let Some(d) = deadline {
                 cc = cc.deadline(d);
             }
-            if let Some(t) = close_timeout {
-                cc.close_timeout = t;
-            }
-            if let Some(d) = announce_delay_max {
-                cc.announce_delay_max = d;
-            }
-            if let Some(n) = max_retransmissions {
-                cc.retransmit.max_retransmissions = Some(n);
-            }
+            cc.listen_announce = listen_announce.unwrap_or(cc.listen_announce);
+            cc.local_addr = local;
+            cc.delete_on_close = delete_on_close;
+            cc.close_timeout = close_timeout.unwrap_or(cc.close_timeout);
+            cc.announce_delay_max = announce_delay_max.unwrap_or(cc.announce_delay_max);
+            cc.retransmit.max_retransmissions = max_retransmissions.or(cc.retransmit.max_retransmissions);
             cc
         };
         let core = match server {
@@ -422,11 +409,14 @@ impl PyClient {
     /// Unregisters a callback of `on_event`; it is not called again once this
     /// returns (unless it is running right now). Returns whether it was
     /// registered.
-    fn remove_event_handler(&self, handler_id: u64) -> bool {
+    fn remove_event_handler(&self, py: Python<'_>, handler_id: u64) -> bool {
         let Some(h) = lock(&self.inner.handlers).remove(&handler_id) else {
             return false;
         };
-        self.inner.core.remove_event_handler(h)
+        // The core waits for a call of the handler running on the driver
+        // thread, which may be waiting for the GIL: release it meanwhile.
+        let core = &self.inner.core;
+        py.detach(|| core.remove_event_handler(h))
     }
 
     /// Calls `callback()` once the client is closed, by whatever path
@@ -457,16 +447,12 @@ impl PyClient {
 
     /// Deletes the client's mappings (unless delete_on_close=False) and stops.
     fn close(&self, py: Python<'_>) {
-        let core = self.inner.core.clone();
-        py.detach(|| core.close());
-        self.inner.closed();
+        self.shut_down(py, false);
     }
 
     /// Stops without deleting: the mappings stay until their lifetimes end.
     fn close_keep(&self, py: Python<'_>) {
-        let core = self.inner.core.clone();
-        py.detach(|| core.close_keep());
-        self.inner.closed();
+        self.shut_down(py, true);
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -486,6 +472,14 @@ impl PyClient {
 }
 
 impl PyClient {
+    /// Closes (joining the driver thread, so with the GIL released), then
+    /// runs the `on_close` callbacks.
+    fn shut_down(&self, py: Python<'_>, keep: bool) {
+        let core = self.inner.core.clone();
+        py.detach(|| if keep { core.close_keep() } else { core.close() });
+        self.inner.closed();
+    }
+
     pub(crate) fn start_classic(
         &self,
         protocol: &Bound<'_, PyAny>,

@@ -9,21 +9,14 @@ pub(crate) struct PyDiscovered {
     pub(crate) server_port: u16,
     pub(crate) epoch: u32,
     pub(crate) internal_ip: String,
+    /// "ip:port" (IPv6 in brackets): pass it to Client or PCPClient.
+    pub(crate) address: String,
 }
 
 #[pymethods]
 impl PyDiscovered {
-    /// "ip:port" (IPv6 in brackets): pass it to Client or PCPClient.
-    #[getter]
-    fn address(&self) -> String {
-        match self.server_ip.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, self.server_port).to_string(),
-            Err(_) => format!("{}:{}", self.server_ip, self.server_port),
-        }
-    }
-
     fn __repr__(&self) -> String {
-        format!("<pcp_rs.Discovered server={} epoch={} internal_ip={}>", self.address(), self.epoch, self.internal_ip)
+        format!("<pcp_rs.Discovered server={} epoch={} internal_ip={}>", self.address, self.epoch, self.internal_ip)
     }
 }
 
@@ -47,6 +40,7 @@ pub(crate) fn discover(
         server_port: found.server.port(),
         epoch: found.epoch,
         internal_ip: ip_str(found.internal_addr),
+        address: SocketAddr::new(found.server.ip().to_canonical(), found.server.port()).to_string(),
     })
 }
 

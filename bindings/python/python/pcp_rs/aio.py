@@ -39,6 +39,7 @@ from ._pcp_rs import Event, Request
 __all__ = ["Client", "PCPClient", "discover", "get_external_address"]
 
 T = TypeVar("T")
+_Self = TypeVar("_Self", bound="_Session")
 
 
 async def _await(req: Request[T]) -> T:
@@ -92,7 +93,29 @@ async def discover(candidates: Any = None, *, deadline: Optional[float] = None) 
     return await loop.run_in_executor(None, functools.partial(_pcp_rs.discover, candidates, deadline=deadline))
 
 
-class Client:
+class _Session:
+    """``async with``: connects on entry, closes on exit."""
+
+    async def connect(self) -> _pcp_rs.Client:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _Self) -> _Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+
+class Client(_Session):
     """:class:`pcp_rs.Client` for asyncio. Construction only stores the
     arguments (nothing blocks, nothing is checked yet); the client is built
     off the loop by :meth:`connect`, which ``async with`` and every method
@@ -211,20 +234,8 @@ class Client:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self._sync.close_keep if keep else self._sync.close)
 
-    async def __aenter__(self) -> "Client":
-        await self.connect()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        await self.close()
-
-
-class PCPClient:
+class PCPClient(_Session):
     """The classic API (:class:`pcp_rs.PCPClient`) with coroutines."""
 
     def __init__(self, server_ip: ServerArg = None, **options: Any) -> None:
@@ -249,20 +260,13 @@ class PCPClient:
     async def get_external_address(self) -> str:
         return cast(str, await self.client.external_address())
 
+    async def connect(self) -> _pcp_rs.Client:
+        """As :meth:`Client.connect`."""
+        return await self.client.connect()
+
     async def close(self) -> None:
         await self.client.close()
 
-    async def __aenter__(self) -> "PCPClient":
-        await self.client.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        await self.close()
 
 
 async def get_external_address(
