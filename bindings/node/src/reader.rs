@@ -6,7 +6,7 @@
 //! (`Client::reader_fd`) is watched by a libuv poll handle on Node's own
 //! event loop, and `Client::attach_reader` tells the core that this loop
 //! reads it. When the socket is readable, libuv calls `on_readable` on the
-//! JavaScript thread, which calls `Client::process_ready`: the answers are
+//! JavaScript thread, which calls `Client::process_one_datagram`: the answers are
 //! read and their requests completed right there, and their results are
 //! handed to the JavaScript callback directly, inside a callback scope so
 //! that the promise reactions they trigger run before control returns to
@@ -47,13 +47,13 @@ extern "C" {
 }
 
 thread_local! {
-    /// While `on_readable` runs `process_ready`: the client it runs for and
+    /// While `on_readable` runs `process_one_datagram`: the client it runs for and
     /// the results completed meanwhile (see `collect`).
     static COLLECTING: RefCell<Option<(*const Inner, Vec<NativeMessage>)>> = const { RefCell::new(None) };
 }
 
 /// Called with a finished request's result: keeps it for direct delivery if
-/// `process_ready` on this thread completed it, or hands it back.
+/// `process_one_datagram` on this thread completed it, or hands it back.
 pub(crate) fn collect(inner: &Inner, msg: NativeMessage) -> Option<NativeMessage> {
     COLLECTING.with(|c| match &mut *c.borrow_mut() {
         Some((who, queue)) if ptr::eq(*who, inner) => {
@@ -227,7 +227,7 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         return;
     }
     // Below zero only while a driver thread dispatch overtakes the count
-    // within `process_ready`, or after an event no request waited for: in
+    // within `process_one_datagram`, or after an event no request waited for: in
     // the latter case, start again from zero rather than undercount.
     let due = r.inner.events_due.load(Ordering::Acquire);
     if due < 0 {
@@ -237,7 +237,7 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         let client = r.client.borrow();
         let Some(client) = client.as_ref() else { return };
         COLLECTING.with(|c| *c.borrow_mut() = Some((Arc::as_ptr(&r.inner), Vec::new())));
-        client.process_ready();
+        client.process_one_datagram();
         COLLECTING.with(|c| c.borrow_mut().take().map(|(_, q)| q).unwrap_or_default())
     };
     if !msgs.is_empty() {

@@ -49,13 +49,26 @@ impl Client {
     /// callbacks and wakers run here). Never blocks. Returns how many
     /// datagrams it read.
     pub fn process_ready(&self) -> usize {
+        // Bounded: a socket buffer holds finitely many datagrams, and a
+        // burst larger than this is finished by the next readiness.
+        self.process_datagrams(1024)
+    }
+
+    /// [`Client::process_ready`] for a level-triggered loop (libuv's poll
+    /// handle, asyncio's `add_reader`): reads at most one datagram. Such a
+    /// loop reports the socket again while more wait, so this skips the
+    /// extra recv that finds the socket empty, one system call in every
+    /// sequential round trip (about a tenth of its time on loopback).
+    pub fn process_one_datagram(&self) -> usize {
+        self.process_datagrams(1)
+    }
+
+    fn process_datagrams(&self, max: usize) -> usize {
         let shared = self.shared();
         let now = Instant::now();
         let (done, read) = {
             let mut st = shared.lock();
-            // Bounded: a socket buffer holds finitely many datagrams, and a
-            // burst larger than this is finished by the next readiness.
-            let read = st.endpoint.receive_available(now, 1024);
+            let read = st.endpoint.receive_available(now, max);
             st.endpoint.engine_mut().handle_timeout(now);
             st.endpoint.flush(now);
             (shared.settle(&mut st), read)
