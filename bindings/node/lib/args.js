@@ -2,7 +2,7 @@
 // JavaScript arguments checked for type and shape and turned into what the
 // native side takes; ranges and cross-field rules are the core's.
 
-const { invalid } = require('./errors');
+const { invalid, typeError } = require('./errors');
 
 const EVENTS = new Set(['renewed', 'updated', 'lost', 'failed', 'deleted', 'ipChanged', 'internalIpChanged',
   'serverRestarted']);
@@ -18,13 +18,11 @@ function describe(v) {
   return `${String(v)} (${typeof v})`;
 }
 
+// A number, never a string such as '80' (Python refuses it too): a TypeError.
 function toInt(v, name, min, max) {
-  let n = v;
-  if (typeof v === 'string' && /^\s*\d+\s*$/.test(v)) n = Number(v);
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw invalid(`${name} must be an integer ${min}..${max}, got ${describe(v)}`);
-  }
-  return n;
+  if (typeof v !== 'number') throw typeError(`${name} must be a number (an integer ${min}..${max}), got ${describe(v)}`);
+  if (!Number.isInteger(v) || v < min || v > max) throw invalid(`${name} must be an integer ${min}..${max}, got ${describe(v)}`);
+  return v;
 }
 
 function toProtocol(v, name = 'protocol') {
@@ -32,11 +30,12 @@ function toProtocol(v, name = 'protocol') {
     const p = { tcp: 6, udp: 17, all: 0, any: 0 }[v.trim().toLowerCase()];
     if (p !== undefined) return p;
   }
-  try {
-    return toInt(v, name, 0, 255);
-  } catch {
-    throw invalid(`${name} must be 6 (TCP), 17 (UDP), another protocol number 0..255, 'tcp' or 'udp', got ${describe(v)}`);
-  }
+  const what = `${name} must be 6 (TCP), 17 (UDP), another protocol number 0..255, 'tcp' or 'udp', got ${describe(v)}`;
+  if (typeof v !== 'number' && typeof v !== 'string') throw typeError(what);
+  // A protocol's name or number as text is fine, as in Python (the core's `Protocol::parse`).
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+  if (!Number.isInteger(n) || n < 0 || n > 255) throw invalid(what);
+  return n;
 }
 
 function toAddress(v, name) {

@@ -19,6 +19,11 @@ function invalid(message) {
   return new PCPError('INVALID_ARGUMENT', message);
 }
 
+/** A value of the wrong JavaScript type: a `TypeError` (as in Python), with the same `code`. */
+function typeError(message) {
+  return Object.assign(new TypeError(message), { code: 'INVALID_ARGUMENT' });
+}
+
 // Native functions throw "CODE\0message" for errors they report synchronously.
 // A server's refusal adds "\0seconds": its retryAfter (RFC 6887 section 8.3).
 function fromNative(e) {
@@ -55,4 +60,4 @@ function abortError(signal) {
   return new PCPError('CANCELLED', 'the operation was cancelled', reason === undefined ? undefined : { cause: reason });
 }
 
-module.exports = { ERROR_CODES, PCPError, invalid, fromNative, callNative, abortError, errorOf };
+module.exports = { ERROR_CODES, PCPError, invalid, typeError, fromNative, callNative, abortError, errorOf };

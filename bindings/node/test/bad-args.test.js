@@ -1,8 +1,6 @@
 'use strict';
 // Bad arguments: wrong types, out-of-range values, use after close, close
-// twice. Asserts error codes (err.code), never message texts. (A numeric
-// string such as '80' is accepted as a port by the Node shell today, unlike
-// Python; left to the shells' argument rules, not asserted here.)
+// twice. Asserts error codes (err.code), never message texts.
 const { test } = require('node:test');
 const assert = require('node:assert');
 const { pcp } = require('./helpers');
@@ -50,6 +48,29 @@ test('map, peer and the client refuse bad arguments with INVALID_ARGUMENT', asyn
   }
   for (const deadline of [0, -1, NaN, '5']) {
     assert.throws(() => new pcp.Client('127.0.0.1', { listenAnnounce: false, deadline }), isCode('INVALID_ARGUMENT'));
+  }
+});
+
+test("a value of the wrong type, such as the port '80', is a TypeError with code INVALID_ARGUMENT (as Python's TypeError)", async () => {
+  const server = new pcp.testing.Server();
+  const classic = new pcp.PCPClient(server.address, { listenAnnounce: false, deadline: 2000 });
+  const client = await classic.client();
+  const typeError = (e) => e instanceof TypeError && isCode('INVALID_ARGUMENT')(e);
+  try {
+    for (const args of [['80'], [80, '0'], [80, 0, 6, '3600'], [80, 0, {}]]) {
+      await assert.rejects(() => classic.createMapping(...args), typeError, JSON.stringify(args));
+    }
+    await assert.rejects(() => classic.deleteMapping('80'), typeError);
+    await assert.rejects(() => classic.createPeerMapping('80', '198.51.100.1', 443), typeError);
+    await assert.rejects(() => client.map('80'), typeError);
+    await assert.rejects(() => client.map(80, { externalPort: '81' }), typeError);
+    assert.throws(() => client.findMapping('80'), typeError);
+    // A number out of range stays a PCPError (Python: ValueError).
+    await assert.rejects(() => classic.createMapping(70000), (e) => e instanceof pcp.PCPError && isCode('INVALID_ARGUMENT')(e));
+    assert.strictEqual(server.mappingCount, 0, 'a refused call sent nothing');
+  } finally {
+    await classic.close();
+    server.stop();
   }
 });
 
