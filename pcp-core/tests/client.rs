@@ -478,6 +478,37 @@ fn an_event_loop_reads_bursts_of_answers_in_batches() {
     c.detach_reader();
 }
 
+/// A level-triggered loop (libuv's poll handle, as the Node binding has)
+/// reads one datagram per readiness: it is told again while more wait.
+#[test]
+fn a_level_triggered_loop_reads_one_datagram_per_readiness() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    c.attach_reader();
+    let pending: Vec<_> = (0..20u16).map(|i| c.map_async(MapSpec::new(Protocol::UDP, 3000 + i))).collect();
+    let poller = polling::Poller::new().unwrap();
+    // SAFETY: the socket outlives the poller, which is dropped at the end.
+    unsafe { poller.add_with_mode(c.reader_fd(), polling::Event::readable(0), polling::PollMode::Level) }.unwrap();
+    let mut events = polling::Events::new();
+    let (mut read, mut turns) = (0, 0);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !pending.iter().all(|p| p.is_done()) {
+        assert!(std::time::Instant::now() < deadline, "answers missing");
+        events.clear();
+        poller.wait(&mut events, Some(Duration::from_millis(100))).unwrap();
+        if !events.is_empty() {
+            let n = c.process_one_datagram();
+            assert!(n <= 1, "at most one datagram per call, got {n}");
+            read += n;
+            turns += 1;
+        }
+    }
+    assert_eq!(read, 20, "every answer read once, none lost");
+    assert!(turns >= 20);
+    poller.delete(unsafe { borrow(c.reader_fd()) }).unwrap();
+    c.detach_reader();
+}
+
 #[test]
 fn a_panicking_callback_stops_nobody() {
     let server = Server::start_local().unwrap();
