@@ -20,7 +20,7 @@ function describe(v) {
 
 // A number, never a string such as '80' (Python refuses it too): a TypeError.
 function toInt(v, name, min, max) {
-  if (typeof v !== 'number') throw typeError(`${name} must be a number (an integer ${min}..${max}), got ${describe(v)}`);
+  if (typeof v !== 'number') throw typeError(`${name} must be an integer ${min}..${max} (a number), got ${describe(v)}`);
   if (!Number.isInteger(v) || v < min || v > max) throw invalid(`${name} must be an integer ${min}..${max}, got ${describe(v)}`);
   return v;
 }

@@ -222,8 +222,10 @@ test('bad arguments reject with a clear message', async (t) => {
   await assert.rejects(client.createPeerMapping(8080, 'not-an-ip', 80), { code: 'INVALID_ARGUMENT', message: /remoteAddress is not an IP address/ });
   await assert.rejects(client.createPeerMapping(8080, '198.51.100.1', 99999), { code: 'INVALID_ARGUMENT', message: /remotePort/ });
   assert.throws(() => new PCPClient('999.1.1.1:x'), { code: 'INVALID_ARGUMENT' });
+  // A port given as a string is a TypeError (as in Python), with the same code.
+  await assert.rejects(client.createMapping('8080'), (e) => e instanceof TypeError && e.code === 'INVALID_ARGUMENT');
   // A rejected call does not break the client.
-  const r = await bounded(client.createMapping('8080'), 'createMapping');
+  const r = await bounded(client.createMapping(8080), 'createMapping');
   assert.equal(r.lifetime, 3600);
 });
 
