@@ -4,7 +4,9 @@
 //! IPv6, via `netdev`) followed by any configured servers, or an explicit
 //! list that replaces the routing table (tests inject one so that they never
 //! probe the real gateway). Each candidate is sent an ANNOUNCE; the first
-//! valid answer wins.
+//! valid answer wins, except that an RFC 7723 anycast address's answer
+//! waits up to the first retransmission timeout for a gateway still being
+//! probed ([`preference`]).
 //!
 //! The default deadline is **2 seconds** ([`DEFAULT_DEADLINE`]): a network
 //! without PCP must not stall an application. Within it the ANNOUNCE is
@@ -27,6 +29,9 @@ use crate::endpoint::{ClientConfig, Endpoint};
 use crate::engine::{Event, RetransmitPolicy};
 use crate::wire::SERVER_PORT;
 use crate::{Error, Result};
+
+mod preference;
+use preference::Preference;
 
 /// How long discovery waits for any answer by default.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
@@ -161,6 +166,9 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
     }
     let mut events = Events::new();
     let mut watched = vec![true; probes.len()];
+    // RFC 7723: an anycast answer is held while a gateway may still answer.
+    let mut preference = Preference::new(config.initial_timeout);
+    let is_anycast = |ep: &Endpoint| ANYCAST_SERVERS.contains(&ep.engine().server());
     // Bounded: every pass waits for the earliest deadline of a live probe,
     // and each probe's schedule ends at `config.deadline`.
     loop {
@@ -180,11 +188,16 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
                 if let Event::Announced { result, .. } = ev {
                     match result {
                         Ok(epoch) => {
-                            return Ok(Discovered {
+                            let found = Discovered {
                                 server: ep.engine().server(),
                                 epoch,
                                 internal_addr: ep.engine().client_addr(),
-                            })
+                            };
+                            if let Some(found) = preference.answered(found, is_anycast(ep), now) {
+                                return Ok(found);
+                            }
+                            // Held by `preference`: this probe is settled.
+                            *done = Some(Error::Timeout);
                         }
                         Err(e) => *done = Some(e),
                     }
@@ -196,12 +209,22 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
                 }
             }
         }
+        let others_pending = probes.iter().any(|(ep, done)| done.is_none() && !is_anycast(ep));
+        if let Some(found) = preference.settle(others_pending, now) {
+            return Ok(found);
+        }
+        if let Some(t) = preference.deadline() {
+            next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        }
         if !watched.contains(&true) {
             break;
         }
         events.clear();
         // Every live probe has a retransmission deadline.
         let _ = poller.wait_deadline(&mut events, next.unwrap_or(now));
+    }
+    if let Some(found) = preference.take() {
+        return Ok(found);
     }
     for (ep, done) in &probes {
         let why = match done {
