@@ -18,56 +18,16 @@ pub(crate) struct PyEvent {
 }
 
 impl PyEvent {
-    pub(crate) fn empty(kind: &'static str) -> Self {
-        PyEvent { kind, mapping_id: None, mapping: None, error: None, old: None, new: None, epoch: None }
-    }
-
+    /// The core's flat view of the event (`Event::name`, `mapping`, ...).
     pub(crate) fn convert(py: Python<'_>, inner: &Arc<Inner>, ev: &CoreEvent) -> PyResult<PyEvent> {
-        let with_mapping = |kind, info: &MappingInfo| -> PyResult<PyEvent> {
-            let m = Py::new(py, PyMapping::new(inner, info.clone()))?;
-            Ok(PyEvent {
-                mapping_id: Some(info.id.0),
-                mapping: Some(m),
-                epoch: Some(info.epoch),
-                ..PyEvent::empty(kind)
-            })
-        };
-        let err = |e: &CoreError| -> PyResult<Option<Py<PyAny>>> { Ok(Some(exception_value(py, e)?.unbind())) };
-        Ok(match ev {
-            CoreEvent::Granted(info) => with_mapping("granted", info)?,
-            CoreEvent::Renewed(info) => with_mapping("renewed", info)?,
-            CoreEvent::Updated(info) => with_mapping("updated", info)?,
-            CoreEvent::InternalAddressChanged { old, new } => {
-                PyEvent { old: Some(ip_str(*old)), new: Some(ip_str(*new)), ..PyEvent::empty("internal_ip_changed") }
-            }
-            CoreEvent::Failed { id, error } => {
-                PyEvent { mapping_id: Some(id.0), error: err(error)?, ..PyEvent::empty("failed") }
-            }
-            CoreEvent::Lost { id, error } => {
-                PyEvent { mapping_id: Some(id.0), error: err(error)?, ..PyEvent::empty("lost") }
-            }
-            CoreEvent::Deleted { id, result } => PyEvent {
-                mapping_id: Some(id.0),
-                error: match result {
-                    Ok(()) => None,
-                    Err(e) => err(e)?,
-                },
-                ..PyEvent::empty("deleted")
-            },
-            CoreEvent::ExternalAddressChanged { old, new } => {
-                PyEvent { old: Some(ip_str(*old)), new: Some(ip_str(*new)), ..PyEvent::empty("ip_changed") }
-            }
-            CoreEvent::ServerRestarted { epoch } => {
-                PyEvent { epoch: Some(*epoch), ..PyEvent::empty("server_restarted") }
-            }
-            CoreEvent::Announced { result, .. } => match result {
-                Ok(epoch) => PyEvent { epoch: Some(*epoch), ..PyEvent::empty("announced") },
-                Err(e) => PyEvent { error: err(e)?, ..PyEvent::empty("announced") },
-            },
-            CoreEvent::ExternalAddress { result, .. } => match result {
-                Ok(ip) => PyEvent { new: Some(ip_str(*ip)), ..PyEvent::empty("external_address") },
-                Err(e) => PyEvent { error: err(e)?, ..PyEvent::empty("external_address") },
-            },
+        Ok(PyEvent {
+            kind: ev.name(),
+            mapping_id: ev.mapping_id().map(|id| id.0),
+            mapping: ev.mapping().map(|info| Py::new(py, PyMapping::new(inner, info.clone()))).transpose()?,
+            error: ev.error().map(|e| exception_value(py, e).map(Bound::unbind)).transpose()?,
+            old: ev.old_address().map(ip_str),
+            new: ev.new_address().map(ip_str),
+            epoch: ev.epoch(),
         })
     }
 }
