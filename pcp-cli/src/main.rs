@@ -170,7 +170,13 @@ fn protocol_choice(cli: &Cli) -> Result<ProtocolChoice, Error> {
 }
 
 fn connect(cli: &Cli, listen_announce: bool) -> Result<Client, Error> {
-    let mut cc = ClientConfig::new(server_addr(cli)?).deadline(deadline(cli)?).protocol(protocol_choice(cli)?);
+    connect_to(cli, server_addr(cli)?, listen_announce)
+}
+
+/// A client for `server` (found once: discovering it again could find
+/// another server than the one a recorded mapping belongs to).
+fn connect_to(cli: &Cli, server: SocketAddr, listen_announce: bool) -> Result<Client, Error> {
+    let mut cc = ClientConfig::new(server).deadline(deadline(cli)?).protocol(protocol_choice(cli)?);
     cc.listen_announce = listen_announce;
     Client::new(cc)
 }
@@ -237,7 +243,7 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
                     "no mapping of {proto} port {internal_port} via {server} recorded by `pcp map`"
                 ))
             })?;
-            let c = connect(cli, false)?;
+            let c = connect_to(cli, server, false)?;
             let result = c.delete_by_nonce(proto, *internal_port, record.nonce);
             c.close_keep();
             result?;

@@ -8,9 +8,10 @@
 # routing table's default gateways, then the anycast addresses (RFC 6887
 # section 8.1, RFC 7723 section 2).
 #
-# 1. The default gateway answers: `pcp discover` and a `pcp map` with no
-#    --gateway land on it, not on the anycast address. capture.sh checks in
-#    the capture that the gateway probes left before the anycast probes.
+# 1. The default gateway answers: `pcp discover`, a `pcp map` and a
+#    `pcp delete` with no --gateway land on it, not on the anycast address.
+#    capture.sh checks in the capture that the gateway probes left before
+#    the anycast probes, and that the delete discovered only once.
 # 2. The gateway's own addresses drop PCP (gw_pcp_block), only the IPv4
 #    anycast address answers: `pcp map` with no --gateway discovers
 #    192.0.0.9 and maps through it (DNAT rule, an outside connection gets
@@ -31,7 +32,13 @@ mgw=$(echo "$out" | field gateway 2>/dev/null)
 case "$mgw" in
     "$GW_LAN_IP4:5351"|"[$GW_LAN_IP6]:5351")
         ok "MAP with no server configured landed on the default gateway $mgw"
-        pcp --gateway "$mgw" delete tcp 8093 >/dev/null 2>&1 || fail "delete TCP 8093 via $mgw" ;;
+        # Without --gateway, delete discovers the server once (capture.sh
+        # counts the probes), and it is the one the mapping was made on.
+        capture_window delete-discovers-once
+        out=$(pcp --json delete tcp 8093 2>&1)
+        capture_window_end
+        [ "$(echo "$out" | field gateway 2>/dev/null)" = "$mgw" ] && ok "delete with no server configured found $mgw again and deleted TCP 8093" \
+            || fail "delete TCP 8093 with no server configured" "$out" ;;
     *) fail "MAP with no server configured (expected the default gateway)" "$out" ;;
 esac
 

@@ -206,6 +206,14 @@ def check_window(frames, name, t0, t1):
     if any_first and max(gw_first) > min(any_first):
         print("fail\t%s: the anycast probes come after every default gateway's\tfirst probe per address: %s" % (name, order))
         return
+    if name == "delete-discovers-once":
+        again = [a for a in first if sum(1 for fr in probes if fr.dst == a) != 1]
+        if again:
+            print("fail\t%s: one ANNOUNCE per candidate (one discovery)\tprobed more than once: %s; all probes: %s"
+                  % (name, " ".join(again), " ".join("%s@%d" % (fr.dst, fr.no) for fr in probes)))
+        else:
+            print("ok\t%s: pcp delete discovered the server once (one ANNOUNCE per candidate): %s" % (name, order))
+        return
     if name == "discover-gateway-first":
         print("ok\t%s: gateway probes first, anycast after (or not at all): %s" % (name, order))
         return
