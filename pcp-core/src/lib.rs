@@ -30,6 +30,7 @@ pub mod engine;
 mod error;
 #[cfg(feature = "server")]
 pub mod server;
+mod source_addr;
 pub mod wire;
 
 pub use client::{Client, ClientConfig, HandlerId, Mapping, Pending};

@@ -178,6 +178,30 @@ fn client_address_change_recreates_mappings_from_the_new_address() {
     }
 }
 
+/// Section 11.5: the client checks its own address right before a
+/// renewal goes, so `renewal_due` must say when one is due (and only then:
+/// a first request's retransmission is no reason to look).
+#[test]
+fn renewal_due_says_when_a_renewal_would_go() {
+    let mut e = engine();
+    let t0 = Instant::now();
+    e.map(t0, MapSpec::new(Protocol::TCP, 81)).unwrap();
+    let _ = sent(&mut e);
+    let retransmit_at = e.poll_timeout().unwrap();
+    assert!(!e.renewal_due(retransmit_at), "a first request's retransmission is not a renewal");
+    let mut e = engine();
+    let (_, _) = granted(&mut e, t0, 80, 3600);
+    let renew_at = e.poll_timeout().unwrap();
+    assert!(!e.renewal_due(renew_at - secs(0.001)));
+    assert!(e.renewal_due(renew_at));
+    e.handle_timeout(renew_at);
+    let _ = sent(&mut e);
+    // The renewal is on the wire; its next attempt is a renewal again.
+    let next = e.poll_timeout().unwrap();
+    assert!(!e.renewal_due(next - secs(0.001)));
+    assert!(e.renewal_due(next));
+}
+
 // ---- item 6: sections 8.3, 11.4 ----
 
 /// Section 8.3: the same request is not sent again within the error's

@@ -65,7 +65,7 @@ pub(super) fn run(shared: Arc<Shared>) {
                 // The main socket is theirs for now: reading it here could
                 // take the answer a caller is waiting for from under it.
                 st.endpoint.receive_announce(now);
-                st.endpoint.engine_mut().handle_timeout(now);
+                st.endpoint.handle_timeout(now);
                 st.endpoint.flush(now);
             } else {
                 st.endpoint.process(now);

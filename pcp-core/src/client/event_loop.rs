@@ -69,7 +69,7 @@ impl Client {
         let (done, read) = {
             let mut st = shared.lock();
             let read = st.endpoint.receive_available(now, max);
-            st.endpoint.engine_mut().handle_timeout(now);
+            st.endpoint.handle_timeout(now);
             st.endpoint.flush(now);
             (shared.settle(&mut st), read)
         };

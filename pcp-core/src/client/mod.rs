@@ -38,6 +38,7 @@ use std::time::Instant;
 use polling::Poller;
 
 pub use crate::endpoint::{ClientConfig, Endpoint, RawSocket};
+pub use crate::source_addr::SourceResolver;
 pub use address::parse_server;
 pub use background::discover_async;
 pub use mapping::Mapping;
@@ -165,6 +166,26 @@ impl Client {
     /// Client IP field of every request.
     pub fn internal_address(&self) -> IpAddr {
         self.shared().lock().endpoint.engine().client_addr()
+    }
+
+    /// Checks our address towards the server now (the client also does
+    /// before each renewal pass, and after a send fails): if the host's
+    /// address changed (DHCP renumbering, an IPv6 address gone), the
+    /// socket moves to the new one, every mapping is made again from it
+    /// (RFC 6887 section 11.5) and [`Event::InternalAddressChanged`]
+    /// reports it. For applications that hear of network changes from the
+    /// system. Returns whether the address changed; sends nothing to learn it.
+    pub fn refresh_internal_address(&self) -> Result<bool> {
+        self.shared().submit(true, |st, now| Ok(st.endpoint.refresh_source(now)))
+    }
+
+    /// Sends from `addr` from now on (`None`: the route's choice again,
+    /// checked before renewals), moving the socket at once; if the
+    /// Client IP changes, the mappings are made again from the new
+    /// address and [`Event::InternalAddressChanged`] reports it. Returns
+    /// whether it changed.
+    pub fn set_local_address(&self, addr: Option<IpAddr>) -> Result<bool> {
+        self.shared().submit(true, |st, now| Ok(st.endpoint.set_local_addr(now, addr)))
     }
 
     /// The server's last reported epoch.

@@ -165,7 +165,7 @@ impl Drive for Shared {
                     // Followers leave the socket to the reader.
                     None => !first && st.reader.as_ref().is_none_or(|r| Some(r) == me) && st.endpoint.receive_one(now),
                 };
-                st.endpoint.engine_mut().handle_timeout(now);
+                st.endpoint.handle_timeout(now);
                 st.endpoint.flush(now);
                 let finished = self.settle(&mut st);
                 if !finished.is_empty() {

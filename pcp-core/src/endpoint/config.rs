@@ -6,14 +6,23 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::engine::{ProtocolChoice, RetransmitPolicy};
+use crate::source_addr::SourceResolver;
 use crate::wire::CLIENT_PORT;
 
 /// Settings of a [`Client`](crate::Client) and of its [`Endpoint`](super::Endpoint).
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub server: SocketAddr,
-    /// Bind to this local address; by default the route to the server picks it.
+    /// Bind to this local address; by default the route to the server
+    /// picks it, except towards a link-local IPv6 server: then a global
+    /// (else unique local) address of its interface, never a link-local
+    /// one (RFC 6887 section 8). A configured address is never checked
+    /// again.
     pub local_addr: Option<IpAddr>,
+    /// Test-only hook: decides our source address instead of the route
+    /// (see [`SourceResolver`]); asked again before renewal passes, like
+    /// the route. `None` (the default) in real use.
+    pub source_resolver: Option<SourceResolver>,
     /// Retransmission of requests: by default the RFC schedule with a 10 s deadline.
     pub retransmit: RetransmitPolicy,
     /// Requests on the wire at once (more wait their turn).
@@ -46,6 +55,7 @@ impl ClientConfig {
         ClientConfig {
             server,
             local_addr: None,
+            source_resolver: None,
             retransmit: RetransmitPolicy::default(),
             max_in_flight: 64,
             listen_announce: true,

@@ -8,13 +8,14 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use crate::engine::{Engine, EngineConfig, Event};
+use crate::source_addr::{self, SourceResolver};
 use crate::wire::MAX_MESSAGE_SIZE;
-use crate::Result;
+use crate::{Error, Result};
 
 mod config;
 pub(crate) mod socket;
@@ -37,7 +38,31 @@ pub struct Endpoint {
     /// port 5351 instead of 5350; opt-in (see `ClientConfig`).
     legacy_announce: Option<UdpSocket>,
     buf: Vec<u8>,
+    /// How our source address is chosen, and so whether and how it is
+    /// checked again (RFC 6887 section 11.5).
+    source: Source,
+    /// When the source address was last checked (see [`SOURCE_CHECK_INTERVAL`]).
+    source_checked: Option<Instant>,
 }
+
+/// Where the client's source address (the Client IP field) comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    /// The configuration or the application named it: never checked.
+    Pinned(IpAddr),
+    /// The route to the server picks it: connect(2) without a bound address.
+    Route,
+    /// The server is link-local: a global (else ULA) address of its
+    /// interface, chosen by [`source_addr::choose`] and bound explicitly.
+    LinkLocal,
+    /// A test's [`SourceResolver`] says it; bound explicitly.
+    Resolver(SourceResolver),
+}
+
+/// The least time between two checks of our own address (before renewal
+/// passes and after failed sends): each costs a few system calls, and a
+/// network that is down must not make them a loop.
+pub(crate) const SOURCE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 static ANNOUNCE_WARNED: AtomicBool = AtomicBool::new(false);
 
@@ -50,10 +75,19 @@ impl Endpoint {
         let server = config.server;
         let domain = Domain::for_address(server);
         let socket = Socket::new(domain, Type::DGRAM, Some(SockProtocol::UDP))?;
-        let bind_ip = config.local_addr.unwrap_or(match server {
-            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        });
+        let source = match (&config.local_addr, &config.source_resolver) {
+            (Some(ip), _) => Source::Pinned(*ip),
+            (None, Some(r)) => Source::Resolver(r.clone()),
+            (None, None) if source_addr::is_link_local_server(server) => Source::LinkLocal,
+            (None, None) => Source::Route,
+        };
+        let bind_ip = match wanted_source(&source, server) {
+            Some(wanted) => wanted.map_err(source_error)?,
+            None => match server {
+                SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            },
+        };
         socket.bind(&SocketAddr::new(bind_ip, 0).into())?;
         // Best effort: a larger buffer absorbs bursts of answers.
         let _ = socket.set_recv_buffer_size(1 << 20);
@@ -91,7 +125,82 @@ impl Endpoint {
             announce,
             legacy_announce,
             buf: vec![0; MAX_MESSAGE_SIZE + 4],
+            source,
+            source_checked: None,
         })
+    }
+
+    /// Runs the engine's due timers; first, if a renewal is due, checks
+    /// that our address towards the server is still the one the engine
+    /// names (RFC 6887 section 11.5: after renumbering the mappings are
+    /// made again from the new address). At most once per
+    /// [`SOURCE_CHECK_INTERVAL`], and only when a renewal is due: a request
+    /// that is not a renewal costs no extra system call.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.source_check_allowed(now) && self.engine.renewal_due(now) {
+            self.refresh_source(now);
+        }
+        self.engine.handle_timeout(now);
+    }
+
+    fn source_check_allowed(&self, now: Instant) -> bool {
+        !matches!(self.source, Source::Pinned(_))
+            && self.source_checked.is_none_or(|t| now.saturating_duration_since(t) >= SOURCE_CHECK_INTERVAL)
+    }
+
+    /// Checks our address towards the server now: where the source would
+    /// be chosen today (the route's pick, the link-local rule, a test's
+    /// resolver), and if that is not the engine's Client IP, moves the
+    /// socket there and tells the engine, which makes every mapping again
+    /// from the new address and reports [`Event::InternalAddressChanged`].
+    /// Returns whether the address changed. Nothing is sent to learn it;
+    /// an address that cannot be resolved (no route now) changes nothing.
+    pub fn refresh_source(&mut self, now: Instant) -> bool {
+        self.source_checked = Some(now);
+        let server = self.engine.server();
+        let Some(Ok(wanted)) = wanted_source(&self.source, server) else { return false };
+        if same_addr(wanted, self.engine.client_addr()) {
+            return false;
+        }
+        let bind = (!matches!(self.source, Source::Route)).then_some(wanted);
+        self.move_to(now, bind)
+    }
+
+    /// Sends from `addr` from now on (or from the route's choice again with
+    /// `None`), whatever the route says: for an application that knows
+    /// its address changed. Returns whether the Client IP changed.
+    pub fn set_local_addr(&mut self, now: Instant, addr: Option<IpAddr>) -> bool {
+        let server = self.engine.server();
+        self.source = match addr {
+            Some(ip) => Source::Pinned(ip),
+            None if source_addr::is_link_local_server(server) => Source::LinkLocal,
+            None => Source::Route,
+        };
+        self.source_checked = Some(now);
+        let bind = match (&self.source, addr) {
+            (_, Some(ip)) => Some(ip),
+            (Source::LinkLocal, None) => match source_addr::source_for(server) {
+                Ok(ip) => Some(ip),
+                Err(_) => return false,
+            },
+            _ => None,
+        };
+        self.move_to(now, bind)
+    }
+
+    /// Reconnects the main socket (from `bind`, or the route's choice) and
+    /// hands its new local address to the engine.
+    fn move_to(&mut self, now: Instant, bind: Option<IpAddr>) -> bool {
+        let server = self.engine.server();
+        let Ok(local) = source_addr::reconnect(&self.socket, server, bind) else { return false };
+        let new = local.ip();
+        if let (Some(a), IpAddr::V4(l)) = (&self.announce, new) {
+            if !l.is_loopback() {
+                // Best effort, as at start: the group on the new address.
+                let _ = a.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 1), &l);
+            }
+        }
+        self.engine.set_client_addr(now, new)
     }
 
     pub fn engine(&self) -> &Engine {
@@ -149,7 +258,7 @@ impl Endpoint {
     /// Reads what arrived, runs due timers and sends what the engine wants sent.
     pub fn process(&mut self, now: Instant) {
         self.receive(now);
-        self.engine.handle_timeout(now);
+        self.handle_timeout(now);
         self.flush(now);
     }
 
@@ -160,8 +269,17 @@ impl Endpoint {
             match socket::send_now(&self.socket, &t.payload) {
                 Ok(_) => {}
                 Err(e) if socket::is_unreachable(&e) => self.engine.handle_unreachable(now),
-                // A full buffer or a passing error: retransmission recovers.
-                Err(_) => {}
+                // A full buffer: retransmission recovers.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // EADDRNOTAVAIL, ENETUNREACH, EINVAL...: perhaps our
+                // address went away; check (rate-limited, so a network
+                // that is down makes no loop). A change queues the
+                // mappings again from the new address, sent by this loop.
+                Err(_) => {
+                    if self.source_check_allowed(now) {
+                        self.refresh_source(now);
+                    }
+                }
             }
         }
     }
@@ -318,4 +436,28 @@ fn open_announce_listener(server: SocketAddr, local: IpAddr, port: u16) -> Optio
 pub(crate) fn ms_until(t: Instant, now: Instant) -> i32 {
     let d = t.saturating_duration_since(now);
     d.as_millis().saturating_add(u128::from(d.subsec_nanos() % 1_000_000 != 0)).min(i32::MAX as u128) as i32
+}
+
+/// Where the source should be now: `None` for the route's choice (nothing
+/// to bind), else the address, or why there is none.
+fn wanted_source(source: &Source, server: SocketAddr) -> Option<io::Result<IpAddr>> {
+    match source {
+        Source::Pinned(ip) => Some(Ok(*ip)),
+        Source::Resolver(r) => Some(r.resolve(server)),
+        Source::LinkLocal => Some(source_addr::source_for(server)),
+        Source::Route => None,
+    }
+}
+
+/// A source address that cannot be had, as the client's error.
+fn source_error(e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::InvalidInput | io::ErrorKind::AddrNotAvailable => Error::invalid(e.to_string()),
+        _ => Error::from(e),
+    }
+}
+
+/// Whether two addresses are one (an IPv4 address and its IPv4-mapped form are).
+fn same_addr(a: IpAddr, b: IpAddr) -> bool {
+    a.to_canonical() == b.to_canonical()
 }

@@ -9,6 +9,7 @@
 //! and [`Event::InternalAddressChanged`] reports it. Third-party mappings
 //! keep their internal address.
 
+use std::cmp::Reverse;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -55,5 +56,27 @@ impl Engine {
             self.start_exchange(id, now);
         }
         true
+    }
+
+    /// Whether [`Engine::handle_timeout`] at `now` would renew a mapping
+    /// (a renewal, a retry of one, or a renewal pass): the moment for the
+    /// client to check that its own address is still the one it names
+    /// (section 11.5), so that the renewal does not carry a stale one.
+    /// Cheap unless a timer is due: then it looks at the due ones.
+    pub fn renewal_due(&mut self, now: Instant) -> bool {
+        if self.poll_timeout().is_none_or(|t| t > now) {
+            return false;
+        }
+        if self.renew_all_at.is_some_and(|t| t <= now) {
+            return true;
+        }
+        self.timers.iter().any(|Reverse((t, id))| {
+            *t <= now
+                && self.entries.get(id).is_some_and(|e| {
+                    e.timer == Some(*t)
+                        && matches!(e.kind, Kind::Mapping(_))
+                        && matches!(e.phase, Phase::Granted | Phase::RetryWait | Phase::Renewing)
+                })
+        })
     }
 }
