@@ -613,6 +613,20 @@ enum pcp_status pcp_gateway_address(const struct pcp_client *client,
 enum pcp_status pcp_internal_address(const struct pcp_client *client, char *buf, size_t len);
 
 /**
+ * Sends from the local address `addr` (text, e.g. "192.168.1.20") from
+ * now on, or from the route's choice again if `addr` is NULL (then
+ * checked before every renewal); moves the client's socket at once. If
+ * the address the client names changes, every mapping is made again from
+ * the new one and PCP_EVENT_INTERNAL_ADDRESS_CHANGED reports it (RFC 6887
+ * section 11.5). For applications that learn of a new address (DHCP,
+ * IPv6 renumbering) from the system. `*changed` (may be NULL) says
+ * whether it changed. No request waits for an answer here.
+ */
+enum pcp_status pcp_client_set_local_address(struct pcp_client *client,
+                                             const char *addr,
+                                             bool *changed);
+
+/**
  * Frees a mapping handle (the mapping stays on the server); NULL is allowed.
  * Not while another thread may still make a call with this handle.
  */

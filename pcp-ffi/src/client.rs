@@ -293,6 +293,31 @@ pub unsafe extern "C" fn pcp_internal_address(client: *const pcp_client, buf: *m
     })
 }
 
+/// Sends from the local address `addr` (text, e.g. "192.168.1.20") from
+/// now on, or from the route's choice again if `addr` is NULL (then
+/// checked before every renewal); moves the client's socket at once. If
+/// the address the client names changes, every mapping is made again from
+/// the new one and PCP_EVENT_INTERNAL_ADDRESS_CHANGED reports it (RFC 6887
+/// section 11.5). For applications that learn of a new address (DHCP,
+/// IPv6 renumbering) from the system. `*changed` (may be NULL) says
+/// whether it changed. No request waits for an answer here.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_client_set_local_address(
+    client: *mut pcp_client,
+    addr: *const c_char,
+    changed: *mut bool,
+) -> pcp_status {
+    guard(|| {
+        let c = unsafe { client_ref(client) }?;
+        let ip = if addr.is_null() { None } else { Some(parse_ip(unsafe { text(addr, "addr") }?, "addr")?) };
+        let moved = c.client.set_local_address(ip)?;
+        if !changed.is_null() {
+            unsafe { put(changed, moved) };
+        }
+        Ok(())
+    })
+}
+
 // ---------------------------------------------------------------- mapping
 
 unsafe fn mapping_ref<'a>(m: *const pcp_mapping) -> FfiResult<&'a pcp_mapping> {

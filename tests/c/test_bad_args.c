@@ -170,6 +170,9 @@ int main(void) {
     EXPECT(pcp_internal_address(NULL, buf, sizeof buf), BAD);
     EXPECT(pcp_internal_address(cl, NULL, 64), BAD);
     EXPECT(pcp_internal_address(cl, buf, 0), PCP_BUFFER_TOO_SMALL);
+    EXPECT(pcp_client_set_local_address(NULL, "127.0.0.1", NULL), BAD);
+    EXPECT(pcp_client_set_local_address(cl, "", NULL), BAD);
+    EXPECT(pcp_client_set_local_address(cl, "300.1.2.3", NULL), BAD);
 
     /* ---- mapping */
     pcp_mapping_free(NULL);

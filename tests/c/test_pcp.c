@@ -781,6 +781,57 @@ out:
     recorder_destroy(&r);
 }
 
+/* RFC 6887 section 11.5: our own address changes (here on loopback, by
+ * naming 127.0.0.2): the event says old and new, and the mapping is made
+ * again from the new address. */
+static void test_callback_internal_address_changed(void) {
+    fixture_server f;
+    recorder r;
+    recorder_init(&r);
+    CHECK(start_server(&f));
+    pcp_client *c = new_client(f.addr, 3000);
+    CHECK(c != NULL);
+    if (!c) goto out;
+    CHECK_OK(pcp_client_set_event_callback(c, on_event, &r));
+    pcp_mapping *m = NULL;
+    CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8086, 0, 600, &m));
+    char buf[PCP_ADDRSTRLEN];
+    CHECK_OK(pcp_mapping_internal_address(m, buf, sizeof buf));
+    CHECK(strcmp(buf, "127.0.0.1") == 0);
+    bool changed = true;
+    CHECK_OK(pcp_client_set_local_address(c, "127.0.0.1", &changed));
+    CHECK(!changed);
+    CHECK_OK(pcp_client_set_local_address(c, "127.0.0.2", &changed));
+    CHECK(changed);
+    CHECK(wait_for(&r, PCP_EVENT_INTERNAL_ADDRESS_CHANGED, 1, 10000));
+    CHECK(wait_for(&r, PCP_EVENT_RENEWED, 1, 10000));
+    pthread_mutex_lock(&r.lock);
+    pcp_event ev = r.last[PCP_EVENT_INTERNAL_ADDRESS_CHANGED];
+    pcp_event renewed = r.last[PCP_EVENT_RENEWED];
+    pthread_mutex_unlock(&r.lock);
+    CHECK(strcmp(ev.old_address_text, "127.0.0.1") == 0);
+    CHECK(strcmp(ev.internal_address_text, "127.0.0.2") == 0);
+    CHECK(ev.old_address[15] == 1 && ev.internal_address[15] == 2);
+    CHECK(renewed.id == pcp_mapping_id(m));
+    CHECK(pcp_mapping_refresh(m));
+    CHECK_OK(pcp_mapping_internal_address(m, buf, sizeof buf));
+    CHECK(strcmp(buf, "127.0.0.2") == 0);
+    CHECK_OK(pcp_internal_address(c, buf, sizeof buf));
+    CHECK(strcmp(buf, "127.0.0.2") == 0);
+    CHECK(pcp_test_server_mapping_count(f.server) >= 1);
+    /* NULL: back to the route's choice. */
+    CHECK_OK(pcp_client_set_local_address(c, NULL, NULL));
+    CHECK(wait_for(&r, PCP_EVENT_INTERNAL_ADDRESS_CHANGED, 2, 10000));
+    CHECK_OK(pcp_internal_address(c, buf, sizeof buf));
+    CHECK(strcmp(buf, "127.0.0.1") == 0);
+    CHECK_STATUS(pcp_client_set_local_address(c, "not an address", NULL), PCP_INVALID_ARGUMENT);
+    pcp_mapping_free(m);
+    pcp_client_free(c);
+out:
+    pcp_test_server_free(f.server);
+    recorder_destroy(&r);
+}
+
 static void test_callback_failed_and_lost(void) {
     fixture_server f;
     recorder r;
@@ -1399,6 +1450,7 @@ static const test_case TESTS[] = {
     {"discovery", test_discovery},
     {"callback_renew", test_callback_renew},
     {"callback_reboot", test_callback_reboot},
+    {"callback_internal_address_changed", test_callback_internal_address_changed},
     {"callback_failed_and_lost", test_callback_failed_and_lost},
     {"callback_calls_client", test_callback_calls_client},
     {"threads", test_threads},

@@ -190,6 +190,11 @@ if [ -n "${PCP_C_EXAMPLE:-}" ]; then check_example c 8090 "$PCP_C_EXAMPLE"; else
 if [ -n "${PCP_PYTHON:-}" ]; then check_example python 8091 "$PCP_PYTHON" "$root/examples/python/classic_map.py"; else fail "Python example: PCP_PYTHON not set"; fi
 if [ -n "${PCP_NODE_PACKAGE:-}" ]; then check_example node 8092 env NODE_PATH="$(dirname "$PCP_NODE_PACKAGE")" node "$root/examples/node/classic_map.js"; else fail "Node example: PCP_NODE_PACKAGE not set"; fi
 
+# --- Our own address: link-local gateway, renumbering (address.sh) ----------
+# After the others: it restarts miniupnpd (short lifetimes).
+# shellcheck source=address.sh
+. "$here/address.sh"
+
 # --- Every packet of the suite clean in tshark -----------------------------------
 # shellcheck source=capture.sh
 . "$here/capture.sh"

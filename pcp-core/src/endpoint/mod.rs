@@ -158,7 +158,12 @@ impl Endpoint {
     pub fn refresh_source(&mut self, now: Instant) -> bool {
         self.source_checked = Some(now);
         let server = self.engine.server();
-        let Some(Ok(wanted)) = wanted_source(&self.source, server) else { return false };
+        let wanted = match &self.source {
+            Source::Pinned(_) => return false,
+            Source::Resolver(r) => r.resolve(server),
+            Source::Route | Source::LinkLocal => source_addr::source_for(server),
+        };
+        let Ok(wanted) = wanted else { return false };
         if same_addr(wanted, self.engine.client_addr()) {
             return false;
         }
