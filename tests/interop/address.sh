@@ -72,8 +72,11 @@ reply=$(outside_tcp_connect "$CLIENT_IP6" 8095 2>&1)
 if echo "$reply" | grep -q hello-linklocal; then ok "outside TCP connection reached [$CLIENT_IP6]:8095 through that pinhole"; else fail "connection through the link-local-made pinhole" "$reply"; fi
 out=$(pcp --gateway "$ll_server" delete tcp 8095 2>&1) || fail "delete via the link-local server" "$out"
 
-# Discovery with only the IPv6 routes: the routing table's link-local gateway.
+# Discovery with only the IPv6 default route (no IPv4 default, no routes to
+# the RFC 7723 anycast addresses): the routing table's link-local gateway.
 ip -n "$CLIENT_NS" -4 route del default 2>/dev/null
+ip -n "$CLIENT_NS" -4 route del "$ANYCAST_IP4/32" 2>/dev/null
+ip -n "$CLIENT_NS" -6 route del "$ANYCAST_IP6/128" 2>/dev/null
 out=$(pcp --json map tcp 8096 --lifetime 600 2>&1)
 internal=$(echo "$out" | field internal_ip 2>/dev/null)
 gateway=$(echo "$out" | field gateway 2>/dev/null)
@@ -89,6 +92,8 @@ fi
 out=$(pcp delete tcp 8096 2>&1) || fail "delete through discovery" "$out"
 ip -n "$CLIENT_NS" -4 route replace default via "$GW_LAN_IP4" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" -6 route replace default via "$GW_LAN_IP6" dev "$CLIENT_IF"
+ip -n "$CLIENT_NS" -4 route replace "$ANYCAST_IP4/32" via "$GW_LAN_IP4" dev "$CLIENT_IF"
+ip -n "$CLIENT_NS" -6 route replace "$ANYCAST_IP6/128" via "$GW_LAN_IP6" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" -6 addr del "$address_ula6/64" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" -6 addr del "$address_deprecated6/64" dev "$CLIENT_IF"
 
