@@ -204,58 +204,51 @@ impl NativeClient {
         let client = self.client()?;
         if classic == Some(true) {
             // The core's classic semantics: join a call in flight, refresh a held mapping.
-            let start = || -> Result<Pending<Mapping>> {
+            let args = || -> Result<_> {
                 let (p, i) = (self::protocol(protocol)?, port(internal_port, "internalPort")?);
-                Ok(client.map_port_async(p, i, port(external_port, "externalPort")?, self::lifetime(Some(lifetime))?))
+                Ok((p, i, port(external_port, "externalPort")?, self::lifetime(Some(lifetime))?))
             };
-            let pending = start().unwrap_or_else(|e| Pending::ready(Err(e)));
-            return Ok(self.inner.start(req, pending, conv_classic).map(MessageRow));
+            let pending = or_refused(args(), |(p, i, e, l)| client.map_port_async(p, i, e, l));
+            return Ok(self.inner.start(req, pending, |m, msg| {
+                msg.mapping = Some(m.info().clone());
+                msg.classic = true;
+            }));
         }
-        Ok(match map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client) {
-            Ok(spec) => self.inner.start(req, client.map_async(spec), conv_mapping),
-            Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
-        }
-        .map(MessageRow))
+        let spec = map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client);
+        Ok(self.inner.start(req, or_refused(spec, |s| client.map_async(s)), fill_mapping))
     }
 
     #[napi]
     pub fn peer(&self, req: u32, options: PeerOptions) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        Ok(match peer_spec(&options, client) {
-            Ok(spec) => self.inner.start(req, client.peer_async(spec), conv_mapping),
-            Err(e) => Some(result_message::<()>(req, Err(e), conv_unit)),
-        }
-        .map(MessageRow))
+        Ok(self.inner.start(req, or_refused(peer_spec(&options, client), |s| client.peer_async(s)), fill_mapping))
     }
 
     /// Deletes the mapping with this id.
     #[napi]
     pub fn delete(&self, req: u32, id: f64) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), conv_unit).map(MessageRow))
+        Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), |(), _| {}))
     }
 
     /// The classic delete of a port's mapping (nothing to do if none is held).
     #[napi]
     pub fn delete_port(&self, req: u32, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        let pending = match (protocol(protocol_number), port(internal_port, "internalPort")) {
-            (Ok(p), Ok(i)) => client.delete_port_async(p, i),
-            (Err(e), _) | (_, Err(e)) => Pending::ready(Err(e)),
-        };
-        Ok(self.inner.start(req, pending, conv_unit).map(MessageRow))
+        let args = protocol(protocol_number).and_then(|p| Ok((p, port(internal_port, "internalPort")?)));
+        Ok(self.inner.start(req, or_refused(args, |(p, i)| client.delete_port_async(p, i)), |(), _| {}))
     }
 
     #[napi]
     pub fn announce(&self, req: u32) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        Ok(self.inner.start(req, client.announce_async(), conv_epoch).map(MessageRow))
+        Ok(self.inner.start(req, client.announce_async(), |e, msg| msg.epoch = Some(e)))
     }
 
     #[napi]
     pub fn external_address(&self, req: u32) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        Ok(self.inner.start(req, client.external_address_async(), conv_addr).map(MessageRow))
+        Ok(self.inner.start(req, client.external_address_async(), |a, msg| msg.address = Some(a.to_string())))
     }
 
     /// Abandons request `req` (its result becomes CANCELLED unless it had arrived).
@@ -263,27 +256,27 @@ impl NativeClient {
     pub fn cancel(&self, req: u32) {
         let r = self.inner.requests().get(&req).cloned();
         if let Some(r) = r {
-            r.cancel();
+            r.lock().unwrap_or_else(|e| e.into_inner()).cancel();
         }
     }
 
     /// The MAP mapping this client holds for `protocol` and `internalPort`.
     #[napi]
-    pub fn find_mapping(&self, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MappingData>> {
+    pub fn find_mapping(&self, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MappingRow>> {
         let client = self.client()?;
         let p = protocol(protocol_number).map_err(napi_err)?;
         let port = port(internal_port, "internalPort").map_err(napi_err)?;
-        Ok(client.find_mapping(p, port).map(|m| mapping_data(m.info())))
+        Ok(client.find_mapping(p, port).map(|m| MappingRow(m.info().clone())))
     }
 
     #[napi]
-    pub fn mapping(&self, id: f64) -> napi::Result<Option<MappingData>> {
-        Ok(self.client()?.mapping(MappingId(id as u64)).map(|m| mapping_data(m.info())))
+    pub fn mapping(&self, id: f64) -> napi::Result<Option<MappingRow>> {
+        Ok(self.client()?.mapping(MappingId(id as u64)).map(|m| MappingRow(m.info().clone())))
     }
 
     #[napi]
-    pub fn mappings(&self) -> napi::Result<Vec<MappingData>> {
-        Ok(self.client()?.mappings().iter().map(|m| mapping_data(m.info())).collect())
+    pub fn mappings(&self) -> napi::Result<Vec<MappingRow>> {
+        Ok(self.client()?.mappings().iter().map(|m| MappingRow(m.info().clone())).collect())
     }
 
     /// How many mappings the client holds.

@@ -58,26 +58,6 @@ pub(crate) fn nonce(s: &str) -> Result<Nonce, PcpError> {
     Nonce::from_hex(s).ok_or_else(|| invalid(format!("nonce must be 24 hex digits, got {s:?}")))
 }
 
-pub(crate) fn mapping_data(info: &MappingInfo) -> MappingData {
-    MappingData {
-        id: info.id.0 as f64,
-        opcode: info.opcode.name(),
-        protocol: u32::from(info.protocol.0),
-        internal_address: info.internal_addr.to_string(),
-        internal_port: u32::from(info.internal_port),
-        external_address: info.external_addr.to_string(),
-        external_port: u32::from(info.external_port),
-        lifetime: info.lifetime,
-        epoch: info.epoch,
-        nonce: info.nonce.to_hex(),
-        remote_address: info.remote.map(|(a, _)| a.to_string()),
-        remote_port: info.remote.map(|(_, p)| u32::from(p)),
-        granted_at: wall_clock::unix_millis(info.granted_at),
-        expires_at: wall_clock::unix_millis(info.expires_at()),
-        protocol_version: info.version.name(),
-    }
-}
-
 pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, PcpError> {
     parse_server(s)
 }
@@ -151,7 +131,7 @@ pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
         Event::Renewed(info) => {
             let mut m = NativeMessage::new("renewed");
             m.id = Some(info.id.0 as f64);
-            m.mapping = Some(mapping_data(info));
+            m.mapping = Some(info.clone());
             m
         }
         Event::Lost { id, error } => {
@@ -175,7 +155,7 @@ pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
         Event::Updated(info) => {
             let mut m = NativeMessage::new("updated");
             m.id = Some(info.id.0 as f64);
-            m.mapping = Some(mapping_data(info));
+            m.mapping = Some(info.clone());
             m
         }
         Event::InternalAddressChanged { old, new } => {

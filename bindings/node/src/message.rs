@@ -10,6 +10,7 @@ use super::*;
 macro_rules! layout {
     ($enum:ident, $names:ident: $($slot:ident = $js:literal),* $(,)?) => {
         #[derive(Clone, Copy)]
+        #[allow(dead_code)] // `Arg`'s `mapping.F` slots are found by name (`arg_of`)
         pub(crate) enum $enum { $($slot),* }
         pub(crate) const $names: &[&str] = &[$($js),*];
     };
@@ -51,45 +52,15 @@ pub fn row_layout() -> RowLayout {
     RowLayout { row: owned(ROW_FIELDS), args: owned(ARG_FIELDS) }
 }
 
-/// A mapping as the client holds it (a snapshot). JavaScript receives it
-/// as an array in field order (`MAPPING_FIELDS` in `index.js`): V8 builds
-/// an array much faster than an object with named keys, and a round trip
-/// makes one of these.
-#[derive(Clone)]
-pub struct MappingData {
-    /// Identifies the mapping for the life of its client.
-    pub id: f64,
-    /// `"MAP"` or `"PEER"`.
-    pub opcode: &'static str,
-    /// IANA protocol number (6 TCP, 17 UDP, 0 all).
-    pub protocol: u32,
-    pub internal_address: String,
-    pub internal_port: u32,
-    pub external_address: String,
-    pub external_port: u32,
-    /// Granted lifetime in seconds.
-    pub lifetime: u32,
-    /// The server's epoch when it granted or last renewed the mapping.
-    pub epoch: u32,
-    /// The mapping nonce, 24 hex digits.
-    pub nonce: String,
-    /// The remote peer (PEER mappings).
-    pub remote_address: Option<String>,
-    pub remote_port: Option<u32>,
-    /// When the server granted or last renewed it, and when it expires
-    /// unless renewed: milliseconds since 1970 (the core's times).
-    pub granted_at: f64,
-    pub expires_at: f64,
-    /// `"pcp"` or `"natpmp"`: what the gateway granted it with.
-    pub protocol_version: &'static str,
-}
-
 /// What the native side tells the JavaScript side: the result of request
 /// `req` (`kind` = `"done"`) or an event (`kind` = the event name).
 /// The callback receives the fields as its arguments, a mapping's fields
-/// spread at the end (see `onNative` in `index.js`): calling with arguments
-/// builds nothing on the JavaScript heap, where filling an array or an
-/// object from native code costs a generic property store per field.
+/// spread at the end (see `lib/rows.js`): calling with arguments builds
+/// nothing on the JavaScript heap, where filling an array or an object from
+/// native code costs a generic property store per field. The mapping is the
+/// core's own `MappingInfo` (its times included), converted on the
+/// JavaScript thread.
+#[derive(Default)]
 pub struct NativeMessage {
     pub kind: &'static str,
     pub req: Option<u32>,
@@ -97,9 +68,10 @@ pub struct NativeMessage {
     /// event carries an error.
     pub code: Option<&'static str>,
     pub message: Option<String>,
-    pub mapping: Option<MappingData>,
-    /// A MAP result for the classic API, which shows only these fields.
-    pub classic: Option<ClassicMapping>,
+    pub mapping: Option<MappingInfo>,
+    /// A MAP result for the classic API: only its id, external address and
+    /// port, and lifetime cross.
+    pub classic: bool,
     pub id: Option<f64>,
     pub epoch: Option<u32>,
     pub address: Option<String>,
@@ -111,20 +83,12 @@ pub struct NativeMessage {
 
 impl NativeMessage {
     pub(crate) fn new(kind: &'static str) -> Self {
-        NativeMessage {
-            kind,
-            req: None,
-            code: None,
-            message: None,
-            mapping: None,
-            classic: None,
-            id: None,
-            epoch: None,
-            address: None,
-            old_address: None,
-            server: None,
-            retry_after: None,
-        }
+        NativeMessage { kind, ..Default::default() }
+    }
+
+    /// The result of request `req`, to be filled in.
+    pub(crate) fn done(req: u32) -> Self {
+        NativeMessage { kind: "done", req: Some(req), ..Default::default() }
     }
 
     pub(crate) fn error(mut self, e: &PcpError) -> Self {
@@ -132,29 +96,6 @@ impl NativeMessage {
         self.message = Some(e.to_string());
         self.retry_after = e.retry_after();
         self
-    }
-}
-
-/// A JavaScript array filled in place; `None` leaves a hole (undefined).
-pub(crate) struct JsRow {
-    pub(crate) env: sys::napi_env,
-    pub(crate) array: sys::napi_value,
-}
-
-impl JsRow {
-    pub(crate) unsafe fn new(env: sys::napi_env, len: usize) -> napi::Result<Self> {
-        let mut array = std::ptr::null_mut();
-        check(sys::napi_create_array_with_length(env, len, &mut array))?;
-        Ok(JsRow { env, array })
-    }
-
-    pub(crate) unsafe fn set<T: ToNapiValue>(&mut self, slot: Row, value: Option<T>) -> napi::Result<()> {
-        let index = slot as u32;
-        if let Some(v) = value {
-            let v = T::to_napi_value(self.env, v)?;
-            check(sys::napi_set_element(self.env, self.array, index, v))?;
-        }
-        Ok(())
     }
 }
 
@@ -166,34 +107,81 @@ pub(crate) fn check(status: sys::napi_status) -> napi::Result<()> {
     }
 }
 
-impl ToNapiValue for MappingData {
+unsafe fn num(env: sys::napi_env, v: f64) -> napi::Result<sys::napi_value> {
+    f64::to_napi_value(env, v)
+}
+
+/// Names, codes, addresses and hex digits are ASCII, which V8 takes as
+/// Latin-1 without decoding UTF-8.
+unsafe fn ascii(env: sys::napi_env, s: &str) -> napi::Result<sys::napi_value> {
+    debug_assert!(s.is_ascii());
+    let mut out = std::ptr::null_mut();
+    check(sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out))?;
+    Ok(out)
+}
+
+type Put<'a> = dyn FnMut(Row, sys::napi_value) -> napi::Result<()> + 'a;
+
+/// Hands each field of mapping `m` to `put` (only what the classic API
+/// shows if `classic`); a PEER's remote fields only for a PEER.
+unsafe fn put_mapping(env: sys::napi_env, m: &MappingInfo, classic: bool, put: &mut Put<'_>) -> napi::Result<()> {
+    put(Row::Id, num(env, m.id.0 as f64)?)?;
+    put(Row::ExternalAddress, ascii(env, &m.external_addr.to_string())?)?;
+    put(Row::ExternalPort, num(env, f64::from(m.external_port))?)?;
+    put(Row::Lifetime, num(env, f64::from(m.lifetime))?)?;
+    if classic {
+        return Ok(());
+    }
+    put(Row::Opcode, ascii(env, m.opcode.name())?)?;
+    put(Row::Protocol, num(env, f64::from(m.protocol.0))?)?;
+    put(Row::InternalAddress, ascii(env, &m.internal_addr.to_string())?)?;
+    put(Row::InternalPort, num(env, f64::from(m.internal_port))?)?;
+    put(Row::Epoch, num(env, f64::from(m.epoch))?)?;
+    put(Row::Nonce, ascii(env, &m.nonce.to_hex())?)?;
+    if let Some((addr, port)) = m.remote {
+        put(Row::RemoteAddress, ascii(env, &addr.to_string())?)?;
+        put(Row::RemotePort, num(env, f64::from(port))?)?;
+    }
+    put(Row::GrantedAt, num(env, wall_clock::unix_millis(m.granted_at))?)?;
+    put(Row::ExpiresAt, num(env, wall_clock::unix_millis(m.expires_at()))?)?;
+    put(Row::ProtocolVersion, ascii(env, m.version.name())?)
+}
+
+/// A JavaScript array of `values`, `undefined` where there is none.
+unsafe fn array(env: sys::napi_env, values: &[Option<sys::napi_value>]) -> napi::Result<sys::napi_value> {
+    let mut out = std::ptr::null_mut();
+    check(sys::napi_create_array_with_length(env, values.len(), &mut out))?;
+    for (i, v) in values.iter().enumerate() {
+        if let Some(v) = v {
+            check(sys::napi_set_element(env, out, i as u32, *v))?;
+        }
+    }
+    Ok(out)
+}
+
+/// A mapping as JavaScript receives it: an array in `Row` order (V8 builds
+/// an array much faster than an object with named keys).
+pub struct MappingRow(pub(crate) MappingInfo);
+
+impl ToNapiValue for MappingRow {
     unsafe fn to_napi_value(env: sys::napi_env, m: Self) -> napi::Result<sys::napi_value> {
-        let mut row = JsRow::new(env, ROW_FIELDS.len())?;
-        row.set(Row::Id, Some(m.id))?;
-        row.set(Row::Opcode, Some(m.opcode))?;
-        row.set(Row::Protocol, Some(m.protocol))?;
-        row.set(Row::InternalAddress, Some(m.internal_address))?;
-        row.set(Row::InternalPort, Some(m.internal_port))?;
-        row.set(Row::ExternalAddress, Some(m.external_address))?;
-        row.set(Row::ExternalPort, Some(m.external_port))?;
-        row.set(Row::Lifetime, Some(m.lifetime))?;
-        row.set(Row::Epoch, Some(m.epoch))?;
-        row.set(Row::Nonce, Some(m.nonce))?;
-        row.set(Row::RemoteAddress, m.remote_address)?;
-        row.set(Row::RemotePort, m.remote_port)?;
-        row.set(Row::GrantedAt, Some(m.granted_at))?;
-        row.set(Row::ExpiresAt, Some(m.expires_at))?;
-        row.set(Row::ProtocolVersion, Some(m.protocol_version))?;
-        Ok(row.array)
+        let mut row = [None; ROW_FIELDS.len()];
+        put_mapping(env, &m.0, false, &mut |slot, v| {
+            row[slot as usize] = Some(v);
+            Ok(())
+        })?;
+        array(env, &row)
     }
 }
 
-/// What the classic API's createMapping resolves, and the id to hold.
-pub struct ClassicMapping {
-    pub(crate) id: f64,
-    pub(crate) external_address: String,
-    pub(crate) external_port: u32,
-    pub(crate) lifetime: u32,
+/// The callback argument (`mapping.F` in `Arg`) of each row field F, found by name.
+fn arg_of(slot: Row) -> usize {
+    static ARGS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    let args = ARGS.get_or_init(|| {
+        let arg = |f: &str| ARG_FIELDS.iter().position(|a| a.strip_prefix("mapping.") == Some(f));
+        ROW_FIELDS.iter().map(|f| arg(f).expect("every row field is a message argument")).collect()
+    });
+    args[slot as usize]
 }
 
 impl NativeMessage {
@@ -202,49 +190,26 @@ impl NativeMessage {
     /// # Safety
     /// On the JavaScript thread of `env`, inside a handle scope.
     pub(crate) unsafe fn into_args(self, env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
-        unsafe fn value<T: ToNapiValue>(env: sys::napi_env, v: Option<T>) -> napi::Result<Option<sys::napi_value>> {
-            v.map(|v| T::to_napi_value(env, v)).transpose()
-        }
-        // Names, codes, addresses and hex digits: ASCII, which V8 takes as
-        // Latin-1 without decoding UTF-8.
-        unsafe fn ascii(env: sys::napi_env, v: Option<&str>) -> napi::Result<Option<sys::napi_value>> {
-            v.map(|s| {
-                debug_assert!(s.is_ascii());
-                let mut out = std::ptr::null_mut();
-                check(sys::napi_create_string_latin1(env, s.as_ptr().cast(), s.len() as isize, &mut out))?;
-                Ok(out)
-            })
-            .transpose()
-        }
-        let (m, c) = (self.mapping.as_ref(), self.classic.as_ref());
         let mut slots = [None; ARG_FIELDS.len()];
-        let mut put = |arg: Arg, v: Option<sys::napi_value>| slots[arg as usize] = v;
-        put(Arg::Kind, ascii(env, Some(self.kind))?);
-        put(Arg::Req, value(env, self.req)?);
-        put(Arg::Code, ascii(env, self.code)?);
-        put(Arg::Message, value(env, self.message)?);
-        put(Arg::MId, value(env, m.map(|m| m.id).or(c.map(|c| c.id)))?);
-        let external = m.map(|m| &m.external_address).or(c.map(|c| &c.external_address));
-        put(Arg::MExternalAddress, ascii(env, external.map(String::as_str))?);
-        put(Arg::MExternalPort, value(env, m.map(|m| m.external_port).or(c.map(|c| c.external_port)))?);
-        put(Arg::MLifetime, value(env, m.map(|m| m.lifetime).or(c.map(|c| c.lifetime)))?);
-        put(Arg::MOpcode, ascii(env, m.map(|m| m.opcode))?);
-        put(Arg::MProtocol, value(env, m.map(|m| m.protocol))?);
-        put(Arg::MInternalAddress, ascii(env, m.map(|m| m.internal_address.as_str()))?);
-        put(Arg::MInternalPort, value(env, m.map(|m| m.internal_port))?);
-        put(Arg::MEpoch, value(env, m.map(|m| m.epoch))?);
-        put(Arg::MNonce, ascii(env, m.map(|m| m.nonce.as_str()))?);
-        put(Arg::MRemoteAddress, ascii(env, m.and_then(|m| m.remote_address.as_deref()))?);
-        put(Arg::MRemotePort, value(env, m.and_then(|m| m.remote_port))?);
-        put(Arg::MGrantedAt, value(env, m.map(|m| m.granted_at))?);
-        put(Arg::MExpiresAt, value(env, m.map(|m| m.expires_at))?);
-        put(Arg::Id, value(env, self.id)?);
-        put(Arg::Epoch, value(env, self.epoch)?);
-        put(Arg::Address, ascii(env, self.address.as_deref())?);
-        put(Arg::OldAddress, ascii(env, self.old_address.as_deref())?);
-        put(Arg::Server, ascii(env, self.server.as_deref())?);
-        put(Arg::MProtocolVersion, ascii(env, m.map(|m| m.protocol_version))?);
-        put(Arg::RetryAfter, value(env, self.retry_after)?);
+        let number = |v: Option<u32>| v.map(|v| num(env, f64::from(v))).transpose();
+        let text = |v: Option<&str>| v.map(|s| ascii(env, s)).transpose();
+        slots[Arg::Kind as usize] = Some(ascii(env, self.kind)?);
+        slots[Arg::Req as usize] = number(self.req)?;
+        slots[Arg::Code as usize] = text(self.code)?;
+        slots[Arg::Message as usize] = self.message.map(|m| String::to_napi_value(env, m)).transpose()?;
+        slots[Arg::Id as usize] = self.id.map(|v| num(env, v)).transpose()?;
+        slots[Arg::Epoch as usize] = number(self.epoch)?;
+        slots[Arg::Address as usize] = text(self.address.as_deref())?;
+        slots[Arg::OldAddress as usize] = text(self.old_address.as_deref())?;
+        slots[Arg::Server as usize] = text(self.server.as_deref())?;
+        slots[Arg::RetryAfter as usize] = number(self.retry_after)?;
+        if let Some(m) = &self.mapping {
+            put_mapping(env, m, self.classic, &mut |slot, v| {
+                slots[arg_of(slot)] = Some(v);
+                Ok(())
+            })?;
+        }
+        // Trailing undefined arguments are left out: a classic result is a short call.
         let len = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
         let mut undefined = std::ptr::null_mut();
         check(sys::napi_get_undefined(env, &mut undefined))?;
@@ -268,12 +233,8 @@ pub struct MessageRow(pub(crate) NativeMessage);
 
 impl ToNapiValue for MessageRow {
     unsafe fn to_napi_value(env: sys::napi_env, m: Self) -> napi::Result<sys::napi_value> {
-        let args = m.0.into_args(env)?;
-        let row = JsRow::new(env, args.len())?;
-        for (i, v) in args.into_iter().enumerate() {
-            check(sys::napi_set_element(env, row.array, i as u32, v))?;
-        }
-        Ok(row.array)
+        let args: Vec<_> = m.0.into_args(env)?.into_iter().map(Some).collect();
+        array(env, &args)
     }
 }
 

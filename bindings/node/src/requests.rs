@@ -3,75 +3,9 @@
 use super::*;
 
 /// Requests in flight by the number JavaScript gave them (a handful at a
-/// time; the engine's own key map stays internal to the core).
-pub(crate) type Requests = std::collections::HashMap<u32, Arc<dyn Request>>;
-
-/// A request in flight, whatever its result type.
-pub(crate) trait Request: Send + Sync {
-    fn cancel(&self);
-    /// The result as a message, once it has arrived.
-    fn take(&self) -> Option<NativeMessage>;
-}
-
-pub(crate) struct Typed<T> {
-    pub(crate) req: u32,
-    pub(crate) pending: Mutex<Pending<T>>,
-    pub(crate) convert: fn(T, NativeMessage) -> NativeMessage,
-}
-
-impl<T: Send + 'static> Request for Typed<T> {
-    fn cancel(&self) {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).cancel();
-    }
-
-    fn take(&self) -> Option<NativeMessage> {
-        let r = self.pending.lock().unwrap_or_else(|e| e.into_inner()).try_take()?;
-        Some(result_message(self.req, r, self.convert))
-    }
-}
-
-pub(crate) fn result_message<T>(
-    req: u32,
-    r: Result<T, PcpError>,
-    convert: fn(T, NativeMessage) -> NativeMessage,
-) -> NativeMessage {
-    let mut m = NativeMessage::new("done");
-    m.req = Some(req);
-    match r {
-        Ok(v) => convert(v, m),
-        Err(e) => m.error(&e),
-    }
-}
-
-pub(crate) fn conv_mapping(m: Mapping, mut msg: NativeMessage) -> NativeMessage {
-    msg.mapping = Some(mapping_data(m.info()));
-    msg
-}
-
-pub(crate) fn conv_classic(m: Mapping, mut msg: NativeMessage) -> NativeMessage {
-    let i = m.info();
-    msg.classic = Some(ClassicMapping {
-        id: i.id.0 as f64,
-        external_address: i.external_addr.to_string(),
-        external_port: u32::from(i.external_port),
-        lifetime: i.lifetime,
-    });
-    msg
-}
-
-pub(crate) fn conv_unit(_: (), msg: NativeMessage) -> NativeMessage {
-    msg
-}
-
-pub(crate) fn conv_epoch(e: u32, mut msg: NativeMessage) -> NativeMessage {
-    msg.epoch = Some(e);
-    msg
-}
-
-pub(crate) fn conv_addr(a: IpAddr, mut msg: NativeMessage) -> NativeMessage {
-    msg.address = Some(a.to_string());
-    msg
-}
+/// time), each the core's `Pending` of its result message: one type for
+/// every result type (`Pending::map`).
+pub(crate) type Requests = std::collections::HashMap<u32, Arc<Mutex<Pending<NativeMessage>>>>;
 
 pub(crate) struct Inner {
     pub(crate) tsfn: Tsfn,
@@ -97,52 +31,55 @@ impl Inner {
     /// Called by a waker: on the JavaScript thread when `reader.rs` read the
     /// answer, else on the driver thread.
     pub(crate) fn finish(&self, req: u32) {
-        let r = self.requests().remove(&req);
-        if let Some(r) = r {
-            match r.take() {
-                Some(msg) => {
-                    if self.listening.load(Ordering::Acquire) {
-                        self.events_due.fetch_add(1, Ordering::AcqRel);
-                    }
-                    if let Some(msg) = reader::collect(self, msg) {
-                        self.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
-                    }
-                }
-                // Spurious wake: keep waiting.
-                None => {
-                    self.requests().insert(req, r);
-                }
-            }
+        let Some(pending) = self.requests().get(&req).cloned() else { return };
+        // None: a spurious wake; keep waiting.
+        let Some(result) = pending.lock().unwrap_or_else(|e| e.into_inner()).try_take() else { return };
+        self.requests().remove(&req);
+        if self.listening.load(Ordering::Acquire) {
+            self.events_due.fetch_add(1, Ordering::AcqRel);
+        }
+        if let Some(msg) = reader::collect(self, result_message(req, result)) {
+            self.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
 
     /// Registers the request and polls it once; a result that is already
     /// there (a refused argument, a closed client) is returned at once.
+    /// `fill` puts a success's value into the result message.
     pub(crate) fn start<T: Send + 'static>(
         self: &Arc<Self>,
         req: u32,
         pending: Pending<T>,
-        convert: fn(T, NativeMessage) -> NativeMessage,
-    ) -> Option<NativeMessage> {
-        let typed = Arc::new(Typed { req, pending: Mutex::new(pending), convert });
-        self.requests().insert(req, typed.clone());
+        fill: impl FnOnce(T, &mut NativeMessage) + Send + 'static,
+    ) -> Option<MessageRow> {
+        let pending = Arc::new(Mutex::new(pending.map(move |v| {
+            let mut msg = NativeMessage::done(req);
+            fill(v, &mut msg);
+            msg
+        })));
+        self.requests().insert(req, pending.clone());
         let waker = Waker::from(Arc::new(ReqWaker { req, inner: Arc::downgrade(self) }));
-        let mut cx = Context::from_waker(&waker);
-        let ready = {
-            let mut p = typed.pending.lock().unwrap_or_else(|e| e.into_inner());
-            match std::pin::Pin::new(&mut *p).poll(&mut cx) {
-                Poll::Ready(r) => Some(r),
-                Poll::Pending => None,
-            }
-        };
-        match ready {
-            Some(r) => {
-                self.requests().remove(&req);
-                Some(result_message(req, r, convert))
-            }
-            None => None,
-        }
+        let polled = std::pin::Pin::new(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()))
+            .poll(&mut Context::from_waker(&waker));
+        let Poll::Ready(result) = polled else { return None };
+        self.requests().remove(&req);
+        Some(MessageRow(result_message(req, result)))
     }
+}
+
+/// The request `start` makes with the converted arguments, or their error as its result.
+pub(crate) fn or_refused<A, T>(args: Result<A>, start: impl FnOnce(A) -> Pending<T>) -> Pending<T> {
+    args.map_or_else(|e| Pending::ready(Err(e)), start)
+}
+
+/// A MAP or PEER result: the mapping as the core holds it.
+pub(crate) fn fill_mapping(m: Mapping, msg: &mut NativeMessage) {
+    msg.mapping = Some(m.info().clone());
+}
+
+/// A request's result message, or the message of its error.
+pub(crate) fn result_message(req: u32, r: Result<NativeMessage>) -> NativeMessage {
+    r.unwrap_or_else(|e| NativeMessage::done(req).error(&e))
 }
 
 pub(crate) struct ReqWaker {
