@@ -64,6 +64,11 @@ function checkObject(v, name) {
   return v;
 }
 
+/** The `signal` of an options object (`{ signal }`) that has no other option. */
+function optionsSignal(options) {
+  return checkSignal(checkObject(options, 'options').signal);
+}
+
 function clientOptions(o) {
   o = checkObject(o, 'options');
   const out = {};
@@ -161,6 +166,6 @@ function peerOptions(o) {
 }
 
 module.exports = {
-  EVENTS, Protocol, Option, describe, toInt, toProtocol, toAddress, optionalMs, checkSignal, checkObject,
+  EVENTS, Protocol, Option, describe, toInt, toProtocol, toAddress, optionalMs, checkSignal, checkObject, optionsSignal,
   clientOptions, discoverOptions, mapOptions, peerOptions,
 };

@@ -6,22 +6,29 @@ const native = require('./load-native');
 const { PCPError, invalid, fromNative, callNative, abortError, errorOf } = require('./errors');
 const { message, updateMapping, ROW } = require('./rows');
 const {
-  EVENTS, describe, toInt, toProtocol, checkSignal, checkObject, clientOptions, discoverOptions, mapOptions, peerOptions,
+  EVENTS, describe, toInt, toProtocol, checkSignal, checkObject, optionsSignal, clientOptions, discoverOptions, mapOptions,
+  peerOptions,
 } = require('./args');
+
+// Runs `fn`; what it throws (a bad argument) becomes a rejected Promise: the
+// Promise-returning calls reject, never throw.
+function rejecting(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
 
 /**
  * Finds the PCP server: the default gateways (or exactly `candidates`), then
  * `servers`. Resolves `{ server, epoch, internalAddress }`.
  */
 function discover(options) {
-  let opts;
-  let signal;
-  try {
-    signal = checkSignal(options && options.signal);
-    opts = discoverOptions(options);
-  } catch (e) {
-    return Promise.reject(e);
-  }
+  return rejecting(() => discoverChecked(checkSignal(options && options.signal), discoverOptions(options)));
+}
+
+function discoverChecked(signal, opts) {
   if (signal && signal.aborted) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -246,14 +253,16 @@ class Client extends EventEmitter {
         this._updateRef();
         return;
       }
-      case 'renewed': {
+      case 'renewed':
+      case 'updated': {
+        // The Mapping handed out for it, updated; a renewal's new one is kept too.
         let m = this._mappings.get(msg.id);
         if (m) m._update(msg.mapping);
         else {
           m = new Mapping(this, msg.mapping);
-          this._mappings.set(m.id, m);
+          if (msg.kind === 'renewed') this._mappings.set(m.id, m);
         }
-        this.emit('renewed', m);
+        this.emit(msg.kind, m);
         return;
       }
       case 'lost': {
@@ -271,17 +280,9 @@ class Client extends EventEmitter {
         this._updateRef();
         this.emit('deleted', msg.id);
         return;
-      case 'updated': {
-        const m = this._mappings.get(msg.id);
-        if (m) m._update(msg.mapping);
-        this.emit('updated', m || new Mapping(this, msg.mapping));
-        return;
-      }
       case 'ipChanged':
-        this.emit('ipChanged', msg.oldAddress, msg.address);
-        return;
       case 'internalIpChanged':
-        this.emit('internalIpChanged', msg.oldAddress, msg.address);
+        this.emit(msg.kind, msg.oldAddress, msg.address);
         return;
       case 'serverRestarted':
         this.emit('serverRestarted', msg.epoch);
@@ -317,29 +318,24 @@ class Client extends EventEmitter {
    * (ms), signal.
    */
   map(internalPortOrSpec, options) {
-    let o;
-    try {
-      o = typeof internalPortOrSpec === 'object' && internalPortOrSpec !== null
-        ? internalPortOrSpec
-        : { ...checkObject(options, 'options'), internalPort: internalPortOrSpec };
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this._map(o, false);
+    const spec = () => (typeof internalPortOrSpec === 'object' && internalPortOrSpec !== null
+      ? internalPortOrSpec
+      : { ...checkObject(options, 'options'), internalPort: internalPortOrSpec });
+    return rejecting(() => this._map(spec(), false));
   }
 
   // MAP with the options object `o`; resolves a Mapping, or for the
   // classic API `{ externalIP, externalPort, lifetime }`.
   _map(o, classic) {
-    let spec;
-    let signal;
-    try {
-      signal = checkSignal(o.signal);
-      spec = mapOptions(o);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this._request((req) => this._native.map(req, spec.protocol, spec.internalPort, spec.externalPort, spec.lifetime, spec.options, classic), classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg), signal);
+    return rejecting(() => {
+      const signal = checkSignal(o.signal);
+      const s = mapOptions(o);
+      return this._request(
+        (req) => this._native.map(req, s.protocol, s.internalPort, s.externalPort, s.lifetime, s.options, classic),
+        classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg),
+        signal,
+      );
+    });
   }
 
   _holdClassic(msg) {
@@ -353,61 +349,34 @@ class Client extends EventEmitter {
    * `{ internalPort, remoteAddress, remotePort, protocol, externalPort, externalAddress, lifetime, thirdParty, nonce, deadline, signal }`.
    */
   peer(spec) {
-    let o;
-    let signal;
-    try {
+    return rejecting(() => {
       if (typeof spec !== 'object' || spec === null) throw invalid(`peer() takes an object, got ${describe(spec)}`);
-      signal = checkSignal(spec.signal);
-      o = peerOptions(spec);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this._request((req) => this._native.peer(req, o), (msg) => this._track(msg), signal);
+      const signal = checkSignal(spec.signal);
+      const o = peerOptions(spec);
+      return this._request((req) => this._native.peer(req, o), (msg) => this._track(msg), signal);
+    });
   }
 
   /** Deletes a mapping (a Mapping or its id) on the server. */
   delete(mapping, options) {
-    let id;
-    let signal;
-    try {
-      id = typeof mapping === 'object' && mapping !== null ? mapping.id : mapping;
+    return rejecting(() => {
+      const id = typeof mapping === 'object' && mapping !== null ? mapping.id : mapping;
       if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
         throw invalid(`delete() takes a Mapping or a mapping id, got ${describe(mapping)}`);
       }
-      signal = checkSignal(checkObject(options, 'options').signal);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this._request(
-      (req) => this._native.delete(req, id),
-      () => {
-        this._forget(id);
-        return undefined;
-      },
-      signal,
-    );
+      return this._request((req) => this._native.delete(req, id), () => this._forget(id), optionsSignal(options));
+    });
   }
 
   /** Sends ANNOUNCE; resolves the server's epoch (seconds). */
   announce(options) {
-    let signal;
-    try {
-      signal = checkSignal(checkObject(options, 'options').signal);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this._request((req) => this._native.announce(req), (msg) => msg.epoch, signal);
+    return rejecting(() => this._request((req) => this._native.announce(req), (msg) => msg.epoch, optionsSignal(options)));
   }
 
   /** The gateway's external address. */
   externalAddress(options) {
-    let signal;
-    try {
-      signal = checkSignal(checkObject(options, 'options').signal);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this._request((req) => this._native.externalAddress(req), (msg) => msg.address, signal);
+    return rejecting(() => this._request((req) => this._native.externalAddress(req), (msg) => msg.address,
+      optionsSignal(options)));
   }
 
   /** The PCP server's IP address (erlang-nat's get_device_address). */
@@ -435,10 +404,13 @@ class Client extends EventEmitter {
   /** The mappings this client holds (current snapshots). */
   mappings() {
     if (this._closed) return [];
-    return this._native.mappings().map((d) => {
-      const m = this._mappings.get(d[ROW.id]);
-      return m ? m._update(d) : new Mapping(this, d);
-    });
+    return this._native.mappings().map((d) => this._mapping(d));
+  }
+
+  // The Mapping for row `d`: the one handed out for it (updated), or a new one.
+  _mapping(d) {
+    const m = this._mappings.get(d[ROW.id]);
+    return m ? m._update(d) : new Mapping(this, d);
   }
 
   /** The MAP mapping this client holds for `internalPort` and `protocol`, or null. */
@@ -447,9 +419,7 @@ class Client extends EventEmitter {
     const port = toInt(internalPort, 'internalPort', 0, 65535);
     if (this._closed) return null;
     const d = callNative(() => this._native.findMapping(p, port));
-    if (!d) return null;
-    const m = this._mappings.get(d[ROW.id]);
-    return m ? m._update(d) : new Mapping(this, d);
+    return d ? this._mapping(d) : null;
   }
 
   _holds(id) {
