@@ -126,55 +126,29 @@ pub(crate) fn peer_spec(o: &PeerOptions, client: &Client) -> Result<PeerSpec, Pc
     Ok(spec)
 }
 
+/// An event as its message (the core's flat view of it), under the Node
+/// event's name; None for the events of request results, which arrive as
+/// the results themselves.
 pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
-    Some(match ev {
-        Event::Renewed(info) => {
-            let mut m = NativeMessage::new("renewed");
-            m.id = Some(info.id.0 as f64);
-            m.mapping = Some(info.clone());
-            m
-        }
-        Event::Lost { id, error } => {
-            let mut m = NativeMessage::new("lost").error(error);
-            m.id = Some(id.0 as f64);
-            m
-        }
-        Event::Failed { id, error } => {
-            let mut m = NativeMessage::new("failed").error(error);
-            m.id = Some(id.0 as f64);
-            m
-        }
-        Event::Deleted { id, result } => {
-            let mut m = NativeMessage::new("deleted");
-            if let Err(e) = result {
-                m = m.error(e);
-            }
-            m.id = Some(id.0 as f64);
-            m
-        }
-        Event::Updated(info) => {
-            let mut m = NativeMessage::new("updated");
-            m.id = Some(info.id.0 as f64);
-            m.mapping = Some(info.clone());
-            m
-        }
-        Event::InternalAddressChanged { old, new } => {
-            let mut m = NativeMessage::new("internalIpChanged");
-            m.old_address = Some(old.to_string());
-            m.address = Some(new.to_string());
-            m
-        }
-        Event::ExternalAddressChanged { old, new } => {
-            let mut m = NativeMessage::new("ipChanged");
-            m.old_address = Some(old.to_string());
-            m.address = Some(new.to_string());
-            m
-        }
-        Event::ServerRestarted { epoch } => {
-            let mut m = NativeMessage::new("serverRestarted");
-            m.epoch = Some(*epoch);
-            m
-        }
-        Event::Granted(_) | Event::Announced { .. } | Event::ExternalAddress { .. } => return None,
-    })
+    let kind = match ev.name() {
+        "renewed" => "renewed",
+        "updated" => "updated",
+        "lost" => "lost",
+        "failed" => "failed",
+        "deleted" => "deleted",
+        "ip_changed" => "ipChanged",
+        "internal_ip_changed" => "internalIpChanged",
+        "server_restarted" => "serverRestarted",
+        _ => return None,
+    };
+    let mut m = NativeMessage::new(kind);
+    if let Some(e) = ev.error() {
+        m = m.error(e);
+    }
+    m.id = ev.mapping_id().map(|id| id.0 as f64);
+    m.mapping = ev.mapping().cloned();
+    m.epoch = ev.epoch();
+    m.old_address = ev.old_address().map(|a| a.to_string());
+    m.address = ev.new_address().map(|a| a.to_string());
+    Some(m)
 }
