@@ -206,6 +206,10 @@ export declare class Client extends EventEmitter {
   externalAddress(options?: CallOptions): Promise<string>;
   gatewayAddress(): Promise<string>;
   internalAddress(): Promise<string>;
+  /** Send from `addr` (null: the route's choice); resolves whether our address changed ('internalIpChanged'). */
+  setLocalAddress(addr: string | null): Promise<boolean>;
+  /** Check our address towards the server now; resolves whether it changed. */
+  refreshInternalAddress(): Promise<boolean>;
   mappings(): Mapping[];
   findMapping(internalPort: number, protocol?: ProtocolLike): Mapping | null;
   /** Background renewals no longer keep the process alive. */

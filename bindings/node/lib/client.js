@@ -3,7 +3,7 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./load-native');
-const { PCPError, invalid, fromNative, callNative, abortError, errorOf } = require('./errors');
+const { PCPError, invalid, typeError, fromNative, callNative, abortError, errorOf } = require('./errors');
 const { message, updateMapping, ROW } = require('./rows');
 const {
   EVENTS, describe, toInt, toProtocol, checkSignal, checkObject, optionsSignal, clientOptions, discoverOptions, mapOptions,
@@ -389,6 +389,24 @@ class Client extends EventEmitter {
   async internalAddress() {
     if (this._closed) throw new PCPError('CLOSED', 'the client is closed');
     return callNative(() => this._native.internalAddress());
+  }
+
+  /**
+   * Sends from `addr` from now on (null: the route's choice again), moving
+   * the socket at once; if our address changes, the mappings are made again
+   * from the new one and 'internalIpChanged' (old, new) is emitted (RFC 6887
+   * section 11.5). Resolves whether it changed.
+   */
+  async setLocalAddress(addr) {
+    if (this._closed) throw new PCPError('CLOSED', 'the client is closed');
+    if (addr !== null && typeof addr !== 'string') throw typeError('addr must be an IP address string or null');
+    return callNative(() => this._native.setLocalAddress(addr === null ? undefined : addr));
+  }
+
+  /** Checks our address towards the server now (also done before renewals); resolves whether it changed. */
+  async refreshInternalAddress() {
+    if (this._closed) throw new PCPError('CLOSED', 'the client is closed');
+    return callNative(() => this._native.refreshInternalAddress());
   }
 
   /** The server's last reported epoch, or null. */

@@ -295,6 +295,20 @@ impl NativeClient {
         Ok(self.client()?.internal_address().to_string())
     }
 
+    /// Sends from `addr` from now on (null: the route's choice again); see
+    /// `Client::set_local_address`. Whether our address changed.
+    #[napi]
+    pub fn set_local_address(&self, addr: Option<String>) -> napi::Result<bool> {
+        let ip = addr.map(|a| ip(&a, "addr")).transpose().map_err(napi_err)?;
+        self.client()?.set_local_address(ip).map_err(napi_err)
+    }
+
+    /// Checks our address towards the server now; whether it changed.
+    #[napi]
+    pub fn refresh_internal_address(&self) -> napi::Result<bool> {
+        self.client()?.refresh_internal_address().map_err(napi_err)
+    }
+
     #[napi]
     pub fn server_epoch(&self) -> napi::Result<Option<u32>> {
         Ok(self.client()?.server_epoch())

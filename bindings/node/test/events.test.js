@@ -97,3 +97,28 @@ test('the event handler is removed with the last listener, and added again', asy
   const [, err] = await failed;
   assert.equal(err.code, 'NO_RESOURCES');
 });
+
+test('internalIpChanged: our own address changes and the mappings are made again from it (RFC 6887 11.5)', {
+  skip: process.platform !== 'linux' && '127.0.0.2 is a loopback address only on Linux',
+}, async (t) => {
+  const { server, client } = setup(t);
+  const m = await client.map(8086, { lifetime: 600 });
+  assert.equal(m.internalAddress, '127.0.0.1');
+  assert.equal(await client.setLocalAddress('127.0.0.1'), false);
+  const changed = nextEvent(client, 'internalIpChanged');
+  const renewed = nextEvent(client, 'renewed');
+  assert.equal(await client.setLocalAddress('127.0.0.2'), true);
+  assert.deepEqual(await changed, ['127.0.0.1', '127.0.0.2']);
+  const [r] = await renewed;
+  assert.equal(r, m);
+  assert.equal(m.internalAddress, '127.0.0.2');
+  assert.equal(await client.internalAddress(), '127.0.0.2');
+  assert.equal(await client.refreshInternalAddress(), false, 'named explicitly: not checked');
+  assert.ok(server.mappings().some((x) => x.internalPort === 8086 && x.internalAddress === '127.0.0.2'),
+    JSON.stringify(server.mappings()));
+  const back = nextEvent(client, 'internalIpChanged');
+  assert.equal(await client.setLocalAddress(null), true);
+  assert.deepEqual(await back, ['127.0.0.2', '127.0.0.1']);
+  await assert.rejects(client.setLocalAddress('not an address'), { code: 'INVALID_ARGUMENT' });
+  await assert.rejects(client.setLocalAddress(42), TypeError);
+});

@@ -153,6 +153,24 @@ impl PyClient {
         ip_str(self.inner.core.internal_address())
     }
 
+    /// Sends from `addr` from now on (None: the route's choice again),
+    /// moving the socket at once; if our address changes, the mappings are
+    /// made again from the new one and an "internal_ip_changed" event says
+    /// so (RFC 6887 section 11.5). Returns whether it changed.
+    #[pyo3(signature = (addr, /))]
+    fn set_local_address(&self, py: Python<'_>, addr: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+        let ip = opt_ip(addr, "addr")?;
+        let core = &self.inner.core;
+        py.detach(|| core.set_local_address(ip)).map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Checks our address towards the server now (the client also does
+    /// before each renewal): True if it changed (see `set_local_address`).
+    fn refresh_internal_address(&self, py: Python<'_>) -> PyResult<bool> {
+        let core = &self.inner.core;
+        py.detach(|| core.refresh_internal_address()).map_err(|e| to_pyerr(py, e))
+    }
+
     #[getter]
     fn server_epoch(&self) -> Option<u32> {
         self.inner.core.server_epoch()

@@ -4,6 +4,7 @@ callbacks and as an iterator. Waits are bounded; faults are injected."""
 from __future__ import annotations
 
 import queue
+import sys
 from typing import List
 
 import pytest
@@ -113,3 +114,24 @@ def test_iterator_ends_when_closed(server: Server) -> None:
     c.close()
     kinds = [ev.kind for ev in events]  # drains, then stops: the client is closed
     assert "granted" in kinds
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="127.0.0.2 is a loopback address only on Linux")
+def test_internal_address_changed(client: pcp_rs.Client, server: Server) -> None:
+    # RFC 6887 section 11.5, on loopback: we now send from 127.0.0.2.
+    events = client.events()
+    m = client.map(6, 8086, lifetime=600)
+    assert m.internal_ip == "127.0.0.1"
+    assert client.set_local_address("127.0.0.1") is False
+    assert client.set_local_address("127.0.0.2") is True
+    ev = wait_event(events, "internal_ip_changed")
+    assert (ev.old, ev.new) == ("127.0.0.1", "127.0.0.2")
+    ev = wait_event(events, "renewed")
+    assert ev.mapping is not None and ev.mapping.id == m.id and ev.mapping.internal_ip == "127.0.0.2"
+    assert client.internal_address == "127.0.0.2"
+    assert client.refresh_internal_address() is False  # named explicitly: not checked
+    assert client.set_local_address(None) is True
+    ev = wait_event(events, "internal_ip_changed")
+    assert (ev.old, ev.new) == ("127.0.0.2", "127.0.0.1")
+    with pytest.raises((ValueError, TypeError)):
+        client.set_local_address("not an address")
