@@ -91,7 +91,13 @@ enum Command {
         keep: bool,
     },
     /// Delete a mapping made earlier by `pcp map`.
-    Delete { protocol: String, internal_port: u16 },
+    Delete {
+        protocol: String,
+        internal_port: u16,
+        /// The mapping was made with --third-party for this host.
+        #[arg(long, value_name = "IP")]
+        third_party: Option<IpAddr>,
+    },
     /// Run the PCP test server (for tests and demos; it forwards nothing).
     Serve {
         #[arg(long, default_value = "127.0.0.1:5351")]
@@ -225,7 +231,7 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             let c = connect(cli, *keep)?;
             let m = c.map_with(spec)?;
             out.mapping("mapped", c.gateway_address(), &m);
-            hold_or_record(&c, m, stop, out)?;
+            hold_or_record(&c, m, *third_party, stop, out)?;
         }
         Command::Peer { protocol: p, internal_port, peer_ip, peer_port, lifetime, keep } => {
             let spec = PeerSpec::new(protocol(p)?, *internal_port, *peer_ip, *peer_port).lifetime(*lifetime);
@@ -233,21 +239,26 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             let c = connect(cli, *keep)?;
             let m = c.peer(spec)?;
             out.mapping("peer", c.gateway_address(), &m);
-            hold_or_record(&c, m, stop, out)?;
+            hold_or_record(&c, m, None, stop, out)?;
         }
-        Command::Delete { protocol: p, internal_port } => {
+        Command::Delete { protocol: p, internal_port, third_party } => {
             let proto = protocol(p)?;
             let server = server_addr(cli)?;
-            let record = state_file::find(server, proto, *internal_port)?.ok_or_else(|| {
+            let record = state_file::find(server, proto, *internal_port, *third_party)?.ok_or_else(|| {
+                let whose = third_party.map(|t| format!(" for {t}")).unwrap_or_default();
                 Error::InvalidArgument(format!(
-                    "no mapping of {proto} port {internal_port} via {server} recorded by `pcp map`"
+                    "no mapping of {proto} port {internal_port}{whose} via {server} recorded by `pcp map`"
                 ))
             })?;
             let c = connect_to(cli, server, false)?;
-            let result = c.delete_by_nonce(proto, *internal_port, record.nonce);
+            // RFC 6887 section 13.1: a third party's mapping is deleted with
+            // the same THIRD_PARTY option.
+            let mut spec = MapSpec::new(proto, *internal_port).nonce(record.nonce);
+            spec.third_party = *third_party;
+            let result = c.delete_with(spec);
             c.close_keep();
             result?;
-            state_file::remove(server, proto, *internal_port)?;
+            state_file::remove(server, proto, *internal_port, *third_party)?;
             out.deleted(server, proto, *internal_port, record.nonce);
         }
         Command::Serve { listen, external_ip, mode } => serve(*listen, *external_ip, mode, out)?,
@@ -269,9 +280,15 @@ fn interrupt_if(keep: bool) -> Result<Option<mpsc::Receiver<()>>, Error> {
 /// Without --keep (`stop` is None) the mapping stays on the gateway for its
 /// lifetime and its nonce is recorded for `pcp delete`; with it, we renew
 /// until Ctrl-C.
-fn hold_or_record(c: &Client, m: Mapping, stop: Option<mpsc::Receiver<()>>, out: &Output) -> Result<(), Error> {
+fn hold_or_record(
+    c: &Client,
+    m: Mapping,
+    third_party: Option<IpAddr>,
+    stop: Option<mpsc::Receiver<()>>,
+    out: &Output,
+) -> Result<(), Error> {
     let Some(stop) = stop else {
-        state_file::record(c.gateway_address(), &m)?;
+        state_file::record(c.gateway_address(), &m, third_party)?;
         c.close_keep();
         return Ok(());
     };

@@ -1,6 +1,9 @@
 //! Where `pcp map` records each mapping's nonce so that a later
 //! `pcp delete` can prove ownership: servers refuse a delete with another
-//! nonce. One line per mapping: `gateway protocol internal_port nonce`.
+//! nonce. One line per mapping: `gateway protocol internal_port nonce`,
+//! then the third party's address for a mapping made with `--third-party`
+//! (its delete must name it again; RFC 6887 section 13.1). A line without
+//! it is a mapping of this host.
 //!
 //! `pcp map` appends its line (one small write, no fsync, no rewrite:
 //! a one-shot command must not pay for flushing a file, which took longer
@@ -11,7 +14,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use pcp_core::{Error, Mapping, Nonce, Protocol};
@@ -61,28 +64,42 @@ fn write(lines: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn record(gateway: SocketAddr, m: &Mapping) -> Result<(), Error> {
+pub fn record(gateway: SocketAddr, m: &Mapping, third_party: Option<IpAddr>) -> Result<(), Error> {
     let p = path()?;
     fs::create_dir_all(p.parent().expect("has a parent"))?;
-    let line = format!("{} {}\n", key(gateway, m.protocol(), m.internal_port()), m.nonce().to_hex());
+    let whose = third_party.map(|t| format!(" {t}")).unwrap_or_default();
+    let line = format!("{} {}{whose}\n", key(gateway, m.protocol(), m.internal_port()), m.nonce().to_hex());
     // One write of one short line in append mode: lines of concurrent
     // `pcp map`s do not interleave.
     fs::OpenOptions::new().create(true).append(true).open(p)?.write_all(line.as_bytes())?;
     Ok(())
 }
 
-pub fn find(gateway: SocketAddr, protocol: Protocol, port: u16) -> Result<Option<Record>, Error> {
-    let prefix = format!("{} ", key(gateway, protocol, port));
-    // The last line wins: a later `pcp map` of the same port appended it.
-    Ok(lines()?
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix(&prefix).and_then(Nonce::from_hex))
-        .map(|nonce| Record { nonce }))
+/// The nonce of a line for this mapping (of `third_party`, or of this host
+/// when None).
+fn nonce_of(line: &str, prefix: &str, third_party: Option<IpAddr>) -> Option<Nonce> {
+    let mut rest = line.strip_prefix(prefix)?.split(' ');
+    let nonce = Nonce::from_hex(rest.next()?)?;
+    let whose = match rest.next() {
+        Some(t) => Some(t.parse::<IpAddr>().ok()?),
+        None => None,
+    };
+    (whose == third_party).then_some(nonce)
 }
 
-pub fn remove(gateway: SocketAddr, protocol: Protocol, port: u16) -> Result<(), Error> {
+pub fn find(
+    gateway: SocketAddr,
+    protocol: Protocol,
+    port: u16,
+    third_party: Option<IpAddr>,
+) -> Result<Option<Record>, Error> {
     let prefix = format!("{} ", key(gateway, protocol, port));
-    let rest: Vec<String> = lines()?.into_iter().filter(|l| !l.starts_with(&prefix)).collect();
+    // The last line wins: a later `pcp map` of the same port appended it.
+    Ok(lines()?.iter().rev().find_map(|l| nonce_of(l, &prefix, third_party)).map(|nonce| Record { nonce }))
+}
+
+pub fn remove(gateway: SocketAddr, protocol: Protocol, port: u16, third_party: Option<IpAddr>) -> Result<(), Error> {
+    let prefix = format!("{} ", key(gateway, protocol, port));
+    let rest: Vec<String> = lines()?.into_iter().filter(|l| nonce_of(l, &prefix, third_party).is_none()).collect();
     write(&rest)
 }

@@ -319,6 +319,25 @@ fn delete_by_nonce_removes_another_process_mapping() {
     assert_eq!(server.mapping_count(), 0);
 }
 
+/// RFC 6887 section 13.1: a THIRD_PARTY mapping is deleted by a delete
+/// that names the same third party; without it the server looks for a
+/// mapping of this host's own address (and finds none).
+#[test]
+fn delete_with_names_the_third_party_of_another_process_mapping() {
+    let server = Server::start_local().unwrap();
+    let third: IpAddr = "127.0.0.5".parse().unwrap();
+    let a = client(&server);
+    let m = a.map_with(MapSpec::new(Protocol::TCP, 4100).third_party(third)).unwrap();
+    assert_eq!(m.internal_addr(), third);
+    let nonce = m.nonce();
+    a.close_keep();
+    let b = client(&server);
+    b.delete_by_nonce(Protocol::TCP, 4100, nonce).unwrap();
+    assert_eq!(server.mapping_count(), 1, "a delete without THIRD_PARTY is for our own address");
+    b.delete_with(MapSpec::new(Protocol::TCP, 4100).nonce(nonce).third_party(third)).unwrap();
+    assert_eq!(server.mapping_count(), 0);
+}
+
 #[test]
 fn announce_port_is_shared_and_a_busy_port_is_not_fatal() {
     let server = Server::start_local().unwrap();

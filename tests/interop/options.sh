@@ -6,15 +6,19 @@
 # list (tests/interop/README.md) rather than the client.
 
 # --- THIRD_PARTY (section 13.1): a mapping for another host of the LAN ------------
-# Short lifetimes: `pcp delete` cannot delete these (see README, quirks).
-out=$(pcp --gateway "$gw4" --json map tcp 8096 --third-party 192.168.77.50 --lifetime 60 2>&1)
+# Its delete must carry the same THIRD_PARTY option: without it miniupnpd
+# looks for a mapping of the client's own address and answers NO_RESOURCES.
+out=$(pcp --gateway "$gw4" --json map tcp 8096 --third-party 192.168.77.50 --lifetime 600 2>&1)
+tp_port=$(echo "$out" | field external_port 2>/dev/null)
 if [ "$(echo "$out" | field internal_ip 2>/dev/null)" = 192.168.77.50 ] \
-   && nft_rules_for_port "$(echo "$out" | field external_port 2>/dev/null)" | grep -q "192.168.77.50:8096"; then
+   && nft_rules_for_port "$tp_port" | grep -q "192.168.77.50:8096"; then
     ok "THIRD_PARTY over IPv4: miniupnpd forwards TCP 8096 to 192.168.77.50"
 else
     fail "THIRD_PARTY IPv4" "$out"
 fi
-out=$(pcp --gateway "$gw6" --json map tcp 8097 --third-party 2001:db8:77::50 --lifetime 60 2>&1)
+out=$(pcp --gateway "$gw4" delete --third-party 192.168.77.50 tcp 8096 2>&1)
+if [ $? -eq 0 ] && ! nft_rules_for_port "${tp_port:-8096}" >/dev/null; then ok "delete --third-party removed the IPv4 third-party mapping"; else fail "delete of the IPv4 THIRD_PARTY mapping" "$out"; fi
+out=$(pcp --gateway "$gw6" --json map tcp 8097 --third-party 2001:db8:77::50 --lifetime 600 2>&1)
 if [ "$(echo "$out" | field internal_ip 2>/dev/null)" = 2001:db8:77::50 ] \
    && nft_filter_rules_for_port 8097 | grep -q 0x20010db8007700000000000000000050; then
     ok "THIRD_PARTY over IPv6: the pinhole is for 2001:db8:77::50"
@@ -22,6 +26,8 @@ else
     fail "THIRD_PARTY IPv6" "$out
 $(nft_filter_rules_for_port 8097)"
 fi
+out=$(pcp --gateway "$gw6" delete --third-party 2001:db8:77::50 tcp 8097 2>&1)
+if [ $? -eq 0 ] && ! nft_filter_rules_for_port 8097 >/dev/null; then ok "delete --third-party removed the IPv6 third-party pinhole"; else fail "delete of the IPv6 THIRD_PARTY pinhole" "$out"; fi
 
 # --- PREFER_FAILURE (section 13.2) --------------------------------------------------
 out=$(pcp --gateway "$gw4" --json map tcp 8098 --external-port 8098 --prefer-failure --lifetime 600 2>&1)

@@ -143,6 +143,7 @@ def kinds_miniupnpd():
         ("unsolicited ANNOUNCE to 224.0.0.1:5350", lambda fr: lan(fr) and is_answer(fr, 0) and fr.dst == "224.0.0.1" and fr.dport == 5350, 2),
         ("THIRD_PARTY IPv4", lambda fr: lan(fr) and not fr.v6 and 1 in fr.options and not fr.response, 1),
         ("THIRD_PARTY IPv6", lambda fr: lan(fr) and fr.v6 and 1 in fr.options and not fr.response, 1),
+        ("delete with THIRD_PARTY", lambda fr: lan(fr) and is_request(fr, 1) and fr.lifetime_req == "0" and 1 in fr.options, 2),
         ("PREFER_FAILURE", lambda fr: lan(fr) and 2 in fr.options and not fr.response, 1),
         ("FILTER", lambda fr: lan(fr) and 3 in fr.options and not fr.response, 1),
         ("error NOT_AUTHORIZED (2)", lambda fr: lan(fr) and fr.pcp and fr.response and fr.result == 2, 1),

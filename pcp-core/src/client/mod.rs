@@ -268,10 +268,22 @@ impl Client {
     }
 
     pub fn delete_by_nonce_async(&self, protocol: Protocol, internal_port: u16, nonce: Nonce) -> Pending<()> {
+        self.delete_with_async(MapSpec::new(protocol, internal_port).nonce(nonce))
+    }
+
+    /// Deletes a mapping this client did not make, named by `spec`: its
+    /// protocol, internal port, nonce and, for a mapping made with
+    /// THIRD_PARTY, the same third party (RFC 6887 section 13.1: the
+    /// delete carries the option too, or the server looks for a mapping of
+    /// this host's own address).
+    pub fn delete_with(&self, spec: MapSpec) -> Result<()> {
+        self.blocking(|| self.delete_with_async(spec))
+    }
+
+    pub fn delete_with_async(&self, spec: MapSpec) -> Pending<()> {
         let (p, c) = pending();
         match self.shared().submit(false, |st, now| {
-            let id =
-                st.endpoint.engine_mut().delete_by_nonce(now, MapSpec::new(protocol, internal_port).nonce(nonce))?;
+            let id = st.endpoint.engine_mut().delete_by_nonce(now, spec)?;
             st.waiters.insert(id.0, Waiter::Delete(c));
             Ok(())
         }) {
