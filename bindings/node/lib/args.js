@@ -43,13 +43,6 @@ function toAddress(v, name) {
   return v.trim();
 }
 
-// A number of milliseconds; its range is the core's to check.
-function optionalMs(v, name) {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number') throw invalid(`${name} must be a number of milliseconds, got ${describe(v)}`);
-  return v;
-}
-
 function checkSignal(signal) {
   if (signal === undefined || signal === null) return undefined;
   if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
@@ -69,103 +62,59 @@ function optionsSignal(options) {
   return checkSignal(checkObject(options, 'options').signal);
 }
 
+// Client and discovery options pass to the native side as given: napi-rs
+// converts the types (a TypeError naming the field, see errors.js), the core
+// checks the values.
 function clientOptions(o) {
-  o = checkObject(o, 'options');
-  const out = {};
-  if (o.listenAnnounce !== undefined) out.listenAnnounce = Boolean(o.listenAnnounce);
-  if (o.deadline !== undefined) out.deadlineMs = optionalMs(o.deadline, 'deadline');
-  if (o.deleteOnClose !== undefined) out.deleteOnClose = Boolean(o.deleteOnClose);
-  if (o.closeTimeout !== undefined) out.closeTimeoutMs = optionalMs(o.closeTimeout, 'closeTimeout');
-  if (o.localAddress !== undefined) out.localAddress = toAddress(o.localAddress, 'localAddress');
-  if (o.announcePort !== undefined) out.announcePort = toInt(o.announcePort, 'announcePort', 1, 65535);
-  if (o.announceDelayMax !== undefined) out.announceDelayMaxMs = optionalMs(o.announceDelayMax, 'announceDelayMax');
-  if (o.protocol !== undefined) {
-    if (!['auto', 'pcp', 'natpmp'].includes(o.protocol)) {
-      throw invalid(`protocol must be 'auto', 'pcp' or 'natpmp', got ${describe(o.protocol)}`);
-    }
-    out.protocol = o.protocol;
-  }
-  return out;
+  return checkObject(o, 'options');
 }
 
 function discoverOptions(o) {
   o = checkObject(o, 'options');
-  const out = {};
-  const list = (v, name) => {
-    if (!Array.isArray(v)) throw invalid(`${name} must be an array of "host[:port]" strings, got ${describe(v)}`);
-    return v.map((s, i) => toAddress(s, `${name}[${i}]`));
-  };
-  if (o.candidates !== undefined) out.candidates = list(o.candidates, 'candidates');
-  if (o.servers !== undefined) out.servers = list(o.servers, 'servers');
-  if (o.deadline !== undefined) out.deadlineMs = optionalMs(o.deadline, 'deadline');
-  if (o.initialTimeout !== undefined) out.initialTimeoutMs = optionalMs(o.initialTimeout, 'initialTimeout');
-  return out;
+  checkArray(o.candidates, 'candidates');
+  checkArray(o.servers, 'servers');
+  return o;
 }
 
-// MAP arguments for the native side: four numbers, and `options` (an
-// object) only when a rarely used option is given.
-function mapOptions(o) {
-  const out = {
+// napi-rs would only say it "failed to get Array length".
+function checkArray(v, name) {
+  if (v !== undefined && v !== null && !Array.isArray(v)) throw typeError(`${name} must be an array, got ${describe(v)}`);
+}
+
+// A number for the native side, which checks its range; unless `required`,
+// undefined or null for the default. Never a string such as '80' (a
+// TypeError, as in Python).
+function toNumber(v, name, required = false) {
+  if (typeof v !== 'number' && (required || (v !== undefined && v !== null))) {
+    throw typeError(`${name} must be an integer (a number), got ${describe(v)}`);
+  }
+  return v;
+}
+
+// MAP arguments for the native side: four numbers, and for `Client.map` the
+// caller's object itself for the rarely used options (napi-rs reads them).
+function mapOptions(o, classic) {
+  checkArray(o.filters, 'filters');
+  return {
     protocol: o.protocol === undefined ? 6 : toProtocol(o.protocol),
-    internalPort: toInt(o.internalPort, 'internalPort', 0, 65535),
-    externalPort: 0,
-    lifetime: 3600,
-    options: undefined,
+    internalPort: toNumber(o.internalPort, 'internalPort', true),
+    externalPort: toNumber(o.externalPort, 'externalPort'),
+    lifetime: toNumber(o.lifetime, 'lifetime'),
+    options: classic ? undefined : o,
   };
-  if (o.externalPort !== undefined && o.externalPort !== null) out.externalPort = toInt(o.externalPort, 'externalPort', 0, 65535);
-  if (o.lifetime !== undefined && o.lifetime !== null) out.lifetime = toInt(o.lifetime, 'lifetime', 0, 0xffffffff);
-  // Made only when needed: most calls give none of these.
-  let more;
-  if (o.externalAddress !== undefined && o.externalAddress !== null) {
-    (more ??= {}).externalAddress = toAddress(o.externalAddress, 'externalAddress');
-  }
-  if (o.preferFailure !== undefined) {
-    (more ??= {}).preferFailure = Boolean(o.preferFailure);
-  }
-  if (o.thirdParty !== undefined && o.thirdParty !== null) {
-    (more ??= {}).thirdParty = toAddress(o.thirdParty, 'thirdParty');
-  }
-  if (o.filters !== undefined && o.filters !== null) {
-    if (!Array.isArray(o.filters)) throw invalid(`filters must be an array, got ${describe(o.filters)}`);
-    (more ??= {}).filters = o.filters.map((f, i) => {
-      f = checkObject(f, `filters[${i}]`);
-      const r = { remoteAddress: toAddress(f.remoteAddress, `filters[${i}].remoteAddress`) };
-      if (f.prefixLength !== undefined) r.prefixLength = toInt(f.prefixLength, `filters[${i}].prefixLength`, 0, 128);
-      if (f.remotePort !== undefined) r.remotePort = toInt(f.remotePort, `filters[${i}].remotePort`, 0, 65535);
-      return r;
-    });
-  }
-  if (o.nonce !== undefined && o.nonce !== null) {
-    if (typeof o.nonce !== 'string') throw invalid(`nonce must be 24 hex digits, got ${describe(o.nonce)}`);
-    (more ??= {}).nonce = o.nonce;
-  }
-  if (o.deadline !== undefined && o.deadline !== null) {
-    (more ??= {}).deadlineMs = optionalMs(o.deadline, 'deadline');
-  }
-  out.options = more;
-  return out;
 }
 
 function peerOptions(o) {
-  const out = {
+  return {
+    ...o,
     protocol: o.protocol === undefined ? 6 : toProtocol(o.protocol),
-    internalPort: toInt(o.internalPort, 'internalPort', 0, 65535),
+    internalPort: toNumber(o.internalPort, 'internalPort', true),
     remoteAddress: toAddress(o.remoteAddress, 'remoteAddress'),
-    remotePort: toInt(o.remotePort, 'remotePort', 0, 65535),
+    remotePort: toNumber(o.remotePort, 'remotePort', true),
   };
-  if (o.externalPort !== undefined && o.externalPort !== null) out.externalPort = toInt(o.externalPort, 'externalPort', 0, 65535);
-  if (o.externalAddress !== undefined && o.externalAddress !== null) out.externalAddress = toAddress(o.externalAddress, 'externalAddress');
-  if (o.lifetime !== undefined && o.lifetime !== null) out.lifetime = toInt(o.lifetime, 'lifetime', 0, 0xffffffff);
-  if (o.thirdParty !== undefined && o.thirdParty !== null) out.thirdParty = toAddress(o.thirdParty, 'thirdParty');
-  if (o.nonce !== undefined && o.nonce !== null) {
-    if (typeof o.nonce !== 'string') throw invalid(`nonce must be 24 hex digits, got ${describe(o.nonce)}`);
-    out.nonce = o.nonce;
-  }
-  if (o.deadline !== undefined) out.deadlineMs = optionalMs(o.deadline, 'deadline');
-  return out;
 }
 
 module.exports = {
-  EVENTS, Protocol, Option, describe, toInt, toProtocol, toAddress, optionalMs, checkSignal, checkObject, optionsSignal,
+  EVENTS, Protocol, Option, describe, toInt, toNumber, toProtocol, toAddress, checkSignal, checkObject, optionsSignal,
   clientOptions, discoverOptions, mapOptions, peerOptions,
 };

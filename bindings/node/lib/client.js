@@ -329,7 +329,7 @@ class Client extends EventEmitter {
   _map(o, classic) {
     return rejecting(() => {
       const signal = checkSignal(o.signal);
-      const s = mapOptions(o);
+      const s = mapOptions(o, classic);
       return this._request(
         (req) => this._native.map(req, s.protocol, s.internalPort, s.externalPort, s.lifetime, s.options, classic),
         classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg),

@@ -28,6 +28,8 @@ function typeError(message) {
 // A server's refusal adds "\0seconds": its retryAfter (RFC 6887 section 8.3).
 function fromNative(e) {
   if (e instanceof PCPError) return e;
+  // napi-rs could not convert a value to the Rust type ('NumberExpected', ...).
+  if (e && typeof e.code === 'string' && e.code.endsWith('Expected')) return typeError(e.message);
   const msg = e && typeof e.message === 'string' ? e.message : String(e);
   const parts = msg.split('\u0000');
   if (parts.length >= 2 && parts[0]) {

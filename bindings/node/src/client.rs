@@ -55,13 +55,13 @@ impl NativeClient {
             if let Some(v) = o.listen_announce {
                 cc.listen_announce = v;
             }
-            if let Some(d) = o.deadline_ms {
+            if let Some(d) = o.deadline {
                 cc = cc.deadline(millis(d, "deadline").map_err(napi_err)?);
             }
             if let Some(v) = o.delete_on_close {
                 cc.delete_on_close = v;
             }
-            if let Some(d) = o.close_timeout_ms {
+            if let Some(d) = o.close_timeout {
                 cc.close_timeout = millis(d, "closeTimeout").map_err(napi_err)?;
             }
             if let Some(a) = &o.local_address {
@@ -70,7 +70,7 @@ impl NativeClient {
             if let Some(p) = o.announce_port {
                 cc.announce_port = port(p, "announcePort").map_err(napi_err)?;
             }
-            if let Some(d) = o.announce_delay_max_ms {
+            if let Some(d) = o.announce_delay_max {
                 cc.announce_delay_max = millis(d, "announceDelayMax").map_err(napi_err)?;
             }
             if let Some(p) = &o.protocol {
@@ -194,10 +194,10 @@ impl NativeClient {
     pub fn map(
         &self,
         req: u32,
-        protocol: u32,
-        internal_port: u32,
-        external_port: u32,
-        lifetime: f64,
+        protocol: f64,
+        internal_port: f64,
+        external_port: Option<f64>,
+        lifetime: Option<f64>,
         options: Option<MapOptions>,
         classic: Option<bool>,
     ) -> napi::Result<Option<MessageRow>> {
@@ -206,7 +206,7 @@ impl NativeClient {
             // The core's classic semantics: join a call in flight, refresh a held mapping.
             let args = || -> Result<_> {
                 let (p, i) = (self::protocol(protocol)?, port(internal_port, "internalPort")?);
-                Ok((p, i, port(external_port, "externalPort")?, self::lifetime(Some(lifetime))?))
+                Ok((p, i, port(external_port.unwrap_or(0.0), "externalPort")?, self::lifetime(lifetime)?))
             };
             let pending = or_refused(args(), |(p, i, e, l)| client.map_port_async(p, i, e, l));
             return Ok(self.inner.start(req, pending, |m, msg| {
@@ -233,7 +233,7 @@ impl NativeClient {
 
     /// The classic delete of a port's mapping (nothing to do if none is held).
     #[napi]
-    pub fn delete_port(&self, req: u32, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MessageRow>> {
+    pub fn delete_port(&self, req: u32, protocol_number: f64, internal_port: f64) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
         let args = protocol(protocol_number).and_then(|p| Ok((p, port(internal_port, "internalPort")?)));
         Ok(self.inner.start(req, or_refused(args, |(p, i)| client.delete_port_async(p, i)), |(), _| {}))
@@ -262,7 +262,7 @@ impl NativeClient {
 
     /// The MAP mapping this client holds for `protocol` and `internalPort`.
     #[napi]
-    pub fn find_mapping(&self, protocol_number: u32, internal_port: u32) -> napi::Result<Option<MappingRow>> {
+    pub fn find_mapping(&self, protocol_number: f64, internal_port: f64) -> napi::Result<Option<MappingRow>> {
         let client = self.client()?;
         let p = protocol(protocol_number).map_err(napi_err)?;
         let port = port(internal_port, "internalPort").map_err(napi_err)?;
@@ -360,10 +360,10 @@ pub fn discover(
         if let Some(s) = &o.servers {
             config.servers = parse(s)?;
         }
-        if let Some(d) = o.deadline_ms {
+        if let Some(d) = o.deadline {
             config.deadline = millis(d, "deadline").map_err(napi_err)?;
         }
-        if let Some(d) = o.initial_timeout_ms {
+        if let Some(d) = o.initial_timeout {
             config.initial_timeout = millis(d, "initialTimeout").map_err(napi_err)?;
         }
     }

@@ -16,12 +16,22 @@ pub(crate) fn napi_err(e: PcpError) -> napi::Error {
     }
 }
 
-pub(crate) fn port(v: u32, what: &str) -> Result<u16, PcpError> {
-    u16::try_from(v).map_err(|_| invalid(format!("{what} must be 0..65535, got {v}")))
+/// A JavaScript number as a whole number 0..=max, checked once here (napi's
+/// own u32 conversion would wrap -1 and truncate 80.5).
+pub(crate) fn whole(v: f64, what: &str, max: u32) -> Result<u32, PcpError> {
+    if v.fract() == 0.0 && (0.0..=f64::from(max)).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(invalid(format!("{what} must be an integer 0..{max}, got {v}")))
+    }
 }
 
-pub(crate) fn protocol(v: u32) -> Result<Protocol, PcpError> {
-    u8::try_from(v).map(Protocol).map_err(|_| invalid(format!("protocol must be 0..255, got {v}")))
+pub(crate) fn port(v: f64, what: &str) -> Result<u16, PcpError> {
+    whole(v, what, 65535).map(|p| p as u16)
+}
+
+pub(crate) fn protocol(v: f64) -> Result<Protocol, PcpError> {
+    whole(v, "protocol", 255).map(|p| Protocol(p as u8))
 }
 
 pub(crate) fn ip(s: &str, what: &str) -> Result<IpAddr, PcpError> {
@@ -30,11 +40,7 @@ pub(crate) fn ip(s: &str, what: &str) -> Result<IpAddr, PcpError> {
 }
 
 pub(crate) fn lifetime(v: Option<f64>) -> Result<u32, PcpError> {
-    match v {
-        None => Ok(pcp_core::config::DEFAULT_LIFETIME),
-        Some(l) if l.is_finite() && l >= 0.0 && l.fract() == 0.0 && l <= f64::from(u32::MAX) => Ok(l as u32),
-        Some(l) => Err(invalid(format!("lifetime must be a whole number of seconds 0..4294967295, got {l}"))),
-    }
+    v.map_or(Ok(pcp_core::config::DEFAULT_LIFETIME), |l| whole(l, "lifetime", u32::MAX))
 }
 
 /// A JavaScript number of milliseconds as a `Duration`; whether the value
@@ -63,13 +69,13 @@ pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, PcpError> {
 }
 
 pub(crate) fn map_spec(
-    (proto, internal_port, external_port, life): (u32, u32, u32, f64),
+    (proto, internal_port, external_port, life): (f64, f64, Option<f64>, Option<f64>),
     options: Option<&MapOptions>,
     client: &Client,
 ) -> Result<MapSpec, PcpError> {
     let mut spec = MapSpec::new(protocol(proto)?, port(internal_port, "internalPort")?)
-        .external_port(port(external_port, "externalPort")?)
-        .lifetime(lifetime(Some(life))?);
+        .external_port(port(external_port.unwrap_or(0.0), "externalPort")?)
+        .lifetime(lifetime(life)?);
     let Some(o) = options else { return Ok(spec) };
     if let Some(a) = &o.external_address {
         spec = spec.external_addr(ip(a, "externalAddress")?);
@@ -83,20 +89,17 @@ pub(crate) fn map_spec(
     for f in o.filters.iter().flatten() {
         let remote_addr = ip(&f.remote_address, "filter remoteAddress")?;
         let max = if remote_addr.is_ipv4() { 32 } else { 128 };
-        let prefix_len = f.prefix_length.unwrap_or(max);
-        if prefix_len > max {
-            return Err(invalid(format!("filter prefixLength must be 0..{max}, got {prefix_len}")));
-        }
+        let prefix_len = f.prefix_length.map_or(Ok(max), |p| whole(p, "filter prefixLength", max))?;
         spec = spec.filter(Filter {
             remote_addr,
             prefix_len: prefix_len as u8,
-            remote_port: port(f.remote_port.unwrap_or(0), "filter remotePort")?,
+            remote_port: port(f.remote_port.unwrap_or(0.0), "filter remotePort")?,
         });
     }
     if let Some(n) = &o.nonce {
         spec = spec.nonce(nonce(n)?);
     }
-    if let Some(d) = o.deadline_ms {
+    if let Some(d) = o.deadline {
         spec = spec.retransmit(request_deadline(client, d)?);
     }
     Ok(spec)
@@ -109,7 +112,7 @@ pub(crate) fn peer_spec(o: &PeerOptions, client: &Client) -> Result<PeerSpec, Pc
         ip(&o.remote_address, "remoteAddress")?,
         port(o.remote_port, "remotePort")?,
     )
-    .external_port(port(o.external_port.unwrap_or(0), "externalPort")?)
+    .external_port(port(o.external_port.unwrap_or(0.0), "externalPort")?)
     .lifetime(lifetime(o.lifetime)?);
     if let Some(a) = &o.external_address {
         spec.suggested_external_addr = Some(ip(a, "externalAddress")?);
@@ -120,7 +123,7 @@ pub(crate) fn peer_spec(o: &PeerOptions, client: &Client) -> Result<PeerSpec, Pc
     if let Some(n) = &o.nonce {
         spec = spec.nonce(nonce(n)?);
     }
-    if let Some(d) = o.deadline_ms {
+    if let Some(d) = o.deadline {
         spec = spec.retransmit(request_deadline(client, d)?);
     }
     Ok(spec)

@@ -238,22 +238,27 @@ impl ToNapiValue for MessageRow {
     }
 }
 
+// The option objects as JavaScript passes them: napi-rs converts the
+// types (its errors name the field), `convert.rs` and the core check the
+// values. Numbers are f64 so that a bad one is reported, not wrapped.
+
+/// `Client` options; durations in milliseconds.
 #[napi(object)]
 pub struct ClientOptions {
     /// Listen for unsolicited ANNOUNCE on port 5350 (default true).
     pub listen_announce: Option<bool>,
     /// Give up on a request after this many milliseconds (default 10000).
-    pub deadline_ms: Option<f64>,
+    pub deadline: Option<f64>,
     /// Delete the mappings when the client is closed (default true).
     pub delete_on_close: Option<bool>,
     /// How long closing may wait for the deletes to be answered (default 2000).
-    pub close_timeout_ms: Option<f64>,
+    pub close_timeout: Option<f64>,
     /// Bind to this local address.
     pub local_address: Option<String>,
     /// Port to listen on for ANNOUNCE (default 5350).
-    pub announce_port: Option<u32>,
+    pub announce_port: Option<f64>,
     /// Upper bound of the random wait before renewing on an ANNOUNCE (default 5000).
-    pub announce_delay_max_ms: Option<f64>,
+    pub announce_delay_max: Option<f64>,
     /// `"auto"` (default: PCP, falling back to NAT-PMP), `"pcp"` or `"natpmp"`.
     pub protocol: Option<String>,
 }
@@ -261,8 +266,8 @@ pub struct ClientOptions {
 #[napi(object)]
 pub struct FilterData {
     pub remote_address: String,
-    pub prefix_length: Option<u32>,
-    pub remote_port: Option<u32>,
+    pub prefix_length: Option<f64>,
+    pub remote_port: Option<f64>,
 }
 
 /// The MAP options beyond the four every call has (passed as numbers).
@@ -273,21 +278,21 @@ pub struct MapOptions {
     pub third_party: Option<String>,
     pub filters: Option<Vec<FilterData>>,
     pub nonce: Option<String>,
-    pub deadline_ms: Option<f64>,
+    pub deadline: Option<f64>,
 }
 
 #[napi(object)]
 pub struct PeerOptions {
-    pub protocol: u32,
-    pub internal_port: u32,
+    pub protocol: f64,
+    pub internal_port: f64,
     pub remote_address: String,
-    pub remote_port: u32,
-    pub external_port: Option<u32>,
+    pub remote_port: f64,
+    pub external_port: Option<f64>,
     pub external_address: Option<String>,
     pub lifetime: Option<f64>,
     pub third_party: Option<String>,
     pub nonce: Option<String>,
-    pub deadline_ms: Option<f64>,
+    pub deadline: Option<f64>,
 }
 
 #[napi(object)]
@@ -296,6 +301,6 @@ pub struct DiscoverOptions {
     pub candidates: Option<Vec<String>>,
     /// Servers tried after the default gateways.
     pub servers: Option<Vec<String>>,
-    pub deadline_ms: Option<f64>,
-    pub initial_timeout_ms: Option<f64>,
+    pub deadline: Option<f64>,
+    pub initial_timeout: Option<f64>,
 }

@@ -73,10 +73,10 @@ impl NativeServer {
                 cfg.max_lifetime = v;
             }
             if let Some(v) = o.port_range_start {
-                cfg.port_range.0 = port(v, "portRangeStart").map_err(napi_err)?;
+                cfg.port_range.0 = port(f64::from(v), "portRangeStart").map_err(napi_err)?;
             }
             if let Some(v) = o.port_range_end {
-                cfg.port_range.1 = port(v, "portRangeEnd").map_err(napi_err)?;
+                cfg.port_range.1 = port(f64::from(v), "portRangeEnd").map_err(napi_err)?;
             }
             if let Some(v) = o.allow_third_party {
                 cfg.allow_third_party = v;

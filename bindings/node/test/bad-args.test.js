@@ -65,6 +65,11 @@ test("a value of the wrong type, such as the port '80', is a TypeError with code
     await assert.rejects(() => client.map('80'), typeError);
     await assert.rejects(() => client.map(80, { externalPort: '81' }), typeError);
     assert.throws(() => client.findMapping('80'), typeError);
+    // Options napi-rs converts: its type errors are TypeErrors too, naming the field.
+    await assert.rejects(() => client.peer({ internalPort: 80, remoteAddress: '198.51.100.1', remotePort: 443, lifetime: '300' }), typeError);
+    await assert.rejects(() => client.map(80, { nonce: 12 }), typeError);
+    assert.throws(() => new pcp.Client(server.address, { listenAnnounce: 'no' }), (e) => typeError(e) && /listenAnnounce/.test(e.message));
+    await assert.rejects(() => pcp.discover({ candidates: '127.0.0.1' }), typeError);
     // A number out of range stays a PCPError (Python: ValueError).
     await assert.rejects(() => classic.createMapping(70000), (e) => e instanceof pcp.PCPError && isCode('INVALID_ARGUMENT')(e));
     assert.strictEqual(server.mappingCount, 0, 'a refused call sent nothing');
