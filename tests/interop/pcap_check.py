@@ -133,6 +133,7 @@ def kinds_miniupnpd():
         ("MAP TCP IPv4 request+answer", lambda fr: lan(fr) and not fr.v6 and fr.pcp and fr.opcode == 1 and fr.protocol == 6, 2),
         ("MAP UDP IPv4", lambda fr: lan(fr) and not fr.v6 and fr.pcp and fr.opcode == 1 and fr.protocol == 17, 2),
         ("MAP TCP IPv6", lambda fr: lan(fr) and fr.v6 and fr.pcp and fr.opcode == 1 and fr.protocol == 6, 2),
+        ("MAP UDP IPv6", lambda fr: lan(fr) and fr.v6 and fr.pcp and fr.opcode == 1 and fr.protocol == 17, 2),
         ("MAP request for internal port 8080", lambda fr: lan(fr) and is_request(fr, 1) and fr.internal_port == "8080", 1),
         ("MAP answered SUCCESS", lambda fr: lan(fr) and is_answer(fr, 1), 1),
         ("delete (MAP, lifetime 0)", lambda fr: lan(fr) and is_request(fr, 1) and fr.lifetime_req == "0", 1),

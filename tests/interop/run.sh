@@ -119,6 +119,13 @@ if [ "$(echo "$out" | field external_ip 2>/dev/null)" = "$CLIENT_IP6" ]; then ok
 reply=$(outside_tcp_connect "$CLIENT_IP6" 8081 2>&1)
 if echo "$reply" | grep -q "hello-v6"; then ok "outside IPv6 connection reached the client through the pinhole"; else fail "IPv6 connection through pinhole" "$reply"; fi
 pcp --gateway "$gw6" delete tcp 8081 >/dev/null 2>&1 && ok "IPv6 pinhole deleted" || fail "IPv6 delete"
+out=$(pcp --gateway "$gw6" --json map udp 5354 --lifetime 600 2>&1)
+if [ "$(echo "$out" | field external_ip 2>/dev/null)" = "$CLIENT_IP6" ] && nft_filter_rules_for_port 5354 >/dev/null \
+   && pcp --gateway "$gw6" delete udp 5354 >/dev/null 2>&1 && ! nft_filter_rules_for_port 5354 >/dev/null; then
+    ok "IPv6 MAP UDP 5354: pinhole opened and deleted"
+else
+    fail "IPv6 MAP UDP" "$out"
+fi
 
 # --- Options (THIRD_PARTY, PREFER_FAILURE, FILTER) and refusals ----------------
 # shellcheck source=options.sh

@@ -6,9 +6,10 @@
 
 serve_log4="$INTEROP_TMP/serve4.log" serve_log6="$INTEROP_TMP/serve6.log"
 ip netns exec "$CLIENT_NS" timeout 60 "$PCP_BIN" --json serve --listen 127.0.0.1:5351 >"$serve_log4" 2>&1 &
-_interop_add_helper $!
+serve_pids="$!"
 ip netns exec "$CLIENT_NS" timeout 60 "$PCP_BIN" --json serve --listen '[::1]:5351' >"$serve_log6" 2>&1 &
-_interop_add_helper $!
+serve_pids="$serve_pids $!"
+for p in $serve_pids; do _interop_add_helper "$p"; done
 for _ in $(seq 1 50); do   # <= 5 s
     grep -q serving "$serve_log4" && grep -q serving "$serve_log6" && break
     sleep 0.1
@@ -35,3 +36,11 @@ else
     fail "requests to the test server" "$ts_problems
 $(tail -5 "$serve_log4" "$serve_log6")"
 fi
+# Stop the servers: SIGTERM to each `pcp serve` (the child of its
+# `timeout`), so that `timeout` exits by itself and nothing is SIGKILLed
+# at teardown.
+for p in $serve_pids; do
+    # shellcheck disable=SC2046
+    kill $(pgrep -P "$p") 2>/dev/null
+    wait_bounded "$p" 3
+done
