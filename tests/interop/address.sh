@@ -3,10 +3,11 @@
 #
 # 1. Link-local gateway: the client namespace's IPv6 default route goes via
 #    the gateway's link-local address, and the client has, besides its
-#    global address, a ULA and a deprecated global address. A MAP to the
+#    global address, a ULA, a deprecated global address and a temporary
+#    one (which the kernel itself would prefer). A MAP to the
 #    link-local server (fe80::...%eth0), and one found by discovery, make a
 #    pinhole for the stable global address: never the link-local source
-#    the kernel would pick, not the ULA, not the deprecated one.
+#    the kernel would pick, not the ULA, the deprecated or the temporary one.
 # 2. Renumbering: `pcp map --keep` holds a mapping; the client namespace's
 #    IPv4 address changes (ip addr add/del); before its next renewal the
 #    client notices, reports internal_ip_changed, and miniupnpd's DNAT
@@ -45,9 +46,40 @@ fi
 ip -n "$CLIENT_NS" -6 addr add "$address_ula6/64" dev "$CLIENT_IF" nodad
 ip -n "$CLIENT_NS" -6 addr add "$address_deprecated6/64" dev "$CLIENT_IF" nodad preferred_lft 0
 ip -n "$CLIENT_NS" -6 route replace default via "$GW_LAN_LL6" dev "$CLIENT_IF"
+# The premise: a UDP socket connected to the link-local server (what the
+# client did before) gets a link-local source from the kernel (RFC 6724
+# rule 2), once the client's own link-local address has passed duplicate
+# address detection (until then it is no candidate: wait, bounded).
+for _ in $(seq 1 50); do
+    [ -n "$(ip -n "$CLIENT_NS" -6 -o addr show dev "$CLIENT_IF" scope link -tentative 2>/dev/null)" ] && break
+    sleep 0.1
+done
+ll_src=$(client_exec python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.connect((sys.argv[1], 5351, 0, socket.if_nametoindex(sys.argv[2]))); print(s.getsockname()[0])' "$GW_LAN_LL6" "$CLIENT_IF" 2>&1)
+# A temporary (privacy, RFC 8981) address too: the kernel makes one from an
+# address flagged mngtmpaddr when use_tempaddr > 0 (2: and prefers it as a
+# source); accept_dad=0 so that it is usable at once.
+ip netns exec "$CLIENT_NS" sysctl -qw "net.ipv6.conf.$CLIENT_IF.accept_dad=0" "net.ipv6.conf.$CLIENT_IF.use_tempaddr=2"
+ip -n "$CLIENT_NS" -6 addr change "$CLIENT_IP6/64" dev "$CLIENT_IF" nodad mngtmpaddr
+temporary6=""
+for _ in $(seq 1 30); do
+    temporary6=$(ip -n "$CLIENT_NS" -6 -o addr show dev "$CLIENT_IF" temporary -tentative 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
+    [ -n "$temporary6" ] && break
+    sleep 0.1
+done
+kernel_src=$(ip -n "$CLIENT_NS" -6 route get 2001:db8:11::2 2>/dev/null | grep -o 'src [^ ]*' | cut -d' ' -f2)
+if [ -n "$temporary6" ] && [ "$kernel_src" = "$temporary6" ]; then
+    ok "the client has a temporary address $temporary6, which the kernel itself prefers as a source"
+else
+    fail "temporary address for the stable-over-temporary check (temporary '$temporary6', kernel source '$kernel_src')" \
+        "$(ip -n "$CLIENT_NS" -6 addr show dev "$CLIENT_IF")"
+fi
 route=$(ip -n "$CLIENT_NS" -6 route get 2001:db8:11::2 2>&1)
 case "$route" in
-    *"via $GW_LAN_LL6"*) ok "client IPv6 default route via the gateway's link-local $GW_LAN_LL6" ;;
+    *"via $GW_LAN_LL6"*)
+        case "$ll_src" in
+            fe80:*) ok "client IPv6 default route via the gateway's link-local $GW_LAN_LL6 (the kernel's source towards it: $ll_src)" ;;
+            *) fail "the kernel's source towards the link-local gateway is not link-local" "$ll_src" ;;
+        esac ;;
     *) fail "IPv6 default route via link-local" "$route" ;;
 esac
 
@@ -56,7 +88,7 @@ client_tcp_listen 8095 60 hello-linklocal >/dev/null
 out=$(pcp --gateway "$ll_server" --json map tcp 8095 --lifetime 600 2>&1)
 internal=$(echo "$out" | field internal_ip 2>/dev/null)
 if [ "$internal" = "$CLIENT_IP6" ]; then
-    ok "MAP via the link-local server $ll_server names the stable global $CLIENT_IP6 (not link-local, ULA or deprecated)"
+    ok "MAP via the link-local server $ll_server names the stable global $CLIENT_IP6 (not link-local, ULA, deprecated or temporary)"
 else
     fail "MAP via the link-local server: internal address $internal, want $CLIENT_IP6" "$out"
 fi
@@ -96,6 +128,9 @@ ip -n "$CLIENT_NS" -4 route replace "$ANYCAST_IP4/32" via "$GW_LAN_IP4" dev "$CL
 ip -n "$CLIENT_NS" -6 route replace "$ANYCAST_IP6/128" via "$GW_LAN_IP6" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" -6 addr del "$address_ula6/64" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" -6 addr del "$address_deprecated6/64" dev "$CLIENT_IF"
+ip netns exec "$CLIENT_NS" sysctl -qw "net.ipv6.conf.$CLIENT_IF.use_tempaddr=0"
+ip -n "$CLIENT_NS" -6 addr change "$CLIENT_IP6/64" dev "$CLIENT_IF" nodad
+[ -n "$temporary6" ] && ip -n "$CLIENT_NS" -6 addr del "$temporary6/64" dev "$CLIENT_IF" 2>/dev/null
 
 # --- 2. renumbering -------------------------------------------------------------
 renum_log="$INTEROP_TMP/renumber.log"
