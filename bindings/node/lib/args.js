@@ -18,13 +18,6 @@ function describe(v) {
   return `${String(v)} (${typeof v})`;
 }
 
-// A number, never a string such as '80' (Python refuses it too): a TypeError.
-function toInt(v, name, min, max) {
-  if (typeof v !== 'number') throw typeError(`${name} must be an integer ${min}..${max} (a number), got ${describe(v)}`);
-  if (!Number.isInteger(v) || v < min || v > max) throw invalid(`${name} must be an integer ${min}..${max}, got ${describe(v)}`);
-  return v;
-}
-
 function toProtocol(v, name = 'protocol') {
   if (typeof v === 'string') {
     const p = { tcp: 6, udp: 17, all: 0, any: 0 }[v.trim().toLowerCase()];
@@ -115,6 +108,6 @@ function peerOptions(o) {
 }
 
 module.exports = {
-  EVENTS, Protocol, Option, describe, toInt, toNumber, toProtocol, toAddress, checkSignal, checkObject, optionsSignal,
+  EVENTS, Protocol, Option, describe, toNumber, toProtocol, toAddress, checkSignal, checkObject, optionsSignal,
   clientOptions, discoverOptions, mapOptions, peerOptions,
 };

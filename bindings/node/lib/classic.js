@@ -1,7 +1,7 @@
 'use strict';
 // `PCPClient`: the classic API (its rules are the core's `Client::map_port`).
 
-const { toInt, toProtocol, checkObject } = require('./args');
+const { toNumber, toProtocol, checkObject } = require('./args');
 const { Client } = require('./client');
 
 function toPeerResult(m) {
@@ -61,7 +61,7 @@ class PCPClient {
   async deleteMapping(internalPort, protocol = 6) {
     const c = this._client || (await this._ready);
     const p = toProtocol(protocol);
-    const port = toInt(internalPort, 'internalPort', 0, 65535);
+    const port = toNumber(internalPort, 'internalPort', true);
     await c._request((req) => c._native.deletePort(req, p, port), () => c._forget(undefined), undefined);
   }
 

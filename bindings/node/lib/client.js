@@ -6,7 +6,7 @@ const native = require('./load-native');
 const { PCPError, invalid, typeError, fromNative, callNative, abortError, errorOf } = require('./errors');
 const { message, updateMapping, ROW } = require('./rows');
 const {
-  EVENTS, describe, toInt, toProtocol, checkSignal, checkObject, optionsSignal, clientOptions, discoverOptions, mapOptions,
+  EVENTS, describe, toNumber, toProtocol, checkSignal, checkObject, optionsSignal, clientOptions, discoverOptions, mapOptions,
   peerOptions,
 } = require('./args');
 
@@ -434,7 +434,7 @@ class Client extends EventEmitter {
   /** The MAP mapping this client holds for `internalPort` and `protocol`, or null. */
   findMapping(internalPort, protocol = 6) {
     const p = toProtocol(protocol);
-    const port = toInt(internalPort, 'internalPort', 0, 65535);
+    const port = toNumber(internalPort, 'internalPort', true);
     if (this._closed) return null;
     const d = callNative(() => this._native.findMapping(p, port));
     return d ? this._mapping(d) : null;

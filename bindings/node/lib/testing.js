@@ -2,8 +2,8 @@
 // `testing.Server`: the core's PCP test server on loopback.
 
 const native = require('./load-native');
-const { invalid, callNative } = require('./errors');
-const { describe, toInt, toAddress, checkObject } = require('./args');
+const { callNative } = require('./errors');
+const { toNumber, toAddress, checkObject } = require('./args');
 
 /**
  * The core's PCP test server on loopback, for testing applications without
@@ -31,13 +31,12 @@ class Server {
 
   /** Silently drops the next `n` requests. */
   dropNext(n) {
-    callNative(() => this._native.dropNext(toInt(n, 'n', 0, 0xffffffff)));
+    callNative(() => this._native.dropNext(toNumber(n, 'n', true)));
   }
 
   /** Delays every answer by `ms` (0 to stop). */
   setDelay(ms) {
-    if (typeof ms !== 'number' || !(ms >= 0)) throw invalid(`delay must be a number of milliseconds >= 0, got ${describe(ms)}`);
-    callNative(() => this._native.setDelay(ms));
+    callNative(() => this._native.setDelay(toNumber(ms, 'delay', true)));
   }
 
   /**
@@ -45,10 +44,7 @@ class Server {
    * 'NO_RESOURCES') and error lifetime; `null` answers normally again.
    */
   forceResult(code, lifetime = 30) {
-    if (code !== null && code !== undefined && typeof code !== 'string') {
-      throw invalid(`code must be a PCP result code name or null, got ${describe(code)}`);
-    }
-    callNative(() => this._native.forceResult(code === undefined ? null : code, toInt(lifetime, 'lifetime', 0, 0xffffffff)));
+    callNative(() => this._native.forceResult(code, toNumber(lifetime, 'lifetime', true)));
   }
 
   /**
@@ -57,16 +53,12 @@ class Server {
    * tests/hostile/cases.json, e.g. 'wrong_nonce'); `null` answers normally again.
    */
   setHostile(name) {
-    if (name !== null && typeof name !== 'string') throw invalid(`name must be a hostile case name or null, got ${describe(name)}`);
     callNative(() => this._native.setHostile(name));
   }
 
   /** Loses this fraction (0 to 1) of the datagrams, each way. */
   setLoss(fraction) {
-    if (typeof fraction !== 'number' || !(fraction >= 0 && fraction <= 1)) {
-      throw invalid(`fraction must be a number from 0 to 1, got ${describe(fraction)}`);
-    }
-    callNative(() => this._native.setLoss(fraction));
+    callNative(() => this._native.setLoss(toNumber(fraction, 'fraction', true)));
   }
 
   /** Loses all state, restarts the epoch at 0 and announces it. */

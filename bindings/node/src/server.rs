@@ -85,12 +85,8 @@ impl NativeServer {
                 cfg.initial_epoch = v;
             }
             if let Some(m) = &o.mode {
-                cfg.mode = match m.as_str() {
-                    "both" => ServerMode::PcpAndNatPmp,
-                    "pcp" => ServerMode::PcpOnly,
-                    "natpmp" => ServerMode::NatPmpOnly,
-                    _ => return Err(napi_err(invalid(format!("mode must be 'both', 'pcp' or 'natpmp', got {m:?}")))),
-                };
+                cfg.mode = ServerMode::parse(m)
+                    .ok_or_else(|| napi_err(invalid(format!("mode must be 'both', 'pcp' or 'natpmp', got {m:?}"))))?;
             }
         }
         let server = Server::start(cfg).map_err(|e| napi_err(e.into()))?;
@@ -119,30 +115,27 @@ impl NativeServer {
     }
 
     #[napi]
-    pub fn drop_next(&self, n: u32) -> napi::Result<()> {
-        self.server()?.drop_next(n);
+    pub fn drop_next(&self, n: f64) -> napi::Result<()> {
+        self.server()?.drop_next(whole(n, "n", u32::MAX).map_err(napi_err)?);
         Ok(())
     }
 
     #[napi]
     pub fn set_delay(&self, ms: f64) -> napi::Result<()> {
-        if !(ms.is_finite() && ms >= 0.0) {
-            return Err(napi_err(invalid(format!("delay must be >= 0 ms, got {ms}"))));
-        }
-        self.server()?.set_delay(Duration::from_secs_f64(ms / 1000.0));
+        self.server()?.set_delay(millis(ms, "delay").map_err(napi_err)?);
         Ok(())
     }
 
     /// Answers every MAP and PEER with the named result code (null: normally again).
     #[napi]
-    pub fn force_result(&self, code: Option<String>, lifetime: Option<u32>) -> napi::Result<()> {
+    pub fn force_result(&self, code: Option<String>, lifetime: Option<f64>) -> napi::Result<()> {
         let forced = match code {
             None => None,
             Some(name) => {
                 let rc = result_code(&name)
                     .filter(|c| *c != ResultCode::Success)
                     .ok_or_else(|| napi_err(invalid(format!("unknown PCP result code {name:?}"))))?;
-                Some((rc, lifetime.unwrap_or(30)))
+                Some((rc, whole(lifetime.unwrap_or(30.0), "lifetime", u32::MAX).map_err(napi_err)?))
             }
         };
         self.server()?.force_result(forced);
@@ -168,7 +161,7 @@ impl NativeServer {
     #[napi]
     pub fn set_loss(&self, fraction: f64) -> napi::Result<()> {
         if !(0.0..=1.0).contains(&fraction) {
-            return Err(napi_err(invalid("fraction must be between 0 and 1")));
+            return Err(napi_err(invalid(format!("fraction must be a number from 0 to 1, got {fraction}"))));
         }
         self.server()?.set_loss(fraction);
         Ok(())
