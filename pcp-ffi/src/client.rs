@@ -1,8 +1,8 @@
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-use pcp_core::{Client, HandlerId, Mapping, Protocol};
+use pcp_core::{Client, Mapping, Protocol};
 
 use crate::common::*;
 use crate::config::*;
@@ -15,10 +15,9 @@ use crate::request::*;
 /// every mapping, and runs the event callback.
 pub struct pcp_client {
     client: Client,
-    callback: SharedSlot,
-    /// The core handler that forwards to `callback`, registered only while
-    /// a C callback is set (a client with no listener skips dispatching).
-    handler: Mutex<Option<HandlerId>>,
+    /// The C callback, among the client's core handlers (registered only
+    /// while one is set: a client with no listener skips dispatching).
+    callback: CallbackSlot,
 }
 
 /// A mapping held by a client (opaque, thread-safe). Its fields are a
@@ -36,7 +35,7 @@ impl pcp_mapping {
 }
 
 fn wrap(client: Client) -> *mut pcp_client {
-    Box::into_raw(Box::new(pcp_client { client, callback: Arc::default(), handler: Mutex::new(None) }))
+    Box::into_raw(Box::new(pcp_client { client, callback: CallbackSlot::default() }))
 }
 
 fn new_mapping(m: Mapping) -> *mut pcp_mapping {
@@ -121,23 +120,7 @@ pub unsafe extern "C" fn pcp_client_set_event_callback(
 ) -> pcp_status {
     guard(|| {
         let c = unsafe { deref(client, "client") }?;
-        // Waits for a running call of the old callback (not under `handler`:
-        // that callback may itself be calling this function).
-        c.callback.set(callback, userdata);
-        // Registers or removes the core handler to match the slot as it is
-        // now, whichever of two racing calls gets here last.
-        let mut handler = c.handler.lock().unwrap_or_else(|e| e.into_inner());
-        match (c.callback.is_set(), *handler) {
-            (true, None) => {
-                let slot = c.callback.clone();
-                *handler = Some(c.client.on_event(move |ev| slot.dispatch(ev)));
-            }
-            (false, Some(id)) => {
-                c.client.remove_event_handler(id);
-                *handler = None;
-            }
-            _ => {}
-        }
+        c.callback.set(c.client.event_handlers(), callback, userdata);
         Ok(())
     })
 }

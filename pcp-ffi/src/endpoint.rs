@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use pcp_core::client::Endpoint;
+use pcp_core::client::{Endpoint, EventHandlers};
 use pcp_core::MappingId;
 
 use crate::common::*;
@@ -40,6 +40,9 @@ pub const PCP_ENDPOINT_MAX_FDS: usize = 2;
 /// included.
 pub struct pcp_endpoint {
     endpoint: Mutex<Endpoint>,
+    /// Called from `pcp_endpoint_process` (the core's registry: it waits
+    /// for a running call when the callback is replaced).
+    handlers: EventHandlers,
     callback: CallbackSlot,
     /// Set by `pcp_endpoint_free` called from the endpoint's own callback:
     /// the `pcp_endpoint_process` running that callback frees the endpoint
@@ -70,6 +73,7 @@ pub unsafe extern "C" fn pcp_endpoint_new(
         let endpoint = Endpoint::new(&unsafe { client_config_for(server, config) }?)?;
         let e = pcp_endpoint {
             endpoint: Mutex::new(endpoint),
+            handlers: EventHandlers::default(),
             callback: CallbackSlot::default(),
             free_requested: AtomicBool::new(false),
         };
@@ -92,7 +96,7 @@ pub unsafe extern "C" fn pcp_endpoint_free(endpoint: *mut pcp_endpoint) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: made by pcp_endpoint_new and not freed yet (or NULL).
         let Some(e) = (unsafe { endpoint.as_ref() }) else { return };
-        if e.callback.in_callback() {
+        if e.handlers.is_dispatching() {
             // Inside its own callback: pcp_endpoint_process frees it after.
             e.free_requested.store(true, Ordering::Release);
             return;
@@ -116,7 +120,8 @@ pub unsafe extern "C" fn pcp_endpoint_set_event_callback(
     userdata: *mut c_void,
 ) -> pcp_status {
     guard(|| {
-        unsafe { ep(endpoint) }?.callback.set(callback, userdata);
+        let e = unsafe { ep(endpoint) }?;
+        e.callback.set(&e.handlers, callback, userdata);
         Ok(())
     })
 }
@@ -191,12 +196,12 @@ pub unsafe extern "C" fn pcp_endpoint_process(endpoint: *mut pcp_endpoint) -> pc
             v
         };
         for ev in &events {
-            e.callback.dispatch(ev);
+            e.handlers.dispatch(ev);
             if e.free_requested.load(Ordering::Acquire) {
                 // The callback freed the endpoint. The outermost
                 // pcp_endpoint_process on this thread releases it (a nested
                 // one, called from a callback, only stops).
-                if !e.callback.in_callback() {
+                if !e.handlers.is_dispatching() {
                     // SAFETY: pcp_endpoint_free left the release to us; the
                     // caller makes no further call with the handle.
                     drop(unsafe { Box::from_raw(endpoint) });

@@ -1,8 +1,8 @@
 use std::ffi::{c_char, c_void, CString};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, ThreadId};
+use std::sync::{Arc, Mutex};
 
-use pcp_core::{Event, MappingInfo};
+use pcp_core::client::{EventHandlers, Handler};
+use pcp_core::{Event, HandlerId, MappingInfo};
 
 use crate::common::*;
 
@@ -213,7 +213,7 @@ pub(crate) fn with_c_event(event: &Event, f: impl FnOnce(&pcp_event)) {
 
 /// A registered callback and its userdata.
 #[derive(Clone, Copy)]
-pub(crate) struct Callback {
+struct Callback {
     f: unsafe extern "C" fn(*mut c_void, *const pcp_event),
     userdata: *mut c_void,
 }
@@ -223,84 +223,42 @@ pub(crate) struct Callback {
 unsafe impl Send for Callback {}
 unsafe impl Sync for Callback {}
 
-#[derive(Default)]
-struct SlotState {
-    current: Option<Callback>,
-    /// Bumped by every `set`: which registration a running call uses.
-    generation: u64,
-    /// Calls running now: the thread and the generation of the callback it
-    /// calls (a thread appears more than once when a callback nests).
-    running: Vec<(ThreadId, u64)>,
-}
-
-/// Where a handle keeps its current callback.
-///
-/// `set` waits until no call of a replaced callback is still running on
-/// another thread, so that once it returns the old callback and userdata
-/// are never used again. A callback may replace itself (it is not waited
-/// for: its own thread is the one running it).
-#[derive(Default)]
-pub(crate) struct CallbackSlot {
-    state: Mutex<SlotState>,
-    finished: Condvar,
-}
-
-impl CallbackSlot {
-    fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn set(&self, f: pcp_event_callback, userdata: *mut c_void) {
-        let me = thread::current().id();
-        let mut st = self.lock();
-        st.current = f.map(|f| Callback { f, userdata });
-        st.generation += 1;
-        let replaced = st.generation;
-        while st.running.iter().any(|&(t, g)| t != me && g < replaced) {
-            st = self.finished.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Whether a callback is registered.
-    pub fn is_set(&self) -> bool {
-        self.lock().current.is_some()
-    }
-
-    /// Whether the calling thread is inside a call of this slot's callback.
-    pub fn in_callback(&self) -> bool {
-        let me = thread::current().id();
-        self.lock().running.iter().any(|&(t, _)| t == me)
-    }
-
-    /// Calls the callback (outside the lock, so that it may call `set`).
-    pub fn dispatch(&self, event: &Event) {
-        let me = thread::current().id();
-        let (cb, generation) = {
-            let mut st = self.lock();
-            let Some(cb) = st.current else { return };
-            let g = st.generation;
-            st.running.push((me, g));
-            (cb, g)
-        };
-        // Unregisters this call even if building the event panics.
-        struct Done<'a>(&'a CallbackSlot, ThreadId, u64);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                let mut st = self.0.lock();
-                if let Some(i) = st.running.iter().rposition(|&(t, g)| t == self.1 && g == self.2) {
-                    st.running.swap_remove(i);
-                }
-                drop(st);
-                self.0.finished.notify_all();
-            }
-        }
-        let _done = Done(self, me, generation);
+impl Callback {
+    fn call(&self, event: &Event) {
         with_c_event(event, |ev| {
             // SAFETY: the caller's function with the caller's userdata, which
             // the caller keeps valid until `set` replaces it and returns.
-            unsafe { (cb.f)(cb.userdata, ev) }
+            unsafe { (self.f)(self.userdata, ev) }
         });
     }
 }
 
-pub(crate) type SharedSlot = Arc<CallbackSlot>;
+/// A handle's one C callback, kept in a core handler registry (the
+/// client's, or an endpoint's own). `set` replaces it in one step and
+/// returns once the replaced callback is not running on another thread;
+/// the core's `EventHandlers` does the waiting, and lets a callback
+/// replace itself.
+#[derive(Default)]
+pub(crate) struct CallbackSlot {
+    current: Mutex<Option<HandlerId>>,
+}
+
+impl CallbackSlot {
+    pub fn set(&self, handlers: &EventHandlers, f: pcp_event_callback, userdata: *mut c_void) {
+        let new = f.map(|f| {
+            let cb = Callback { f, userdata };
+            Arc::new(move |ev: &Event| cb.call(ev)) as Handler
+        });
+        // Recorded under the lock, waited for outside it: the callback being
+        // replaced may itself be calling this function.
+        let old = {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let old = *current;
+            *current = handlers.swap(old, new);
+            old
+        };
+        if let Some(old) = old {
+            handlers.wait_idle(old);
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod background;
 mod classic;
 mod driver;
 mod event_loop;
+mod handlers;
 mod mapping;
 mod pending;
 mod shared;
@@ -31,7 +32,7 @@ pub mod wall_clock;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
@@ -41,6 +42,7 @@ pub use crate::endpoint::{ClientConfig, Endpoint, RawSocket};
 pub use crate::source_addr::SourceResolver;
 pub use address::parse_server;
 pub use background::discover_async;
+pub use handlers::{EventHandlers, Handler, HandlerId};
 pub use mapping::Mapping;
 pub use pending::Pending;
 
@@ -50,12 +52,6 @@ use shared::{Owner, Shared, State, Waiter};
 use crate::engine::{Event, KeyMap, MapSpec, MappingId, PeerSpec, ProtocolVersion, RequestId};
 use crate::wire::{Nonce, Protocol};
 use crate::Result;
-
-pub(crate) type Handler = Arc<dyn Fn(&Event) + Send + Sync>;
-
-/// Identifies a callback registered with [`Client::on_event`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HandlerId(u64);
 
 /// A PCP client for one server. Cheap to clone; all clones share the
 /// socket, the mappings and the driver thread. Closing (explicitly or by
@@ -127,10 +123,9 @@ impl Client {
                 followers: Vec::new(),
                 attached: 0,
             }),
-            handlers: RwLock::new(Vec::new()),
-            next_handler: AtomicU64::new(1),
+            handlers: EventHandlers::default(),
             subscribers: Mutex::new(Vec::new()),
-            listened: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
             driver_passes: AtomicU64::new(0),
             socket,
             this: this.clone(),
@@ -374,29 +369,34 @@ impl Client {
 
     /// Calls `f` for every event, always on the client's driver thread
     /// (never on a thread that called the client). It may run at the same
-    /// time as calls on other threads, and may call the client itself.
+    /// time as calls on other threads, and may call the client itself
+    /// (blocking requests included, and removing itself). See
+    /// [`Client::event_handlers`] for replacing one callback by another.
     pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> HandlerId {
-        let id = HandlerId(self.shared().next_handler.fetch_add(1, Ordering::Relaxed));
-        self.shared().handlers.write().unwrap_or_else(|e| e.into_inner()).push((id, Arc::new(f)));
-        self.shared().listened.store(true, Ordering::Release);
-        id
+        self.shared().handlers.add(f)
     }
 
-    /// Unregisters a callback; it is not called again once this returns
-    /// (unless it is running right now on the driver thread). Returns
-    /// whether it was registered.
+    /// Unregisters a callback. Once this returns the callback is not
+    /// running on another thread and is never called again (this waits
+    /// for a call running on the driver thread; called from inside the
+    /// callback itself, it does not wait for that call). Returns whether
+    /// it was registered. Do not call it holding a lock the callback takes.
     pub fn remove_event_handler(&self, id: HandlerId) -> bool {
-        let mut handlers = self.shared().handlers.write().unwrap_or_else(|e| e.into_inner());
-        let before = handlers.len();
-        handlers.retain(|(h, _)| *h != id);
-        before != handlers.len()
+        self.shared().handlers.remove(id)
+    }
+
+    /// The client's callbacks, called on its driver thread: what
+    /// [`Client::on_event`] and [`Client::remove_event_handler`] use, with
+    /// [`EventHandlers::replace`] for a shell that keeps one callback.
+    pub fn event_handlers(&self) -> &EventHandlers {
+        &self.shared().handlers
     }
 
     /// A channel that receives every event from now on.
     pub fn events(&self) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::channel();
         self.shared().subscribers.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
-        self.shared().listened.store(true, Ordering::Release);
+        self.shared().subscribed.store(true, Ordering::Release);
         rx
     }
 

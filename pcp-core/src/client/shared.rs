@@ -5,15 +5,16 @@
 use std::net::{IpAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use polling::{PollMode, Poller};
 
+use super::handlers::EventHandlers;
 use super::pending::{pending, Completer, Pending};
 use super::wake::ThreadWake;
-use super::{Handler, HandlerId, Mapping};
+use super::Mapping;
 use crate::endpoint::{socket, ClientConfig, Endpoint};
 use crate::engine::{Event, KeyMap, MappingId};
 use crate::{Error, Result};
@@ -71,11 +72,10 @@ pub(super) struct Shared {
     /// that it goes before the sockets it watches.
     pub(super) poller: Poller,
     pub(super) state: Mutex<State>,
-    pub(super) handlers: RwLock<Vec<(HandlerId, Handler)>>,
-    pub(super) next_handler: AtomicU64,
+    pub(super) handlers: EventHandlers,
     pub(super) subscribers: Mutex<Vec<mpsc::Sender<Event>>>,
-    /// Whether anyone listens for events (callbacks or channels).
-    pub(super) listened: AtomicBool,
+    /// Whether a channel of `Client::events` was ever handed out.
+    pub(super) subscribed: AtomicBool,
     /// How many times the driver thread has gone round its loop; tests
     /// bound it to catch a driver that spins instead of sleeping.
     pub(super) driver_passes: AtomicU64,
@@ -178,7 +178,8 @@ impl Shared {
     /// Moves the engine's events out: results for their waiters, and (when
     /// anyone listens) a copy for the callbacks, queued for the driver.
     pub(super) fn settle(&self, st: &mut State) -> Vec<(Waiter, Event)> {
-        let listened = self.listened.load(Ordering::Acquire);
+        // Copies of the events only when someone listens.
+        let listened = !self.handlers.is_empty() || self.subscribed.load(Ordering::Acquire);
         let mut done = Vec::new();
         while let Some(ev) = st.endpoint.poll_event() {
             // A delete completes a Delete waiter; a cancelled map's Failed
@@ -215,13 +216,8 @@ impl Shared {
             return;
         }
         for event in events {
-            // Read per event, so a handler removed by another one is not called again.
-            let handlers: Vec<Handler> =
-                self.handlers.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(_, h)| h.clone()).collect();
-            for h in &handlers {
-                // A panicking user callback must not take the driver down.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(&event)));
-            }
+            // Catches a panicking callback: it must not take the driver down.
+            self.handlers.dispatch(&event);
             let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
             subs.retain(|tx| tx.send(event.clone()).is_ok());
         }
