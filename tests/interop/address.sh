@@ -12,6 +12,9 @@
 #    IPv4 address changes (ip addr add/del); before its next renewal the
 #    client notices, reports internal_ip_changed, and miniupnpd's DNAT
 #    rule then points at the new address.
+# 3. IPv6 renumbering under the link-local server: the chosen global
+#    address goes, another comes; the socket is bound to the new choice
+#    and the pinhole is made for it.
 #
 # miniupnpd (which netns.sh starts without ipv6_listening_ip, so bound to
 # [::]:5351 and hearing its link-local address too) is restarted for this
@@ -169,3 +172,34 @@ if ! nft_ruleset | grep -q "dnat ip to $address_new4:8097"; then ok "Ctrl-C dele
 ip -n "$CLIENT_NS" addr add "$CLIENT_IP4/24" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" addr del "$address_new4/24" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" -4 route replace default via "$GW_LAN_IP4" dev "$CLIENT_IF"
+
+# --- 3. IPv6 renumbering towards the link-local server ----------------------------
+# The stable global address the client chose goes away and another comes:
+# the socket is bound anew to the new choice, and the pinhole follows.
+address_new6="2001:db8:77::5"
+renum6_log="$INTEROP_TMP/renumber6.log"
+ip netns exec "$CLIENT_NS" "$PCP_BIN" --gateway "$ll_server" --json map tcp 8098 --lifetime 6 --keep >"$renum6_log" 2>&1 &
+renum6_pid=$!
+_interop_add_helper "$renum6_pid"
+for _ in $(seq 1 50); do grep -q '"mapped"' "$renum6_log" && break; sleep 0.1; done
+if has_event "$renum6_log" mapped "internal_ip=$CLIENT_IP6"; then ok "--keep via $ll_server holds MAP TCP 8098 for $CLIENT_IP6"; else fail "--keep via the link-local server" "$(cat "$renum6_log")"; fi
+ip -n "$CLIENT_NS" -6 addr add "$address_new6/64" dev "$CLIENT_IF" nodad
+ip -n "$CLIENT_NS" -6 addr del "$CLIENT_IP6/64" dev "$CLIENT_IF"
+new_hex6=$(python3 -c 'import ipaddress,sys; print("0x" + ipaddress.ip_address(sys.argv[1]).packed.hex())' "$address_new6")
+moved6=""
+for _ in $(seq 1 150); do
+    if has_event "$renum6_log" internal_ip_changed "old=$CLIENT_IP6" "new=$address_new6" \
+       && nft_filter_rules_for_port 8098 2>/dev/null | grep -q "$new_hex6\|$address_new6"; then moved6=1; break; fi
+    sleep 0.1
+done
+if [ -n "$moved6" ]; then
+    ok "IPv6 renumbering ($CLIENT_IP6 -> $address_new6) under a link-local server: event reported, pinhole made for the new address"
+else
+    fail "IPv6 renumbering under the link-local server (15 s)" "$(nft_filter_rules_for_port 8098 2>&1; cat "$renum6_log")"
+fi
+kill -INT "$renum6_pid" 2>/dev/null
+wait_bounded "$renum6_pid" 10
+if has_event "$renum6_log" deleted; then ok "Ctrl-C deleted the renumbered IPv6 mapping"; else fail "delete after IPv6 renumbering" "$(tail -5 "$renum6_log")"; fi
+ip -n "$CLIENT_NS" -6 addr add "$CLIENT_IP6/64" dev "$CLIENT_IF" nodad
+ip -n "$CLIENT_NS" -6 addr del "$address_new6/64" dev "$CLIENT_IF"
+ip -n "$CLIENT_NS" -6 route replace default via "$GW_LAN_IP6" dev "$CLIENT_IF"
