@@ -4,22 +4,13 @@ use super::*;
 
 pub(crate) struct Inner {
     pub(crate) core: CoreClient,
-    /// Python ids of the callbacks registered with `on_event` (the core's
-    /// `HandlerId` is opaque).
-    pub(crate) handlers: Mutex<HashMap<u64, HandlerId>>,
-    pub(crate) next_handler: AtomicU64,
     /// `on_close` callbacks; `None` once the client has closed.
     pub(crate) close_hooks: Mutex<Option<Vec<Py<PyAny>>>>,
 }
 
 impl Inner {
     pub(crate) fn new(core: CoreClient) -> Self {
-        Inner {
-            core,
-            handlers: Mutex::new(HashMap::new()),
-            next_handler: AtomicU64::new(1),
-            close_hooks: Mutex::new(Some(Vec::new())),
-        }
+        Inner { core, close_hooks: Mutex::new(Some(Vec::new())) }
     }
 
     /// Runs the `on_close` callbacks once, after the core has closed (every
@@ -419,22 +410,17 @@ impl PyClient {
             // driver thread, which the core allows.
             drop(inner);
         });
-        let id = self.inner.next_handler.fetch_add(1, Ordering::Relaxed);
-        lock(&self.inner.handlers).insert(id, handler);
-        Ok(id)
+        Ok(handler.0)
     }
 
-    /// Unregisters a callback of `on_event`; it is not called again once this
-    /// returns (unless it is running right now). Returns whether it was
-    /// registered.
+    /// Unregisters a callback of `on_event`: once this returns it is not
+    /// running on another thread and is never called again (the core waits
+    /// for a call running on the driver thread, not for one this thread is
+    /// in). Returns whether it was registered.
     fn remove_event_handler(&self, py: Python<'_>, handler_id: u64) -> bool {
-        let Some(h) = lock(&self.inner.handlers).remove(&handler_id) else {
-            return false;
-        };
-        // The core waits for a call of the handler running on the driver
-        // thread, which may be waiting for the GIL: release it meanwhile.
+        // The running call the core waits for may be waiting for the GIL.
         let core = &self.inner.core;
-        py.detach(|| core.remove_event_handler(h))
+        py.detach(|| core.remove_event_handler(HandlerId(handler_id)))
     }
 
     /// Calls `callback()` once the client is closed, by whatever path

@@ -11,7 +11,7 @@ import pytest
 import pcp_rs
 from pcp_rs.testing import Server
 
-from conftest import dead_udp_port, wait_event
+from conftest import EVENT_WAIT, dead_udp_port, wait_event
 
 
 def test_map_attributes(client: pcp_rs.Client, server: Server) -> None:
@@ -202,6 +202,31 @@ def test_remove_event_handler(client: pcp_rs.Client) -> None:
     # removed one still been registered it would have been called by now.
     wait_event(events, "granted")
     assert called == [] and any(ev.kind == "granted" for ev in kept)
+
+
+def test_remove_event_handler_waits_for_its_running_call(client: pcp_rs.Client) -> None:
+    # The core's guarantee: once removal returns, the callback is not running
+    # on another thread. The callback (on the driver thread) only returns
+    # after another thread released it, which happens after removal began;
+    # had removal not waited, `finished` would still be empty.
+    entered, release = threading.Event(), threading.Event()
+    finished: "list[str]" = []
+
+    def slow(ev: pcp_rs.Event) -> None:
+        entered.set()
+        release.wait(EVENT_WAIT)
+        finished.append(ev.kind)
+
+    handler = client.on_event(slow)
+    client.start_map(6, 8080)
+    assert entered.wait(EVENT_WAIT), "the callback never ran"
+    releaser = threading.Timer(0.2, release.set)
+    releaser.start()
+    try:
+        assert client.remove_event_handler(handler)
+        assert finished, "removal returned while the callback was still running"
+    finally:
+        releaser.join(EVENT_WAIT)
 
 
 def test_on_close(server: Server) -> None:

@@ -152,8 +152,10 @@ class Client:
         :meth:`remove_event_handler`. An exception it raises is reported with
         ``sys.unraisablehook`` and does not stop the client."""
     def remove_event_handler(self, handler_id: int) -> bool:
-        """Unregisters an ``on_event`` callback: it is not called again once
-        this returns (unless it is running right now). False if unknown."""
+        """Unregisters an ``on_event`` callback: once this returns it is not
+        running on another thread and is never called again (a call running
+        on the driver thread is waited for; from inside the callback itself
+        it is not). False if unknown."""
     def on_close(self, callback: Callable[[], object]) -> None:
         """Calls ``callback()`` once the client is closed by whatever path
         (``close``, ``close_keep``, the last reference going, exit): at once

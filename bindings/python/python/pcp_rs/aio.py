@@ -273,8 +273,6 @@ async def get_external_address(
     server: ServerArg = None, *, candidates: Any = None, deadline: Optional[float] = None
 ) -> str:
     """The gateway's external IP address, without blocking the loop."""
-    opts: Dict[str, Any] = {"deadline": deadline, "listen_announce": False, "delete_on_close": False}
-    if server is None:
-        opts["candidates"] = candidates
+    opts = {"candidates": candidates, "deadline": deadline, "listen_announce": False, "delete_on_close": False}
     async with Client(server, **opts) as c:
         return cast(str, await c.external_address())
