@@ -240,15 +240,11 @@ class Client extends EventEmitter {
         } else if (msg.code) {
           entry.reject(errorOf(msg));
         } else {
-          let value;
           try {
-            value = entry.convert(msg);
+            entry.resolve(entry.convert(msg));
           } catch (e) {
             entry.reject(e);
-            this._updateRef();
-            return;
           }
-          entry.resolve(value);
         }
         this._updateRef();
         return;
