@@ -28,11 +28,7 @@ pub(crate) fn result_code_arg(obj: &Bound<'_, PyAny>) -> PyResult<ResultCode> {
         };
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s.to_cow()?;
-        let up = s.trim().to_ascii_uppercase();
-        return ResultCode::ALL
-            .iter()
-            .copied()
-            .find(|c| c.name() == up)
+        return ResultCode::from_name(s.trim())
             .ok_or_else(|| value_error(format!("unknown PCP result code name {s:?}")));
     }
     if obj.is_none() {

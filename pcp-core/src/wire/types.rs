@@ -95,6 +95,12 @@ impl ResultCode {
         ResultCode::ALL.get(v as usize).copied()
     }
 
+    /// The code named `name` (the RFC's name, in any case: what the test
+    /// servers of every shell take for a forced result).
+    pub fn from_name(name: &str) -> Option<Self> {
+        ResultCode::ALL.iter().copied().find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+
     /// The RFC's name, e.g. `NOT_AUTHORIZED`.
     pub fn name(self) -> &'static str {
         match self {
@@ -221,5 +227,19 @@ impl fmt::Debug for Nonce {
 impl fmt::Display for Nonce {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_codes_are_found_by_name_in_any_case() {
+        for code in ResultCode::ALL {
+            assert_eq!(ResultCode::from_name(code.name()), Some(code));
+            assert_eq!(ResultCode::from_name(&code.name().to_ascii_lowercase()), Some(code));
+        }
+        assert_eq!(ResultCode::from_name("NO_SUCH_CODE"), None);
     }
 }
