@@ -220,12 +220,14 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             third_party,
             keep,
         } => {
-            let mut spec = MapSpec::new(protocol(p)?, *internal_port).external_port(*external_port).lifetime(*lifetime);
-            spec.suggested_external_addr = *external_ip;
-            spec.prefer_failure = *prefer_failure;
-            spec.third_party = *third_party;
+            let mut spec = MapSpec::new(protocol(p)?, *internal_port)
+                .external_port(*external_port)
+                .external_addr(*external_ip)
+                .lifetime(*lifetime)
+                .prefer_failure_if(*prefer_failure)
+                .third_party(*third_party);
             for f in filter {
-                spec.filters.push(parse_filter(f)?);
+                spec = spec.filter(parse_filter(f)?);
             }
             let stop = interrupt_if(*keep)?;
             let c = connect(cli, *keep)?;
@@ -253,8 +255,7 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             let c = connect_to(cli, server, false)?;
             // RFC 6887 section 13.1: a third party's mapping is deleted with
             // the same THIRD_PARTY option.
-            let mut spec = MapSpec::new(proto, *internal_port).nonce(record.nonce);
-            spec.third_party = *third_party;
+            let spec = MapSpec::new(proto, *internal_port).nonce(record.nonce).third_party(*third_party);
             let result = c.delete_with(spec);
             c.close_keep();
             result?;

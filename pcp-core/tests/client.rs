@@ -100,7 +100,9 @@ fn map_options_reach_the_server() {
     let other = c.map_with(MapSpec::new(Protocol::TCP, 24).external_port(2222)).unwrap();
     assert_ne!(other.external_port(), 2222);
     // THIRD_PARTY: the mapping is for another host.
-    let tp = c.map_with(MapSpec::new(Protocol::UDP, 7000).third_party("127.0.0.77".parse().unwrap())).unwrap();
+    let tp = c
+        .map_with(MapSpec::new(Protocol::UDP, 7000).third_party("127.0.0.77".parse::<std::net::IpAddr>().unwrap()))
+        .unwrap();
     assert_eq!(tp.internal_addr(), "127.0.0.77".parse::<IpAddr>().unwrap());
     assert!(server.mappings().iter().any(|m| m.internal_addr == "127.0.0.77".parse::<IpAddr>().unwrap()));
 }

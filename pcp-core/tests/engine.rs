@@ -80,12 +80,12 @@ fn map_request_carries_the_spec() {
     let t = Instant::now();
     let spec = MapSpec::new(Protocol::UDP, 5000)
         .external_port(5001)
-        .external_addr("203.0.113.9".parse().unwrap())
+        .external_addr("203.0.113.9".parse::<std::net::IpAddr>().unwrap())
         .lifetime(600)
         .prefer_failure()
         .filter(Filter { remote_addr: "198.51.100.0".parse().unwrap(), prefix_len: 24, remote_port: 0 })
         .filter(Filter { remote_addr: "198.51.100.77".parse().unwrap(), prefix_len: 32, remote_port: 53 })
-        .third_party("127.0.0.9".parse().unwrap());
+        .third_party("127.0.0.9".parse::<std::net::IpAddr>().unwrap());
     e.map(t, spec).unwrap();
     let req = sent(&mut e).pop().unwrap();
     assert_eq!(req.lifetime, 600);
@@ -652,7 +652,7 @@ fn find_map_tracks_our_own_map_mappings() {
     assert_eq!(e.find_map(Protocol::TCP, 80).map(|i| i.id), Some(id));
     assert!(e.find_map(Protocol::UDP, 80).is_none());
     // A third party's mapping of the same port is not ours.
-    e.map(t, MapSpec::new(Protocol::UDP, 80).third_party("127.0.0.9".parse().unwrap())).unwrap();
+    e.map(t, MapSpec::new(Protocol::UDP, 80).third_party("127.0.0.9".parse::<std::net::IpAddr>().unwrap())).unwrap();
     assert!(e.find_map(Protocol::UDP, 80).is_none());
     e.delete(t, id).unwrap();
     assert!(e.find_map(Protocol::TCP, 80).is_none(), "a mapping being deleted is not found");

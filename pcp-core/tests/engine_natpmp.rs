@@ -472,11 +472,14 @@ fn what_natpmp_cannot_do_fails_with_one_error() {
     let filter = Filter { remote_addr: "198.51.100.0".parse().unwrap(), prefix_len: 24, remote_port: 0 };
     let cases: Vec<(Result<MappingId, Error>, &str)> = vec![
         (e.peer(t, peer), "PEER"),
-        (e.map(t, MapSpec::new(Protocol::TCP, 80).third_party("192.168.1.50".parse().unwrap())), "THIRD_PARTY"),
+        (
+            e.map(t, MapSpec::new(Protocol::TCP, 80).third_party("192.168.1.50".parse::<std::net::IpAddr>().unwrap())),
+            "THIRD_PARTY",
+        ),
         (e.map(t, MapSpec::new(Protocol::TCP, 80).filter(filter)), "FILTER"),
         (e.map(t, MapSpec::new(Protocol::TCP, 80).external_port(80).prefer_failure()), "PREFER_FAILURE"),
         (
-            e.map(t, MapSpec::new(Protocol::TCP, 80).external_addr("203.0.113.9".parse().unwrap())),
+            e.map(t, MapSpec::new(Protocol::TCP, 80).external_addr("203.0.113.9".parse::<std::net::IpAddr>().unwrap())),
             "suggested external address",
         ),
         (e.map(t, MapSpec::new(Protocol::ALL, 0)), "protocol all"),

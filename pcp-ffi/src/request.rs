@@ -120,16 +120,10 @@ pub(crate) unsafe fn map_spec(r: *const pcp_map_request) -> FfiResult<MapSpec> {
     let r = unsafe { deref(r, "request") }?;
     let mut spec = MapSpec::new(Protocol(r.protocol), r.internal_port)
         .external_port(r.suggested_external_port)
-        .lifetime(r.lifetime);
-    if let Some(a) = unsafe { opt_ip(r.suggested_external_address, "suggested_external_address") }? {
-        spec = spec.external_addr(a);
-    }
-    if r.prefer_failure {
-        spec = spec.prefer_failure();
-    }
-    if let Some(tp) = unsafe { opt_ip(r.third_party, "third_party") }? {
-        spec = spec.third_party(tp);
-    }
+        .external_addr(unsafe { opt_ip(r.suggested_external_address, "suggested_external_address") }?)
+        .lifetime(r.lifetime)
+        .prefer_failure_if(r.prefer_failure)
+        .third_party(unsafe { opt_ip(r.third_party, "third_party") }?);
     if r.filter_count > 0 {
         if r.filters.is_null() {
             return Err(Fail::null("filters (with filter_count > 0)"));
@@ -147,12 +141,9 @@ pub(crate) unsafe fn map_spec(r: *const pcp_map_request) -> FfiResult<MapSpec> {
 pub(crate) unsafe fn peer_spec(r: *const pcp_peer_request) -> FfiResult<PeerSpec> {
     let r = unsafe { deref(r, "request") }?;
     let remote = parse_ip(unsafe { text(r.remote_address, "remote_address") }?, "remote_address")?;
-    let mut spec = PeerSpec::new(Protocol(r.protocol), r.internal_port, remote, r.remote_port)
+    Ok(PeerSpec::new(Protocol(r.protocol), r.internal_port, remote, r.remote_port)
         .external_port(r.suggested_external_port)
-        .lifetime(r.lifetime);
-    spec.suggested_external_addr = unsafe { opt_ip(r.suggested_external_address, "suggested_external_address") }?;
-    if let Some(tp) = unsafe { opt_ip(r.third_party, "third_party") }? {
-        spec = spec.third_party(tp);
-    }
-    Ok(spec)
+        .external_addr(unsafe { opt_ip(r.suggested_external_address, "suggested_external_address") }?)
+        .lifetime(r.lifetime)
+        .third_party(unsafe { opt_ip(r.third_party, "third_party") }?))
 }
