@@ -682,6 +682,19 @@ uint32_t pcp_mapping_lifetime(const struct pcp_mapping *mapping);
 uint32_t pcp_mapping_epoch(const struct pcp_mapping *mapping);
 
 /**
+ * When the server granted or last renewed the mapping (as of the last
+ * `pcp_mapping_refresh`), in milliseconds since the Unix epoch; 0 for NULL.
+ * The same value every time it is read until a renewal is refreshed in.
+ */
+int64_t pcp_mapping_granted_at_ms(const struct pcp_mapping *mapping);
+
+/**
+ * When the mapping's lifetime runs out unless it is renewed: the granted
+ * time plus the lifetime, in milliseconds since the Unix epoch; 0 for NULL.
+ */
+int64_t pcp_mapping_expires_at_ms(const struct pcp_mapping *mapping);
+
+/**
  * The external address as text into `buf` of `len` bytes.
  */
 enum pcp_status pcp_mapping_external_address(const struct pcp_mapping *mapping,

@@ -2,6 +2,7 @@ use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
 
+use pcp_core::client::wall_clock;
 use pcp_core::{Client, Mapping, Protocol};
 
 use crate::common::*;
@@ -383,6 +384,21 @@ pub unsafe extern "C" fn pcp_mapping_lifetime(mapping: *const pcp_mapping) -> u3
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_epoch(mapping: *const pcp_mapping) -> u32 {
     field(mapping, 0, |m| m.epoch())
+}
+
+/// When the server granted or last renewed the mapping (as of the last
+/// `pcp_mapping_refresh`), in milliseconds since the Unix epoch; 0 for NULL.
+/// The same value every time it is read until a renewal is refreshed in.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_granted_at_ms(mapping: *const pcp_mapping) -> i64 {
+    field(mapping, 0, |m| wall_clock::unix_ms(m.granted_at()))
+}
+
+/// When the mapping's lifetime runs out unless it is renewed: the granted
+/// time plus the lifetime, in milliseconds since the Unix epoch; 0 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_mapping_expires_at_ms(mapping: *const pcp_mapping) -> i64 {
+    field(mapping, 0, |m| wall_clock::unix_ms(m.expires_at()))
 }
 
 /// The external address as text into `buf` of `len` bytes.

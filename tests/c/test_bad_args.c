@@ -181,6 +181,7 @@ int main(void) {
     TRUE(pcp_mapping_id(NULL) == 0 && pcp_mapping_protocol(NULL) == 0 && pcp_mapping_internal_port(NULL) == 0);
     TRUE(pcp_mapping_external_port(NULL) == 0 && pcp_mapping_lifetime(NULL) == 0 && pcp_mapping_epoch(NULL) == 0);
     TRUE(pcp_mapping_protocol_version(NULL) == 255);
+    TRUE(pcp_mapping_granted_at_ms(NULL) == 0 && pcp_mapping_expires_at_ms(NULL) == 0);
     EXPECT(pcp_mapping_external_address(NULL, buf, sizeof buf), BAD);
     EXPECT(pcp_mapping_external_address(m, NULL, 64), BAD);
     EXPECT(pcp_mapping_external_address(m, tiny, sizeof tiny), PCP_BUFFER_TOO_SMALL);

@@ -364,10 +364,20 @@ static void test_map_and_accessors(void) {
     CHECK(c != NULL);
     if (!c) goto out;
     pcp_mapping *m = NULL;
+    int64_t before_ms = (int64_t)time(NULL) * 1000;
     CHECK_OK(pcp_map(c, PCP_PROTO_TCP, 8080, 0, 3600, &m));
+    int64_t after_ms = ((int64_t)time(NULL) + 1) * 1000;
     CHECK(m != NULL);
     if (m) {
         char buf[PCP_ADDRSTRLEN];
+        /* Times come from the core: the same on every read and refresh. */
+        int64_t granted = pcp_mapping_granted_at_ms(m), expires = pcp_mapping_expires_at_ms(m);
+        CHECK(granted >= before_ms - 1000 && granted <= after_ms + 1000);
+        CHECK(expires - granted == 3600 * 1000);
+        CHECK(pcp_mapping_granted_at_ms(m) == granted && pcp_mapping_expires_at_ms(m) == expires);
+        CHECK(pcp_mapping_refresh(m));
+        CHECK(pcp_mapping_granted_at_ms(m) == granted && pcp_mapping_expires_at_ms(m) == expires);
+        CHECK(pcp_mapping_granted_at_ms(NULL) == 0 && pcp_mapping_expires_at_ms(NULL) == 0);
         CHECK(pcp_mapping_protocol(m) == PCP_PROTO_TCP);
         CHECK(pcp_mapping_protocol_version(m) == PCP_VERSION_PCP);
         CHECK(pcp_mapping_protocol_version(NULL) == 255);
@@ -728,7 +738,11 @@ static void test_callback_renew(void) {
     uint8_t nonce[PCP_NONCE_BYTES];
     CHECK_OK(pcp_mapping_nonce(m, nonce));
     CHECK(memcmp(nonce, ev.nonce, sizeof nonce) == 0); /* the renewal reuses the nonce */
+    int64_t granted = pcp_mapping_granted_at_ms(m);
     CHECK(pcp_mapping_refresh(m));
+    /* The renewal is a new grant: later, and the expiry follows it. */
+    CHECK(pcp_mapping_granted_at_ms(m) > granted);
+    CHECK(pcp_mapping_expires_at_ms(m) - pcp_mapping_granted_at_ms(m) == (int64_t)pcp_mapping_lifetime(m) * 1000);
     /* Removing the callback: no more calls after the client is freed. */
     CHECK_OK(pcp_client_set_event_callback(c, NULL, NULL));
     pcp_mapping_free(m);

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::shared::Shared;
 use super::Pending;
@@ -77,6 +78,16 @@ impl Mapping {
 
     pub fn remote(&self) -> Option<(IpAddr, u16)> {
         self.info.remote
+    }
+
+    /// When the server granted or last renewed it (the snapshot's).
+    pub fn granted_at(&self) -> Instant {
+        self.info.granted_at
+    }
+
+    /// When its lifetime runs out unless renewed: `granted_at` plus `lifetime`.
+    pub fn expires_at(&self) -> Instant {
+        self.info.expires_at()
     }
 
     /// Updates the snapshot from the client; false if the mapping is gone.

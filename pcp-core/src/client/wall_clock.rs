@@ -21,9 +21,16 @@ pub fn system_time(t: Instant) -> SystemTime {
 
 /// Milliseconds since the Unix epoch of `t` (what JavaScript's `Date` takes).
 pub fn unix_millis(t: Instant) -> f64 {
+    unix_ms(t) as f64
+}
+
+/// Milliseconds since the Unix epoch of `t`, as an integer (C's
+/// `pcp_mapping_granted_at_ms`); negative before 1970.
+pub fn unix_ms(t: Instant) -> i64 {
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     match system_time(t).duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as f64,
-        Err(e) => -(e.duration().as_millis() as f64),
+        Ok(d) => ms(d),
+        Err(e) => -ms(e.duration()),
     }
 }
 
@@ -36,6 +43,7 @@ mod tests {
     fn the_same_instant_is_the_same_date() {
         let t = Instant::now();
         assert_eq!(unix_millis(t), unix_millis(t));
+        assert_eq!(unix_ms(t + Duration::from_secs(3600)) - unix_ms(t), 3_600_000);
         assert_eq!(system_time(t + Duration::from_secs(60)), system_time(t) + Duration::from_secs(60));
     }
 }
