@@ -30,15 +30,32 @@ out=$(pcp --gateway "$gw6" delete --third-party 2001:db8:77::50 tcp 8097 2>&1)
 if [ $? -eq 0 ] && ! nft_filter_rules_for_port 8097 >/dev/null; then ok "delete --third-party removed the IPv6 third-party pinhole"; else fail "delete of the IPv6 THIRD_PARTY pinhole" "$out"; fi
 
 # --- PREFER_FAILURE (section 13.2) --------------------------------------------------
+# miniupnpd quirk: for a taken suggested port it answers SUCCESS with another
+# port instead of CANNOT_PROVIDE_EXTERNAL. pcp must fail with BAD_RESPONSE
+# naming both ports, and delete the mapping miniupnpd made (engine/unwanted.rs):
+# afterwards no rule of miniupnpd forwards to internal port 8099.
 out=$(pcp --gateway "$gw4" --json map tcp 8098 --external-port 8098 --prefer-failure --lifetime 600 2>&1)
 if [ "$(echo "$out" | field external_port 2>/dev/null)" = 8098 ]; then ok "PREFER_FAILURE with a free port: got 8098"; else fail "PREFER_FAILURE, free port" "$out"; fi
 out=$(pcp --gateway "$gw4" --json map tcp 8099 --external-port 8098 --prefer-failure --lifetime 600 2>&1)
-pf_port=$(echo "$out" | field external_port 2>/dev/null)
-if [ -n "$pf_port" ] && [ "$pf_port" != 8098 ]; then
-    ok "miniupnpd quirk: PREFER_FAILURE for a taken port 8098 answered SUCCESS with port $pf_port, not CANNOT_PROVIDE_EXTERNAL (pcp takes it)"
-    pcp --gateway "$gw4" delete tcp 8099 >/dev/null 2>&1 || fail "delete TCP 8099"
+rc=$?
+err=$(echo "$out" | grep '"event":"error"' | head -n 1)
+code=$(echo "$err" | field error 2>/dev/null)
+msg=$(echo "$err" | field message 2>/dev/null)
+pf_port=$(echo "$msg" | sed -n 's/.*granted external port \([0-9]*\) instead of the suggested 8098.*/\1/p')
+leftover=$(nft_ruleset | grep -E "192\.168\.77\.2:8099|dport 8099 " || true)
+if [ "$rc" -ne 0 ] && [ "$code" = BAD_RESPONSE ] && [ -n "$pf_port" ] && [ "$pf_port" != 8098 ]; then
+    ok "miniupnpd quirk: PREFER_FAILURE for a taken port 8098 answered SUCCESS with port $pf_port; pcp map --prefer-failure failed with BAD_RESPONSE naming both"
+    if [ -z "$leftover" ] && ! nft_rules_for_port "$pf_port" >/dev/null; then
+        ok "the mapping miniupnpd made against PREFER_FAILURE (port $pf_port) was deleted by the client: no nft rule left"
+    else
+        fail "the unwanted PREFER_FAILURE mapping (port $pf_port) is still on miniupnpd" "$leftover
+$(nft_rules_for_port "$pf_port")"
+    fi
+elif [ "$rc" -ne 0 ] && [ "$code" = CANNOT_PROVIDE_EXTERNAL ]; then
+    fail "miniupnpd quirk PREFER_FAILURE ignored: no longer seen, it answered CANNOT_PROVIDE_EXTERNAL (update the quirk list)" "$out"
 else
-    fail "miniupnpd quirk PREFER_FAILURE ignored: no longer seen (update the quirk list)" "$out"
+    fail "pcp map --prefer-failure of a taken port: want BAD_RESPONSE naming the other port (rc $rc)" "$out
+$leftover"
 fi
 pcp --gateway "$gw4" delete tcp 8098 >/dev/null 2>&1 || fail "delete TCP 8098"
 

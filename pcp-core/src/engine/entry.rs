@@ -30,6 +30,11 @@ pub(super) enum Kind {
     Mapping(Template),
     /// A MAP made only to learn the external address, deleted right after.
     Probe(Template),
+    /// A mapping the server granted against the request (another external
+    /// port or address despite PREFER_FAILURE, RFC 6887 section 13.2),
+    /// being deleted: the caller was already told it failed or was lost, so
+    /// its delete reports nothing, and it is no longer the caller's mapping.
+    Unwanted(Template),
     Announce(RetransmitPolicy),
     /// The engine's own NAT-PMP external-address query (opcode 0): NAT-PMP
     /// MAP answers carry no address.
@@ -94,7 +99,7 @@ pub(super) struct Entry {
 impl Entry {
     pub(super) fn template(&self) -> Option<&Template> {
         match &self.kind {
-            Kind::Mapping(t) | Kind::Probe(t) => Some(t),
+            Kind::Mapping(t) | Kind::Probe(t) | Kind::Unwanted(t) => Some(t),
             Kind::Announce(_) | Kind::AddressQuery(_) => None,
         }
     }

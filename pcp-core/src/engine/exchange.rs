@@ -30,7 +30,7 @@ impl Engine {
         let id = self.next_id;
         self.next_id += 1;
         if let Some(t) = match &kind {
-            Kind::Mapping(t) | Kind::Probe(t) => Some(t),
+            Kind::Mapping(t) | Kind::Probe(t) | Kind::Unwanted(t) => Some(t),
             Kind::Announce(_) | Kind::AddressQuery(_) => None,
         } {
             self.by_nonce.insert(t.nonce, id);
@@ -110,7 +110,7 @@ impl Engine {
                     ..self.config.retransmit
                 }
             }
-            (Kind::Mapping(t) | Kind::Probe(t), _) => t.retransmit,
+            (Kind::Mapping(t) | Kind::Probe(t) | Kind::Unwanted(t), _) => t.retransmit,
         };
         let mut policy = if entry.natpmp { natpmp_policy(policy, entry.phase == Phase::Renewing) } else { policy };
         if let Some(at) = entry.deadline {
@@ -172,7 +172,7 @@ impl Engine {
         }
         let request = match &entry.kind {
             Kind::Announce(_) | Kind::AddressQuery(_) => Request::announce(self.config.client_addr),
-            Kind::Mapping(t) | Kind::Probe(t) => {
+            Kind::Mapping(t) | Kind::Probe(t) | Kind::Unwanted(t) => {
                 let lifetime = if entry.phase == Phase::Deleting { 0 } else { t.lifetime };
                 // Renewals and deletes suggest what was assigned (section 11.2.1).
                 let (ext_port, ext_addr) = match &entry.info {
@@ -284,7 +284,8 @@ impl Engine {
                 self.remove(id);
                 self.events.push_back(Event::Announced { id: RequestId(id), result: Err(error) });
             }
-            (Phase::Granted | Phase::RetryWait, _) | (Phase::Requesting, Kind::Announce(_)) => {}
+            // (An unwanted grant is only ever Deleting.)
+            (Phase::Granted | Phase::RetryWait, _) | (Phase::Requesting, Kind::Announce(_) | Kind::Unwanted(_)) => {}
         }
     }
 

@@ -39,6 +39,7 @@ mod renumber;
 mod requests;
 mod response;
 mod retransmit;
+mod unwanted;
 mod update;
 mod validate;
 mod version;

@@ -89,7 +89,8 @@ impl Engine {
     pub(super) fn transmit_natpmp(&mut self, id: u64) {
         let Some(entry) = self.entries.get(&id) else { return };
         let request = match &entry.kind {
-            Kind::Mapping(t) => {
+            // An unwanted grant is only ever deleted.
+            Kind::Mapping(t) | Kind::Unwanted(t) => {
                 let Some(protocol) = NatPmpProtocol::from_protocol(t.protocol) else { return };
                 let deleting = entry.phase == Phase::Deleting;
                 // A delete suggests port 0 (section 3.4); a renewal what was granted.

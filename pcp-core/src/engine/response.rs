@@ -8,7 +8,7 @@ use crate::wire::{Body, MappingFields, Opcode, Response, ResultCode};
 use crate::Error;
 
 use super::entry::{Kind, Phase};
-use super::validate::unusable_grant;
+use super::validate::{unusable_grant, unwanted_grant};
 use super::{Engine, EpochCheck, Event, MappingId, MappingInfo, ProtocolVersion, RequestId};
 use crate::wire::same_endpoint;
 
@@ -147,6 +147,11 @@ impl Engine {
                 Phase::Renewing => self.renewal_error(id, error, 0, now),
                 _ => self.fail(id, error, now),
             }
+            return;
+        }
+        // Section 13.2: another port or address despite PREFER_FAILURE.
+        if let Some(reason) = unwanted_grant(template, &f) {
+            self.drop_unwanted_grant(now, id, &f, Error::BadResponse(reason));
             return;
         }
         if self.observe_epoch(response.epoch, now) {

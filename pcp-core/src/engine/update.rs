@@ -6,8 +6,9 @@ use std::time::Instant;
 use crate::wire::{MappingFields, Response, ResultCode};
 
 use super::entry::{Kind, Phase};
-use super::validate::unusable_grant;
+use super::validate::{unusable_grant, unwanted_grant};
 use super::{Engine, Event};
+use crate::Error;
 
 impl Engine {
     /// A MAP or PEER response that matches a live mapping by nonce, opcode,
@@ -27,6 +28,12 @@ impl Engine {
             .is_some_and(|i| (i.external_addr, i.external_port) != (f.external_addr, f.external_port));
         if !(live && usable && changed) {
             self.stats.dropped += 1;
+            return;
+        }
+        // Section 13.2: the server moved a PREFER_FAILURE mapping off the
+        // port (or address) it insisted on: that mapping is gone.
+        if let Some(reason) = unwanted_grant(template, f) {
+            self.drop_unwanted_grant(now, id, f, Error::BadResponse(reason));
             return;
         }
         if self.observe_epoch(response.epoch, now) {

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use crate::wire::MappingFields;
+use crate::wire::{MappingFields, PcpOption};
 
 use super::entry::Template;
 use crate::wire::canonical;
@@ -45,4 +45,32 @@ fn unreachable_address(ip: IpAddr) -> Option<&'static str> {
         IpAddr::V4(v4) if v4.is_broadcast() => Some("which is the broadcast address"),
         _ => None,
     }
+}
+
+/// Section 13.2: with PREFER_FAILURE a server that cannot map the suggested
+/// external port and address must answer CANNOT_PROVIDE_EXTERNAL, not make
+/// another mapping. Why a SUCCESS with these fields is a mapping `template`
+/// asked not to get; `None` when it is what was suggested, or when the
+/// request did not carry the option. The address counts only when one was
+/// suggested (not the unspecified address of "either family's any").
+pub(super) fn unwanted_grant(template: &Template, f: &MappingFields) -> Option<String> {
+    if !template.options.contains(&PcpOption::PreferFailure) {
+        return None;
+    }
+    if template.suggested_port != 0 && f.external_port != template.suggested_port {
+        return Some(format!(
+            "with PREFER_FAILURE the server granted external port {} instead of the suggested {} for {} port {} \
+             (RFC 6887 section 13.2: it must answer CANNOT_PROVIDE_EXTERNAL)",
+            f.external_port, template.suggested_port, template.protocol, template.internal_port
+        ));
+    }
+    let suggested = canonical(template.suggested_addr);
+    let granted = canonical(f.external_addr);
+    if !suggested.is_unspecified() && granted != suggested {
+        return Some(format!(
+            "with PREFER_FAILURE the server granted external address {granted} instead of the suggested {suggested} \
+             (RFC 6887 section 13.2: it must answer CANNOT_PROVIDE_EXTERNAL)"
+        ));
+    }
+    None
 }
