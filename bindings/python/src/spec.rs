@@ -1,4 +1,5 @@
-//! MAP and PEER arguments as the core's `MapSpec` and `PeerSpec`.
+//! MAP and PEER arguments as the core's `MapSpec` and `PeerSpec` (with its
+//! builders; the defaults, such as the lifetime, are the core's).
 
 use super::*;
 
@@ -21,22 +22,9 @@ pub(crate) fn map_spec(
     if let Some(l) = lifetime {
         spec = spec.lifetime(self::lifetime(l)?);
     }
-    if let Some(ip) = opt_ip(external_ip, "external_ip")? {
-        spec = spec.external_addr(ip);
-    }
-    if prefer_failure {
-        spec = spec.prefer_failure();
-    }
-    for f in self::filters(filters)? {
-        spec = spec.filter(f);
-    }
-    if let Some(ip) = opt_ip(third_party, "third_party")? {
-        spec = spec.third_party(ip);
-    }
-    if let Some(n) = self::nonce(nonce)? {
-        spec = spec.nonce(n);
-    }
-    Ok(spec)
+    let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?).prefer_failure_if(prefer_failure);
+    let spec = self::filters(filters)?.into_iter().fold(spec, MapSpec::filter);
+    Ok(spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -63,12 +51,6 @@ pub(crate) fn peer_spec(
     if let Some(l) = lifetime {
         spec = spec.lifetime(self::lifetime(l)?);
     }
-    spec.suggested_external_addr = opt_ip(external_ip, "external_ip")?;
-    if let Some(ip) = opt_ip(third_party, "third_party")? {
-        spec = spec.third_party(ip);
-    }
-    if let Some(n) = self::nonce(nonce)? {
-        spec = spec.nonce(n);
-    }
-    Ok(spec)
+    let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?);
+    Ok(spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?))
 }
