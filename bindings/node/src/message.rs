@@ -10,34 +10,41 @@ use super::*;
 macro_rules! layout {
     ($enum:ident, $names:ident: $($slot:ident = $js:literal),* $(,)?) => {
         #[derive(Clone, Copy)]
-        #[allow(dead_code)] // `Arg`'s `mapping.F` slots are found by name (`arg_of`)
         pub(crate) enum $enum { $($slot),* }
         pub(crate) const $names: &[&str] = &[$($js),*];
     };
 }
 
 // A mapping row (what `mappings()`, `findMapping()` and messages carry).
+// What a classic MAP result shows comes first (see `Arg`).
 layout!(Row, ROW_FIELDS:
-    Id = "id", Opcode = "opcode", Protocol = "protocol", InternalAddress = "internalAddress",
-    InternalPort = "internalPort", ExternalAddress = "externalAddress", ExternalPort = "externalPort",
-    Lifetime = "lifetime", Epoch = "epoch", Nonce = "nonce", RemoteAddress = "remoteAddress",
-    RemotePort = "remotePort", GrantedAt = "grantedAt", ExpiresAt = "expiresAt",
-    ProtocolVersion = "protocolVersion",
+    Id = "id", ExternalAddress = "externalAddress", ExternalPort = "externalPort", Lifetime = "lifetime",
+    Opcode = "opcode", Protocol = "protocol", InternalAddress = "internalAddress", InternalPort = "internalPort",
+    Epoch = "epoch", Nonce = "nonce", RemoteAddress = "remoteAddress", RemotePort = "remotePort",
+    GrantedAt = "grantedAt", ExpiresAt = "expiresAt", ProtocolVersion = "protocolVersion",
 );
 
-// The callback's arguments: a message's fields, `mapping.F` for field F of
-// its mapping row. What a classic MAP result needs comes first, so that it
-// is a short call (trailing undefined arguments are left out).
-layout!(Arg, ARG_FIELDS:
-    Kind = "kind", Req = "req", Code = "code", Message = "message", MId = "mapping.id",
-    MExternalAddress = "mapping.externalAddress", MExternalPort = "mapping.externalPort",
-    MLifetime = "mapping.lifetime", MOpcode = "mapping.opcode", MProtocol = "mapping.protocol",
-    MInternalAddress = "mapping.internalAddress", MInternalPort = "mapping.internalPort", MEpoch = "mapping.epoch",
-    MNonce = "mapping.nonce", MRemoteAddress = "mapping.remoteAddress", MRemotePort = "mapping.remotePort",
-    MGrantedAt = "mapping.grantedAt", MExpiresAt = "mapping.expiresAt", Id = "id", Epoch = "epoch",
-    Address = "address", OldAddress = "oldAddress", Server = "server",
-    MProtocolVersion = "mapping.protocolVersion", RetryAfter = "retryAfter",
+// The callback's arguments: a message's fields, with its mapping row's
+// fields (`mapping.F`) spread where `Mapping` stands, so that a classic MAP
+// result is a short call (trailing undefined arguments are left out).
+layout!(Arg, MESSAGE_FIELDS:
+    Kind = "kind", Req = "req", Code = "code", Message = "message", Mapping = "mapping", Id = "id",
+    Epoch = "epoch", Address = "address", OldAddress = "oldAddress", Server = "server", RetryAfter = "retryAfter",
 );
+
+const ARG_COUNT: usize = MESSAGE_FIELDS.len() - 1 + ROW_FIELDS.len();
+
+impl Arg {
+    /// The argument's position: the mapping's fields take `Mapping`'s place.
+    fn index(self) -> usize {
+        let i = self as usize;
+        if i > Arg::Mapping as usize {
+            i - 1 + ROW_FIELDS.len()
+        } else {
+            i
+        }
+    }
+}
 
 /// The two layouts, for `lib/rows.js`.
 #[napi(object)]
@@ -48,8 +55,15 @@ pub struct RowLayout {
 
 #[napi]
 pub fn row_layout() -> RowLayout {
-    let owned = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
-    RowLayout { row: owned(ROW_FIELDS), args: owned(ARG_FIELDS) }
+    let row: Vec<String> = ROW_FIELDS.iter().map(|f| f.to_string()).collect();
+    let args = MESSAGE_FIELDS
+        .iter()
+        .flat_map(|f| match *f {
+            "mapping" => row.iter().map(|r| format!("mapping.{r}")).collect(),
+            other => vec![other.to_string()],
+        })
+        .collect();
+    RowLayout { row, args }
 }
 
 /// What the native side tells the JavaScript side: the result of request
@@ -174,38 +188,28 @@ impl ToNapiValue for MappingRow {
     }
 }
 
-/// The callback argument (`mapping.F` in `Arg`) of each row field F, found by name.
-fn arg_of(slot: Row) -> usize {
-    static ARGS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
-    let args = ARGS.get_or_init(|| {
-        let arg = |f: &str| ARG_FIELDS.iter().position(|a| a.strip_prefix("mapping.") == Some(f));
-        ROW_FIELDS.iter().map(|f| arg(f).expect("every row field is a message argument")).collect()
-    });
-    args[slot as usize]
-}
-
 impl NativeMessage {
     /// The callback's arguments; `undefined` for what the message lacks.
     ///
     /// # Safety
     /// On the JavaScript thread of `env`, inside a handle scope.
     pub(crate) unsafe fn into_args(self, env: sys::napi_env) -> napi::Result<Vec<sys::napi_value>> {
-        let mut slots = [None; ARG_FIELDS.len()];
+        let mut slots = [None; ARG_COUNT];
         let number = |v: Option<u32>| v.map(|v| num(env, f64::from(v))).transpose();
         let text = |v: Option<&str>| v.map(|s| ascii(env, s)).transpose();
-        slots[Arg::Kind as usize] = Some(ascii(env, self.kind)?);
-        slots[Arg::Req as usize] = number(self.req)?;
-        slots[Arg::Code as usize] = text(self.code)?;
-        slots[Arg::Message as usize] = self.message.map(|m| String::to_napi_value(env, m)).transpose()?;
-        slots[Arg::Id as usize] = self.id.map(|v| num(env, v)).transpose()?;
-        slots[Arg::Epoch as usize] = number(self.epoch)?;
-        slots[Arg::Address as usize] = text(self.address.as_deref())?;
-        slots[Arg::OldAddress as usize] = text(self.old_address.as_deref())?;
-        slots[Arg::Server as usize] = text(self.server.as_deref())?;
-        slots[Arg::RetryAfter as usize] = number(self.retry_after)?;
+        slots[Arg::Kind.index()] = Some(ascii(env, self.kind)?);
+        slots[Arg::Req.index()] = number(self.req)?;
+        slots[Arg::Code.index()] = text(self.code)?;
+        slots[Arg::Message.index()] = self.message.map(|m| String::to_napi_value(env, m)).transpose()?;
+        slots[Arg::Id.index()] = self.id.map(|v| num(env, v)).transpose()?;
+        slots[Arg::Epoch.index()] = number(self.epoch)?;
+        slots[Arg::Address.index()] = text(self.address.as_deref())?;
+        slots[Arg::OldAddress.index()] = text(self.old_address.as_deref())?;
+        slots[Arg::Server.index()] = text(self.server.as_deref())?;
+        slots[Arg::RetryAfter.index()] = number(self.retry_after)?;
         if let Some(m) = &self.mapping {
             put_mapping(env, m, self.classic, &mut |slot, v| {
-                slots[arg_of(slot)] = Some(v);
+                slots[Arg::Mapping as usize + slot as usize] = Some(v);
                 Ok(())
             })?;
         }
