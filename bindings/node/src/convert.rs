@@ -68,6 +68,11 @@ pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, PcpError> {
     parse_server(s)
 }
 
+/// An optional string option converted by `f` (an address, a nonce).
+fn opt<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T, PcpError>) -> Result<Option<T>, PcpError> {
+    v.as_deref().map(f).transpose()
+}
+
 pub(crate) fn map_spec(
     (proto, internal_port, external_port, life): (f64, f64, Option<f64>, Option<f64>),
     options: Option<&MapOptions>,
@@ -77,15 +82,12 @@ pub(crate) fn map_spec(
         .external_port(port(external_port.unwrap_or(0.0), "externalPort")?)
         .lifetime(lifetime(life)?);
     let Some(o) = options else { return Ok(spec) };
-    if let Some(a) = &o.external_address {
-        spec = spec.external_addr(ip(a, "externalAddress")?);
-    }
-    if o.prefer_failure.unwrap_or(false) {
-        spec = spec.prefer_failure();
-    }
-    if let Some(t) = &o.third_party {
-        spec = spec.third_party(ip(t, "thirdParty")?);
-    }
+    spec = spec
+        .external_addr(opt(&o.external_address, |a| ip(a, "externalAddress"))?)
+        .prefer_failure_if(o.prefer_failure.unwrap_or(false))
+        .third_party(opt(&o.third_party, |a| ip(a, "thirdParty"))?)
+        .nonce(opt(&o.nonce, nonce)?)
+        .retransmit(o.deadline.map(|d| request_deadline(client, d)).transpose()?);
     for f in o.filters.iter().flatten() {
         let remote_addr = ip(&f.remote_address, "filter remoteAddress")?;
         let max = if remote_addr.is_ipv4() { 32 } else { 128 };
@@ -96,37 +98,23 @@ pub(crate) fn map_spec(
             remote_port: port(f.remote_port.unwrap_or(0.0), "filter remotePort")?,
         });
     }
-    if let Some(n) = &o.nonce {
-        spec = spec.nonce(nonce(n)?);
-    }
-    if let Some(d) = o.deadline {
-        spec = spec.retransmit(request_deadline(client, d)?);
-    }
     Ok(spec)
 }
 
 pub(crate) fn peer_spec(o: &PeerOptions, client: &Client) -> Result<PeerSpec, PcpError> {
-    let mut spec = PeerSpec::new(
+    let remote = ip(&o.remote_address, "remoteAddress")?;
+    Ok(PeerSpec::new(
         protocol(o.protocol)?,
         port(o.internal_port, "internalPort")?,
-        ip(&o.remote_address, "remoteAddress")?,
+        remote,
         port(o.remote_port, "remotePort")?,
     )
     .external_port(port(o.external_port.unwrap_or(0.0), "externalPort")?)
-    .lifetime(lifetime(o.lifetime)?);
-    if let Some(a) = &o.external_address {
-        spec.suggested_external_addr = Some(ip(a, "externalAddress")?);
-    }
-    if let Some(t) = &o.third_party {
-        spec = spec.third_party(ip(t, "thirdParty")?);
-    }
-    if let Some(n) = &o.nonce {
-        spec = spec.nonce(nonce(n)?);
-    }
-    if let Some(d) = o.deadline {
-        spec = spec.retransmit(request_deadline(client, d)?);
-    }
-    Ok(spec)
+    .lifetime(lifetime(o.lifetime)?)
+    .external_addr(opt(&o.external_address, |a| ip(a, "externalAddress"))?)
+    .third_party(opt(&o.third_party, |a| ip(a, "thirdParty"))?)
+    .nonce(opt(&o.nonce, nonce)?)
+    .retransmit(o.deadline.map(|d| request_deadline(client, d)).transpose()?))
 }
 
 /// An event as its message (the core's flat view of it), under the Node

@@ -49,10 +49,6 @@ impl NativeServer {
     }
 }
 
-pub(crate) fn result_code(name: &str) -> Option<ResultCode> {
-    ResultCode::ALL.iter().copied().find(|c| c.name().eq_ignore_ascii_case(name))
-}
-
 #[napi]
 impl NativeServer {
     #[napi(constructor)]
@@ -132,7 +128,7 @@ impl NativeServer {
         let forced = match code {
             None => None,
             Some(name) => {
-                let rc = result_code(&name)
+                let rc = ResultCode::from_name(&name)
                     .filter(|c| *c != ResultCode::Success)
                     .ok_or_else(|| napi_err(invalid(format!("unknown PCP result code {name:?}"))))?;
                 Some((rc, whole(lifetime.unwrap_or(30.0), "lifetime", u32::MAX).map_err(napi_err)?))
