@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # `cargo check --all-targets` of pcp-core, pcp-cli and pcp-ffi for every
 # platform beside Linux: Windows (x86_64-pc-windows-gnu), macOS (x86_64 and
-# aarch64-apple-darwin) and FreeBSD (x86_64-unknown-freebsd). Compiling
-# only: linking for macOS and FreeBSD needs their SDKs, which these
-# machines lack (Windows is linked and run under wine by test-windows.sh).
+# aarch64-apple-darwin) and FreeBSD (x86_64-unknown-freebsd); and
+# `cargo check` of the Python and Node bindings (pcp-rs-python,
+# pcp-rs-node) for macOS and FreeBSD. Compiling only: linking for macOS and
+# FreeBSD needs their SDKs, which these machines lack (Windows is linked and
+# run under wine by test-windows.sh, the bindings included). PyO3's abi3
+# build needs no Python of the target for a check; napi-rs needs no Node.
 #
 #   scripts/check-targets.sh
 #
@@ -26,10 +29,15 @@ for t in "${targets[@]}"; do
             continue
         fi
     fi
-    echo "== cargo check --all-targets --target $t (pcp-core, pcp-cli, pcp-ffi)"
+    echo "== cargo check --all-targets --target $t (pcp-core, pcp-cli, pcp-ffi; and the Python and Node bindings but on Windows)"
     log="$(mktemp)"
     # Warnings count as failures, as in the lint suite.
-    if RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo check -p pcp-core -p pcp-cli -p pcp-ffi --all-targets --target "$t" >"$log" 2>&1; then
+    # The bindings for Windows are built by test-windows.sh (napi-build wants a
+    # node import library there, which that script makes).
+    bindings=()
+    [ "$t" = x86_64-pc-windows-gnu ] || bindings=(-p pcp-rs-python -p pcp-rs-node)
+    if RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo check -p pcp-core -p pcp-cli -p pcp-ffi --all-targets --target "$t" >"$log" 2>&1 &&
+        { [ ${#bindings[@]} -eq 0 ] || RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo check "${bindings[@]}" --target "$t" >>"$log" 2>&1; }; then
         tail -1 "$log"
         rm -f "$log"
         echo "ok   $t"

@@ -111,7 +111,7 @@ windows_suite() {
 }
 
 suite "targets (cargo check for Windows, macOS x86_64/aarch64, FreeBSD)" bash scripts/check-targets.sh
-suite "windows under wine (pcp-core tests, pcp demo, C against pcp_rs.dll; skip without wine)" windows_suite
+suite "windows under wine (pcp-core tests, pcp demo, C against pcp_rs.dll, Node tests in node.exe, Python .pyd built; skip without wine)" windows_suite
 suite "fuzz (scripts/fuzz.sh, 30 s a target; skipped without nightly)" bash scripts/fuzz.sh
 
 echo

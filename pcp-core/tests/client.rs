@@ -152,6 +152,24 @@ fn unreachable_server_fails_at_once() {
     assert_eq!(c.announce().unwrap_err(), Error::ServerUnreachable);
 }
 
+/// The ICMP port unreachable that answers the first send is what fails a
+/// request that the driver thread carries: no retransmission follows that
+/// could carry the error instead. Under wine 8 this is the poll path of
+/// `socket::poll_reports_error`, as the error reaches only the driver's
+/// waiting poll. (A caller waiting on its own poller, or an event loop,
+/// takes the socket out of the driver's poller, and its own poll starts
+/// after the send: under wine they see the error at a retransmission.)
+#[test]
+fn unreachable_server_fails_on_the_first_send_alone() {
+    let mut cc = ClientConfig::new(dead_port());
+    cc.listen_announce = false;
+    cc.retransmit = cc.retransmit.with_max_retransmissions(0);
+    let c = Client::new(cc).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    c.map_async(MapSpec::new(Protocol::TCP, 81)).on_complete(move |r| tx.send(r.map(|_| ())).unwrap());
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), Err(Error::ServerUnreachable));
+}
+
 #[test]
 fn silent_server_times_out_at_the_deadline() {
     let server = Server::start_local().unwrap();

@@ -22,6 +22,12 @@ use crate::Error;
 /// The driver poller's key of the ANNOUNCE listener.
 const ANNOUNCE_KEY: usize = 1;
 
+/// Whether `Client::new` waits until the driver thread's poller watches the
+/// sockets: where callers sleep in a poller (Windows), so that a poll waits
+/// on the socket when the first request goes out (see [`run`]). Not on Unix,
+/// where it would be start-up time for nothing.
+pub(super) const CLIENT_WAITS_FOR_DRIVER: bool = !socket::BLOCKING_READS;
+
 /// Puts the endpoint's sockets into the driver's poller (at start-up).
 pub(super) fn register(shared: &Shared) -> std::io::Result<()> {
     let st = shared.lock();
@@ -34,9 +40,22 @@ pub(super) fn register(shared: &Shared) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The driver thread's loop, until the client is closed.
-pub(super) fn run(shared: Arc<Shared>) {
+/// The driver thread's loop, until the client is closed. `started` hears
+/// once the poller watches the sockets.
+pub(super) fn run(shared: Arc<Shared>, started: std::sync::mpsc::SyncSender<()>) {
     let mut events = Events::new();
+    if !socket::BLOCKING_READS {
+        // The poll on Windows (IOCP: an AFD poll per socket) starts at the
+        // poller's first wait, and the first request may go out before this
+        // thread gets there: a wait that returns at once starts it, and
+        // `Client::new` returns after it (see `CLIENT_WAITS_FOR_DRIVER`).
+        // Under wine an ICMP unreachable reaches only a poll that is
+        // waiting when it arrives (see `socket::poll_reports_error`).
+        // Nothing can have come yet that this wait could lose.
+        let _ = shared.poller.wait(&mut events, Some(std::time::Duration::ZERO));
+        events.clear();
+    }
+    let _ = started.send(());
     // Nothing can be due before a first request, and every request or
     // caller that needs the driver wakes it: start asleep, so that a
     // caller's first request does not wait for our lock.
@@ -47,6 +66,7 @@ pub(super) fn run(shared: Arc<Shared>) {
         // (see `Shared::plan`), or a datagram.
         let timeout = next.map(|t| t.saturating_duration_since(Instant::now()));
         let _ = shared.poller.wait(&mut events, timeout);
+        let socket_error = events.iter().any(|e| e.key == MAIN_KEY && socket::poll_reports_error(&e));
         shared.driver_passes.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let (finished_waiters, finished) = {
@@ -68,6 +88,9 @@ pub(super) fn run(shared: Arc<Shared>) {
                 st.endpoint.handle_timeout(now);
                 st.endpoint.flush(now);
             } else {
+                if socket_error {
+                    st.endpoint.socket_error_reported(now);
+                }
                 st.endpoint.process(now);
             }
             let done = shared.settle(&mut st);

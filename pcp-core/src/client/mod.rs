@@ -135,7 +135,12 @@ impl Client {
         });
         driver::register(&shared)?;
         let driver_shared = shared.clone();
-        let handle = thread::Builder::new().name("pcp-driver".into()).spawn(move || driver::run(driver_shared))?;
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
+        let handle =
+            thread::Builder::new().name("pcp-driver".into()).spawn(move || driver::run(driver_shared, started_tx))?;
+        if driver::CLIENT_WAITS_FOR_DRIVER {
+            let _ = started_rx.recv();
+        }
         let tid = handle.thread().id();
         *shared.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some((handle, tid));
         Ok(Client { owner: Arc::new(Owner(shared)) })

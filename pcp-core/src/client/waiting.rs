@@ -112,12 +112,16 @@ impl Driving<'_> {
         }
     }
 
-    /// Sleeps on the alarm until `until` (and the socket, if watched).
-    fn sleep(&mut self, until: Instant) {
+    /// Sleeps on the alarm until `until` (and the socket, if watched);
+    /// whether the poller reported an error on the socket.
+    fn sleep(&mut self, until: Instant) -> bool {
         match &self.alarm {
-            Some(alarm) => alarm.sleep(until),
+            Some(alarm) => alarm.sleep(until) && self.watching,
             // No poller to be had: sleep a little and look again.
-            None => thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(1))),
+            None => {
+                thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(1)));
+                false
+            }
         }
     }
 }
@@ -147,6 +151,8 @@ impl Drive for Shared {
         // The first pass does not read: the request was just sent, so its
         // answer is not there yet (the wait below sees it when it comes).
         let mut first = true;
+        // Whether the last sleep's poller reported an error on the socket.
+        let mut socket_error = false;
         // Bounded: each pass waits at most until the engine's next deadline,
         // `until`, or 100 ms (a slice as reader) to notice a close, and
         // stops once `done`.
@@ -160,11 +166,15 @@ impl Drive for Shared {
                 if st.closed || st.closing.is_some() {
                     break;
                 }
-                let got = match taken {
+                let mut got = match taken {
                     Some(got) => got,
                     // Followers leave the socket to the reader.
                     None => !first && st.reader.as_ref().is_none_or(|r| Some(r) == me) && st.endpoint.receive_one(now),
                 };
+                if std::mem::take(&mut socket_error) && !got {
+                    st.endpoint.socket_error_reported(now);
+                    got = true;
+                }
                 st.endpoint.handle_timeout(now);
                 st.endpoint.flush(now);
                 let finished = self.settle(&mut st);
@@ -209,7 +219,7 @@ impl Drive for Shared {
                 // A follower leaves the socket to the reader.
                 Wait::Follow | Wait::Poll => {
                     driving.watch(wait == Wait::Poll);
-                    driving.sleep(wait_until);
+                    socket_error = driving.sleep(wait_until);
                 }
             }
         }

@@ -83,12 +83,16 @@ impl ThreadWake {
     }
 
     /// Sleeps until `until`, a wake, or (while watched) the socket being
-    /// readable. A wake that came before the sleep ends it at once.
-    pub(crate) fn sleep(&self, until: Instant) {
+    /// readable. A wake that came before the sleep ends it at once. Returns
+    /// whether the poller reported an error condition on the watched socket
+    /// (see [`socket::poll_reports_error`]).
+    pub(crate) fn sleep(&self, until: Instant) -> bool {
         // Room for the one socket: a notification needs none.
         let mut events = Events::with_capacity(std::num::NonZeroUsize::MIN);
         // An error (EINTR) is a spurious wake: the caller looks again.
         let _ = self.0.poller.wait_deadline(&mut events, until);
+        let error = events.iter().any(|e| e.key == SOCKET_KEY && socket::poll_reports_error(&e));
+        error
     }
 
     /// Starts watching `socket` for readability (level-triggered: a

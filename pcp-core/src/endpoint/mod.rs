@@ -317,6 +317,17 @@ impl Endpoint {
         read
     }
 
+    /// A poller reported an error condition on the main socket (see
+    /// [`socket::poll_reports_error`]): an ICMP error from the server. Reads
+    /// first, as a read usually returns the error itself (or datagrams came
+    /// too, and the server is there); if the read finds nothing, as under
+    /// wine, the error counts as the server's port unreachable.
+    pub(crate) fn socket_error_reported(&mut self, now: Instant) {
+        if self.receive_available(now, 1024) == 0 {
+            self.engine.handle_unreachable(now);
+        }
+    }
+
     /// Reads at most one datagram from the main socket; whether one came.
     /// (A caller waiting for its own answer stops as soon as it has it.)
     pub fn receive_one(&mut self, now: Instant) -> bool {

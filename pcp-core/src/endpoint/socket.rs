@@ -81,9 +81,24 @@ pub(crate) fn send_now(socket: &UdpSocket, data: &[u8]) -> io::Result<usize> {
 /// Whether a read or send error says the server's port is closed: ICMP
 /// port unreachable arrives as ECONNREFUSED on a connected Unix socket, as
 /// WSAECONNRESET on Windows (WSAECONNREFUSED under wine, which passes the
-/// host's error through).
+/// host's error through, and mostly to the poller: see
+/// [`poll_reports_error`]).
 pub(crate) fn is_unreachable(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset)
+}
+
+/// Whether a poller's event on the client's socket reports an error
+/// condition (EPOLLERR; on Windows AFD's CONNECT_FAIL). A connected UDP
+/// socket has one kind: an ICMP error from the server's address. A read
+/// normally returns it as well (see [`is_unreachable`]), but wine 8 hands
+/// an ICMP port unreachable only to the poll that is waiting when it
+/// arrives (CONNECT_FAIL, with STATUS_CONNECTION_REFUSED) and keeps it from
+/// later reads, which find the socket empty; its SO_ERROR then says
+/// WSAECONNREFUSED for good, even after datagrams arrive again, so it
+/// cannot be asked instead. Whoever sleeps in a poller passes this on
+/// (`Endpoint::socket_error_reported`).
+pub(crate) fn poll_reports_error(event: &polling::Event) -> bool {
+    event.is_err() == Some(true)
 }
 
 /// Makes the socket block in reads (with the receive timeout it has) again,
