@@ -29,13 +29,13 @@ for t in "${targets[@]}"; do
             continue
         fi
     fi
-    echo "== cargo check --all-targets --target $t (pcp-core, pcp-cli, pcp-ffi; and the Python and Node bindings but on Windows)"
-    log="$(mktemp)"
-    # Warnings count as failures, as in the lint suite.
     # The bindings for Windows are built by test-windows.sh (napi-build wants a
     # node import library there, which that script makes).
     bindings=()
     [ "$t" = x86_64-pc-windows-gnu ] || bindings=(-p pcp-rs-python -p pcp-rs-node)
+    echo "== cargo check --all-targets --target $t (pcp-core, pcp-cli, pcp-ffi${bindings[*]:+; cargo check of pcp-rs-python, pcp-rs-node})"
+    log="$(mktemp)"
+    # Warnings count as failures, as in the lint suite.
     if RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo check -p pcp-core -p pcp-cli -p pcp-ffi --all-targets --target "$t" >"$log" 2>&1 &&
         { [ ${#bindings[@]} -eq 0 ] || RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo check "${bindings[@]}" --target "$t" >>"$log" 2>&1; }; then
         tail -1 "$log"
