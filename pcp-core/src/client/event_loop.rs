@@ -1,6 +1,24 @@
 //! Driving a [`Client`] from an application's own event loop (libuv,
 //! asyncio): the loop watches the client's socket and reads the answers on
 //! its own thread, while the driver thread keeps the timers.
+//!
+//! These "reader hooks" are public API for any event loop (the Node
+//! binding's libuv poll handle is one user):
+//!
+//! ```no_run
+//! # fn wait_until_readable(_: pcp_core::client::RawSocket) {}
+//! use pcp_core::{Client, MapSpec, Protocol};
+//! let client = Client::connect("192.168.1.1")?;
+//! client.attach_reader(); // the socket is ours until detach_reader
+//! let pending = client.map_async(MapSpec::new(Protocol::TCP, 8080));
+//! while !pending.is_done() {
+//!     wait_until_readable(client.reader_fd()); // poll/epoll/uv_poll/add_reader
+//!     client.process_ready(); // reads the answer, completes the request here
+//! }
+//! client.detach_reader();
+//! let mapping = pending.wait()?;
+//! # Ok::<(), pcp_core::Error>(())
+//! ```
 
 use std::time::Instant;
 

@@ -27,6 +27,7 @@ impl std::fmt::Debug for Mapping {
 }
 
 impl Mapping {
+    /// Identifies the mapping in events and in [`Client::mapping`](super::Client::mapping).
     pub fn id(&self) -> MappingId {
         self.info.id
     }
@@ -36,46 +37,57 @@ impl Mapping {
         self.info().version
     }
 
+    /// The whole snapshot, as the engine reports it.
     pub fn info(&self) -> &MappingInfo {
         &self.info
     }
 
+    /// MAP (inbound) or PEER (outbound, towards one remote peer).
     pub fn opcode(&self) -> Opcode {
         self.info.opcode
     }
 
+    /// The transport protocol (TCP, UDP, ...; 0 for all).
     pub fn protocol(&self) -> Protocol {
         self.info.protocol
     }
 
+    /// Our port (the THIRD_PARTY host's, for such a mapping).
     pub fn internal_port(&self) -> u16 {
         self.info.internal_port
     }
 
+    /// Our address, or the THIRD_PARTY host's.
     pub fn internal_addr(&self) -> IpAddr {
         self.info.internal_addr
     }
 
+    /// The external address the server assigned.
     pub fn external_addr(&self) -> IpAddr {
         self.info.external_addr
     }
 
+    /// The external port the server assigned.
     pub fn external_port(&self) -> u16 {
         self.info.external_port
     }
 
+    /// The lifetime the server granted, in seconds, from [`Mapping::granted_at`].
     pub fn lifetime(&self) -> u32 {
         self.info.lifetime
     }
 
+    /// The server's epoch in the answer that granted or renewed it.
     pub fn epoch(&self) -> u32 {
         self.info.epoch
     }
 
+    /// The mapping's nonce: the same for its renewals and its delete.
     pub fn nonce(&self) -> Nonce {
         self.info.nonce
     }
 
+    /// The remote peer of a PEER mapping; `None` for MAP.
     pub fn remote(&self) -> Option<(IpAddr, u16)> {
         self.info.remote
     }
@@ -111,6 +123,7 @@ impl Mapping {
         self.shared.blocking(|| self.delete_async())
     }
 
+    /// [`Mapping::delete`] without waiting.
     pub fn delete_async(&self) -> Pending<()> {
         self.shared.delete_async(self.info.id)
     }

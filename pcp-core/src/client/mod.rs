@@ -214,7 +214,9 @@ impl Client {
         self.blocking(|| self.map_async(spec))
     }
 
-    /// Starts a MAP request and returns at once.
+    /// Starts a MAP request and returns at once: wait on the [`Pending`],
+    /// `.await` it, or give it a completion callback. Dropping it does not
+    /// cancel the request; [`Pending::cancel`] does.
     pub fn map_async(&self, spec: MapSpec) -> Pending<Mapping> {
         self.start_mapping(|engine, now| engine.map(now, spec))
     }
@@ -224,6 +226,7 @@ impl Client {
         self.blocking(|| self.peer_async(spec))
     }
 
+    /// [`Client::peer`] without waiting (see [`Client::map_async`]).
     pub fn peer_async(&self, spec: PeerSpec) -> Pending<Mapping> {
         self.start_mapping(|engine, now| engine.peer(now, spec))
     }
@@ -257,6 +260,7 @@ impl Client {
         self.blocking(|| self.delete_async(id))
     }
 
+    /// [`Client::delete`] without waiting (see [`Client::map_async`]).
     pub fn delete_async(&self, id: MappingId) -> Pending<()> {
         self.shared().delete_async(id)
     }
@@ -267,6 +271,7 @@ impl Client {
         self.blocking(|| self.delete_by_nonce_async(protocol, internal_port, nonce))
     }
 
+    /// [`Client::delete_by_nonce`] without waiting.
     pub fn delete_by_nonce_async(&self, protocol: Protocol, internal_port: u16, nonce: Nonce) -> Pending<()> {
         self.delete_with_async(MapSpec::new(protocol, internal_port).nonce(nonce))
     }
@@ -280,6 +285,7 @@ impl Client {
         self.blocking(|| self.delete_with_async(spec))
     }
 
+    /// [`Client::delete_with`] without waiting.
     pub fn delete_with_async(&self, spec: MapSpec) -> Pending<()> {
         let (p, c) = pending();
         match self.shared().submit(false, |st, now| {
@@ -297,6 +303,7 @@ impl Client {
         self.blocking(|| self.announce_async())
     }
 
+    /// [`Client::announce`] without waiting.
     pub fn announce_async(&self) -> Pending<u32> {
         let (p, c) = pending();
         match self.shared().submit(false, |st, now| {
@@ -314,6 +321,7 @@ impl Client {
         self.blocking(|| self.external_address_async())
     }
 
+    /// [`Client::external_address`] without waiting.
     pub fn external_address_async(&self) -> Pending<IpAddr> {
         let (p, c) = pending();
         match self.shared().submit(false, |st, now| {
@@ -368,6 +376,7 @@ impl Client {
         Some(Mapping { shared: self.shared().clone(), info })
     }
 
+    /// The settings the client was made with.
     pub fn config(&self) -> &ClientConfig {
         &self.shared().config
     }
@@ -407,7 +416,7 @@ impl Client {
 
     /// Deletes the client's mappings (unless configured not to; waits at most
     /// [`ClientConfig::close_timeout`]) and stops the driver. Further calls
-    /// fail with [`Error::Closed`]. Idempotent.
+    /// fail with [`Error::Closed`](crate::Error::Closed). Idempotent.
     pub fn close(&self) {
         self.shared().close();
     }
@@ -418,6 +427,9 @@ impl Client {
         self.shared().close_with(false);
     }
 
+    /// Whether [`Client::close`] (or [`Client::close_keep`], or dropping the
+    /// last handle) has run: requests now fail with
+    /// [`Error::Closed`](crate::Error::Closed).
     pub fn is_closed(&self) -> bool {
         self.shared().lock().closed
     }

@@ -6,7 +6,7 @@
 //! probe the real gateway). Each candidate is sent an ANNOUNCE; the first
 //! valid answer wins, except that an RFC 7723 anycast address's answer
 //! waits up to the first retransmission timeout for a gateway still being
-//! probed ([`preference`]).
+//! probed (`preference`).
 //!
 //! The default deadline is **2 seconds** ([`DEFAULT_DEADLINE`]): a network
 //! without PCP must not stall an application. Within it the ANNOUNCE is
@@ -44,6 +44,7 @@ pub struct DiscoveryConfig {
     /// Configured servers: when set, only these are tried (RFC 6887
     /// section 8.1, a configured server replaces discovery).
     pub servers: Vec<SocketAddr>,
+    /// How long to wait for any answer ([`DEFAULT_DEADLINE`]).
     pub deadline: Duration,
     /// First retransmission timeout of the ANNOUNCE (doubling after).
     pub initial_timeout: Duration,
@@ -70,6 +71,7 @@ impl DiscoveryConfig {
 /// A PCP server that answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovered {
+    /// The server's address (the candidate that answered).
     pub server: SocketAddr,
     /// Its epoch in the ANNOUNCE answer.
     pub epoch: u32,

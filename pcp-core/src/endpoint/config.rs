@@ -12,6 +12,7 @@ use crate::wire::CLIENT_PORT;
 /// Settings of a [`Client`](crate::Client) and of its [`Endpoint`](super::Endpoint).
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// The PCP server (usually the gateway), port 5351.
     pub server: SocketAddr,
     /// Bind to this local address; by default the route to the server
     /// picks it, except towards a link-local IPv6 server: then a global
@@ -29,12 +30,18 @@ pub struct ClientConfig {
     pub max_in_flight: usize,
     /// Listen for unsolicited ANNOUNCE (UDP 5350, 224.0.0.1 / ff02::1).
     pub listen_announce: bool,
+    /// The port of that listener: 5350 (tests use others).
     pub announce_port: u16,
+    /// After an ANNOUNCE, renew everything after a random delay up to this
+    /// (RFC 6887 section 14.1.3: 5 s), so that a LAN's clients do not all
+    /// answer a reboot at once.
     pub announce_delay_max: Duration,
     /// Delete the client's mappings when it is closed (default true).
     pub delete_on_close: bool,
     /// How long closing may wait for the deletes to be answered.
     pub close_timeout: Duration,
+    /// Seeds the random numbers (nonces, jitter) for reproducible tests;
+    /// `None` (the default) uses the operating system's CSPRNG.
     pub rng_seed: Option<[u8; 32]>,
     /// PCP with the NAT-PMP fallback (the default), PCP only or NAT-PMP only.
     pub protocol: ProtocolChoice,
@@ -51,6 +58,9 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// The defaults towards `server`: RFC retransmission with a 10 s
+    /// deadline, the ANNOUNCE listener on, PCP with the NAT-PMP fallback,
+    /// delete on close.
     pub fn new(server: SocketAddr) -> Self {
         ClientConfig {
             server,

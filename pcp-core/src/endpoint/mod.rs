@@ -134,7 +134,7 @@ impl Endpoint {
     /// that our address towards the server is still the one the engine
     /// names (RFC 6887 section 11.5: after renumbering the mappings are
     /// made again from the new address). At most once per
-    /// [`SOURCE_CHECK_INTERVAL`], and only when a renewal is due: a request
+    /// `SOURCE_CHECK_INTERVAL`, and only when a renewal is due: a request
     /// that is not a renewal costs no extra system call.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.source_check_allowed(now) && self.engine.renewal_due(now) {

@@ -109,6 +109,8 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// The defaults for talking to `server` from `client_addr` (the Client IP
+    /// field of every request).
     pub fn new(server: SocketAddr, client_addr: IpAddr) -> Self {
         EngineConfig {
             server,
@@ -128,15 +130,20 @@ impl EngineConfig {
 /// A datagram the engine wants sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
+    /// Where to send it (the server).
     pub destination: SocketAddr,
+    /// The encoded message.
     pub payload: Vec<u8>,
 }
 
 /// Counters, for diagnostics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
+    /// Requests sent, retransmissions included.
     pub sent: u64,
+    /// Of those, retransmissions.
     pub retransmitted: u64,
+    /// Datagrams handed to the engine.
     pub received: u64,
     /// Datagrams dropped as invalid or unmatched.
     pub dropped: u64,
@@ -178,6 +185,7 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine with no mappings; it sends nothing until asked.
     pub fn new(config: EngineConfig) -> Self {
         let rng = match config.rng_seed {
             Some(seed) => StdRng::from_seed(seed),
@@ -213,6 +221,7 @@ impl Engine {
         }
     }
 
+    /// The settings it was made with.
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
@@ -237,6 +246,7 @@ impl Engine {
         self.external_addr
     }
 
+    /// Its counters so far.
     pub fn stats(&self) -> EngineStats {
         self.stats
     }

@@ -42,11 +42,13 @@ impl RetransmitPolicy {
         }
     }
 
+    /// Gives up `d` after the first send.
     pub fn with_deadline(mut self, d: Duration) -> Self {
         self.max_duration = Some(d);
         self
     }
 
+    /// Gives up after `n` retransmissions.
     pub fn with_max_retransmissions(mut self, n: u32) -> Self {
         self.max_retransmissions = Some(n);
         self

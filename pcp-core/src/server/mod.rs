@@ -53,12 +53,15 @@ pub struct ServerConfig {
     pub external_addr: IpAddr,
     /// External ports are allocated from here.
     pub port_range: (u16, u16),
+    /// Lifetimes asked for are raised to at least this...
     pub min_lifetime: u32,
+    /// ...and cut to at most this, in seconds.
     pub max_lifetime: u32,
     /// Where to send unsolicited ANNOUNCE on reboot and address change.
     pub announce_to: Vec<SocketAddr>,
     /// Also unicast it to every client address seen.
     pub announce_to_known_clients: bool,
+    /// Whether THIRD_PARTY requests are served (else UNSUPP_OPTION).
     pub allow_third_party: bool,
     /// The epoch at start: a gateway that has been up for a while. A reboot
     /// starts again from 0.
@@ -145,10 +148,12 @@ impl Server {
         Server::start(ServerConfig::default())
     }
 
+    /// Where it listens: the address to give clients.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
+    /// The external address it hands out now.
     pub fn external_addr(&self) -> IpAddr {
         self.state().external_addr()
     }
@@ -271,6 +276,7 @@ impl Server {
         self.state().mappings(Instant::now())
     }
 
+    /// How many mappings it holds now.
     pub fn mapping_count(&self) -> usize {
         self.mappings().len()
     }

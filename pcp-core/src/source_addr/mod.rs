@@ -30,7 +30,7 @@ pub(crate) use rebind::reconnect;
 
 /// Test hook (see `ClientConfig::source_resolver`): says which local
 /// address a client sends from towards a server, instead of the route (or,
-/// for a link-local server, [`choose`]). The client binds its socket to
+/// for a link-local server, `choose`). The client binds its socket to
 /// what it returns, asks it again before each renewal pass, and moves when
 /// the answer changes, as when the host's own address changes. Tests use it
 /// to change the address on loopback (127.0.0.1 to 127.0.0.2) without root.
