@@ -6,6 +6,7 @@
 //! settings and say the same thing about a bad one. The client, discovery
 //! and the test server call them before they start.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::discovery::DiscoveryConfig;
@@ -18,6 +19,24 @@ pub use crate::engine::DEFAULT_LIFETIME;
 /// The longest deadline or delay a setting may have: a day. Longer ones are
 /// almost surely a unit mistake (milliseconds given as seconds).
 pub const MAX_SETTING: Duration = Duration::from_secs(86_400);
+
+/// An IP address argument given as text, `what` naming it in the error:
+/// IPv4 or IPv6, surrounding blanks and IPv6 brackets (`[::1]`) allowed.
+/// Every shell parses address arguments with it, so that they accept the
+/// same text and say the same about a bad one.
+///
+/// ```
+/// use pcp_core::config::parse_ip;
+/// assert_eq!(parse_ip(" [::1] ", "peer").unwrap().to_string(), "::1");
+/// let e = parse_ip("10.0.0", "peer").unwrap_err();
+/// assert_eq!(e.to_string(), r#"invalid argument: peer: "10.0.0" is not an IPv4 or IPv6 address"#);
+/// ```
+pub fn parse_ip(s: &str, what: &str) -> Result<IpAddr> {
+    let t = s.trim();
+    let bare = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(t);
+    bare.parse()
+        .map_err(|_| Error::invalid(format!("{what}: {} is not an IPv4 or IPv6 address", crate::quote_input(s))))
+}
 
 fn positive(what: &str, d: Duration) -> Result<()> {
     if d.is_zero() {

@@ -621,3 +621,23 @@ fn closing_releases_every_waiting_caller() {
         assert_eq!(rx.recv_timeout(WAIT).map(|r| r.unwrap_err()), Ok(Error::Closed));
     }
 }
+
+/// An endpoint driven by its own loop: `submit` sends the request at once
+/// (the server has it before any `process`), and `process_events` hands
+/// back the grant.
+#[test]
+fn an_endpoint_sends_on_submit_and_returns_events_from_process() {
+    let server = Server::start_local().unwrap();
+    let mut ep = pcp_core::client::Endpoint::new(&config(&server)).unwrap();
+    let id = ep.submit(std::time::Instant::now(), |e, now| e.map(now, MapSpec::new(Protocol::TCP, 7100))).unwrap();
+    // Bounded: the server answers a loopback request within WAIT.
+    eventually(|| server.mapping_count() == 1, "the server received the MAP without a process call");
+    let mut events = Vec::new();
+    eventually(
+        || {
+            events.extend(ep.process_events(std::time::Instant::now()));
+            events.iter().any(|e| matches!(e, Event::Granted(i) if i.id == id))
+        },
+        "the grant came back from process_events",
+    );
+}

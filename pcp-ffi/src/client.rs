@@ -223,9 +223,7 @@ pub unsafe extern "C" fn pcp_external_address(client: *mut pcp_client, buf: *mut
             return Err(Fail::null("buf"));
         }
         let s = c.client.external_address()?.to_string();
-        check_buf(buf, len, &s)?;
-        unsafe { write_text(buf, &s) };
-        Ok(())
+        unsafe { copy_text(buf, len, &s) }
     })
 }
 
@@ -255,8 +253,7 @@ pub unsafe extern "C" fn pcp_gateway_address(
         let c = unsafe { client_ref(client) }?;
         let sa = c.client.gateway_address();
         let s = sa.ip().to_string();
-        check_buf(buf, len, &s)?;
-        unsafe { write_text(buf, &s) };
+        unsafe { copy_text(buf, len, &s) }?;
         if !port.is_null() {
             unsafe { put(port, sa.port()) };
         }
@@ -271,9 +268,7 @@ pub unsafe extern "C" fn pcp_internal_address(client: *const pcp_client, buf: *m
     guard(|| {
         let c = unsafe { client_ref(client) }?;
         let s = c.client.internal_address().to_string();
-        check_buf(buf, len, &s)?;
-        unsafe { write_text(buf, &s) };
-        Ok(())
+        unsafe { copy_text(buf, len, &s) }
     })
 }
 
@@ -410,9 +405,7 @@ pub unsafe extern "C" fn pcp_mapping_external_address(
 ) -> pcp_status {
     guard(|| {
         let s = unsafe { mapping_ref(mapping) }?.get().external_addr().to_string();
-        check_buf(buf, len, &s)?;
-        unsafe { write_text(buf, &s) };
-        Ok(())
+        unsafe { copy_text(buf, len, &s) }
     })
 }
 
@@ -436,9 +429,7 @@ pub unsafe extern "C" fn pcp_mapping_internal_address(
 ) -> pcp_status {
     guard(|| {
         let s = unsafe { mapping_ref(mapping) }?.get().internal_addr().to_string();
-        check_buf(buf, len, &s)?;
-        unsafe { write_text(buf, &s) };
-        Ok(())
+        unsafe { copy_text(buf, len, &s) }
     })
 }
 

@@ -194,13 +194,12 @@ pub(crate) unsafe fn opt_ip(p: *const c_char, what: &str) -> FfiResult<Option<Ip
 }
 
 pub(crate) fn parse_ip(s: &str, what: &str) -> FfiResult<IpAddr> {
-    s.trim()
-        .parse::<IpAddr>()
-        .map_err(|_| Fail::invalid(format!("{what}: {} is not an IPv4 or IPv6 address", quote_input(s))))
+    Ok(pcp_core::config::parse_ip(s, what)?)
 }
 
-/// Copies `s` with a terminating NUL into the caller's buffer.
-pub(crate) fn check_buf(buf: *mut c_char, len: usize, s: &str) -> FfiResult<()> {
+/// Copies `s` with a terminating NUL into the caller's buffer of `len`
+/// bytes, or fails (NULL, or too small: the buffer is then untouched).
+pub(crate) unsafe fn copy_text(buf: *mut c_char, len: usize, s: &str) -> FfiResult<()> {
     if buf.is_null() {
         return Err(Fail::null("the buffer"));
     }
@@ -210,15 +209,12 @@ pub(crate) fn check_buf(buf: *mut c_char, len: usize, s: &str) -> FfiResult<()> 
             format!("the buffer holds {len} bytes; {} needs {} (use PCP_ADDRSTRLEN)", quote_input(s), s.len() + 1),
         ));
     }
-    Ok(())
-}
-
-pub(crate) unsafe fn write_text(buf: *mut c_char, s: &str) {
-    // SAFETY: `check_buf` made sure the buffer is large enough.
+    // SAFETY: the caller's buffer of `len` bytes, large enough (checked).
     unsafe {
         std::ptr::copy_nonoverlapping(s.as_ptr().cast::<c_char>(), buf, s.len());
         buf.add(s.len()).write(0);
     }
+    Ok(())
 }
 
 /// Fills a fixed text field of a struct (always large enough for addresses).
@@ -232,13 +228,8 @@ pub(crate) fn fill_text(field: &mut [c_char], s: &str) {
     }
 }
 
-/// The 16-byte form of an address: IPv4 as IPv4-mapped IPv6.
-pub(crate) fn addr_bytes(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
-}
+/// The 16-byte form of an address: IPv4 as IPv4-mapped IPv6, as on the wire.
+pub(crate) use pcp_core::wire::to_wire_address as addr_bytes;
 
 pub(crate) unsafe fn write_bytes(out: *mut u8, bytes: &[u8]) {
     // SAFETY: the caller documented the size; checked non-NULL.

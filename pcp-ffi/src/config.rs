@@ -80,6 +80,14 @@ fn with_config(config: *mut pcp_config, f: impl FnOnce(&mut pcp_config) -> FfiRe
     guard(|| f(unsafe { deref_mut(config, "config") }?))
 }
 
+/// A setter whose every value is valid.
+fn set(config: *mut pcp_config, f: impl FnOnce(&mut pcp_config)) -> pcp_status {
+    with_config(config, |c| {
+        f(c);
+        Ok(())
+    })
+}
+
 /// Gives up on a request `ms` milliseconds after its first send (the RFC
 /// schedule runs inside it; default 10000). 0 is refused
 /// (PCP_INVALID_ARGUMENT), as in every language of pcp-rs: to retry
@@ -98,10 +106,7 @@ pub unsafe extern "C" fn pcp_config_set_deadline_ms(config: *mut pcp_config, ms:
 /// schedule until answered, or up to the retry count if one is set.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_clear_deadline(config: *mut pcp_config) -> pcp_status {
-    with_config(config, |c| {
-        c.client.retransmit.max_duration = None;
-        Ok(())
-    })
+    set(config, |c| c.client.retransmit.max_duration = None)
 }
 
 /// Gives up on a request after `retries` retransmissions; -1 for no limit
@@ -152,29 +157,20 @@ pub unsafe extern "C" fn pcp_config_set_protocol(config: *mut pcp_config, protoc
 /// true). A rebooted server is noticed at the next renewal without it.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_listen_announce(config: *mut pcp_config, listen: bool) -> pcp_status {
-    with_config(config, |c| {
-        c.client.listen_announce = listen;
-        Ok(())
-    })
+    set(config, |c| c.client.listen_announce = listen)
 }
 
 /// Whether freeing the client deletes its mappings on the server (default true).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_delete_on_close(config: *mut pcp_config, delete_on_close: bool) -> pcp_status {
-    with_config(config, |c| {
-        c.client.delete_on_close = delete_on_close;
-        Ok(())
-    })
+    set(config, |c| c.client.delete_on_close = delete_on_close)
 }
 
 /// How long freeing the client may wait for its deletes to be answered
 /// (default 2000 ms).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_close_timeout_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
-    with_config(config, |c| {
-        c.client.close_timeout = Duration::from_millis(u64::from(ms));
-        Ok(())
-    })
+    set(config, |c| c.client.close_timeout = Duration::from_millis(u64::from(ms)))
 }
 
 /// The UDP port of the ANNOUNCE listener (default 5350, the port RFC 6887
@@ -183,10 +179,7 @@ pub unsafe extern "C" fn pcp_config_set_close_timeout_ms(config: *mut pcp_config
 /// from `pcp_endpoint_fds` tells which port it got, with getsockname).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_announce_port(config: *mut pcp_config, port: u16) -> pcp_status {
-    with_config(config, |c| {
-        c.client.announce_port = port;
-        Ok(())
-    })
+    set(config, |c| c.client.announce_port = port)
 }
 
 /// After an unsolicited ANNOUNCE (a server reboot), the client renews its
@@ -194,10 +187,7 @@ pub unsafe extern "C" fn pcp_config_set_announce_port(config: *mut pcp_config, p
 /// 6887 section 14.1.3 says); 0 renews at once.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_announce_delay_max_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
-    with_config(config, |c| {
-        c.client.announce_delay_max = Duration::from_millis(u64::from(ms));
-        Ok(())
-    })
+    set(config, |c| c.client.announce_delay_max = Duration::from_millis(u64::from(ms)))
 }
 
 /// Binds the client's socket to this local address (NULL: the route to

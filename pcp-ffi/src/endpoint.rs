@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use pcp_core::client::{Endpoint, EventHandlers};
+use pcp_core::engine::Engine;
 use pcp_core::MappingId;
 
 use crate::common::*;
@@ -168,13 +169,8 @@ pub unsafe extern "C" fn pcp_endpoint_fds(
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_timeout_ms(endpoint: *mut pcp_endpoint) -> c_int {
     guard_value(0, || {
-        let mut e = unsafe { ep(endpoint) }?.lock();
-        // Endpoint::timeout_ms measures "events waiting" from a clock read
-        // after `now`, which comes out as 1 ms; they are due now.
-        if e.engine().has_events() {
-            return Ok(0);
-        }
-        Ok(e.timeout_ms(Instant::now()))
+        // 0 while events wait (the core's rule).
+        Ok(unsafe { ep(endpoint) }?.lock().timeout_ms(Instant::now()))
     })
 }
 
@@ -185,16 +181,9 @@ pub unsafe extern "C" fn pcp_endpoint_timeout_ms(endpoint: *mut pcp_endpoint) ->
 pub unsafe extern "C" fn pcp_endpoint_process(endpoint: *mut pcp_endpoint) -> pcp_status {
     guard(|| {
         let e = unsafe { ep(endpoint) }?;
-        let events = {
-            let mut inner = e.lock();
-            inner.process(Instant::now());
-            let mut v = Vec::new();
-            // Bounded: the engine's queue is finite and nothing is added while we hold the lock.
-            while let Some(ev) = inner.poll_event() {
-                v.push(ev);
-            }
-            v
-        };
+        // Taken out under the lock, dispatched without it: a callback may
+        // call the endpoint.
+        let events = e.lock().process_events(Instant::now());
         for ev in &events {
             e.handlers.dispatch(ev);
             if e.free_requested.load(Ordering::Acquire) {
@@ -213,13 +202,8 @@ pub unsafe extern "C" fn pcp_endpoint_process(endpoint: *mut pcp_endpoint) -> pc
     })
 }
 
-fn start<T>(endpoint: *mut pcp_endpoint, f: impl FnOnce(&mut Endpoint, Instant) -> FfiResult<T>) -> FfiResult<T> {
-    let e = unsafe { ep(endpoint) }?;
-    let mut inner = e.lock();
-    let now = Instant::now();
-    let r = f(&mut inner, now)?;
-    inner.flush(now);
-    Ok(r)
+fn start<T>(endpoint: *mut pcp_endpoint, f: impl FnOnce(&mut Engine, Instant) -> pcp_core::Result<T>) -> FfiResult<T> {
+    Ok(unsafe { ep(endpoint) }?.lock().submit(Instant::now(), f)?)
 }
 
 /// Starts a MAP request and writes its mapping id to `*id`; the outcome is
@@ -234,7 +218,7 @@ pub unsafe extern "C" fn pcp_endpoint_map(
     guard(|| {
         check_out(id, "id")?;
         let spec = unsafe { map_spec(request) }?;
-        let m = start(endpoint, |e, now| Ok(e.engine_mut().map(now, spec)?))?;
+        let m = start(endpoint, |e, now| e.map(now, spec))?;
         unsafe { put(id, m.0) };
         Ok(())
     })
@@ -250,7 +234,7 @@ pub unsafe extern "C" fn pcp_endpoint_peer(
     guard(|| {
         check_out(id, "id")?;
         let spec = unsafe { peer_spec(request) }?;
-        let m = start(endpoint, |e, now| Ok(e.engine_mut().peer(now, spec)?))?;
+        let m = start(endpoint, |e, now| e.peer(now, spec))?;
         unsafe { put(id, m.0) };
         Ok(())
     })
@@ -259,7 +243,7 @@ pub unsafe extern "C" fn pcp_endpoint_peer(
 /// Starts deleting mapping `id`; the outcome is a DELETED event.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_delete(endpoint: *mut pcp_endpoint, id: u64) -> pcp_status {
-    guard(|| start(endpoint, |e, now| Ok(e.engine_mut().delete(now, MappingId(id))?)))
+    guard(|| start(endpoint, |e, now| e.delete(now, MappingId(id))))
 }
 
 /// Starts an ANNOUNCE request and writes its id; the outcome is an
@@ -268,7 +252,7 @@ pub unsafe extern "C" fn pcp_endpoint_delete(endpoint: *mut pcp_endpoint, id: u6
 pub unsafe extern "C" fn pcp_endpoint_announce(endpoint: *mut pcp_endpoint, id: *mut u64) -> pcp_status {
     guard(|| {
         check_out(id, "id")?;
-        let r = start(endpoint, |e, now| Ok(e.engine_mut().announce(now, None)))?;
+        let r = start(endpoint, |e, now| Ok(e.announce(now, None)))?;
         unsafe { put(id, r.0) };
         Ok(())
     })
@@ -280,7 +264,7 @@ pub unsafe extern "C" fn pcp_endpoint_announce(endpoint: *mut pcp_endpoint, id: 
 pub unsafe extern "C" fn pcp_endpoint_external_address(endpoint: *mut pcp_endpoint, id: *mut u64) -> pcp_status {
     guard(|| {
         check_out(id, "id")?;
-        let r = start(endpoint, |e, now| Ok(e.engine_mut().request_external_addr(now, None)?))?;
+        let r = start(endpoint, |e, now| e.request_external_addr(now, None))?;
         unsafe { put(id, r.0) };
         Ok(())
     })

@@ -1,8 +1,9 @@
 use std::ffi::{c_char, c_void, CString};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use pcp_core::client::{EventHandlers, Handler};
-use pcp_core::{Event, HandlerId, MappingInfo};
+use pcp_core::{Event, HandlerId};
 
 use crate::common::*;
 
@@ -114,97 +115,61 @@ fn blank(kind: pcp_event_kind) -> pcp_event {
     }
 }
 
-fn fill_info(ev: &mut pcp_event, info: &MappingInfo) {
-    ev.id = info.id.0;
-    ev.protocol = info.protocol.0;
-    ev.internal_port = info.internal_port;
-    ev.external_port = info.external_port;
-    ev.lifetime = info.lifetime;
-    ev.epoch = info.epoch;
-    ev.protocol_version = info.version.number();
-    ev.nonce = *info.nonce.as_bytes();
-    ev.external_address = addr_bytes(info.external_addr);
-    fill_text(&mut ev.external_address_text, &info.external_addr.to_string());
+/// Writes an address into a pair of fields: 16 bytes and its text.
+fn fill_addr(bytes: &mut [u8; PCP_ADDR_BYTES], text: &mut [c_char; PCP_ADDRSTRLEN], ip: IpAddr) {
+    *bytes = addr_bytes(ip);
+    fill_text(text, &ip.to_string());
 }
 
-/// Builds the C view of `event` and hands it to `f` (with its message alive).
-pub(crate) fn with_c_event(event: &Event, f: impl FnOnce(&pcp_event)) {
+fn kind_of(event: &Event) -> pcp_event_kind {
     use pcp_event_kind::*;
-    let mut message: Option<CString> = None;
-    let mut fail = |ev: &mut pcp_event, e: &pcp_core::Error| {
-        ev.status = status_of(e);
-        ev.retry_after = e.retry_after().unwrap_or(0);
-        message = Some(CString::new(e.to_string().replace('\0', " ")).unwrap_or_default());
-    };
-    let mut ev;
     match event {
-        Event::Granted(info) => {
-            ev = blank(PCP_EVENT_GRANTED);
-            fill_info(&mut ev, info);
-        }
-        Event::Renewed(info) => {
-            ev = blank(PCP_EVENT_RENEWED);
-            fill_info(&mut ev, info);
-        }
-        Event::Updated(info) => {
-            ev = blank(PCP_EVENT_UPDATED);
-            fill_info(&mut ev, info);
-        }
-        Event::InternalAddressChanged { old, new } => {
-            ev = blank(PCP_EVENT_INTERNAL_ADDRESS_CHANGED);
-            ev.internal_address = addr_bytes(*new);
-            fill_text(&mut ev.internal_address_text, &new.to_string());
-            ev.old_address = addr_bytes(*old);
-            fill_text(&mut ev.old_address_text, &old.to_string());
-        }
-        Event::Failed { id, error } => {
-            ev = blank(PCP_EVENT_FAILED);
-            ev.id = id.0;
-            fail(&mut ev, error);
-        }
-        Event::Lost { id, error } => {
-            ev = blank(PCP_EVENT_LOST);
-            ev.id = id.0;
-            fail(&mut ev, error);
-        }
-        Event::Deleted { id, result } => {
-            ev = blank(PCP_EVENT_DELETED);
-            ev.id = id.0;
-            if let Err(e) = result {
-                fail(&mut ev, e);
+        Event::Granted(_) => PCP_EVENT_GRANTED,
+        Event::Renewed(_) => PCP_EVENT_RENEWED,
+        Event::Updated(_) => PCP_EVENT_UPDATED,
+        Event::Failed { .. } => PCP_EVENT_FAILED,
+        Event::Lost { .. } => PCP_EVENT_LOST,
+        Event::Deleted { .. } => PCP_EVENT_DELETED,
+        Event::ExternalAddressChanged { .. } => PCP_EVENT_EXTERNAL_ADDRESS_CHANGED,
+        Event::InternalAddressChanged { .. } => PCP_EVENT_INTERNAL_ADDRESS_CHANGED,
+        Event::ServerRestarted { .. } => PCP_EVENT_SERVER_RESTARTED,
+        Event::Announced { .. } => PCP_EVENT_ANNOUNCED,
+        Event::ExternalAddress { .. } => PCP_EVENT_EXTERNAL_ADDRESS,
+    }
+}
+
+/// Builds the C view of `event` from the core's flat view of it (which
+/// kind carries what is defined there once) and hands it to `f`, with its
+/// message alive.
+pub(crate) fn with_c_event(event: &Event, f: impl FnOnce(&pcp_event)) {
+    let mut ev = blank(kind_of(event));
+    ev.id = event.mapping_id().map(|m| m.0).or(event.request_id().map(|r| r.0)).unwrap_or(0);
+    ev.epoch = event.epoch().unwrap_or(0);
+    if let Some(info) = event.mapping() {
+        ev.protocol = info.protocol.0;
+        ev.internal_port = info.internal_port;
+        ev.external_port = info.external_port;
+        ev.lifetime = info.lifetime;
+        ev.protocol_version = info.version.number();
+        ev.nonce = *info.nonce.as_bytes();
+        fill_addr(&mut ev.external_address, &mut ev.external_address_text, info.external_addr);
+    }
+    if let Some(old) = event.old_address() {
+        fill_addr(&mut ev.old_address, &mut ev.old_address_text, old);
+    }
+    if let Some(new) = event.new_address() {
+        match event {
+            Event::InternalAddressChanged { .. } => {
+                fill_addr(&mut ev.internal_address, &mut ev.internal_address_text, new)
             }
-        }
-        Event::ExternalAddressChanged { old, new } => {
-            ev = blank(PCP_EVENT_EXTERNAL_ADDRESS_CHANGED);
-            ev.external_address = addr_bytes(*new);
-            fill_text(&mut ev.external_address_text, &new.to_string());
-            ev.old_address = addr_bytes(*old);
-            fill_text(&mut ev.old_address_text, &old.to_string());
-        }
-        Event::ServerRestarted { epoch } => {
-            ev = blank(PCP_EVENT_SERVER_RESTARTED);
-            ev.epoch = *epoch;
-        }
-        Event::Announced { id, result } => {
-            ev = blank(PCP_EVENT_ANNOUNCED);
-            ev.id = id.0;
-            match result {
-                Ok(epoch) => ev.epoch = *epoch,
-                Err(e) => fail(&mut ev, e),
-            }
-        }
-        Event::ExternalAddress { id, result } => {
-            ev = blank(PCP_EVENT_EXTERNAL_ADDRESS);
-            ev.id = id.0;
-            match result {
-                Ok(ip) => {
-                    ev.external_address = addr_bytes(*ip);
-                    fill_text(&mut ev.external_address_text, &ip.to_string());
-                }
-                Err(e) => fail(&mut ev, e),
-            }
+            _ => fill_addr(&mut ev.external_address, &mut ev.external_address_text, new),
         }
     }
+    let message = event.error().map(|e| {
+        ev.status = status_of(e);
+        ev.retry_after = e.retry_after().unwrap_or(0);
+        CString::new(e.to_string().replace('\0', " ")).unwrap_or_default()
+    });
     if let Some(m) = &message {
         ev.message = m.as_ptr();
     }

@@ -122,9 +122,7 @@ pub unsafe extern "C" fn pcp_test_server_address(
 ) -> pcp_status {
     guard(|| {
         let s = unsafe { srv(server) }?.server.local_addr().to_string();
-        check_buf(buf, len, &s)?;
-        unsafe { write_text(buf, &s) };
-        Ok(())
+        unsafe { copy_text(buf, len, &s) }
     })
 }
 

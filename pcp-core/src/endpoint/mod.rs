@@ -267,6 +267,23 @@ impl Endpoint {
         self.flush(now);
     }
 
+    /// Starts a request on the engine with `f` (`engine.map(now, spec)`,
+    /// ...) and sends it at once, not at the next [`Endpoint::process`].
+    pub fn submit<T>(&mut self, now: Instant, f: impl FnOnce(&mut Engine, Instant) -> T) -> T {
+        let r = f(&mut self.engine, now);
+        self.flush(now);
+        r
+    }
+
+    /// [`Endpoint::process`], then every event it produced, in order: for
+    /// a loop that hands them on after letting go of the endpoint (a
+    /// callback may call it).
+    pub fn process_events(&mut self, now: Instant) -> Vec<Event> {
+        self.process(now);
+        // Bounded: the engine's queue is finite and nothing adds to it meanwhile.
+        std::iter::from_fn(|| self.engine.poll_event()).collect()
+    }
+
     /// Sends every datagram the engine has queued.
     pub fn flush(&mut self, now: Instant) {
         // Bounded: each pass either sends or drops one queued datagram.

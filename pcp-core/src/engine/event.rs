@@ -77,6 +77,14 @@ impl Event {
         }
     }
 
+    /// The one-shot request an ANNOUNCE or external-address answer is for.
+    pub fn request_id(&self) -> Option<RequestId> {
+        match self {
+            Event::Announced { id, .. } | Event::ExternalAddress { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
     /// Why a mapping failed or was lost, a delete failed, or an ANNOUNCE or
     /// external-address request failed.
     pub fn error(&self) -> Option<&Error> {
@@ -127,6 +135,12 @@ mod tests {
         let lost = Event::Lost { id: MappingId(3), error: Error::Timeout };
         assert_eq!((lost.name(), lost.mapping_id(), lost.error()), ("lost", Some(MappingId(3)), Some(&Error::Timeout)));
         assert_eq!((lost.epoch(), lost.old_address(), lost.new_address()), (None, None, None));
+        let announced = Event::Announced { id: RequestId(9), result: Ok(5) };
+        assert_eq!(
+            (announced.request_id(), announced.mapping_id(), announced.epoch()),
+            (Some(RequestId(9)), None, Some(5))
+        );
+        assert_eq!(lost.request_id(), None);
         let deleted = Event::Deleted { id: MappingId(4), result: Ok(()) };
         assert_eq!((deleted.mapping_id(), deleted.error()), (Some(MappingId(4)), None));
         let moved = Event::InternalAddressChanged { old: a, new: b };
