@@ -24,15 +24,34 @@ pub type Handler = Arc<dyn Fn(&Event) + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandlerId(pub u64);
 
+/// A registered callback. `slot` names its place in the order: a
+/// replacement takes over its predecessor's, so that a dispatch that has
+/// not reached the place yet calls the replacement (each event reaches
+/// exactly one of the two).
+struct Entry {
+    slot: u64,
+    id: HandlerId,
+    f: Handler,
+}
+
 #[derive(Default)]
 struct Registry {
     /// In registration order, which is the order they are called in.
-    handlers: Vec<(HandlerId, Handler)>,
+    handlers: Vec<Entry>,
+    /// The next `Entry::slot`.
+    next_slot: u64,
     /// Calls running now: the calling thread and the handler (a thread
     /// appears more than once when dispatching nests).
     running: Vec<(ThreadId, HandlerId)>,
     /// Removals waiting in `wait_idle` now (the tests watch it).
     waiting: usize,
+}
+
+impl Registry {
+    fn new_slot(&mut self) -> u64 {
+        self.next_slot += 1;
+        self.next_slot
+    }
 }
 
 /// Event callbacks, called in registration order by [`dispatch`].
@@ -108,7 +127,8 @@ impl EventHandlers {
     pub fn add(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> HandlerId {
         let id = self.new_id();
         let mut reg = self.lock();
-        reg.handlers.push((id, Arc::new(f)));
+        let slot = reg.new_slot();
+        reg.handlers.push(Entry { slot, id, f: Arc::new(f) });
         self.update_any(&reg);
         id
     }
@@ -120,7 +140,7 @@ impl EventHandlers {
         let found = {
             let mut reg = self.lock();
             let before = reg.handlers.len();
-            reg.handlers.retain(|(h, _)| *h != id);
+            reg.handlers.retain(|e| e.id != id);
             self.update_any(&reg);
             before != reg.handlers.len()
         };
@@ -151,13 +171,19 @@ impl EventHandlers {
         let new = new.map(|f| (self.new_id(), f));
         let id = new.as_ref().map(|(id, _)| *id);
         let mut reg = self.lock();
-        let at = old.and_then(|old| reg.handlers.iter().position(|(h, _)| *h == old));
+        let at = old.and_then(|old| reg.handlers.iter().position(|e| e.id == old));
         match (at, new) {
-            (Some(i), Some(n)) => reg.handlers[i] = n,
+            (Some(i), Some((id, f))) => {
+                let slot = reg.handlers[i].slot;
+                reg.handlers[i] = Entry { slot, id, f };
+            }
             (Some(i), None) => {
                 reg.handlers.remove(i);
             }
-            (None, Some(n)) => reg.handlers.push(n),
+            (None, Some((id, f))) => {
+                let slot = reg.new_slot();
+                reg.handlers.push(Entry { slot, id, f });
+            }
             (None, None) => {}
         }
         self.update_any(&reg);
@@ -196,19 +222,19 @@ impl EventHandlers {
     /// one, or another thread) is skipped. A panicking callback is caught
     /// (it must not take the caller down) and the others still run.
     pub fn dispatch(&self, event: &Event) {
-        let ids: Vec<HandlerId> = self.lock().handlers.iter().map(|(h, _)| *h).collect();
+        let slots: Vec<u64> = self.lock().handlers.iter().map(|e| e.slot).collect();
         let me = thread::current().id();
-        for id in ids {
+        for slot in slots {
             // Chosen and marked running under one lock, so that a removal
             // either sees this call and waits for it, or comes first and
             // the callback is skipped.
-            let handler = {
+            let (id, handler) = {
                 let mut reg = self.lock();
-                let Some(h) = reg.handlers.iter().find(|(h, _)| *h == id).map(|(_, f)| f.clone()) else {
+                let Some((id, f)) = reg.handlers.iter().find(|e| e.slot == slot).map(|e| (e.id, e.f.clone())) else {
                     continue;
                 };
                 reg.running.push((me, id));
-                h
+                (id, f)
             };
             let _ = catch_unwind(AssertUnwindSafe(|| handler(event)));
             // Before the call counts as ended: once a removal returns, the
