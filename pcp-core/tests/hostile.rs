@@ -48,13 +48,29 @@ fn every_case_of_the_table_ends_as_it_says() {
         cc.listen_announce = false;
         let client = Client::new(cc).unwrap();
         let requests = row.get("requests").and_then(Value::as_u64).unwrap_or(1) as u16;
+        // "request": "prefer_failure": suggest the internal port as the
+        // external one, with PREFER_FAILURE (RFC 6887 section 13.2).
+        let prefer_failure = match row.get("request").and_then(Value::as_str) {
+            None => false,
+            Some("prefer_failure") => true,
+            Some(other) => panic!("{name}: unknown request kind {other:?}"),
+        };
         let mut got = Vec::new();
         for i in 0..requests {
-            let r = client.map_with(MapSpec::new(Protocol::TCP, 7000 + i));
+            let mut spec = MapSpec::new(Protocol::TCP, 7000 + i);
+            if prefer_failure {
+                spec = spec.external_port(7000 + i).prefer_failure();
+            }
+            let r = client.map_with(spec);
             got.push(outcome(&r, external_ip));
         }
         server.set_hostile(None);
         client.close();
+        // A grant the request refused must not stay on the server (the
+        // client deletes it; close waits for that delete).
+        if prefer_failure && server.mapping_count() != 0 {
+            got.push(format!("{} mapping(s) left on the server", server.mapping_count()));
+        }
         if got.iter().all(|g| *g == want) {
             println!("ok      {name}: {want}");
             passed += 1;

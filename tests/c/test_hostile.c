@@ -93,11 +93,21 @@ int main(int argc, char **argv) {
             continue;
         }
         long requests = number(line, "requests", 1);
+        /* "request": "prefer_failure": suggest the internal port, with PREFER_FAILURE. */
+        char kind[32];
+        field(line, "request", kind, sizeof kind);
+        int prefer_failure = strcmp(kind, "prefer_failure") == 0;
         int ok = 1;
         char got[128] = "";
         for (long i = 0; i < requests; i++) {
             pcp_mapping *m = NULL;
-            st = pcp_map(client, PCP_PROTO_TCP, (uint16_t)(7000 + i), 0, 3600, &m);
+            pcp_map_request req;
+            pcp_map_request_init(&req, PCP_PROTO_TCP, (uint16_t)(7000 + i));
+            if (prefer_failure) {
+                req.suggested_external_port = (uint16_t)(7000 + i);
+                req.prefer_failure = true;
+            }
+            st = pcp_map_ex(client, &req, &m);
             if (st == PCP_OK) {
                 char ext[64];
                 int right = pcp_mapping_external_address(m, ext, sizeof ext) == PCP_OK &&

@@ -11,9 +11,12 @@ const { pcp, bounded } = require('./helpers');
 
 const table = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'tests', 'hostile', 'cases.json'), 'utf8'));
 
-async function outcome(client, port) {
+async function outcome(client, port, request) {
+  // "request": "prefer_failure": suggest the internal port, with PREFER_FAILURE.
+  const options =
+    request === 'prefer_failure' ? { protocol: 'tcp', externalPort: port, preferFailure: true } : { protocol: 'tcp' };
   try {
-    const m = await bounded(client.map(port, { protocol: 'tcp' }), `map of ${port}`);
+    const m = await bounded(client.map(port, options), `map of ${port}`);
     if (m.externalAddress === table.external_ip && m.externalPort !== 0) return 'taken';
     return `taken with a wrong answer: ${m.externalAddress}:${m.externalPort}`;
   } catch (e) {
@@ -31,7 +34,7 @@ for (const row of table.cases) {
     const client = new pcp.Client(server.address, { listenAnnounce: false, deadline: table.deadline_ms });
     try {
       const got = [];
-      for (let i = 0; i < (row.requests || 1); i++) got.push(await outcome(client, 7000 + i));
+      for (let i = 0; i < (row.requests || 1); i++) got.push(await outcome(client, 7000 + i, row.request));
       assert.deepStrictEqual(got, got.map(() => want));
     } finally {
       server.setHostile(null);

@@ -20,9 +20,10 @@ with open(TABLE_PATH) as f:
 CASES: List[Dict[str, Any]] = TABLE["cases"]
 
 
-def outcome(client: pcp_rs.Client, port: int) -> str:
+def outcome(client: pcp_rs.Client, port: int, prefer_failure: bool) -> str:
     try:
-        m = client.map("tcp", port)
+        # "request": "prefer_failure": suggest the internal port, with PREFER_FAILURE.
+        m = client.map("tcp", port, port, prefer_failure=True) if prefer_failure else client.map("tcp", port)
     except pcp_rs.PcpError as e:
         return "timeout" if e.name == "TIMEOUT" else f"error {e.name}"
     if m.external_ip == TABLE["external_ip"] and m.external_port != 0:
@@ -38,7 +39,8 @@ def test_hostile_case(row: Dict[str, Any]) -> None:
     with Server() as server:
         server.set_hostile(row["case"])
         with pcp_rs.Client(server.address, deadline=TABLE["deadline_ms"] / 1000, listen_announce=False) as client:
-            got = [outcome(client, 7000 + i) for i in range(row.get("requests", 1))]
+            prefer_failure = row.get("request") == "prefer_failure"
+            got = [outcome(client, 7000 + i, prefer_failure) for i in range(row.get("requests", 1))]
             server.set_hostile(None)
     assert got == [want] * len(got)
 

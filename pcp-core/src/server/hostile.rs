@@ -91,6 +91,11 @@ pub enum Hostile {
     ExternalBroadcast,
     /// SUCCESS with external address ff02::1.
     ExternalMulticastV6,
+    /// What miniupnpd 2.3.1 does when the suggested port is taken: a MAP
+    /// with PREFER_FAILURE answered SUCCESS with another external port (the
+    /// next one) instead of CANNOT_PROVIDE_EXTERNAL (RFC 6887 section
+    /// 13.2). Other answers are sent as they are.
+    PreferFailureIgnored,
 }
 
 const NAMES: &[(Hostile, &str)] = &[
@@ -130,6 +135,7 @@ const NAMES: &[(Hostile, &str)] = &[
     (Hostile::ExternalMulticastV4, "external_multicast_v4"),
     (Hostile::ExternalBroadcast, "external_broadcast"),
     (Hostile::ExternalMulticastV6, "external_multicast_v6"),
+    (Hostile::PreferFailureIgnored, "prefer_failure_ignored"),
 ];
 
 impl Hostile {
@@ -307,7 +313,28 @@ pub(super) fn craft(case: Hostile, answer: &[u8], count: u32) -> Vec<Crafted> {
             a[15] = 1;
             set_external_addr(v, a)
         })],
+        Hostile::PreferFailureIgnored if carries_prefer_failure(answer) => vec![with(answer, |v| {
+            let p = u16::from_be_bytes([v[EXTERNAL_PORT], v[EXTERNAL_PORT + 1]]);
+            let next = if p == u16::MAX { 1024 } else { p + 1 };
+            v[EXTERNAL_PORT..EXTERNAL_PORT + 2].copy_from_slice(&next.to_be_bytes());
+        })],
+        Hostile::PreferFailureIgnored => vec![valid()],
     }
+}
+
+/// Whether a MAP answer echoes PREFER_FAILURE (option 2, length 0), as the
+/// server does when the request carried it.
+fn carries_prefer_failure(answer: &[u8]) -> bool {
+    let is_map = answer[1] & 0x7f == 1;
+    let mut at = MAP_END;
+    while is_map && at + 4 <= answer.len() {
+        let len = usize::from(u16::from_be_bytes([answer[at + 2], answer[at + 3]]));
+        if answer[at] == 2 {
+            return true;
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -322,6 +349,20 @@ mod tests {
             assert_eq!(Hostile::from_name(h.name()), Some(h));
         }
         assert_eq!(Hostile::from_name("no such case"), None);
+    }
+
+    #[test]
+    fn prefer_failure_ignored_moves_the_port_only_when_the_answer_echoes_the_option() {
+        let mut answer = vec![0u8; MAP_END];
+        answer[1] = 0x81;
+        answer[EXTERNAL_PORT..EXTERNAL_PORT + 2].copy_from_slice(&8098u16.to_be_bytes());
+        let port = |c: &Crafted| u16::from_be_bytes([c.bytes[EXTERNAL_PORT], c.bytes[EXTERNAL_PORT + 1]]);
+        assert_eq!(port(&craft(Hostile::PreferFailureIgnored, &answer, 0)[0]), 8098, "no option: as it is");
+        // A FILTER (20 bytes) first, then PREFER_FAILURE.
+        answer.extend_from_slice(&[3, 0, 0, 20]);
+        answer.extend_from_slice(&[0; 20]);
+        answer.extend_from_slice(&[2, 0, 0, 0]);
+        assert_eq!(port(&craft(Hostile::PreferFailureIgnored, &answer, 0)[0]), 8099);
     }
 
     #[test]
