@@ -135,6 +135,27 @@ fn set_local_address_moves_the_client_and_its_mappings() {
     server_maps_from(&server, 7003, ip("127.0.0.1"));
 }
 
+/// An address the host does not have (or of the other family) is refused,
+/// as `Client::new` refuses it, and changes nothing: the client neither
+/// claims to send from it nor stops following the route.
+#[test]
+fn set_local_address_refuses_an_address_the_host_lacks() {
+    let server = Server::start_local().unwrap();
+    let (resolver, moved) = switchable();
+    let client = Client::new(config(&server, Some(resolver))).unwrap();
+    client.map_with(MapSpec::new(Protocol::TCP, 7006).lifetime(600)).unwrap();
+    // 192.0.2.1 (TEST-NET-1) is on no interface of a test host.
+    let e = client.set_local_address(Some(ip("192.0.2.1"))).unwrap_err();
+    assert_eq!(e.code(), "IO", "{e}");
+    let e = client.set_local_address(Some(ip("::1"))).unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT", "{e}");
+    assert_eq!(client.internal_address(), ip("127.0.0.1"));
+    // Not pinned by the refused call: a check still follows the resolver.
+    moved.store(true, Ordering::SeqCst);
+    assert!(client.refresh_internal_address().unwrap());
+    assert_eq!(client.internal_address(), ip("127.0.0.2"));
+}
+
 /// A resolver that counts its calls, failing (no route now) while `failing` is set.
 fn counting() -> (SourceResolver, Arc<AtomicUsize>, Arc<AtomicBool>) {
     let calls = Arc::new(AtomicUsize::new(0));

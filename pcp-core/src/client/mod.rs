@@ -183,9 +183,11 @@ impl Client {
     /// checked before renewals), moving the socket at once; if the
     /// Client IP changes, the mappings are made again from the new
     /// address and [`Event::InternalAddressChanged`] reports it. Returns
-    /// whether it changed.
+    /// whether it changed. An address of the other family is
+    /// [`Error::InvalidArgument`], one this host lacks [`Error::Io`] (as
+    /// from [`Client::new`]); either changes nothing.
     pub fn set_local_address(&self, addr: Option<IpAddr>) -> Result<bool> {
-        self.shared().submit(true, |st, now| Ok(st.endpoint.set_local_addr(now, addr)))
+        self.shared().submit(true, |st, now| st.endpoint.set_local_addr(now, addr))
     }
 
     /// The server's last reported epoch.

@@ -173,9 +173,21 @@ impl Endpoint {
 
     /// Sends from `addr` from now on (or from the route's choice again with
     /// `None`), whatever the route says: for an application that knows
-    /// its address changed. Returns whether the Client IP changed.
-    pub fn set_local_addr(&mut self, now: Instant, addr: Option<IpAddr>) -> bool {
+    /// its address changed. Returns whether the Client IP changed. An
+    /// address of the other family, or one this host does not have, is
+    /// refused (as [`Endpoint::new`] refuses it) and changes nothing: the
+    /// socket's rebind ignores a failed bind, and would keep sending from
+    /// the old address while the client was pinned to the new one.
+    pub fn set_local_addr(&mut self, now: Instant, addr: Option<IpAddr>) -> Result<bool> {
         let server = self.engine.server();
+        if let Some(ip) = addr {
+            if ip.is_ipv4() != server.is_ipv4() {
+                return Err(Error::invalid(format!("the local address {ip} is not of the server {server}'s family")));
+            }
+            // Bind a throwaway socket: the host has the address, or the
+            // kernel says why not (EADDRNOTAVAIL).
+            UdpSocket::bind(SocketAddr::new(ip, 0))?;
+        }
         self.source = match addr {
             Some(ip) => Source::Pinned(ip),
             None if source_addr::is_link_local_server(server) => Source::LinkLocal,
@@ -186,11 +198,11 @@ impl Endpoint {
             (_, Some(ip)) => Some(ip),
             (Source::LinkLocal, None) => match source_addr::source_for(server) {
                 Ok(ip) => Some(ip),
-                Err(_) => return false,
+                Err(_) => return Ok(false),
             },
             _ => None,
         };
-        self.move_to(now, bind)
+        Ok(self.move_to(now, bind))
     }
 
     /// Reconnects the main socket (from `bind`, or the route's choice) and
