@@ -241,3 +241,33 @@ fn an_update_moving_a_prefer_failure_mapping_loses_it() {
     assert_eq!((kind, got), ("lost", id), "{why}");
     deleted_quietly(&mut e, t, 100, &create, 8102);
 }
+
+/// Section 8.5: every response is checked for a server restart, this one
+/// too. A renewal answered by a restarted server (its epoch starts again)
+/// that moved the PREFER_FAILURE mapping loses it, and the other mappings
+/// are renewed at once, as after any answer showing the restart.
+#[test]
+fn an_unwanted_grant_from_a_restarted_server_renews_the_others() {
+    let mut e = engine();
+    let t = Instant::now();
+    let other = e.map(t, MapSpec::new(Protocol::UDP, 9000).lifetime(3600)).unwrap();
+    let other_create = sent(&mut e).pop().unwrap();
+    e.handle_datagram(t, server(), &success(&other_create, 3600, 9000, ip(EXTERNAL)));
+    let id = e.map(t, prefer_failure(8098)).unwrap();
+    let create = sent(&mut e).pop().unwrap();
+    e.handle_datagram(t, server(), &success(&create, 600, 8098, ip(EXTERNAL)));
+    assert_eq!(events(&mut e).len(), 2, "both granted");
+    let at = e.poll_timeout().unwrap();
+    e.handle_timeout(at);
+    let renewal = sent(&mut e).pop().unwrap();
+    assert_eq!(map_fields(&renewal).internal_port, 8099, "the PREFER_FAILURE mapping renews first");
+    // Epoch 2 where about 100 + 300 was due: the server restarted.
+    e.handle_datagram(at, server(), &success_at(&renewal, 2, 600, 8101, ip(EXTERNAL)));
+    let ev = events(&mut e);
+    assert!(ev.iter().any(|e| matches!(e, Event::ServerRestarted { epoch: 2 })), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, Event::Lost { id: i, .. } if *i == id)), "{ev:?}");
+    let reqs = sent(&mut e);
+    let ports: Vec<(u16, u32)> = reqs.iter().map(|r| (map_fields(r).internal_port, r.lifetime)).collect();
+    assert!(ports.contains(&(8099, 0)), "the unwanted grant is deleted: {ports:?}");
+    assert!(ports.contains(&(9000, 3600)), "mapping {other} is renewed at once: {ports:?}");
+}

@@ -151,6 +151,10 @@ impl Engine {
         }
         // Section 13.2: another port or address despite PREFER_FAILURE.
         if let Some(reason) = unwanted_grant(template, &f) {
+            // A valid answer all the same: it may show a restart (section 8.5).
+            if self.observe_epoch(response.epoch, now) {
+                self.renew_all_except(now, Some(id));
+            }
             self.drop_unwanted_grant(now, id, &f, Error::BadResponse(reason));
             return;
         }

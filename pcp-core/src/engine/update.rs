@@ -33,6 +33,10 @@ impl Engine {
         // Section 13.2: the server moved a PREFER_FAILURE mapping off the
         // port (or address) it insisted on: that mapping is gone.
         if let Some(reason) = unwanted_grant(template, f) {
+            // A valid answer all the same: it may show a restart (section 8.5).
+            if self.observe_epoch(response.epoch, now) {
+                self.renew_all_except(now, Some(id));
+            }
             self.drop_unwanted_grant(now, id, f, Error::BadResponse(reason));
             return;
         }
