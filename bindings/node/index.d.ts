@@ -240,7 +240,7 @@ export interface ClassicPeerMapping extends ClassicMapping {
 
 /** The classic client: a drop-in for hand-rolled dgram PCP clients. */
 export declare class PCPClient {
-  /** No `serverIP` (undefined, null or ''): discover the server. */
+  /** No `serverIP` (undefined or null): discover the server; '' is INVALID_ARGUMENT. */
   constructor(serverIP?: string | null, options?: ClientDiscoverOptions);
   createMapping(internalPort: number, externalPort?: number, protocol?: ProtocolLike, lifetime?: number): Promise<ClassicMapping>;
   deleteMapping(internalPort: number, protocol?: ProtocolLike): Promise<void>;

@@ -26,7 +26,7 @@ function toPeerResult(m) {
 class PCPClient {
   constructor(serverIP, options) {
     const o = checkObject(options, 'options');
-    if (serverIP === undefined || serverIP === null || serverIP === '') {
+    if (serverIP === undefined || serverIP === null) {
       this._ready = Client.discover(o);
     } else {
       this._ready = Promise.resolve(new Client(serverIP, o));

@@ -115,8 +115,10 @@ class Client extends EventEmitter {
    */
   constructor(server, options) {
     super();
-    if (typeof server !== 'string' || server.trim() === '') {
-      throw invalid(`server must be "host", "host:port" or an IP address, got ${describe(server)}`);
+    // A non-string is a TypeError (as in Python); the core judges the string,
+    // so an empty one gets the same message in every language.
+    if (typeof server !== 'string') {
+      throw typeError(`server must be a string like "192.168.1.1", "192.168.1.1:5351" or "[::1]:5351", got ${describe(server)}`);
     }
     const opts = clientOptions(options);
     this._reqs = new Map();

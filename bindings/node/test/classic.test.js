@@ -254,3 +254,11 @@ test('examples/node/classic_map.js keeps its contract against the test server', 
   assert.equal(bad.stdout, '');
   assert.match(bad.stderr, /NOT_AUTHORIZED/);
 });
+
+test("new PCPClient('') is INVALID_ARGUMENT, as in Python and C (only no server at all discovers)", () => {
+  assert.throws(() => new PCPClient('', { listenAnnounce: false }), (err) => {
+    assert.equal(err.code, 'INVALID_ARGUMENT');
+    assert.match(err.message, /the server address is empty/);
+    return true;
+  });
+});

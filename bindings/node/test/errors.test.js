@@ -132,7 +132,8 @@ test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a
       return true;
     });
   }
-  assert.throws(() => new pcp.Client(), { code: 'INVALID_ARGUMENT', message: /server must be/ });
+  assert.throws(() => new pcp.Client(), { name: 'TypeError', code: 'INVALID_ARGUMENT', message: /server must be/ });
+  assert.throws(() => new pcp.Client(''), { code: 'INVALID_ARGUMENT', message: /the server address is empty/ });
   assert.throws(() => new pcp.Client('127.0.0.1:0'), { code: 'INVALID_ARGUMENT', message: /port must not be 0/ });
   assert.throws(() => new pcp.Client('0.0.0.0'), { code: 'INVALID_ARGUMENT', message: /unspecified/ });
   assert.throws(() => new pcp.Client('127.0.0.1', { deadline: 'soon' }), { code: 'INVALID_ARGUMENT', message: /deadline/ });
