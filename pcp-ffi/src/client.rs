@@ -71,7 +71,7 @@ pub unsafe extern "C" fn pcp_client_discover(config: *const pcp_config, out: *mu
         check_out(out, "out")?;
         let default = pcp_config::default();
         let config = unsafe { config.as_ref() }.unwrap_or(&default);
-        let client = Client::discover_with(&config.discovery_config(), |server| config.client_config(server))?;
+        let client = Client::discover_with(&config.discovery, |server| config.client_config(server))?;
         unsafe { put(out, wrap(client)) };
         Ok(())
     })

@@ -18,14 +18,13 @@ pub struct pcp_config {
     /// The client settings; `server` is filled in by the call that uses it.
     pub(crate) client: ClientConfig,
     /// Candidates added with `pcp_config_add_discovery_candidate`.
-    pub(crate) candidates: Vec<SocketAddr>,
     pub(crate) discovery: DiscoveryConfig,
 }
 
 impl Default for pcp_config {
     fn default() -> Self {
         let placeholder = SocketAddr::from(([127, 0, 0, 1], pcp_core::wire::SERVER_PORT));
-        pcp_config { client: ClientConfig::new(placeholder), candidates: Vec::new(), discovery: Default::default() }
+        pcp_config { client: ClientConfig::new(placeholder), discovery: Default::default() }
     }
 }
 
@@ -45,11 +44,6 @@ pub(crate) unsafe fn client_config_for(server: *const c_char, config: *const pcp
 impl pcp_config {
     pub(crate) fn client_config(&self, server: SocketAddr) -> ClientConfig {
         ClientConfig { server, ..self.client.clone() }
-    }
-
-    pub(crate) fn discovery_config(&self) -> DiscoveryConfig {
-        let gateways = (!self.candidates.is_empty()).then(|| self.candidates.clone());
-        DiscoveryConfig { gateways, ..self.discovery.clone() }
     }
 }
 
@@ -123,14 +117,14 @@ pub unsafe extern "C" fn pcp_config_set_retries(config: *mut pcp_config, retries
     })
 }
 
-/// The first retransmission timeout (the RFC's IRT, 3000 ms by default).
+/// The first retransmission timeout (the RFC's IRT, 3000 ms by default);
+/// more than 0 and at most the maximum timeout (1024 s).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_initial_timeout_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
     with_config(config, |c| {
-        if ms == 0 {
-            return Err(Fail::invalid("the initial timeout must be at least 1 ms"));
-        }
-        c.client.retransmit.initial = Duration::from_millis(u64::from(ms));
+        let policy = c.client.retransmit.with_initial(Duration::from_millis(u64::from(ms)));
+        policy.validate()?;
+        c.client.retransmit = policy;
         Ok(())
     })
 }
@@ -210,19 +204,19 @@ pub unsafe extern "C" fn pcp_config_add_discovery_candidate(
 ) -> pcp_status {
     with_config(config, |c| {
         let s = unsafe { text(server, "server") }?;
-        c.candidates.push(pcp_core::client::parse_server(s)?);
+        c.discovery.gateways.get_or_insert_with(Vec::new).push(pcp_core::client::parse_server(s)?);
         Ok(())
     })
 }
 
-/// How long discovery waits for any answer (default 2000 ms).
+/// How long discovery waits for any answer (default 2000 ms; more than 0,
+/// at most a day).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_discovery_deadline_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
     with_config(config, |c| {
-        if ms == 0 {
-            return Err(Fail::invalid("the discovery deadline must be at least 1 ms"));
-        }
-        c.discovery.deadline = Duration::from_millis(u64::from(ms));
+        let discovery = DiscoveryConfig { deadline: Duration::from_millis(u64::from(ms)), ..c.discovery.clone() };
+        discovery.validate()?;
+        c.discovery = discovery;
         Ok(())
     })
 }

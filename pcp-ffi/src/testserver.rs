@@ -86,6 +86,14 @@ unsafe fn socket_addr(p: *const c_char, what: &str) -> FfiResult<std::net::Socke
     s.trim().parse().map_err(|_| Fail::invalid(format!("{what}: {} is not an address:port", quote_input(s))))
 }
 
+/// Runs `f` on the server behind the handle (a call that cannot fail).
+fn act(server: *const pcp_test_server, f: impl FnOnce(&Server)) -> pcp_status {
+    guard(|| {
+        f(&unsafe { srv(server) }?.server);
+        Ok(())
+    })
+}
+
 unsafe fn server_config(listen: *const c_char) -> FfiResult<ServerConfig> {
     let mut config = ServerConfig::default();
     if !listen.is_null() {
@@ -136,10 +144,7 @@ pub unsafe extern "C" fn pcp_test_server_port(server: *const pcp_test_server) ->
 /// unsolicited ANNOUNCE to the clients it has seen.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_reboot(server: *mut pcp_test_server) -> pcp_status {
-    guard(|| {
-        unsafe { srv(server) }?.server.reboot();
-        Ok(())
-    })
+    act(server, |s| s.reboot())
 }
 
 /// Answers every MAP and PEER request with result code `code` (1..13,
@@ -169,19 +174,13 @@ pub unsafe extern "C" fn pcp_test_server_force_result(
 /// Silently drops the next `count` requests.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_drop_next(server: *mut pcp_test_server, count: u32) -> pcp_status {
-    guard(|| {
-        unsafe { srv(server) }?.server.drop_next(count);
-        Ok(())
-    })
+    act(server, |s| s.drop_next(count))
 }
 
 /// Delays every answer by `ms` milliseconds (0 to stop).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_set_delay_ms(server: *mut pcp_test_server, ms: u32) -> pcp_status {
-    guard(|| {
-        unsafe { srv(server) }?.server.set_delay(Duration::from_millis(u64::from(ms)));
-        Ok(())
-    })
+    act(server, |s| s.set_delay(Duration::from_millis(u64::from(ms))))
 }
 
 /// Answers every MAP and PEER request that creates or renews a mapping with
@@ -193,13 +192,8 @@ pub unsafe extern "C" fn pcp_test_server_set_delay_ms(server: *mut pcp_test_serv
 pub unsafe extern "C" fn pcp_test_server_set_hostile(server: *mut pcp_test_server, name: *const c_char) -> pcp_status {
     guard(|| {
         let s = unsafe { srv(server) }?;
-        if name.is_null() {
-            s.server.set_hostile(None);
-            return Ok(());
-        }
-        let name = unsafe { text(name, "name") }?;
-        let case = Hostile::from_name(name).ok_or_else(|| Fail::invalid("name: no hostile case of that name"))?;
-        s.server.set_hostile(Some(case));
+        let case = if name.is_null() { None } else { Some(Hostile::parse(unsafe { text(name, "name") }?)?) };
+        s.server.set_hostile(case);
         Ok(())
     })
 }

@@ -153,6 +153,20 @@ impl Hostile {
     pub fn from_name(name: &str) -> Option<Hostile> {
         NAMES.iter().find(|(_, n)| *n == name).map(|(h, _)| *h)
     }
+
+    /// [`Hostile::from_name`] for a shell's argument, with the error every
+    /// shell reports for an unknown name.
+    ///
+    /// ```
+    /// use pcp_core::server::Hostile;
+    /// assert!(Hostile::parse("wrong_nonce").is_ok());
+    /// let e = Hostile::parse("nope").unwrap_err();
+    /// assert_eq!(e.to_string(), r#"invalid argument: name: no hostile case named "nope""#);
+    /// ```
+    pub fn parse(name: &str) -> crate::Result<Hostile> {
+        Hostile::from_name(name)
+            .ok_or_else(|| crate::Error::invalid(format!("name: no hostile case named {}", crate::quote_input(name))))
+    }
 }
 
 /// A datagram to send instead of the answer.
