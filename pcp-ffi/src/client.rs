@@ -130,6 +130,20 @@ unsafe fn client_ref<'a>(client: *const pcp_client) -> FfiResult<&'a pcp_client>
     unsafe { deref(client, "client") }
 }
 
+/// Runs a request that makes a mapping, handing the new handle out through `out`.
+fn out_mapping(
+    client: *mut pcp_client,
+    out: *mut *mut pcp_mapping,
+    f: impl FnOnce(&Client) -> FfiResult<Mapping>,
+) -> pcp_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let m = f(&unsafe { client_ref(client) }?.client)?;
+        unsafe { put(out, new_mapping(m)) };
+        Ok(())
+    })
+}
+
 /// Maps `internal_port` for `protocol` (PCP_PROTO_TCP, PCP_PROTO_UDP...):
 /// `suggested_external_port` (0 = any), `lifetime` seconds. Waits for the
 /// answer; on success `*out` is a new mapping handle (free it with
@@ -146,12 +160,8 @@ pub unsafe extern "C" fn pcp_map(
     lifetime: u32,
     out: *mut *mut pcp_mapping,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let c = unsafe { client_ref(client) }?;
-        let m = c.client.map_port(Protocol(protocol), internal_port, suggested_external_port, lifetime)?;
-        unsafe { put(out, new_mapping(m)) };
-        Ok(())
+    out_mapping(client, out, |c| {
+        Ok(c.map_port(Protocol(protocol), internal_port, suggested_external_port, lifetime)?)
     })
 }
 
@@ -163,14 +173,7 @@ pub unsafe extern "C" fn pcp_map_ex(
     request: *const pcp_map_request,
     out: *mut *mut pcp_mapping,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let c = unsafe { client_ref(client) }?;
-        let spec = unsafe { map_spec(request) }?;
-        let m = c.client.map_with(spec)?;
-        unsafe { put(out, new_mapping(m)) };
-        Ok(())
-    })
+    out_mapping(client, out, |c| Ok(c.map_with(unsafe { map_spec(request) }?)?))
 }
 
 /// Asks for a PEER mapping as `request` says, and waits for the answer.
@@ -180,14 +183,7 @@ pub unsafe extern "C" fn pcp_peer(
     request: *const pcp_peer_request,
     out: *mut *mut pcp_mapping,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let c = unsafe { client_ref(client) }?;
-        let spec = unsafe { peer_spec(request) }?;
-        let m = c.client.peer(spec)?;
-        unsafe { put(out, new_mapping(m)) };
-        Ok(())
-    })
+    out_mapping(client, out, |c| Ok(c.peer(unsafe { peer_spec(request) }?)?))
 }
 
 /// Deletes the MAP mapping this client holds for `protocol` and

@@ -202,8 +202,23 @@ pub unsafe extern "C" fn pcp_endpoint_process(endpoint: *mut pcp_endpoint) -> pc
     })
 }
 
-fn start<T>(endpoint: *mut pcp_endpoint, f: impl FnOnce(&mut Engine, Instant) -> pcp_core::Result<T>) -> FfiResult<T> {
-    Ok(unsafe { ep(endpoint) }?.lock().submit(Instant::now(), f)?)
+/// Starts a request on the engine and sends it at once.
+fn start<T>(endpoint: *mut pcp_endpoint, f: impl FnOnce(&mut Engine, Instant) -> FfiResult<T>) -> FfiResult<T> {
+    unsafe { ep(endpoint) }?.lock().submit(Instant::now(), f)
+}
+
+/// [`start`] for a request whose id goes out through `id`.
+fn start_with_id(
+    endpoint: *mut pcp_endpoint,
+    id: *mut u64,
+    f: impl FnOnce(&mut Engine, Instant) -> FfiResult<u64>,
+) -> pcp_status {
+    guard(|| {
+        check_out(id, "id")?;
+        let r = start(endpoint, f)?;
+        unsafe { put(id, r) };
+        Ok(())
+    })
 }
 
 /// Starts a MAP request and writes its mapping id to `*id`; the outcome is
@@ -215,13 +230,7 @@ pub unsafe extern "C" fn pcp_endpoint_map(
     request: *const pcp_map_request,
     id: *mut u64,
 ) -> pcp_status {
-    guard(|| {
-        check_out(id, "id")?;
-        let spec = unsafe { map_spec(request) }?;
-        let m = start(endpoint, |e, now| e.map(now, spec))?;
-        unsafe { put(id, m.0) };
-        Ok(())
-    })
+    start_with_id(endpoint, id, |e, now| Ok(e.map(now, unsafe { map_spec(request) }?)?.0))
 }
 
 /// Starts a PEER request; like `pcp_endpoint_map`.
@@ -231,43 +240,27 @@ pub unsafe extern "C" fn pcp_endpoint_peer(
     request: *const pcp_peer_request,
     id: *mut u64,
 ) -> pcp_status {
-    guard(|| {
-        check_out(id, "id")?;
-        let spec = unsafe { peer_spec(request) }?;
-        let m = start(endpoint, |e, now| e.peer(now, spec))?;
-        unsafe { put(id, m.0) };
-        Ok(())
-    })
+    start_with_id(endpoint, id, |e, now| Ok(e.peer(now, unsafe { peer_spec(request) }?)?.0))
 }
 
 /// Starts deleting mapping `id`; the outcome is a DELETED event.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_delete(endpoint: *mut pcp_endpoint, id: u64) -> pcp_status {
-    guard(|| start(endpoint, |e, now| e.delete(now, MappingId(id))))
+    guard(|| start(endpoint, |e, now| Ok(e.delete(now, MappingId(id))?)))
 }
 
 /// Starts an ANNOUNCE request and writes its id; the outcome is an
 /// ANNOUNCED event.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_announce(endpoint: *mut pcp_endpoint, id: *mut u64) -> pcp_status {
-    guard(|| {
-        check_out(id, "id")?;
-        let r = start(endpoint, |e, now| Ok(e.announce(now, None)))?;
-        unsafe { put(id, r.0) };
-        Ok(())
-    })
+    start_with_id(endpoint, id, |e, now| Ok(e.announce(now, None).0))
 }
 
 /// Starts an external-address request and writes its id; the outcome is an
 /// EXTERNAL_ADDRESS event.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_external_address(endpoint: *mut pcp_endpoint, id: *mut u64) -> pcp_status {
-    guard(|| {
-        check_out(id, "id")?;
-        let r = start(endpoint, |e, now| e.request_external_addr(now, None))?;
-        unsafe { put(id, r.0) };
-        Ok(())
-    })
+    start_with_id(endpoint, id, |e, now| Ok(e.request_external_addr(now, None)?.0))
 }
 
 /// How many mappings the endpoint holds or is requesting (0 on NULL).
