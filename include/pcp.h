@@ -778,7 +778,8 @@ enum pcp_status pcp_config_clear_deadline(struct pcp_config *config);
 enum pcp_status pcp_config_set_retries(struct pcp_config *config, int32_t retries);
 
 /**
- * The first retransmission timeout (the RFC's IRT, 3000 ms by default).
+ * The first retransmission timeout (the RFC's IRT, 3000 ms by default);
+ * more than 0 and at most the maximum timeout (1024 s).
  */
 enum pcp_status pcp_config_set_initial_timeout_ms(struct pcp_config *config, uint32_t ms);
 
@@ -835,7 +836,8 @@ enum pcp_status pcp_config_set_local_address(struct pcp_config *config, const ch
 enum pcp_status pcp_config_add_discovery_candidate(struct pcp_config *config, const char *server);
 
 /**
- * How long discovery waits for any answer (default 2000 ms).
+ * How long discovery waits for any answer (default 2000 ms; more than 0,
+ * at most a day).
  */
 enum pcp_status pcp_config_set_discovery_deadline_ms(struct pcp_config *config, uint32_t ms);
 
