@@ -228,3 +228,22 @@ fn the_address_is_checked_only_before_renewals_and_rate_limited() {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(ep.engine().client_addr(), ip("127.0.0.1"));
 }
+
+/// Moving the socket gives it a new port on Linux (the disconnect lets the
+/// kernel's port go): the external-address probe, a short MAP of "our own
+/// port", must name the port the socket has now, not one it gave up.
+#[test]
+fn the_address_probe_names_the_port_the_moved_socket_has() {
+    let server = Server::start_local().unwrap();
+    let (resolver, moved) = switchable();
+    let mut ep = Endpoint::new(&config(&server, Some(resolver))).unwrap();
+    let t0 = Instant::now();
+    moved.store(true, Ordering::SeqCst);
+    assert!(ep.refresh_source(t0));
+    let port = ep.local_addr().unwrap().port();
+    ep.engine_mut().request_external_addr(t0, None).unwrap();
+    let t = ep.engine_mut().poll_transmit().expect("the probe");
+    let req = pcp_core::wire::Request::decode(&t.payload).unwrap();
+    let pcp_core::wire::Body::Map(m) = req.body else { panic!("a MAP: {req:?}") };
+    assert_eq!(m.internal_port, port, "the socket's port now");
+}

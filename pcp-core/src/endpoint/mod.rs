@@ -211,6 +211,8 @@ impl Endpoint {
         let server = self.engine.server();
         let Ok(local) = source_addr::reconnect(&self.socket, server, bind) else { return false };
         let new = local.ip();
+        // The disconnect may have given up the port (Linux does).
+        self.engine.set_probe_port(local.port());
         if let (Some(a), IpAddr::V4(l)) = (&self.announce, new) {
             if !l.is_loopback() {
                 // Best effort, as at start: the group on the new address.

@@ -58,6 +58,12 @@ impl Engine {
         true
     }
 
+    /// The client's socket now has local port `port` (moving it to another
+    /// address gave it a new one): the external-address probe maps it.
+    pub(crate) fn set_probe_port(&mut self, port: u16) {
+        self.config.probe_port = port;
+    }
+
     /// Whether [`Engine::handle_timeout`] at `now` would renew a mapping
     /// (a renewal, a retry of one, or a renewal pass): the moment for the
     /// client to check that its own address is still the one it names
