@@ -34,9 +34,10 @@ pub(crate) fn protocol(v: f64) -> Result<Protocol, PcpError> {
     whole(v, "protocol", 255).map(|p| Protocol(p as u8))
 }
 
+/// The core's one rule for address text (as in C and the CLI): trimmed,
+/// one optional pair of brackets.
 pub(crate) fn ip(s: &str, what: &str) -> Result<IpAddr, PcpError> {
-    IpAddr::from_str(s.trim_start_matches('[').trim_end_matches(']'))
-        .map_err(|_| invalid(format!("{what} is not an IP address: {s:?}")))
+    pcp_core::config::parse_ip(s, what)
 }
 
 pub(crate) fn lifetime(v: Option<f64>) -> Result<u32, PcpError> {

@@ -219,7 +219,7 @@ test('bad arguments reject with a clear message', async (t) => {
   await assert.rejects(client.createMapping(8080, -1), { code: 'INVALID_ARGUMENT', message: /externalPort/ });
   await assert.rejects(client.createMapping(8080, 0, 300), { code: 'INVALID_ARGUMENT', message: /protocol/ });
   await assert.rejects(client.createMapping(8080, 0, 6, 1.5), { code: 'INVALID_ARGUMENT', message: /lifetime/ });
-  await assert.rejects(client.createPeerMapping(8080, 'not-an-ip', 80), { code: 'INVALID_ARGUMENT', message: /remoteAddress is not an IP address/ });
+  await assert.rejects(client.createPeerMapping(8080, 'not-an-ip', 80), { code: 'INVALID_ARGUMENT', message: /remoteAddress: "not-an-ip" is not an IPv4 or IPv6 address/ });
   await assert.rejects(client.createPeerMapping(8080, '198.51.100.1', 99999), { code: 'INVALID_ARGUMENT', message: /remotePort/ });
   assert.throws(() => new PCPClient('999.1.1.1:x'), { code: 'INVALID_ARGUMENT' });
   // A port given as a string is a TypeError (as in Python), with the same code.

@@ -111,8 +111,10 @@ test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a
     [() => client.map(), /internalPort must be an integer/],
     [() => client.map(8080, { protocol: 'sctp-ish' }), /protocol must be/],
     [() => client.map(8080, { lifetime: -5 }), /lifetime must be an integer/],
-    [() => client.map(8080, { externalAddress: 'x' }), /externalAddress is not an IP address/],
-    [() => client.map(8080, { thirdParty: 'nope' }), /thirdParty is not an IP address/],
+    [() => client.map(8080, { externalAddress: 'x' }), /externalAddress: "x" is not an IPv4 or IPv6 address/],
+    [() => client.map(8080, { thirdParty: 'nope' }), /thirdParty: "nope" is not an IPv4 or IPv6 address/],
+    // The core's rule, as in C and Python: one pair of brackets or none.
+    [() => client.map(8080, { externalAddress: '[192.0.2.1' }), /externalAddress: "\[192.0.2.1" is not an IPv4/],
     [() => client.map(8080, { filters: 'all' }), /filters must be an array/],
     [() => client.map(8080, { nonce: 'abc' }), /nonce must be 24 hex digits/],
     [() => client.map(8080, { deadline: 0 }), /the request deadline must be more than 0/],
