@@ -325,17 +325,7 @@ fn ctrl_c() -> Result<mpsc::Receiver<()>, Error> {
 }
 
 fn serve(listen: SocketAddr, external_ip: IpAddr, mode: &str, out: &Output) -> Result<(), Error> {
-    let mode = match mode {
-        "both" => ServerMode::PcpAndNatPmp,
-        "pcp" => ServerMode::PcpOnly,
-        "natpmp" => ServerMode::NatPmpOnly,
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "--mode {}: use both, pcp or natpmp",
-                pcp_core::quote_input(other)
-            )))
-        }
-    };
+    let mode = ServerMode::parse(mode)?;
     let server = Server::start(ServerConfig { listen, external_addr: external_ip, mode, ..Default::default() })?;
     out.serving(server.local_addr(), external_ip);
     let stop = ctrl_c()?;

@@ -103,7 +103,7 @@ fn thread_cpu(name: &str) -> Duration {
 /// creation deadline.
 pub fn soak(params: &SoakParams) -> SoakReport {
     let server = Server::start(ServerConfig { min_lifetime: 1, ..ServerConfig::default() }).expect("test server");
-    server.set_loss(params.loss);
+    server.set_loss(params.loss).expect("a loss fraction from 0 to 1");
     let mut cc = ClientConfig::new(server.local_addr());
     cc.listen_announce = false;
     // Short lifetimes need short retransmission steps: a renewal has the
@@ -162,7 +162,7 @@ pub fn soak(params: &SoakParams) -> SoakReport {
     report.rss_kib.1 = rss_kib();
     report.min_renewals_per_mapping = renewals.values().copied().min().unwrap_or(0);
     report.requests_received_by_server = server.requests_received();
-    server.set_loss(0.0);
+    server.set_loss(0.0).expect("0 is a fraction");
     client.close();
     report
 }

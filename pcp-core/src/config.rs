@@ -6,13 +6,13 @@
 //! settings and say the same thing about a bad one. The client, discovery
 //! and the test server call them before they start.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::discovery::DiscoveryConfig;
 use crate::endpoint::ClientConfig;
 use crate::engine::RetransmitPolicy;
-use crate::{Error, Result};
+use crate::{Error, Nonce, Result};
 
 pub use crate::engine::DEFAULT_LIFETIME;
 
@@ -36,6 +36,33 @@ pub fn parse_ip(s: &str, what: &str) -> Result<IpAddr> {
     let bare = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(t);
     bare.parse()
         .map_err(|_| Error::invalid(format!("{what}: {} is not an IPv4 or IPv6 address", crate::quote_input(s))))
+}
+
+/// An "address:port" argument given as text (`127.0.0.1:0`, `[::1]:5350`),
+/// `what` naming it in the error: where a test server listens or announces.
+/// Surrounding blanks are allowed. Every shell parses these with it.
+///
+/// ```
+/// use pcp_core::config::parse_socket_addr;
+/// assert_eq!(parse_socket_addr(" [::1]:0 ", "listen").unwrap().to_string(), "[::1]:0");
+/// let e = parse_socket_addr("127.0.0.1", "listen").unwrap_err();
+/// assert_eq!(e.to_string(), r#"invalid argument: listen: "127.0.0.1" is not an address:port"#);
+/// ```
+pub fn parse_socket_addr(s: &str, what: &str) -> Result<SocketAddr> {
+    s.trim().parse().map_err(|_| Error::invalid(format!("{what}: {} is not an address:port", crate::quote_input(s))))
+}
+
+/// A nonce argument given as text: the 24 hex digits of [`Nonce::to_hex`]
+/// (`what` naming it in the error).
+///
+/// ```
+/// use pcp_core::config::parse_nonce;
+/// assert!(parse_nonce("000102030405060708090a0b", "nonce").is_ok());
+/// let e = parse_nonce("abc", "nonce").unwrap_err();
+/// assert_eq!(e.to_string(), r#"invalid argument: nonce: "abc" is not 24 hex digits"#);
+/// ```
+pub fn parse_nonce(s: &str, what: &str) -> Result<Nonce> {
+    Nonce::from_hex(s).ok_or_else(|| Error::invalid(format!("{what}: {} is not 24 hex digits", crate::quote_input(s))))
 }
 
 fn positive(what: &str, d: Duration) -> Result<()> {

@@ -3,7 +3,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use pcp_core::server::{Hostile, Server, ServerConfig, ServerMode};
-use pcp_core::{quote_input, ResultCode};
+use pcp_core::ResultCode;
 
 use crate::common::*;
 
@@ -82,8 +82,7 @@ pub unsafe extern "C" fn pcp_test_server_start_announcing(
 }
 
 unsafe fn socket_addr(p: *const c_char, what: &str) -> FfiResult<std::net::SocketAddr> {
-    let s = unsafe { text(p, what) }?;
-    s.trim().parse().map_err(|_| Fail::invalid(format!("{what}: {} is not an address:port", quote_input(s))))
+    Ok(pcp_core::config::parse_socket_addr(unsafe { text(p, what) }?, what)?)
 }
 
 /// Runs `f` on the server behind the handle (a call that cannot fail).
@@ -202,14 +201,7 @@ pub unsafe extern "C" fn pcp_test_server_set_hostile(server: *mut pcp_test_serve
 /// way: requests before they are handled, and answers.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_set_loss_percent(server: *mut pcp_test_server, percent: u32) -> pcp_status {
-    guard(|| {
-        let s = unsafe { srv(server) }?;
-        if percent > 100 {
-            return Err(Fail::invalid(format!("percent must be 0..100, not {percent}")));
-        }
-        s.server.set_loss(f64::from(percent) / 100.0);
-        Ok(())
-    })
+    guard(|| Ok(unsafe { srv(server) }?.server.set_loss(f64::from(percent) / 100.0)?))
 }
 
 /// Changes the external address it hands out and announces it, so that

@@ -36,6 +36,8 @@ static int checks, failures;
     } while (0)
 
 #define BAD PCP_INVALID_ARGUMENT
+/* The core's message, the same text Python and Node show for the same call. */
+#define SAYS(text) TRUE(strcmp(pcp_last_error(), "invalid argument: " text) == 0)
 
 static void on_event(void *userdata, const pcp_event *ev) {
     (void)ev;
@@ -236,6 +238,9 @@ int main(void) {
     EXPECT(pcp_test_server_start_at_epoch("127.0.0.1:99999", 5, &s2), BAD);
     EXPECT(pcp_test_server_start_announcing(NULL, 0, NULL, &s2), BAD);
     EXPECT(pcp_test_server_start_announcing(NULL, 0, "nowhere", &s2), BAD);
+    SAYS("announce_to: \"nowhere\" is not an address:port");
+    EXPECT(pcp_test_server_start("nowhere", &s2), BAD);
+    SAYS("listen: \"nowhere\" is not an address:port");
     TRUE(s2 == (pcp_test_server *)0x1);
     pcp_test_server_free(NULL);
     EXPECT(pcp_test_server_address(NULL, buf, sizeof buf), BAD);
@@ -250,8 +255,13 @@ int main(void) {
     EXPECT(pcp_test_server_set_delay_ms(NULL, 1), BAD);
     EXPECT(pcp_test_server_set_hostile(NULL, "wrong_nonce"), BAD);
     EXPECT(pcp_test_server_set_hostile(srv, "no such case"), BAD);
+    SAYS("name: no hostile case named \"no such case\"");
     EXPECT(pcp_test_server_set_loss_percent(NULL, 1), BAD);
+    EXPECT(pcp_test_server_set_loss_percent(srv, 150), BAD);
+    SAYS("loss: 1.5 is not a fraction from 0 to 1");
     EXPECT(pcp_test_server_set_loss_percent(srv, 101), BAD);
+    EXPECT(pcp_test_server_set_loss_percent(srv, 100), PCP_OK);
+    EXPECT(pcp_test_server_set_loss_percent(srv, 0), PCP_OK);
     EXPECT(pcp_test_server_set_external_address(NULL, "203.0.113.9"), BAD);
     EXPECT(pcp_test_server_set_external_address(srv, NULL), BAD);
     EXPECT(pcp_test_server_set_external_address(srv, "nope"), BAD);

@@ -56,8 +56,7 @@ impl NativeServer {
         let mut cfg = ServerConfig::default();
         if let Some(o) = &options {
             if let Some(l) = &o.listen {
-                cfg.listen = SocketAddr::from_str(l)
-                    .map_err(|_| napi_err(invalid(format!("listen must be \"ip:port\", got {l:?}"))))?;
+                cfg.listen = pcp_core::config::parse_socket_addr(l, "listen").map_err(napi_err)?;
             }
             if let Some(a) = &o.external_address {
                 cfg.external_addr = ip(a, "externalAddress").map_err(napi_err)?;
@@ -81,10 +80,10 @@ impl NativeServer {
                 cfg.initial_epoch = v;
             }
             if let Some(m) = &o.mode {
-                cfg.mode = ServerMode::parse(m)
-                    .ok_or_else(|| napi_err(invalid(format!("mode must be 'both', 'pcp' or 'natpmp', got {m:?}"))))?;
+                cfg.mode = ServerMode::parse(m).map_err(napi_err)?;
             }
         }
+        cfg.validate().map_err(napi_err)?;
         let server = Server::start(cfg).map_err(|e| napi_err(e.into()))?;
         Ok(NativeServer { server: Some(server) })
     }
@@ -142,13 +141,7 @@ impl NativeServer {
     /// hostile case (tests/hostile/cases.json; null: normally again).
     #[napi]
     pub fn set_hostile(&self, name: Option<String>) -> napi::Result<()> {
-        let case = match name {
-            None => None,
-            Some(n) => Some(
-                pcp_core::server::Hostile::from_name(&n)
-                    .ok_or_else(|| napi_err(invalid("name: no hostile case of that name")))?,
-            ),
-        };
+        let case = name.map(|n| pcp_core::server::Hostile::parse(&n)).transpose().map_err(napi_err)?;
         self.server()?.set_hostile(case);
         Ok(())
     }
@@ -156,11 +149,7 @@ impl NativeServer {
     /// Loses this fraction (0..1) of the datagrams each way.
     #[napi]
     pub fn set_loss(&self, fraction: f64) -> napi::Result<()> {
-        if !(0.0..=1.0).contains(&fraction) {
-            return Err(napi_err(invalid(format!("fraction must be a number from 0 to 1, got {fraction}"))));
-        }
-        self.server()?.set_loss(fraction);
-        Ok(())
+        self.server()?.set_loss(fraction).map_err(napi_err)
     }
 
     #[napi]

@@ -59,3 +59,21 @@ test('setHostile and setLoss refuse bad arguments with INVALID_ARGUMENT', () => 
     server.stop();
   }
 });
+
+test("the test server's argument errors are the core's messages, as in C and Python", () => {
+  const server = new pcp.testing.Server();
+  const says = (text) => ({ code: 'INVALID_ARGUMENT', message: `invalid argument: ${text}` });
+  try {
+    assert.throws(() => server.setHostile('no such case'), says('name: no hostile case named "no such case"'));
+    assert.throws(() => server.setLoss(1.5), says('loss: 1.5 is not a fraction from 0 to 1'));
+    assert.throws(() => server.setLoss(NaN), says('loss: NaN is not a fraction from 0 to 1'));
+    assert.throws(() => new pcp.testing.Server({ listen: 'nowhere' }), says('listen: "nowhere" is not an address:port'));
+    assert.throws(() => new pcp.testing.Server({ mode: 'upnp' }), says('mode: "upnp" is not "both", "pcp" or "natpmp"'));
+    assert.throws(() => new pcp.testing.Server({ minLifetime: 10, maxLifetime: 5 }),
+      says('min_lifetime (10) must not exceed max_lifetime (5)'));
+    server.setLoss(1);
+    server.setLoss(0);
+  } finally {
+    server.stop();
+  }
+});

@@ -40,8 +40,9 @@ pub(crate) fn ip_str(ip: IpAddr) -> String {
     ip.to_canonical().to_string()
 }
 
+/// An address argument: a str (the core's rule: [::1] and blanks allowed)
+/// or an ipaddress.IPv4Address / IPv6Address.
 pub(crate) fn parse_ip(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<IpAddr> {
-    // str, or an ipaddress.IPv4Address / IPv6Address.
     let text: String = if let Ok(s) = obj.cast::<PyString>() {
         s.to_cow()?.into_owned()
     } else {
@@ -54,9 +55,7 @@ pub(crate) fn parse_ip(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<IpAddr> {
         }
         obj.str()?.to_cow()?.into_owned()
     };
-    text.trim()
-        .parse::<IpAddr>()
-        .map_err(|_| value_error(format!("{what} is not a valid IPv4 or IPv6 address: {text:?}")))
+    pcp_core::config::parse_ip(&text, what).map_err(|e| to_pyerr(obj.py(), e))
 }
 
 pub(crate) fn opt_ip(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<IpAddr>> {
@@ -125,9 +124,7 @@ pub(crate) fn nonce(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Nonce>> {
     }
     if let Ok(s) = obj.cast::<PyString>() {
         let s = s.to_cow()?;
-        return Nonce::from_hex(&s)
-            .map(Some)
-            .ok_or_else(|| value_error(format!("nonce must be 24 hex digits, got {s:?}")));
+        return pcp_core::config::parse_nonce(&s, "nonce").map(Some).map_err(|e| to_pyerr(obj.py(), e));
     }
     Err(PyTypeError::new_err("nonce must be bytes (12) or a hex str (24 digits)"))
 }

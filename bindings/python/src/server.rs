@@ -58,15 +58,10 @@ impl PyServer {
         initial_epoch: u32,
         mode: &str,
     ) -> PyResult<Self> {
-        let mode = ServerMode::parse(mode)
-            .ok_or_else(|| value_error(format!("mode must be 'both', 'pcp' or 'natpmp', not {mode:?}")))?;
-        let ip: IpAddr = host
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse()
-            .map_err(|_| value_error(format!("host must be an IP address, got {host:?}")))?;
-        let ext: IpAddr = external_ip
-            .parse()
-            .map_err(|_| value_error(format!("external_ip is not an IP address: {external_ip:?}")))?;
+        let core = |e: CoreError| to_pyerr(py, e);
+        let mode = ServerMode::parse(mode).map_err(core)?;
+        let ip = pcp_core::config::parse_ip(host, "host").map_err(core)?;
+        let ext = pcp_core::config::parse_ip(external_ip, "external_ip").map_err(core)?;
         // `..default()` keeps this building when the core adds a setting.
         #[allow(clippy::needless_update)]
         let cfg = ServerConfig {
@@ -82,7 +77,7 @@ impl PyServer {
             mode,
             ..ServerConfig::default()
         };
-        cfg.validate().map_err(|e| to_pyerr(py, e))?;
+        cfg.validate().map_err(core)?;
         let server = CoreServer::start(cfg).map_err(|e| to_pyerr(py, e.into()))?;
         let addr = server.local_addr();
         Ok(PyServer { server: Mutex::new(Some(server)), addr })
@@ -137,23 +132,14 @@ impl PyServer {
     /// Answers MAP and PEER requests that create or renew a mapping with the
     /// crafted datagrams of the named hostile case (the names of
     /// tests/hostile/cases.json, e.g. "wrong_nonce"); None answers normally again.
-    fn set_hostile(&self, name: Option<&str>) -> PyResult<()> {
-        let case = match name {
-            None => None,
-            Some(n) => Some(
-                pcp_core::server::Hostile::from_name(n)
-                    .ok_or_else(|| value_error("name: no hostile case of that name".to_string()))?,
-            ),
-        };
+    fn set_hostile(&self, py: Python<'_>, name: Option<&str>) -> PyResult<()> {
+        let case = name.map(pcp_core::server::Hostile::parse).transpose().map_err(|e| to_pyerr(py, e))?;
         self.with(|s| s.set_hostile(case))
     }
 
     /// Loses this fraction (0.0 to 1.0) of the datagrams, each way.
-    fn set_loss(&self, fraction: f64) -> PyResult<()> {
-        if !(0.0..=1.0).contains(&fraction) {
-            return Err(value_error(format!("fraction must be between 0 and 1, got {fraction}")));
-        }
-        self.with(|s| s.set_loss(fraction))
+    fn set_loss(&self, py: Python<'_>, fraction: f64) -> PyResult<()> {
+        self.with(|s| s.set_loss(fraction))?.map_err(|e| to_pyerr(py, e))
     }
 
     /// Loses all state, restarts the epoch at 0 and announces it, as a

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Dict, List
 
 import pytest
@@ -56,3 +57,25 @@ def test_hostile_arguments() -> None:
                 server.set_loss(bad)
         server.set_loss(0.0)
         server.set_hostile(None)
+
+
+def test_server_argument_errors_are_the_cores_messages() -> None:
+    # The same text C and Node show for the same call.
+    def says(text: str) -> str:
+        return "^" + re.escape("invalid argument: " + text) + "$"
+
+    with Server() as server:
+        with pytest.raises(pcp_rs.InvalidArgument, match=says('name: no hostile case named "no such case"')):
+            server.set_hostile("no such case")
+        with pytest.raises(pcp_rs.InvalidArgument, match=says("loss: 1.5 is not a fraction from 0 to 1")):
+            server.set_loss(1.5)
+        with pytest.raises(pcp_rs.InvalidArgument, match=says("loss: NaN is not a fraction from 0 to 1")):
+            server.set_loss(float("nan"))
+        server.set_loss(1.0)
+        server.set_loss(0.0)
+    with pytest.raises(pcp_rs.InvalidArgument, match=says('mode: "upnp" is not "both", "pcp" or "natpmp"')):
+        Server(mode="upnp")
+    with pytest.raises(pcp_rs.InvalidArgument, match=says("min_lifetime (10) must not exceed max_lifetime (5)")):
+        Server(min_lifetime=10, max_lifetime=5)
+    with pytest.raises(pcp_rs.InvalidArgument, match=says('host: "nope" is not an IPv4 or IPv6 address')):
+        Server(host="nope")

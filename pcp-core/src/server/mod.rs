@@ -194,8 +194,22 @@ impl Server {
 
     /// Loses this fraction (0.0 to 1.0) of the datagrams, independently
     /// each way: of the requests before they are handled, and of the answers.
-    pub fn set_loss(&self, fraction: f64) {
-        self.faults().loss = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 0.0 };
+    /// Any other value (NaN included) is INVALID_ARGUMENT, with the one
+    /// message every shell shows, and changes nothing.
+    ///
+    /// ```
+    /// # let server = pcp_core::server::Server::start_local()?;
+    /// server.set_loss(0.25)?;
+    /// let e = server.set_loss(1.5).unwrap_err();
+    /// assert_eq!(e.to_string(), "invalid argument: loss: 1.5 is not a fraction from 0 to 1");
+    /// # Ok::<(), pcp_core::Error>(())
+    /// ```
+    pub fn set_loss(&self, fraction: f64) -> crate::Result<()> {
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(crate::Error::invalid(format!("loss: {fraction} is not a fraction from 0 to 1")));
+        }
+        self.faults().loss = fraction;
+        Ok(())
     }
 
     /// Answers every NAT-PMP request with the error `code` in full-length

@@ -28,13 +28,24 @@ pub enum ServerMode {
 }
 
 impl ServerMode {
-    /// The names the shells and the CLI take: "both", "pcp" or "natpmp".
-    pub fn parse(name: &str) -> Option<ServerMode> {
+    /// The names the shells and the CLI take: "both", "pcp" or "natpmp";
+    /// any other is INVALID_ARGUMENT with the one message every shell shows.
+    ///
+    /// ```
+    /// use pcp_core::server::ServerMode;
+    /// assert_eq!(ServerMode::parse("pcp").unwrap(), ServerMode::PcpOnly);
+    /// let e = ServerMode::parse("nope").unwrap_err();
+    /// assert_eq!(e.to_string(), r#"invalid argument: mode: "nope" is not "both", "pcp" or "natpmp""#);
+    /// ```
+    pub fn parse(name: &str) -> crate::Result<ServerMode> {
         match name {
-            "both" => Some(ServerMode::PcpAndNatPmp),
-            "pcp" => Some(ServerMode::PcpOnly),
-            "natpmp" => Some(ServerMode::NatPmpOnly),
-            _ => None,
+            "both" => Ok(ServerMode::PcpAndNatPmp),
+            "pcp" => Ok(ServerMode::PcpOnly),
+            "natpmp" => Ok(ServerMode::NatPmpOnly),
+            _ => Err(crate::Error::invalid(format!(
+                "mode: {} is not \"both\", \"pcp\" or \"natpmp\"",
+                crate::quote_input(name)
+            ))),
         }
     }
 
