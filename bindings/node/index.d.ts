@@ -146,6 +146,17 @@ export interface PeerSpec extends CallOptions {
   deadline?: number;
 }
 
+/** A mapping this client does not hold, to delete by its nonce. */
+export interface DeleteByNonceSpec extends CallOptions {
+  internalPort: number;
+  /** 24 hex digits, as `Mapping.nonce`. */
+  nonce: string;
+  /** Default 6 (TCP). */
+  protocol?: ProtocolLike;
+  /** THIRD_PARTY: the internal address the mapping was made for. */
+  thirdParty?: string;
+}
+
 /** A mapping held by a Client; renewed in the background until deleted. */
 export declare class Mapping {
   private constructor();
@@ -201,6 +212,8 @@ export declare class Client extends EventEmitter {
   map(spec: MapSpec): Promise<Mapping>;
   peer(spec: PeerSpec): Promise<Mapping>;
   delete(mapping: Mapping | number, options?: CallOptions): Promise<void>;
+  /** Deletes a mapping this client does not hold (another process made it). */
+  deleteByNonce(spec: DeleteByNonceSpec): Promise<void>;
   /** Resolves the server's epoch. */
   announce(options?: CallOptions): Promise<number>;
   externalAddress(options?: CallOptions): Promise<string>;

@@ -107,7 +107,17 @@ function peerOptions(o) {
   };
 }
 
+function deleteOptions(o) {
+  if (typeof o.nonce !== 'string') throw typeError(`nonce must be a string of 24 hex digits, got ${describe(o.nonce)}`);
+  return {
+    protocol: o.protocol === undefined ? 6 : toProtocol(o.protocol),
+    internalPort: toNumber(o.internalPort, 'internalPort', true),
+    nonce: o.nonce,
+    thirdParty: o.thirdParty === undefined || o.thirdParty === null ? undefined : toAddress(o.thirdParty, 'thirdParty'),
+  };
+}
+
 module.exports = {
   EVENTS, Protocol, Option, describe, toNumber, toProtocol, toAddress, checkSignal, checkObject, optionsSignal,
-  clientOptions, discoverOptions, mapOptions, peerOptions,
+  clientOptions, discoverOptions, mapOptions, peerOptions, deleteOptions,
 };

@@ -7,7 +7,7 @@ const { PCPError, invalid, typeError, fromNative, callNative, abortError, errorO
 const { message, updateMapping, ROW } = require('./rows');
 const {
   EVENTS, describe, toNumber, toProtocol, checkSignal, checkObject, optionsSignal, clientOptions, discoverOptions, mapOptions,
-  peerOptions,
+  peerOptions, deleteOptions,
 } = require('./args');
 
 // Runs `fn`; what it throws (a bad argument) becomes a rejected Promise: the
@@ -363,6 +363,20 @@ class Client extends EventEmitter {
         throw invalid(`delete() takes a Mapping or a mapping id, got ${describe(mapping)}`);
       }
       return this._request((req) => this._native.delete(req, id), () => this._forget(id), optionsSignal(options));
+    });
+  }
+
+  /**
+   * Deletes a mapping this client does not hold (one another process made),
+   * known by its nonce: `{ protocol, internalPort, nonce, thirdParty, signal }`,
+   * `thirdParty` for a mapping made for another host (THIRD_PARTY).
+   */
+  deleteByNonce(spec) {
+    return rejecting(() => {
+      if (typeof spec !== 'object' || spec === null) throw invalid(`deleteByNonce() takes an object, got ${describe(spec)}`);
+      const signal = checkSignal(spec.signal);
+      const o = deleteOptions(spec);
+      return this._request((req) => this._native.deleteByNonce(req, o), () => undefined, signal);
     });
   }
 

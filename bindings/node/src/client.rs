@@ -231,6 +231,13 @@ impl NativeClient {
         Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), |(), _| {}))
     }
 
+    /// Deletes a mapping this client does not hold, known by its nonce.
+    #[napi]
+    pub fn delete_by_nonce(&self, req: u32, options: DeleteOptions) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        Ok(self.inner.start(req, or_refused(delete_spec(&options), |s| client.delete_with_async(s)), |(), _| {}))
+    }
+
     /// The classic delete of a port's mapping (nothing to do if none is held).
     #[napi]
     pub fn delete_port(&self, req: u32, protocol_number: f64, internal_port: f64) -> napi::Result<Option<MessageRow>> {

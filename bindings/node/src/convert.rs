@@ -62,7 +62,7 @@ pub(crate) fn request_deadline(client: &Client, ms: f64) -> Result<pcp_core::Ret
 }
 
 pub(crate) fn nonce(s: &str) -> Result<Nonce, PcpError> {
-    Nonce::from_hex(s).ok_or_else(|| invalid(format!("nonce must be 24 hex digits, got {s:?}")))
+    pcp_core::config::parse_nonce(s, "nonce")
 }
 
 pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, PcpError> {
@@ -143,4 +143,12 @@ pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
     m.old_address = ev.old_address().map(|a| a.to_string());
     m.address = ev.new_address().map(|a| a.to_string());
     Some(m)
+}
+
+/// What names a mapping to delete by nonce (RFC 6887 section 15: the same
+/// protocol, internal port, nonce and THIRD_PARTY as the MAP that made it).
+pub(crate) fn delete_spec(o: &DeleteOptions) -> Result<MapSpec, PcpError> {
+    Ok(MapSpec::new(protocol(o.protocol)?, port(o.internal_port, "internalPort")?)
+        .nonce(nonce(&o.nonce)?)
+        .third_party(opt(&o.third_party, |a| ip(a, "thirdParty"))?))
 }

@@ -299,6 +299,16 @@ pub struct PeerOptions {
     pub deadline: Option<f64>,
 }
 
+/// A mapping to delete by its nonce (one this client does not hold).
+#[napi(object)]
+pub struct DeleteOptions {
+    pub protocol: f64,
+    pub internal_port: f64,
+    pub nonce: String,
+    /// The THIRD_PARTY address the mapping was made for.
+    pub third_party: Option<String>,
+}
+
 #[napi(object)]
 pub struct DiscoverOptions {
     /// Only these candidates ("host", "host:port"); the routing table is not consulted.

@@ -65,6 +65,28 @@ test('THIRD_PARTY: a mapping for another host', async (t) => {
   assert.equal(pcp.Option.THIRD_PARTY, 1);
 });
 
+test('deleteByNonce: a mapping another client made, a THIRD_PARTY one included', async (t) => {
+  const { server, client } = setup(t);
+  const maker = new pcp.Client(server.address, { listenAnnounce: false });
+  const plain = await maker.map(8080);
+  const third = await maker.map(8081, { thirdParty: '127.0.0.9' });
+  const [plainNonce, thirdNonce] = [plain.nonce, third.nonce];
+  await maker.close({ keepMappings: true });
+  assert.equal(server.mappingCount, 2);
+  // Without its THIRD_PARTY address the delete names a mapping of ours,
+  // which does not exist: the third party's stays.
+  await client.deleteByNonce({ internalPort: 8081, nonce: thirdNonce });
+  assert.equal(server.mappingCount, 2);
+  await client.deleteByNonce({ internalPort: 8081, nonce: thirdNonce, thirdParty: '127.0.0.9' });
+  assert.deepEqual(server.mappings().map((m) => m.internalPort), [8080]);
+  await client.deleteByNonce({ protocol: 'tcp', internalPort: 8080, nonce: plainNonce });
+  assert.equal(server.mappingCount, 0);
+  await assert.rejects(client.deleteByNonce({ internalPort: 8080, nonce: 'xyz' }), { code: 'INVALID_ARGUMENT' });
+  await assert.rejects(client.deleteByNonce({ internalPort: 8080, nonce: plainNonce, thirdParty: 'nope' }),
+    { code: 'INVALID_ARGUMENT', message: 'invalid argument: thirdParty: "nope" is not an IPv4 or IPv6 address' });
+  await assert.rejects(client.deleteByNonce(null), { code: 'INVALID_ARGUMENT' });
+});
+
 test('FILTER: remote peers the mapping admits', async (t) => {
   const { server, client } = setup(t);
   await client.map(8080, {

@@ -116,7 +116,7 @@ test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a
     // The core's rule, as in C and Python: one pair of brackets or none.
     [() => client.map(8080, { externalAddress: '[192.0.2.1' }), /externalAddress: "\[192.0.2.1" is not an IPv4/],
     [() => client.map(8080, { filters: 'all' }), /filters must be an array/],
-    [() => client.map(8080, { nonce: 'abc' }), /nonce must be 24 hex digits/],
+    [() => client.map(8080, { nonce: 'abc' }), /nonce: "abc" is not 24 hex digits/],
     [() => client.map(8080, { deadline: 0 }), /the request deadline must be more than 0/],
     [() => client.map(8080, { signal: 'stop' }), /signal must be an AbortSignal/],
     // TCP port 0 is legal ("all ports", RFC 6887 11.1); a port with protocol 0 (all) is not.

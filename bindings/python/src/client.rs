@@ -345,18 +345,31 @@ impl PyClient {
         Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(id)))
     }
 
-    /// Deletes a mapping this client did not make, known by its nonce.
+    /// Deletes a mapping this client did not make, known by its nonce (and
+    /// its THIRD_PARTY address, for a mapping made for another host).
+    #[pyo3(signature = (protocol, internal_port, nonce, *, third_party=None))]
     fn delete_by_nonce(
         &self,
         py: Python<'_>,
         protocol: &Bound<'_, PyAny>,
         internal_port: &Bound<'_, PyAny>,
         nonce: &Bound<'_, PyAny>,
+        third_party: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let proto = self::protocol(protocol)?;
-        let p = port(internal_port, "internal_port")?;
-        let n = self::nonce(Some(nonce))?.ok_or_else(|| PyTypeError::new_err("nonce must not be None"))?;
-        wait(py, self.inner.core.delete_by_nonce_async(proto, p, n))
+        let spec = delete_spec(protocol, internal_port, nonce, third_party)?;
+        wait(py, self.inner.core.delete_with_async(spec))
+    }
+
+    #[pyo3(signature = (protocol, internal_port, nonce, *, third_party=None))]
+    fn start_delete_by_nonce(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        nonce: &Bound<'_, PyAny>,
+        third_party: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyRequest> {
+        let spec = delete_spec(protocol, internal_port, nonce, third_party)?;
+        Ok(PyRequest::new(&self.inner, self.inner.core.delete_with_async(spec)))
     }
 
     fn find_mapping(

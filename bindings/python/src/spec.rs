@@ -54,3 +54,16 @@ pub(crate) fn peer_spec(
     let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?);
     Ok(spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?))
 }
+
+/// What names a mapping to delete by nonce: protocol, internal port, nonce
+/// and, for a mapping made for another host, its THIRD_PARTY address.
+pub(crate) fn delete_spec(
+    protocol: &Bound<'_, PyAny>,
+    internal_port: &Bound<'_, PyAny>,
+    nonce: &Bound<'_, PyAny>,
+    third_party: Option<&Bound<'_, PyAny>>,
+) -> PyResult<MapSpec> {
+    let n = self::nonce(Some(nonce))?.ok_or_else(|| PyTypeError::new_err("nonce must not be None"))?;
+    let spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?).nonce(n);
+    Ok(spec.third_party(opt_ip(third_party, "third_party")?))
+}

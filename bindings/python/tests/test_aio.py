@@ -56,6 +56,20 @@ def test_full_async_client(server: Server) -> None:
     run(main())
 
 
+def test_async_delete_by_nonce_of_a_third_party_mapping(server: Server) -> None:
+    with pcp_rs.Client(server.address, delete_on_close=False, listen_announce=False) as maker:
+        third = maker.map(6, 8081, third_party="127.0.0.9")
+
+    async def main() -> None:
+        async with aio.Client(server.address, listen_announce=False) as c:
+            await c.delete_by_nonce(6, 8081, third.nonce)  # without THIRD_PARTY: not that mapping
+            assert server.mapping_count() == 1
+            await c.delete_by_nonce(6, 8081, third.nonce, third_party="127.0.0.9")
+            assert server.mapping_count() == 0
+
+    run(main())
+
+
 def test_async_discovery(server: Server) -> None:
     async def main() -> None:
         d = await aio.discover([server.address])

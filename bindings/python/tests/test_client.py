@@ -105,6 +105,38 @@ def test_nonce_reuse_and_delete_by_nonce(client: pcp_rs.Client, server: Server) 
     assert server.mapping_count() == 0
 
 
+def test_delete_by_nonce_of_a_third_party_mapping(client: pcp_rs.Client, server: Server) -> None:
+    # A mapping another process made for another host (THIRD_PARTY), then
+    # left on the server: only a delete naming that host removes it.
+    with pcp_rs.Client(server.address, delete_on_close=False, listen_announce=False) as maker:
+        third = maker.map(6, 8081, third_party="127.0.0.9")
+        plain = maker.map(6, 8080)
+    assert server.mapping_count() == 2
+    client.delete_by_nonce(6, 8081, third.nonce)  # names a mapping of ours, which does not exist
+    assert server.mapping_count() == 2
+    client.delete_by_nonce("tcp", 8081, third.nonce.hex(), third_party="127.0.0.9")
+    assert [m["internal_port"] for m in server.mappings()] == [8080]
+    client.start_delete_by_nonce(6, 8080, plain.nonce).wait(EVENT_WAIT)
+    assert server.mapping_count() == 0
+    with pytest.raises(pcp_rs.InvalidArgument, match='third_party: "nope" is not an IPv4 or IPv6 address'):
+        client.delete_by_nonce(6, 8080, plain.nonce, third_party="nope")
+
+
+def test_address_arguments_follow_the_core_rule(client: pcp_rs.Client, server: Server) -> None:
+    # The same text C, Node and the CLI accept (brackets, blanks), and the same message.
+    server.set_external_ip(" [2001:db8::7] ")
+    assert server.external_ip == "2001:db8::7"
+    server.set_external_ip(ipaddress.ip_address("203.0.113.9"))
+    assert server.external_ip == "203.0.113.9"
+    with pytest.raises(pcp_rs.InvalidArgument) as info:
+        client.map(6, 8080, external_ip="10.0.0")
+    assert str(info.value) == 'invalid argument: external_ip: "10.0.0" is not an IPv4 or IPv6 address'
+    with Server(host="[::1]") as v6, pcp_rs.Client(f"[::1]:{v6.port}", listen_announce=False) as c6:
+        assert c6.peer(6, 8080, "[2001:db8::5]", 443).peer_ip == "2001:db8::5"
+    with pytest.raises(pcp_rs.InvalidArgument, match="bad port"):
+        pcp_rs.Client("[::1]:x")
+
+
 def test_close_keep_leaves_mappings(server: Server) -> None:
     c = pcp_rs.Client(server.address)
     c.map(6, 8080)
@@ -202,31 +234,6 @@ def test_remove_event_handler(client: pcp_rs.Client) -> None:
     # removed one still been registered it would have been called by now.
     wait_event(events, "granted")
     assert called == [] and any(ev.kind == "granted" for ev in kept)
-
-
-def test_remove_event_handler_waits_for_its_running_call(client: pcp_rs.Client) -> None:
-    # The core's guarantee: once removal returns, the callback is not running
-    # on another thread. The callback (on the driver thread) only returns
-    # after another thread released it, which happens after removal began;
-    # had removal not waited, `finished` would still be empty.
-    entered, release = threading.Event(), threading.Event()
-    finished: "list[str]" = []
-
-    def slow(ev: pcp_rs.Event) -> None:
-        entered.set()
-        release.wait(EVENT_WAIT)
-        finished.append(ev.kind)
-
-    handler = client.on_event(slow)
-    client.start_map(6, 8080)
-    assert entered.wait(EVENT_WAIT), "the callback never ran"
-    releaser = threading.Timer(0.2, release.set)
-    releaser.start()
-    try:
-        assert client.remove_event_handler(handler)
-        assert finished, "removal returned while the callback was still running"
-    finally:
-        releaser.join(EVENT_WAIT)
 
 
 def test_on_close(server: Server) -> None:

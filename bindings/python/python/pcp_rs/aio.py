@@ -160,6 +160,7 @@ class Client(_Session):
     map = _method("map")
     peer = _method("peer")
     delete = _method("delete")
+    delete_by_nonce = _method("delete_by_nonce")
     announce = _method("announce")
     external_address = _method("external_address")
     find_mapping = _method("find_mapping", request=False)
