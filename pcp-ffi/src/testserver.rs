@@ -2,8 +2,7 @@ use std::ffi::{c_char, c_int};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use pcp_core::server::{Hostile, Server, ServerConfig, ServerMode};
-use pcp_core::ResultCode;
+use pcp_core::server::{error_code_by_number, Hostile, Server, ServerConfig, ServerMode};
 
 use crate::common::*;
 
@@ -161,11 +160,7 @@ pub unsafe extern "C" fn pcp_test_server_force_result(
             s.server.force_result(None);
             return Ok(());
         }
-        let rc = u8::try_from(code)
-            .ok()
-            .and_then(ResultCode::from_u8)
-            .ok_or_else(|| Fail::invalid(format!("{code} is not a PCP result code (1..13)")))?;
-        s.server.force_result(Some((rc, lifetime)));
+        s.server.force_result(Some((error_code_by_number(i64::from(code))?, lifetime)));
         Ok(())
     })
 }

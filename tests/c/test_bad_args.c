@@ -250,6 +250,7 @@ int main(void) {
     EXPECT(pcp_test_server_reboot(NULL), BAD);
     EXPECT(pcp_test_server_force_result(NULL, 2, 30), BAD);
     EXPECT(pcp_test_server_force_result(srv, 14, 30), BAD);
+    SAYS("code: 14 is not a PCP error result code (1..13)");
     EXPECT(pcp_test_server_force_result(srv, -1, 30), BAD);
     EXPECT(pcp_test_server_drop_next(NULL, 1), BAD);
     EXPECT(pcp_test_server_set_delay_ms(NULL, 1), BAD);

@@ -51,7 +51,7 @@ use pcp_core::discovery::DiscoveryConfig;
 use pcp_core::server::{Server, ServerConfig, ServerMode};
 use pcp_core::{
     Client, ClientConfig, Error as PcpError, ErrorCode, Event, Filter, HandlerId, MapSpec, Mapping, MappingId,
-    MappingInfo, Nonce, PeerSpec, Pending, Protocol, ProtocolChoice, ResultCode,
+    MappingInfo, Nonce, PeerSpec, Pending, Protocol, ProtocolChoice,
 };
 
 use convert::*;

@@ -127,9 +127,7 @@ impl NativeServer {
         let forced = match code {
             None => None,
             Some(name) => {
-                let rc = ResultCode::from_name(&name)
-                    .filter(|c| *c != ResultCode::Success)
-                    .ok_or_else(|| napi_err(invalid(format!("unknown PCP result code {name:?}"))))?;
+                let rc = pcp_core::server::error_code_by_name(&name).map_err(napi_err)?;
                 Some((rc, whole(lifetime.unwrap_or(30.0), "lifetime", u32::MAX).map_err(napi_err)?))
             }
         };

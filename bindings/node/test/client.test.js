@@ -176,7 +176,9 @@ test('the test server: fault injection and bookkeeping', async (t) => {
   const before = server.requestsReceived;
   await client.announce();
   assert.equal(server.requestsReceived, before + 1);
-  assert.throws(() => server.forceResult('NOT_A_CODE'), { code: 'INVALID_ARGUMENT', message: /unknown PCP result code/ });
+  assert.throws(() => server.forceResult('NOT_A_CODE'),
+    { code: 'INVALID_ARGUMENT', message: 'invalid argument: code: "NOT_A_CODE" is not the name of a PCP error result code' });
+  assert.throws(() => server.forceResult('SUCCESS'), { code: 'INVALID_ARGUMENT' });
   assert.throws(() => server.setDelay(-1), { code: 'INVALID_ARGUMENT' });
   assert.throws(() => new pcp.testing.Server({ listen: 'nowhere' }), { code: 'INVALID_ARGUMENT' });
   server.stop();

@@ -18,24 +18,23 @@ impl PyServer {
     }
 }
 
+/// An int, an RFC name, or an exception class / instance with `code`; the
+/// core says which codes are errors a test server can be made to answer.
 pub(crate) fn result_code_arg(obj: &Bound<'_, PyAny>) -> PyResult<ResultCode> {
-    // An int, an RFC name, or an exception class / instance with `code`.
     let obj =
         if obj.hasattr("code")? && !obj.is_instance_of::<PyString>() && !obj.is_instance_of::<pyo3::types::PyInt>() {
             obj.getattr("code")?
         } else {
             obj.clone()
         };
+    let core = |e: CoreError| to_pyerr(obj.py(), e);
     if let Ok(s) = obj.cast::<PyString>() {
-        let s = s.to_cow()?;
-        return ResultCode::from_name(s.trim())
-            .ok_or_else(|| value_error(format!("unknown PCP result code name {s:?}")));
+        return pcp_core::server::error_code_by_name(&s.to_cow()?).map_err(core);
     }
     if obj.is_none() {
         return Err(value_error("this class has no PCP result code"));
     }
-    let v = int_in(&obj, "result code", 0, 13)?;
-    Ok(ResultCode::from_u8(v as u8).expect("in range"))
+    pcp_core::server::error_code_by_number(int_in(&obj, "code", i64::MIN, i64::MAX)?).map_err(core)
 }
 
 #[pymethods]

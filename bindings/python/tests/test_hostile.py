@@ -79,3 +79,11 @@ def test_server_argument_errors_are_the_cores_messages() -> None:
         Server(min_lifetime=10, max_lifetime=5)
     with pytest.raises(pcp_rs.InvalidArgument, match=says('host: "nope" is not an IPv4 or IPv6 address')):
         Server(host="nope")
+    with Server() as server:
+        with pytest.raises(pcp_rs.InvalidArgument, match=says('code: "NOT_A_CODE" is not the name of a PCP error result code')):
+            server.force_result("NOT_A_CODE")
+        with pytest.raises(pcp_rs.InvalidArgument, match=says("code: 14 is not a PCP error result code (1..13)")):
+            server.force_result(14)
+        for success in ("SUCCESS", 0):  # no error to force (None answers normally)
+            with pytest.raises(pcp_rs.InvalidArgument):
+                server.force_result(success)

@@ -87,6 +87,38 @@ impl Default for ServerConfig {
     }
 }
 
+/// The error result code a shell's `force_result` names by its RFC name
+/// (any case, e.g. "NO_RESOURCES"): SUCCESS is no error to force, and an
+/// unknown name is INVALID_ARGUMENT with the one message every shell shows.
+///
+/// ```
+/// use pcp_core::{server::error_code_by_name, ResultCode};
+/// assert_eq!(error_code_by_name("no_resources").unwrap(), ResultCode::NoResources);
+/// let e = error_code_by_name("SUCCESS").unwrap_err();
+/// assert_eq!(e.to_string(), r#"invalid argument: code: "SUCCESS" is not the name of a PCP error result code"#);
+/// ```
+pub fn error_code_by_name(name: &str) -> crate::Result<ResultCode> {
+    ResultCode::from_name(name.trim()).filter(|c| *c != ResultCode::Success).ok_or_else(|| {
+        crate::Error::invalid(format!("code: {} is not the name of a PCP error result code", crate::quote_input(name)))
+    })
+}
+
+/// [`error_code_by_name`] for a code given by its number (1..=13).
+///
+/// ```
+/// use pcp_core::{server::error_code_by_number, ResultCode};
+/// assert_eq!(error_code_by_number(2).unwrap(), ResultCode::NotAuthorized);
+/// let e = error_code_by_number(14).unwrap_err();
+/// assert_eq!(e.to_string(), "invalid argument: code: 14 is not a PCP error result code (1..13)");
+/// ```
+pub fn error_code_by_number(code: i64) -> crate::Result<ResultCode> {
+    u8::try_from(code)
+        .ok()
+        .and_then(ResultCode::from_u8)
+        .filter(|c| *c != ResultCode::Success)
+        .ok_or_else(|| crate::Error::invalid(format!("code: {code} is not a PCP error result code (1..13)")))
+}
+
 struct Faults {
     drop_next: u32,
     delay: Duration,
