@@ -3,7 +3,13 @@
 //! on loopback. Loopback has all of 127/8, so a client moves from
 //! 127.0.0.1 to 127.0.0.2 without root: by a test `SourceResolver` (what
 //! the route would say after renumbering) or `Client::set_local_address`.
-#![cfg(target_os = "linux")]
+//!
+//! Linux moves the socket to any of its addresses; Windows (run under
+//! wine) cannot bind a bound socket again, so there only what does not
+//! move it to another explicit address applies, and the refusal.
+#![cfg(any(target_os = "linux", windows))]
+// The helpers of the Linux-only tests.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
 
 use std::io;
 use std::net::IpAddr;
@@ -76,6 +82,7 @@ fn changed(ev: &Event) -> Option<(IpAddr, IpAddr)> {
 /// the event says old and new, and the server gets the mapping from the
 /// new address (same nonce, so it is the same mapping to the client).
 #[test]
+#[cfg(target_os = "linux")]
 fn a_changed_address_is_found_by_a_check_and_the_mappings_made_again() {
     let server = Server::start_local().unwrap();
     let (resolver, moved) = switchable();
@@ -100,6 +107,7 @@ fn a_changed_address_is_found_by_a_check_and_the_mappings_made_again() {
 /// Nobody asks: the check before the renewal pass finds the change.
 /// (The server grants 2 s, so the renewal is due after 1-1.25 s.)
 #[test]
+#[cfg(target_os = "linux")]
 fn the_renewal_pass_finds_a_changed_address_by_itself() {
     let server = Server::start(ServerConfig { max_lifetime: 2, ..Default::default() }).unwrap();
     let (resolver, moved) = switchable();
@@ -119,6 +127,7 @@ fn the_renewal_pass_finds_a_changed_address_by_itself() {
 /// An application that knows its new address says so; `None` goes back
 /// to the route's choice.
 #[test]
+#[cfg(target_os = "linux")]
 fn set_local_address_moves_the_client_and_its_mappings() {
     let server = Server::start_local().unwrap();
     let client = Client::new(config(&server, None)).unwrap();
@@ -139,6 +148,7 @@ fn set_local_address_moves_the_client_and_its_mappings() {
 /// as `Client::new` refuses it, and changes nothing: the client neither
 /// claims to send from it nor stops following the route.
 #[test]
+#[cfg(target_os = "linux")]
 fn set_local_address_refuses_an_address_the_host_lacks() {
     let server = Server::start_local().unwrap();
     let (resolver, moved) = switchable();
@@ -154,6 +164,29 @@ fn set_local_address_refuses_an_address_the_host_lacks() {
     moved.store(true, Ordering::SeqCst);
     assert!(client.refresh_internal_address().unwrap());
     assert_eq!(client.internal_address(), ip("127.0.0.2"));
+}
+
+/// Where a bound socket cannot be bound to another address (Windows, and
+/// macOS and the BSDs), a move to another explicit address is refused with
+/// a message saying so: the client neither claims the address nor is
+/// pinned to it, and keeps working from the one it has.
+#[test]
+#[cfg(not(target_os = "linux"))]
+fn set_local_address_says_when_the_platform_cannot_move_the_socket() {
+    let server = Server::start_local().unwrap();
+    let client = Client::new(config(&server, None)).unwrap();
+    let rx = client.events();
+    client.map_with(MapSpec::new(Protocol::TCP, 7007).lifetime(600)).unwrap();
+    let e = client.set_local_address(Some(ip("127.0.0.2"))).unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT", "{e}");
+    assert!(e.to_string().contains("cannot move the client's socket"), "{e}");
+    assert_eq!(client.internal_address(), ip("127.0.0.1"));
+    // The address it has, then the route's choice again: no change either way.
+    assert!(!client.set_local_address(Some(ip("127.0.0.1"))).unwrap());
+    assert!(!client.set_local_address(None).unwrap());
+    client.map_with(MapSpec::new(Protocol::TCP, 7008).lifetime(600)).unwrap();
+    server_maps_from(&server, 7008, ip("127.0.0.1"));
+    assert!(rx.try_iter().all(|ev| changed(&ev).is_none()), "an address change was reported");
 }
 
 /// A resolver that counts its calls, failing (no route now) while `failing` is set.
@@ -233,6 +266,7 @@ fn the_address_is_checked_only_before_renewals_and_rate_limited() {
 /// kernel's port go): the external-address probe, a short MAP of "our own
 /// port", must name the port the socket has now, not one it gave up.
 #[test]
+#[cfg(target_os = "linux")]
 fn the_address_probe_names_the_port_the_moved_socket_has() {
     let server = Server::start_local().unwrap();
     let (resolver, moved) = switchable();

@@ -135,15 +135,20 @@ impl EventHandlers {
 
     /// Unregisters a callback and waits until no call of it is running on
     /// another thread (see the type's documentation). Returns whether it
-    /// was registered.
+    /// was registered. The callback and its captures are dropped without
+    /// the registry's lock (here, or after a running call ends), so a
+    /// capture's drop may call into the registry.
     pub fn remove(&self, id: HandlerId) -> bool {
-        let found = {
+        let removed = {
             let mut reg = self.lock();
-            let before = reg.handlers.len();
-            reg.handlers.retain(|e| e.id != id);
+            // Ids are unique: at most one entry.
+            let removed = reg.handlers.iter().position(|e| e.id == id).map(|i| reg.handlers.remove(i));
             self.update_any(&reg);
-            before != reg.handlers.len()
+            removed
         };
+        let found = removed.is_some();
+        // Dropped without the lock (see `swap`).
+        drop(removed);
         self.wait_idle(id);
         found
     }
@@ -172,21 +177,27 @@ impl EventHandlers {
         let id = new.as_ref().map(|(id, _)| *id);
         let mut reg = self.lock();
         let at = old.and_then(|old| reg.handlers.iter().position(|e| e.id == old));
-        match (at, new) {
+        let removed = match (at, new) {
             (Some(i), Some((id, f))) => {
                 let slot = reg.handlers[i].slot;
-                reg.handlers[i] = Entry { slot, id, f };
+                Some(std::mem::replace(&mut reg.handlers[i], Entry { slot, id, f }))
             }
-            (Some(i), None) => {
-                reg.handlers.remove(i);
-            }
+            (Some(i), None) => Some(reg.handlers.remove(i)),
             (None, Some((id, f))) => {
                 let slot = reg.new_slot();
                 reg.handlers.push(Entry { slot, id, f });
+                None
             }
-            (None, None) => {}
-        }
+            (None, None) => None,
+        };
         self.update_any(&reg);
+        // The old callback (its captures, if this held the last reference)
+        // is dropped only after the lock is let go: a capture whose drop
+        // calls into this registry (a client handle whose drop removes
+        // handlers, a foreign object) would otherwise wait for a lock its
+        // own thread holds.
+        drop(reg);
+        drop(removed);
         id
     }
 
@@ -425,6 +436,66 @@ mod tests {
         assert!(called.load(Ordering::SeqCst));
         assert!(!handlers.is_dispatching());
         assert!(handlers.remove(bad));
+    }
+
+    /// A capture whose drop calls into the registry (as a client handle
+    /// does whose drop removes its handlers, or a foreign object) is
+    /// dropped after the registry's lock is let go, by `remove`, `replace`
+    /// and `swap`: under the lock its drop would wait for that lock on the
+    /// same thread. Each removal runs on a thread of its own with a bound.
+    #[test]
+    fn a_capture_whose_drop_calls_the_registry_is_dropped_without_the_lock() {
+        /// Removes `other` from `handlers` when dropped.
+        struct RemovesOnDrop(Arc<EventHandlers>, Arc<OnceLock<HandlerId>>);
+        impl Drop for RemovesOnDrop {
+            fn drop(&mut self) {
+                if let Some(other) = self.1.get() {
+                    self.0.remove(*other);
+                }
+            }
+        }
+        fn calls_in(handlers: &Arc<EventHandlers>) -> (Handler, HandlerId) {
+            let other = handlers.add(|_| {});
+            let capture = RemovesOnDrop(handlers.clone(), Arc::new(OnceLock::from(other)));
+            (
+                Arc::new(move |_: &Event| {
+                    let _ = &capture;
+                }),
+                other,
+            )
+        }
+        /// Runs `f` on another thread; fails if it does not end within 10 s.
+        fn bounded(what: &str, f: impl FnOnce() + Send + 'static) {
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                f();
+                let _ = tx.send(());
+            });
+            rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("{what} deadlocked (or panicked)"));
+        }
+        let handlers = Arc::new(EventHandlers::default());
+
+        let (f, other) = calls_in(&handlers);
+        let id = handlers.add(move |e| f(e));
+        let h = handlers.clone();
+        bounded("remove", move || assert!(h.remove(id)));
+        assert!(!handlers.remove(other), "the drop removed the other handler");
+
+        let (f, other) = calls_in(&handlers);
+        let id = handlers.add(move |e| f(e));
+        let h = handlers.clone();
+        bounded("replace", move || {
+            h.replace(Some(id), Some(Arc::new(|_: &Event| {})));
+        });
+        assert!(!handlers.remove(other), "the drop removed the other handler");
+
+        let (f, other) = calls_in(&handlers);
+        let id = handlers.swap(None, Some(f)).unwrap();
+        let h = handlers.clone();
+        bounded("swap", move || {
+            h.swap(Some(id), None);
+        });
+        assert!(!handlers.remove(other), "the drop removed the other handler");
     }
 
     /// The same on a real client: its driver thread runs the callback,

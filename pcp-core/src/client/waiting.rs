@@ -147,7 +147,7 @@ impl Drive for Shared {
         let socket = &*self.socket;
         let mut buf = [0u8; crate::wire::MAX_MESSAGE_SIZE + 4];
         // What the last recv(2) as reader got, for the next pass.
-        let mut received: Option<(Instant, std::io::Result<usize>)> = None;
+        let mut received: Option<(Instant, std::io::Result<(usize, std::net::SocketAddr)>)> = None;
         // The first pass does not read: the request was just sent, so its
         // answer is not there yet (the wait below sees it when it comes).
         let mut first = true;
@@ -162,7 +162,8 @@ impl Drive for Shared {
                 let mut st = self.lock();
                 // Before a close is seen: it may be the answer to a delete
                 // that the close waits for.
-                let taken = received.take().map(|(at, r)| st.endpoint.take_datagram(at, r.map(|n| &buf[..n])));
+                let taken =
+                    received.take().map(|(at, r)| st.endpoint.take_datagram(at, r.map(|(n, from)| (&buf[..n], from))));
                 if st.closed || st.closing.is_some() {
                     break;
                 }

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use crate::engine::{Engine, EngineConfig, Event};
-use crate::source_addr::{self, SourceResolver};
+use crate::source_addr::{self, Reconnect, SourceResolver};
 use crate::wire::MAX_MESSAGE_SIZE;
 use crate::{Error, Result};
 
 mod config;
 pub(crate) mod socket;
+#[cfg(test)]
+mod tests;
 
 pub use config::ClientConfig;
 pub use socket::RawSocket;
@@ -43,6 +45,12 @@ pub struct Endpoint {
     source: Source,
     /// When the source address was last checked (see [`SOURCE_CHECK_INTERVAL`]).
     source_checked: Option<Instant>,
+    /// Whether the main socket is connected to the server. It is not only
+    /// after a move that could connect it neither from the new source nor
+    /// back from the old one (no route at that moment); the next check
+    /// (see [`Endpoint::handle_timeout`]) then connects it again, whatever
+    /// the source (a pinned one too).
+    connected: bool,
 }
 
 /// Where the client's source address (the Client IP field) comes from.
@@ -127,6 +135,7 @@ impl Endpoint {
             buf: vec![0; MAX_MESSAGE_SIZE + 4],
             source,
             source_checked: None,
+            connected: true,
         })
     }
 
@@ -134,17 +143,18 @@ impl Endpoint {
     /// that our address towards the server is still the one the engine
     /// names (RFC 6887 section 11.5: after renumbering the mappings are
     /// made again from the new address). At most once per
-    /// `SOURCE_CHECK_INTERVAL`, and only when a renewal is due: a request
-    /// that is not a renewal costs no extra system call.
+    /// `SOURCE_CHECK_INTERVAL`, and only when a renewal is due (a request
+    /// that is not a renewal costs no extra system call) or the socket is
+    /// not connected to the server after a failed move.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.source_check_allowed(now) && self.engine.renewal_due(now) {
+        if self.source_check_allowed(now) && (!self.connected || self.engine.renewal_due(now)) {
             self.refresh_source(now);
         }
         self.engine.handle_timeout(now);
     }
 
     fn source_check_allowed(&self, now: Instant) -> bool {
-        !matches!(self.source, Source::Pinned(_))
+        (!matches!(self.source, Source::Pinned(_)) || !self.connected)
             && self.source_checked.is_none_or(|t| now.saturating_duration_since(t) >= SOURCE_CHECK_INTERVAL)
     }
 
@@ -154,64 +164,87 @@ impl Endpoint {
     /// socket there and tells the engine, which makes every mapping again
     /// from the new address and reports [`Event::InternalAddressChanged`].
     /// Returns whether the address changed. Nothing is sent to learn it;
-    /// an address that cannot be resolved (no route now) changes nothing.
+    /// an address that cannot be resolved (no route now), or a move that
+    /// cannot be made, changes nothing. A socket left unconnected by an
+    /// earlier move is connected again here (to a pinned address too).
     pub fn refresh_source(&mut self, now: Instant) -> bool {
         self.source_checked = Some(now);
         let server = self.engine.server();
         let wanted = match &self.source {
+            Source::Pinned(ip) if !self.connected => Ok(*ip),
             Source::Pinned(_) => return false,
             Source::Resolver(r) => r.resolve(server),
             Source::Route | Source::LinkLocal => source_addr::source_for(server),
         };
         let Ok(wanted) = wanted else { return false };
-        if same_addr(wanted, self.engine.client_addr()) {
+        if self.connected && same_addr(wanted, self.engine.client_addr()) {
             return false;
         }
         let bind = (!matches!(self.source, Source::Route)).then_some(wanted);
-        self.move_to(now, bind)
+        let before = self.engine.client_addr();
+        // A failed move has told the engine where the socket is, if anywhere.
+        let _ = self.move_to(now, bind);
+        !same_addr(before, self.engine.client_addr())
     }
 
     /// Sends from `addr` from now on (or from the route's choice again with
     /// `None`), whatever the route says: for an application that knows
-    /// its address changed. Returns whether the Client IP changed. An
-    /// address of the other family, or one this host does not have, is
-    /// refused (as [`Endpoint::new`] refuses it) and changes nothing: the
-    /// socket's rebind ignores a failed bind, and would keep sending from
-    /// the old address while the client was pinned to the new one.
+    /// its address changed. Returns whether the Client IP changed. A move
+    /// that cannot be made is an error and changes nothing (the client
+    /// neither names nor is pinned to an address it does not send from):
+    /// an address of the other family ([`Error::InvalidArgument`]), one
+    /// this host lacks or that cannot reach the server now ([`Error::Io`],
+    /// as from [`Endpoint::new`]), or, where a bound socket cannot be bound
+    /// again (Windows, macOS, the BSDs; see `source_addr::reconnect`), any
+    /// other explicit address than the socket's ([`Error::InvalidArgument`]).
     pub fn set_local_addr(&mut self, now: Instant, addr: Option<IpAddr>) -> Result<bool> {
         let server = self.engine.server();
         if let Some(ip) = addr {
             if ip.is_ipv4() != server.is_ipv4() {
                 return Err(Error::invalid(format!("the local address {ip} is not of the server {server}'s family")));
             }
-            // Bind a throwaway socket: the host has the address, or the
-            // kernel says why not (EADDRNOTAVAIL).
-            UdpSocket::bind(SocketAddr::new(ip, 0))?;
         }
-        self.source = match addr {
+        let source = match addr {
             Some(ip) => Source::Pinned(ip),
             None if source_addr::is_link_local_server(server) => Source::LinkLocal,
             None => Source::Route,
         };
         self.source_checked = Some(now);
-        let bind = match (&self.source, addr) {
+        let bind = match (&source, addr) {
             (_, Some(ip)) => Some(ip),
             (Source::LinkLocal, None) => match source_addr::source_for(server) {
                 Ok(ip) => Some(ip),
-                Err(_) => return Ok(false),
+                // No address to move to now: the checks before renewals
+                // look again.
+                Err(_) => {
+                    self.source = source;
+                    return Ok(false);
+                }
             },
             _ => None,
         };
-        Ok(self.move_to(now, bind))
+        let changed = self.move_to(now, bind)?;
+        self.source = source;
+        Ok(changed)
     }
 
     /// Reconnects the main socket (from `bind`, or the route's choice) and
-    /// hands its new local address to the engine.
-    fn move_to(&mut self, now: Instant, bind: Option<IpAddr>) -> bool {
+    /// hands its local address to the engine: the new one, or where a
+    /// failed move left it (with the error).
+    fn move_to(&mut self, now: Instant, bind: Option<IpAddr>) -> Result<bool> {
         let server = self.engine.server();
-        let Ok(local) = source_addr::reconnect(&self.socket, server, bind) else { return false };
+        let (local, error) = match source_addr::reconnect(&self.socket, server, bind) {
+            Reconnect::Moved(local) => (local, None),
+            Reconnect::Kept { local, why } => (local, Some(why)),
+            Reconnect::Unconnected(why) => {
+                self.connected = false;
+                return Err(move_error(why));
+            }
+        };
+        self.connected = true;
         let new = local.ip();
-        // The disconnect may have given up the port (Linux does).
+        // The disconnect may have given up the port (Linux does), also
+        // when the socket went back to its old address.
         self.engine.set_probe_port(local.port());
         if let (Some(a), IpAddr::V4(l)) = (&self.announce, new) {
             if !l.is_loopback() {
@@ -219,7 +252,13 @@ impl Endpoint {
                 let _ = a.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 1), &l);
             }
         }
-        self.engine.set_client_addr(now, new)
+        // The engine names the address the socket really sends from, even
+        // after a failed move (usually the old one).
+        let changed = self.engine.set_client_addr(now, new);
+        match error {
+            None => Ok(changed),
+            Some(why) => Err(move_error(why)),
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -340,7 +379,7 @@ impl Endpoint {
         while read < max {
             let received = socket::recv_now(&self.socket, &mut self.buf);
             let Self { engine, buf, .. } = self;
-            if !handle_received(engine, now, received.map(|n| &buf[..n])) {
+            if !handle_received(engine, now, received.map(|(n, from)| (&buf[..n], from))) {
                 break;
             }
             read += 1;
@@ -364,12 +403,12 @@ impl Endpoint {
     pub fn receive_one(&mut self, now: Instant) -> bool {
         let received = socket::recv_now(&self.socket, &mut self.buf);
         let Self { engine, buf, .. } = self;
-        handle_received(engine, now, received.map(|n| &buf[..n]))
+        handle_received(engine, now, received.map(|(n, from)| (&buf[..n], from)))
     }
 
     /// What [`wait_for_datagram`] read, for the engine; whether it was a
     /// datagram or an error that counts (as for [`Endpoint::receive_one`]).
-    pub(crate) fn take_datagram(&mut self, now: Instant, received: io::Result<&[u8]>) -> bool {
+    pub(crate) fn take_datagram(&mut self, now: Instant, received: io::Result<(&[u8], SocketAddr)>) -> bool {
         handle_received(&mut self.engine, now, received)
     }
 
@@ -411,21 +450,21 @@ pub(crate) const WAIT_SLICE: std::time::Duration = std::time::Duration::from_mil
 
 /// Blocks on the main socket (of an [`Endpoint`]) until a datagram or an
 /// error arrives, for at most [`WAIT_SLICE`]; called without the endpoint
-/// (and so without the client's lock). A timeout or a signal gives
-/// `WouldBlock` (`TimedOut` on Windows) or `Interrupted`. Only where
-/// [`socket::BLOCKING_READS`] holds.
-pub(crate) fn wait_for_datagram(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
+/// (and so without the client's lock): its length and where it came from.
+/// A timeout or a signal gives `WouldBlock` (`TimedOut` on Windows) or
+/// `Interrupted`. Only where [`socket::BLOCKING_READS`] holds.
+pub(crate) fn wait_for_datagram(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     socket::recv_waiting(socket, buf)
 }
 
 /// Hands a read on the main socket to the engine: a datagram, or an ICMP
 /// unreachable (see [`socket::is_unreachable`]). Whether anything came;
-/// "nothing more" and other errors are not.
-fn handle_received(engine: &mut Engine, now: Instant, received: io::Result<&[u8]>) -> bool {
+/// "nothing more" and other errors are not. The engine is told where the
+/// datagram really came from, and drops it unless that is the server.
+fn handle_received(engine: &mut Engine, now: Instant, received: io::Result<(&[u8], SocketAddr)>) -> bool {
     match received {
-        Ok(data) => {
-            let server = engine.server();
-            engine.handle_datagram(now, server, data);
+        Ok((data, from)) => {
+            engine.handle_datagram(now, from, data);
             true
         }
         Err(e) if socket::is_unreachable(&e) => {
@@ -493,6 +532,15 @@ fn wanted_source(source: &Source, server: SocketAddr) -> Option<io::Result<IpAdd
         Source::Resolver(r) => Some(r.resolve(server)),
         Source::LinkLocal => Some(source_addr::source_for(server)),
         Source::Route => None,
+    }
+}
+
+/// A move of the socket that could not be made, as the client's error:
+/// what this platform cannot do is the caller's to change.
+fn move_error(e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::Unsupported => Error::invalid(e.to_string()),
+        _ => Error::from(e),
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 
 use socket2::SockRef;
 
@@ -50,25 +50,32 @@ const DONT_WAIT: libc::c_int = libc::MSG_DONTWAIT;
 #[cfg(windows)]
 const DONT_WAIT: std::ffi::c_int = 0;
 
-/// Reads one datagram without waiting.
-pub(crate) fn recv_now(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads one datagram without waiting: its length and where it came from.
+pub(crate) fn recv_now(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     recv_with(socket, buf, DONT_WAIT)
 }
 
 /// Reads one datagram, waiting as the socket is set up to (for at most its
-/// receive timeout when it blocks).
-pub(crate) fn recv_waiting(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
+/// receive timeout when it blocks): its length and where it came from.
+pub(crate) fn recv_waiting(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     recv_with(socket, buf, 0)
 }
 
-fn recv_with(socket: &UdpSocket, buf: &mut [u8], flags: i32) -> io::Result<usize> {
+/// Every read says where the datagram came from, for the engine to check
+/// (RFC 6887 section 8.3). A connected socket gets datagrams only from the
+/// server anyway, but the socket is not connected while a move to another
+/// source address could not connect it again (see `source_addr::reconnect`):
+/// then anyone's datagrams arrive, and only this check keeps them out.
+fn recv_with(socket: &UdpSocket, buf: &mut [u8], flags: i32) -> io::Result<(usize, SocketAddr)> {
     // SAFETY: an initialised byte buffer is a valid buffer of possibly
     // uninitialised bytes; recv only writes into it.
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
     loop {
-        match SockRef::from(socket).recv_with_flags(uninit, flags as _) {
+        match SockRef::from(socket).recv_from_with_flags(uninit, flags as _) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => return r,
+            // Not an IP address (cannot happen on a UDP socket): an address
+            // that is nobody's server, so the datagram is dropped.
+            r => return r.map(|(n, from)| (n, from.as_socket().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))))),
         }
     }
 }

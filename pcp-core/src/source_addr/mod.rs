@@ -26,7 +26,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-pub(crate) use rebind::reconnect;
+#[cfg(test)]
+pub(crate) use rebind::fail_next_connects;
+pub(crate) use rebind::{reconnect, Reconnect};
 
 /// Test hook (see `ClientConfig::source_resolver`): says which local
 /// address a client sends from towards a server, instead of the route (or,
