@@ -8,42 +8,15 @@ use pcp_core::engine::*;
 use pcp_core::wire::*;
 use pcp_core::Error;
 
-const SERVER: &str = "127.0.0.1:5351";
-const CLIENT: &str = "127.0.0.1";
-
-fn server() -> SocketAddr {
-    SERVER.parse().unwrap()
-}
+mod sim;
+use sim::*;
 
 fn engine_with(f: impl FnOnce(&mut EngineConfig)) -> Engine {
-    let mut c = EngineConfig::new(server(), CLIENT.parse().unwrap());
-    c.rng_seed = Some([7; 32]);
-    f(&mut c);
-    Engine::new(c)
+    seeded_engine(7, f)
 }
 
 fn engine() -> Engine {
     engine_with(|_| {})
-}
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-/// Every request the engine queued, decoded.
-fn sent(e: &mut Engine) -> Vec<Request> {
-    let mut v = Vec::new();
-    while let Some(t) = e.poll_transmit() {
-        assert_eq!(t.destination, server());
-        v.push(Request::decode(&t.payload).expect("the engine sends valid requests"));
-    }
-    v
-}
-
-fn events(e: &mut Engine) -> Vec<Event> {
-    // Every test that looks at events also checks the kept count.
-    assert_eq!(e.mapping_count(), e.mapping_ids().len(), "mapping_count drifted from mapping_ids");
-    std::iter::from_fn(|| e.poll_event()).collect()
 }
 
 /// The server's answer to `req`: `result`, `lifetime`, `epoch`, external port.

@@ -5,36 +5,20 @@
 //! THIRD_PARTY kept). miniupnpd 2.3.1 answers so when the suggested port is
 //! taken (tests/interop/README.md, quirks).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use pcp_core::engine::*;
 use pcp_core::wire::*;
 use pcp_core::Error;
 
-const CLIENT: &str = "127.0.0.1";
+mod sim;
+use sim::*;
+
 const EXTERNAL: &str = "203.0.113.7";
 
-fn server() -> SocketAddr {
-    "127.0.0.1:5351".parse().unwrap()
-}
-
 fn engine() -> Engine {
-    let mut c = EngineConfig::new(server(), CLIENT.parse().unwrap());
-    c.rng_seed = Some([13; 32]);
-    Engine::new(c)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn sent(e: &mut Engine) -> Vec<Request> {
-    std::iter::from_fn(|| e.poll_transmit()).map(|t| Request::decode(&t.payload).expect("valid request")).collect()
-}
-
-fn events(e: &mut Engine) -> Vec<Event> {
-    std::iter::from_fn(|| e.poll_event()).collect()
+    seeded_engine(13, |_| {})
 }
 
 /// SUCCESS to `req` with this external port and address, the options

@@ -1,44 +1,22 @@
 //! RFC 6887 rules of issue 10 (and defects 1 and 2 of issue 13), one test
 //! each, on the simulated clock. The section is in each test's doc comment.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use pcp_core::engine::*;
 use pcp_core::wire::*;
 use pcp_core::Error;
 
-const CLIENT: &str = "127.0.0.1";
-
-fn server() -> SocketAddr {
-    "127.0.0.1:5351".parse().unwrap()
-}
+mod sim;
+use sim::*;
 
 fn engine_with(f: impl FnOnce(&mut EngineConfig)) -> Engine {
-    let mut c = EngineConfig::new(server(), CLIENT.parse().unwrap());
-    c.rng_seed = Some([9; 32]);
-    f(&mut c);
-    Engine::new(c)
+    seeded_engine(9, f)
 }
 
 fn engine() -> Engine {
     engine_with(|_| {})
-}
-
-fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn sent(e: &mut Engine) -> Vec<Request> {
-    std::iter::from_fn(|| e.poll_transmit()).map(|t| Request::decode(&t.payload).expect("valid request")).collect()
-}
-
-fn events(e: &mut Engine) -> Vec<Event> {
-    std::iter::from_fn(|| e.poll_event()).collect()
 }
 
 /// The answer to `req` with every field chosen.
