@@ -1,5 +1,4 @@
 use std::ffi::{c_char, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
 
 use pcp_core::client::wall_clock;
@@ -35,12 +34,11 @@ impl pcp_mapping {
     }
 }
 
-fn wrap(client: Client) -> *mut pcp_client {
-    Box::into_raw(Box::new(pcp_client { client, callback: CallbackSlot::default() }))
-}
-
-fn new_mapping(m: Mapping) -> *mut pcp_mapping {
-    Box::into_raw(Box::new(pcp_mapping { mapping: Mutex::new(m) }))
+/// Freeing the handle closes the client.
+impl Drop for pcp_client {
+    fn drop(&mut self) {
+        self.client.close();
+    }
 }
 
 /// Makes a client for the server at `server`: "host", "host:port", an IPv4
@@ -53,11 +51,9 @@ pub unsafe extern "C" fn pcp_client_new(
     config: *const pcp_config,
     out: *mut *mut pcp_client,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
+    guard_out(out, "out", || {
         let client = Client::new(unsafe { client_config_for(server, config) }?)?;
-        unsafe { put(out, wrap(client)) };
-        Ok(())
+        Ok(pcp_client { client, callback: CallbackSlot::default() }.into_raw())
     })
 }
 
@@ -67,13 +63,10 @@ pub unsafe extern "C" fn pcp_client_new(
 /// answers (PCP_NO_GATEWAY if none does before the discovery deadline).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_client_discover(config: *const pcp_config, out: *mut *mut pcp_client) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let default = pcp_config::default();
-        let config = unsafe { config.as_ref() }.unwrap_or(&default);
+    guard_out(out, "out", || {
+        let config = unsafe { pcp_config::or_default(config) };
         let client = Client::discover_with(&config.discovery, |server| config.client_config(server))?;
-        unsafe { put(out, wrap(client)) };
-        Ok(())
+        Ok(pcp_client { client, callback: CallbackSlot::default() }.into_raw())
     })
 }
 
@@ -86,14 +79,7 @@ pub unsafe extern "C" fn pcp_client_discover(config: *const pcp_config, out: *mu
 /// with this client.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_client_free(client: *mut pcp_client) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        if !client.is_null() {
-            // SAFETY: made by pcp_client_new/discover, freed once.
-            let c = unsafe { Box::from_raw(client) };
-            c.client.close();
-            drop(c);
-        }
-    }));
+    unsafe { free(client) }
 }
 
 /// Registers the event callback, replacing any previous one (NULL removes
@@ -119,15 +105,10 @@ pub unsafe extern "C" fn pcp_client_set_event_callback(
     callback: pcp_event_callback,
     userdata: *mut c_void,
 ) -> pcp_status {
-    guard(|| {
-        let c = unsafe { deref(client, "client") }?;
+    with(client, |c| {
         c.callback.set(c.client.event_handlers(), callback, userdata);
         Ok(())
     })
-}
-
-unsafe fn client_ref<'a>(client: *const pcp_client) -> FfiResult<&'a pcp_client> {
-    unsafe { deref(client, "client") }
 }
 
 /// Runs a request that makes a mapping, handing the new handle out through `out`.
@@ -136,11 +117,9 @@ fn out_mapping(
     out: *mut *mut pcp_mapping,
     f: impl FnOnce(&Client) -> FfiResult<Mapping>,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let m = f(&unsafe { client_ref(client) }?.client)?;
-        unsafe { put(out, new_mapping(m)) };
-        Ok(())
+    guard_out(out, "out", || {
+        let m = f(&unsafe { handle(client) }?.client)?;
+        Ok(pcp_mapping { mapping: Mutex::new(m) }.into_raw())
     })
 }
 
@@ -191,19 +170,16 @@ pub unsafe extern "C" fn pcp_peer(
 /// unmapped either way).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_delete(client: *mut pcp_client, protocol: u8, internal_port: u16) -> pcp_status {
-    guard(|| Ok(unsafe { client_ref(client) }?.client.delete_port(Protocol(protocol), internal_port)?))
+    with(client, |c| Ok(c.client.delete_port(Protocol(protocol), internal_port)?))
 }
 
 /// Sends ANNOUNCE and waits; on success writes the server's epoch to
 /// `*epoch` (which may be NULL).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_announce(client: *mut pcp_client, epoch: *mut u32) -> pcp_status {
-    guard(|| {
-        let c = unsafe { client_ref(client) }?;
+    with(client, |c| {
         let e = c.client.announce()?;
-        if !epoch.is_null() {
-            unsafe { put(epoch, e) };
-        }
+        unsafe { put_opt(epoch, e) };
         Ok(())
     })
 }
@@ -213,27 +189,14 @@ pub unsafe extern "C" fn pcp_announce(client: *mut pcp_client, epoch: *mut u32) 
 /// (PCP_BUFFER_TOO_SMALL if it does not fit; PCP_ADDRSTRLEN always does).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_external_address(client: *mut pcp_client, buf: *mut c_char, len: usize) -> pcp_status {
-    guard(|| {
-        let c = unsafe { client_ref(client) }?;
-        if buf.is_null() {
-            return Err(Fail::null("buf"));
-        }
-        let s = c.client.external_address()?.to_string();
-        unsafe { copy_text(buf, len, &s) }
-    })
+    guard_text(buf, len, || Ok(unsafe { handle(client) }?.client.external_address()?.to_string()))
 }
 
 /// Like `pcp_external_address`, as 16 bytes into `out` (IPv4 as
 /// IPv4-mapped IPv6).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_external_address_bytes(client: *mut pcp_client, out: *mut u8) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let c = unsafe { client_ref(client) }?;
-        let ip = c.client.external_address()?;
-        unsafe { write_bytes(out, &addr_bytes(ip)) };
-        Ok(())
-    })
+    guard_out(bytes_out(out), "out", || Ok(addr_bytes(unsafe { handle(client) }?.client.external_address()?)))
 }
 
 /// The PCP server's address as text into `buf`, and its port into `*port`
@@ -245,14 +208,10 @@ pub unsafe extern "C" fn pcp_gateway_address(
     len: usize,
     port: *mut u16,
 ) -> pcp_status {
-    guard(|| {
-        let c = unsafe { client_ref(client) }?;
+    with(client, |c| {
         let sa = c.client.gateway_address();
-        let s = sa.ip().to_string();
-        unsafe { copy_text(buf, len, &s) }?;
-        if !port.is_null() {
-            unsafe { put(port, sa.port()) };
-        }
+        unsafe { copy_text(buf, len, &sa.ip().to_string()) }?;
+        unsafe { put_opt(port, sa.port()) };
         Ok(())
     })
 }
@@ -261,11 +220,7 @@ pub unsafe extern "C" fn pcp_gateway_address(
 /// as text into `buf`. No network traffic.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_internal_address(client: *const pcp_client, buf: *mut c_char, len: usize) -> pcp_status {
-    guard(|| {
-        let c = unsafe { client_ref(client) }?;
-        let s = c.client.internal_address().to_string();
-        unsafe { copy_text(buf, len, &s) }
-    })
+    guard_text(buf, len, || Ok(unsafe { handle(client) }?.client.internal_address().to_string()))
 }
 
 /// Sends from the local address `addr` (text, e.g. "192.168.1.20") from
@@ -282,43 +237,29 @@ pub unsafe extern "C" fn pcp_client_set_local_address(
     addr: *const c_char,
     changed: *mut bool,
 ) -> pcp_status {
-    guard(|| {
-        let c = unsafe { client_ref(client) }?;
-        let ip = if addr.is_null() { None } else { Some(parse_ip(unsafe { text(addr, "addr") }?, "addr")?) };
-        let moved = c.client.set_local_address(ip)?;
-        if !changed.is_null() {
-            unsafe { put(changed, moved) };
-        }
+    with(client, |c| {
+        let moved = c.client.set_local_address(unsafe { opt_ip(addr, "addr") }?)?;
+        unsafe { put_opt(changed, moved) };
         Ok(())
     })
 }
 
 // ---------------------------------------------------------------- mapping
 
-unsafe fn mapping_ref<'a>(m: *const pcp_mapping) -> FfiResult<&'a pcp_mapping> {
-    unsafe { deref(m, "mapping") }
-}
-
 /// Frees a mapping handle (the mapping stays on the server); NULL is allowed.
 /// Not while another thread may still make a call with this handle.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_free(mapping: *mut pcp_mapping) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        if !mapping.is_null() {
-            // SAFETY: made by this library, freed once.
-            drop(unsafe { Box::from_raw(mapping) });
-        }
-    }));
+    unsafe { free(mapping) }
 }
 
 /// Deletes the mapping on the server (lifetime 0 with its nonce) and waits.
 /// The handle must still be freed.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_delete(mapping: *mut pcp_mapping) -> pcp_status {
-    guard(|| {
-        let m = unsafe { mapping_ref(mapping) }?.get().clone();
-        m.delete()?;
-        Ok(())
+    with(mapping, |m| {
+        let m = m.get().clone();
+        Ok(m.delete()?)
     })
 }
 
@@ -327,11 +268,12 @@ pub unsafe extern "C" fn pcp_mapping_delete(mapping: *mut pcp_mapping) -> pcp_st
 /// still holds the mapping; false (fields unchanged) if it is gone or on NULL.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_refresh(mapping: *mut pcp_mapping) -> bool {
-    guard_value(false, || Ok(unsafe { mapping_ref(mapping) }?.get().refresh()))
+    guard_value(false, || Ok(unsafe { handle(mapping) }?.get().refresh()))
 }
 
+/// A value read from the mapping behind the handle (`default` for NULL).
 fn field<T>(mapping: *const pcp_mapping, default: T, f: impl FnOnce(&Mapping) -> T) -> T {
-    guard_value(default, || Ok(f(&unsafe { mapping_ref(mapping) }?.get())))
+    read(mapping, default, |m| f(&m.get()))
 }
 
 /// The mapping's id, as in events (0 for NULL).
@@ -399,21 +341,13 @@ pub unsafe extern "C" fn pcp_mapping_external_address(
     buf: *mut c_char,
     len: usize,
 ) -> pcp_status {
-    guard(|| {
-        let s = unsafe { mapping_ref(mapping) }?.get().external_addr().to_string();
-        unsafe { copy_text(buf, len, &s) }
-    })
+    guard_text(buf, len, || Ok(unsafe { handle(mapping) }?.get().external_addr().to_string()))
 }
 
 /// The external address as 16 bytes into `out` (IPv4 as IPv4-mapped IPv6).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_external_address_bytes(mapping: *const pcp_mapping, out: *mut u8) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let ip = unsafe { mapping_ref(mapping) }?.get().external_addr();
-        unsafe { write_bytes(out, &addr_bytes(ip)) };
-        Ok(())
-    })
+    guard_out(bytes_out(out), "out", || Ok(addr_bytes(unsafe { handle(mapping) }?.get().external_addr())))
 }
 
 /// The internal address (ours, or the THIRD_PARTY one) as text into `buf`.
@@ -423,19 +357,11 @@ pub unsafe extern "C" fn pcp_mapping_internal_address(
     buf: *mut c_char,
     len: usize,
 ) -> pcp_status {
-    guard(|| {
-        let s = unsafe { mapping_ref(mapping) }?.get().internal_addr().to_string();
-        unsafe { copy_text(buf, len, &s) }
-    })
+    guard_text(buf, len, || Ok(unsafe { handle(mapping) }?.get().internal_addr().to_string()))
 }
 
 /// The mapping's 12-byte nonce into `out`.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_nonce(mapping: *const pcp_mapping, out: *mut u8) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let n = *unsafe { mapping_ref(mapping) }?.get().nonce().as_bytes();
-        unsafe { write_bytes(out, &n) };
-        Ok(())
-    })
+    guard_out(bytes_out(out), "out", || Ok(*unsafe { handle(mapping) }?.get().nonce().as_bytes()))
 }

@@ -3,8 +3,11 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
+use std::time::Duration;
 
 use pcp_core::{quote_input, Error};
+
+use crate::{pcp_client, pcp_config, pcp_endpoint, pcp_mapping, pcp_test_server};
 
 pub use crate::status::pcp_status;
 pub(crate) use crate::status::status_of;
@@ -70,18 +73,10 @@ pub(crate) type FfiResult<T> = Result<T, Fail>;
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-    static LAST_RETRY_AFTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-pub(crate) fn set_last_error(msg: &str) {
-    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = c);
-    let _ = LAST_RETRY_AFTER.try_with(|r| r.set(0));
-}
-
-fn set_last_fail(fail: &Fail) {
-    set_last_error(&fail.message);
-    let _ = LAST_RETRY_AFTER.try_with(|r| r.set(fail.retry_after));
+    static LAST_RETRY_AFTER: Cell<u32> = const { Cell::new(0) };
+    /// How many boundaries the thread is inside: a panic there is caught and
+    /// reported through `pcp_last_error`, so the panic hook stays quiet.
+    static GUARDED: Cell<u32> = const { Cell::new(0) };
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -93,15 +88,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     format!("internal error (panic) in pcp_rs: {what}")
 }
 
-thread_local! {
-    /// How many `guard`s the thread is inside: a panic there is caught and
-    /// reported through `pcp_last_error`, so the panic hook stays quiet.
-    static GUARDED: Cell<u32> = const { Cell::new(0) };
-}
-
 /// Runs `f` with panics caught and not printed: the C program learns of
 /// them from the status and `pcp_last_error`, and its stderr is its own.
-/// Panics outside a guard (on a library thread) still print as usual.
+/// Panics outside a boundary (on a library thread) still print as usual.
 fn catch_quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
@@ -118,53 +107,116 @@ fn catch_quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     r
 }
 
-/// Runs `f` behind the boundary: panics become `PCP_PANIC`, failures set the
-/// thread's last error.
-pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> pcp_status {
-    match catch_quietly(f) {
-        Ok(Ok(())) => PCP_OK,
-        Ok(Err(fail)) => {
-            set_last_fail(&fail);
-            fail.status
-        }
-        Err(payload) => {
-            set_last_error(&panic_message(&*payload));
-            PCP_PANIC
-        }
-    }
+/// The frame of every exported function: runs `f` with panics caught (they
+/// become `PCP_PANIC`), and records a failure as the thread's last error
+/// and retry-after before handing its status back.
+fn boundary<T>(f: impl FnOnce() -> FfiResult<T>) -> Result<T, pcp_status> {
+    let fail = match catch_quietly(f) {
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(fail)) => fail,
+        Err(payload) => Fail::new(PCP_PANIC, panic_message(&*payload)),
+    };
+    let message = CString::new(fail.message.replace('\0', " ")).unwrap_or_default();
+    let _ = LAST_ERROR.try_with(|l| *l.borrow_mut() = message);
+    let _ = LAST_RETRY_AFTER.try_with(|r| r.set(fail.retry_after));
+    Err(fail.status)
 }
 
-/// Like [`guard`] for functions that return a plain value: `default` on a
+/// [`boundary`] for a function that returns a status.
+pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> pcp_status {
+    boundary(f).err().unwrap_or(PCP_OK)
+}
+
+/// [`boundary`] for a function that returns a plain value: `default` on a
 /// failure or a panic.
 pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> FfiResult<T>) -> T {
-    match catch_quietly(f) {
-        Ok(Ok(v)) => v,
-        Ok(Err(fail)) => {
-            set_last_fail(&fail);
-            default
-        }
-        Err(payload) => {
-            set_last_error(&panic_message(&*payload));
-            default
-        }
+    boundary(f).unwrap_or(default)
+}
+
+/// [`guard`] for a function with an out-parameter: `out` (named `what` in
+/// the message) is checked for NULL before `f` runs, and written only
+/// with what `f` returns on success.
+pub(crate) fn guard_out<T>(out: *mut T, what: &str, f: impl FnOnce() -> FfiResult<T>) -> pcp_status {
+    guard(|| {
+        check_out(out, what)?;
+        let value = f()?;
+        // SAFETY: checked non-NULL; the caller's out-parameter.
+        unsafe { out.write(value) };
+        Ok(())
+    })
+}
+
+/// [`guard`] for a function that writes text into the caller's buffer
+/// `buf` of `len` bytes: checked for NULL before `f` runs (which may ask
+/// the network), then filled as [`copy_text`] does.
+pub(crate) fn guard_text(buf: *mut c_char, len: usize, f: impl FnOnce() -> FfiResult<String>) -> pcp_status {
+    guard(|| {
+        check_out(buf, "the buffer")?;
+        unsafe { copy_text(buf, len, &f()?) }
+    })
+}
+
+/// An opaque handle: a Rust value C holds as a pointer, made with
+/// [`Handle::into_raw`], used through [`handle`], released with [`free`].
+pub(crate) trait Handle: Sized {
+    /// The argument's name in the message about a NULL pointer.
+    const NAME: &'static str;
+
+    /// Hands the value to C; [`free`] releases it.
+    fn into_raw(self) -> *mut Self {
+        Box::into_raw(Box::new(self))
     }
 }
 
-/// A reference behind a pointer, or `PCP_INVALID_ARGUMENT` for NULL.
-pub(crate) unsafe fn deref<'a, T>(p: *const T, what: &str) -> FfiResult<&'a T> {
+/// The opaque handles and their argument names.
+macro_rules! handles {
+    ($($handle:ty => $name:literal),*) => {
+        $(impl Handle for $handle {
+            const NAME: &'static str = $name;
+        })*
+    };
+}
+handles!(
+    pcp_client => "client",
+    pcp_mapping => "mapping",
+    pcp_config => "config",
+    pcp_endpoint => "endpoint",
+    pcp_test_server => "server"
+);
+
+/// The handle behind a pointer, or `PCP_INVALID_ARGUMENT` for NULL.
+pub(crate) unsafe fn handle<'a, T: Handle>(p: *const T) -> FfiResult<&'a T> {
     // SAFETY: the caller passes a pointer this library handed out (or NULL).
-    unsafe { p.as_ref() }.ok_or_else(|| Fail::null(what))
+    unsafe { p.as_ref() }.ok_or_else(|| Fail::null(T::NAME))
 }
 
-pub(crate) unsafe fn deref_mut<'a, T>(p: *mut T, what: &str) -> FfiResult<&'a mut T> {
-    // SAFETY: as for `deref`; the caller does not share a mutable handle.
-    unsafe { p.as_mut() }.ok_or_else(|| Fail::null(what))
+/// [`guard`] around `f` with the handle behind `p`.
+pub(crate) fn with<T: Handle>(p: *const T, f: impl FnOnce(&T) -> FfiResult<()>) -> pcp_status {
+    guard(|| f(unsafe { handle(p) }?))
 }
 
-/// Writes `value` to the out-parameter `out`.
-pub(crate) unsafe fn put<T>(out: *mut T, value: T) {
-    // SAFETY: checked non-NULL by the caller before any work.
-    unsafe { out.write(value) }
+/// [`guard_value`] of a value read from the handle behind `p` (`default`
+/// for NULL).
+pub(crate) fn read<T: Handle, R>(p: *const T, default: R, f: impl FnOnce(&T) -> R) -> R {
+    guard_value(default, || Ok(f(unsafe { handle(p) }?)))
+}
+
+/// Releases a handle made by [`Handle::into_raw`], once; NULL is allowed.
+pub(crate) unsafe fn free<T: Handle>(p: *mut T) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if !p.is_null() {
+            // SAFETY: made by `into_raw`; the caller frees it once.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }));
+}
+
+/// Writes `value` to an optional out-parameter (NULL: not wanted).
+pub(crate) unsafe fn put_opt<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: the caller's out-parameter, non-NULL.
+        unsafe { out.write(value) }
+    }
 }
 
 pub(crate) fn check_out<T>(out: *mut T, what: &str) -> FfiResult<()> {
@@ -184,25 +236,28 @@ pub(crate) unsafe fn text<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str
     unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| Fail::invalid(format!("{what} is not valid UTF-8")))
 }
 
+/// An address argument (the core's rule for address text).
+pub(crate) unsafe fn ip(p: *const c_char, what: &str) -> FfiResult<IpAddr> {
+    Ok(pcp_core::config::parse_ip(unsafe { text(p, what) }?, what)?)
+}
+
 /// An optional address argument: NULL means none.
 pub(crate) unsafe fn opt_ip(p: *const c_char, what: &str) -> FfiResult<Option<IpAddr>> {
     if p.is_null() {
         return Ok(None);
     }
-    let s = unsafe { text(p, what) }?;
-    parse_ip(s, what).map(Some)
+    unsafe { ip(p, what) }.map(Some)
 }
 
-pub(crate) fn parse_ip(s: &str, what: &str) -> FfiResult<IpAddr> {
-    Ok(pcp_core::config::parse_ip(s, what)?)
+/// A duration argument in milliseconds.
+pub(crate) fn millis(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms))
 }
 
 /// Copies `s` with a terminating NUL into the caller's buffer of `len`
 /// bytes, or fails (NULL, or too small: the buffer is then untouched).
 pub(crate) unsafe fn copy_text(buf: *mut c_char, len: usize, s: &str) -> FfiResult<()> {
-    if buf.is_null() {
-        return Err(Fail::null("the buffer"));
-    }
+    check_out(buf, "the buffer")?;
     if len < s.len() + 1 {
         return Err(Fail::new(
             PCP_BUFFER_TOO_SMALL,
@@ -231,9 +286,10 @@ pub(crate) fn fill_text(field: &mut [c_char], s: &str) {
 /// The 16-byte form of an address: IPv4 as IPv4-mapped IPv6, as on the wire.
 pub(crate) use pcp_core::wire::to_wire_address as addr_bytes;
 
-pub(crate) unsafe fn write_bytes(out: *mut u8, bytes: &[u8]) {
-    // SAFETY: the caller documented the size; checked non-NULL.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len()) }
+/// A caller's buffer of a documented size `N` (an address, a nonce), as an
+/// out-parameter for [`guard_out`].
+pub(crate) fn bytes_out<const N: usize>(p: *mut u8) -> *mut [u8; N] {
+    p.cast()
 }
 
 /// The detailed message of the last failure of a `pcp_` function on the
@@ -257,11 +313,7 @@ pub extern "C" fn pcp_last_retry_after() -> u32 {
 /// The library's version, e.g. "0.1.0". Never NULL.
 #[no_mangle]
 pub extern "C" fn pcp_version() -> *const c_char {
-    static V: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-        Ok(c) => c,
-        Err(_) => c"unknown",
-    };
-    catch_unwind(|| V.as_ptr()).unwrap_or(c"unknown".as_ptr())
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
 /// Panics inside the library on purpose and returns what the boundary made

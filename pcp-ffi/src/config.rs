@@ -3,8 +3,6 @@
 
 use std::ffi::{c_char, c_int};
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Duration;
 
 use pcp_core::discovery::DiscoveryConfig;
 use pcp_core::{ClientConfig, ProtocolChoice};
@@ -14,6 +12,7 @@ use crate::common::*;
 /// Settings for a client or an endpoint (opaque). Not thread-safe: build it
 /// on one thread, then pass it to `pcp_client_new`, `pcp_client_discover` or
 /// `pcp_endpoint_new` (which copy it) from any thread.
+#[derive(Clone)]
 pub struct pcp_config {
     /// The client settings; `server` is filled in by the call that uses it.
     pub(crate) client: ClientConfig,
@@ -35,13 +34,16 @@ impl Default for pcp_config {
 /// # Safety
 /// `server` is NULL or a NUL-terminated string; `config` is NULL or valid.
 pub(crate) unsafe fn client_config_for(server: *const c_char, config: *const pcp_config) -> FfiResult<ClientConfig> {
-    let server = unsafe { text(server, "server") }?;
-    let addr = pcp_core::client::parse_server(server)?;
-    let default = pcp_config::default();
-    Ok(unsafe { config.as_ref() }.unwrap_or(&default).client_config(addr))
+    let server = pcp_core::client::parse_server(unsafe { text(server, "server") }?)?;
+    Ok(unsafe { pcp_config::or_default(config) }.client_config(server))
 }
 
 impl pcp_config {
+    /// The settings behind `config`, or the defaults for NULL.
+    pub(crate) unsafe fn or_default(config: *const pcp_config) -> pcp_config {
+        unsafe { config.as_ref() }.cloned().unwrap_or_default()
+    }
+
     pub(crate) fn client_config(&self, server: SocketAddr) -> ClientConfig {
         ClientConfig { server, ..self.client.clone() }
     }
@@ -52,31 +54,34 @@ impl pcp_config {
 /// mappings when the client is freed. Free it with `pcp_config_free`.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_new(out: *mut *mut pcp_config) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        unsafe { put(out, Box::into_raw(Box::default())) };
-        Ok(())
-    })
+    guard_out(out, "out", || Ok(pcp_config::default().into_raw()))
 }
 
 /// Frees a config; NULL is allowed.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_free(config: *mut pcp_config) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        if !config.is_null() {
-            // SAFETY: made by pcp_config_new, freed once.
-            drop(unsafe { Box::from_raw(config) });
-        }
-    }));
+    unsafe { free(config) }
 }
 
-fn with_config(config: *mut pcp_config, f: impl FnOnce(&mut pcp_config) -> FfiResult<()>) -> pcp_status {
-    guard(|| f(unsafe { deref_mut(config, "config") }?))
+/// Changes the config behind the handle if the result passes the core's
+/// checks (`ClientConfig::validate`, `DiscoveryConfig::validate`): a bad
+/// value is refused by its setter, with the message every language gives.
+fn try_set(config: *mut pcp_config, f: impl FnOnce(&mut pcp_config) -> FfiResult<()>) -> pcp_status {
+    guard(|| {
+        // SAFETY: made by pcp_config_new; not shared while it is built.
+        let config = unsafe { config.as_mut() }.ok_or_else(|| Fail::null(pcp_config::NAME))?;
+        let mut changed = config.clone();
+        f(&mut changed)?;
+        changed.client.validate()?;
+        changed.discovery.validate()?;
+        *config = changed;
+        Ok(())
+    })
 }
 
-/// A setter whose every value is valid.
+/// [`try_set`] for a change that cannot fail by itself.
 fn set(config: *mut pcp_config, f: impl FnOnce(&mut pcp_config)) -> pcp_status {
-    with_config(config, |c| {
+    try_set(config, |c| {
         f(c);
         Ok(())
     })
@@ -88,12 +93,7 @@ fn set(config: *mut pcp_config, f: impl FnOnce(&mut pcp_config)) -> pcp_status {
 /// without a deadline, call `pcp_config_clear_deadline`.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_deadline_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
-    with_config(config, |c| {
-        let policy = c.client.retransmit.with_deadline(Duration::from_millis(u64::from(ms)));
-        policy.validate()?;
-        c.client.retransmit = policy;
-        Ok(())
-    })
+    set(config, |c| c.client.retransmit = c.client.retransmit.with_deadline(millis(ms)))
 }
 
 /// Removes the request deadline: requests are retransmitted by the RFC
@@ -107,7 +107,7 @@ pub unsafe extern "C" fn pcp_config_clear_deadline(config: *mut pcp_config) -> p
 /// (the default: only the deadline applies).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_retries(config: *mut pcp_config, retries: i32) -> pcp_status {
-    with_config(config, |c| {
+    try_set(config, |c| {
         c.client.retransmit.max_retransmissions = match retries {
             -1 => None,
             n if n >= 0 => Some(n as u32),
@@ -121,12 +121,7 @@ pub unsafe extern "C" fn pcp_config_set_retries(config: *mut pcp_config, retries
 /// more than 0 and at most the maximum timeout (1024 s).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_initial_timeout_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
-    with_config(config, |c| {
-        let policy = c.client.retransmit.with_initial(Duration::from_millis(u64::from(ms)));
-        policy.validate()?;
-        c.client.retransmit = policy;
-        Ok(())
-    })
+    set(config, |c| c.client.retransmit = c.client.retransmit.with_initial(millis(ms)))
 }
 
 /// Which protocols a client speaks: `PCP_PROTOCOL_AUTO` (the default: PCP,
@@ -134,7 +129,7 @@ pub unsafe extern "C" fn pcp_config_set_initial_timeout_ms(config: *mut pcp_conf
 /// `PCP_PROTOCOL_PCP` or `PCP_PROTOCOL_NATPMP`.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_protocol(config: *mut pcp_config, protocol: c_int) -> pcp_status {
-    with_config(config, |c| {
+    try_set(config, |c| {
         c.client.protocol = match protocol {
             PCP_PROTOCOL_AUTO => ProtocolChoice::Auto,
             PCP_PROTOCOL_PCP => ProtocolChoice::PcpOnly,
@@ -164,7 +159,7 @@ pub unsafe extern "C" fn pcp_config_set_delete_on_close(config: *mut pcp_config,
 /// (default 2000 ms).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_close_timeout_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
-    set(config, |c| c.client.close_timeout = Duration::from_millis(u64::from(ms)))
+    set(config, |c| c.client.close_timeout = millis(ms))
 }
 
 /// The UDP port of the ANNOUNCE listener (default 5350, the port RFC 6887
@@ -181,14 +176,14 @@ pub unsafe extern "C" fn pcp_config_set_announce_port(config: *mut pcp_config, p
 /// 6887 section 14.1.3 says); 0 renews at once.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_announce_delay_max_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
-    set(config, |c| c.client.announce_delay_max = Duration::from_millis(u64::from(ms)))
+    set(config, |c| c.client.announce_delay_max = millis(ms))
 }
 
 /// Binds the client's socket to this local address (NULL: the route to
 /// the server chooses).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_local_address(config: *mut pcp_config, address: *const c_char) -> pcp_status {
-    with_config(config, |c| {
+    try_set(config, |c| {
         c.client.local_addr = unsafe { opt_ip(address, "address") }?;
         Ok(())
     })
@@ -202,9 +197,9 @@ pub unsafe extern "C" fn pcp_config_add_discovery_candidate(
     config: *mut pcp_config,
     server: *const c_char,
 ) -> pcp_status {
-    with_config(config, |c| {
-        let s = unsafe { text(server, "server") }?;
-        c.discovery.gateways.get_or_insert_with(Vec::new).push(pcp_core::client::parse_server(s)?);
+    try_set(config, |c| {
+        let server = pcp_core::client::parse_server(unsafe { text(server, "server") }?)?;
+        c.discovery.gateways.get_or_insert_with(Vec::new).push(server);
         Ok(())
     })
 }
@@ -213,10 +208,5 @@ pub unsafe extern "C" fn pcp_config_add_discovery_candidate(
 /// at most a day).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_config_set_discovery_deadline_ms(config: *mut pcp_config, ms: u32) -> pcp_status {
-    with_config(config, |c| {
-        let discovery = DiscoveryConfig { deadline: Duration::from_millis(u64::from(ms)), ..c.discovery.clone() };
-        discovery.validate()?;
-        c.discovery = discovery;
-        Ok(())
-    })
+    set(config, |c| c.discovery.deadline = millis(ms))
 }

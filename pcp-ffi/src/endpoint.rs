@@ -16,12 +16,8 @@ use crate::request::*;
 /// A socket as the platform names it: `int` on Unix, `SOCKET` on Windows.
 /// pcp.h declares it itself (cbindgen.toml), from `_WIN32`.
 #[cfg(unix)]
-#[allow(non_camel_case_types)]
 pub type pcp_socket = c_int;
-/// A socket as the platform names it: `int` on Unix, `SOCKET` on Windows.
-/// pcp.h declares it itself (cbindgen.toml), from `_WIN32`.
 #[cfg(windows)]
-#[allow(non_camel_case_types)]
 pub type pcp_socket = usize;
 
 /// The most descriptors `pcp_endpoint_fds` reports (the request socket and
@@ -57,10 +53,6 @@ impl pcp_endpoint {
     }
 }
 
-unsafe fn ep<'a>(e: *const pcp_endpoint) -> FfiResult<&'a pcp_endpoint> {
-    unsafe { deref(e, "endpoint") }
-}
-
 /// Makes an endpoint for the server at `server` (as for `pcp_client_new`);
 /// `config` may be NULL. Opens its socket(s) and sends nothing yet.
 #[no_mangle]
@@ -69,8 +61,7 @@ pub unsafe extern "C" fn pcp_endpoint_new(
     config: *const pcp_config,
     out: *mut *mut pcp_endpoint,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
+    guard_out(out, "out", || {
         let endpoint = Endpoint::new(&unsafe { client_config_for(server, config) }?)?;
         let e = pcp_endpoint {
             endpoint: Mutex::new(endpoint),
@@ -78,8 +69,7 @@ pub unsafe extern "C" fn pcp_endpoint_new(
             callback: CallbackSlot::default(),
             free_requested: AtomicBool::new(false),
         };
-        unsafe { put(out, Box::into_raw(Box::new(e))) };
-        Ok(())
+        Ok(e.into_raw())
     })
 }
 
@@ -102,8 +92,7 @@ pub unsafe extern "C" fn pcp_endpoint_free(endpoint: *mut pcp_endpoint) {
             e.free_requested.store(true, Ordering::Release);
             return;
         }
-        // SAFETY: made by pcp_endpoint_new, freed once.
-        drop(unsafe { Box::from_raw(endpoint) });
+        unsafe { free(endpoint) }
     }));
 }
 
@@ -120,8 +109,7 @@ pub unsafe extern "C" fn pcp_endpoint_set_event_callback(
     callback: pcp_event_callback,
     userdata: *mut c_void,
 ) -> pcp_status {
-    guard(|| {
-        let e = unsafe { ep(endpoint) }?;
+    with(endpoint, |e| {
         e.callback.set(&e.handlers, callback, userdata);
         Ok(())
     })
@@ -142,7 +130,7 @@ pub unsafe extern "C" fn pcp_endpoint_fds(
     guard(|| {
         check_out(fds, "fds")?;
         check_out(count, "count")?;
-        let list = unsafe { ep(endpoint) }?.lock().fds();
+        let list = unsafe { handle(endpoint) }?.lock().fds();
         if list.len() > capacity {
             return Err(Fail::new(
                 pcp_status::PCP_BUFFER_TOO_SMALL,
@@ -155,7 +143,7 @@ pub unsafe extern "C" fn pcp_endpoint_fds(
             let fd = &(*fd as pcp_socket);
             unsafe { fds.add(i).write(*fd) };
         }
-        unsafe { put(count, list.len()) };
+        unsafe { count.write(list.len()) };
         Ok(())
     })
 }
@@ -168,10 +156,8 @@ pub unsafe extern "C" fn pcp_endpoint_fds(
 /// rather than sleeping forever) and sets the last error.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_timeout_ms(endpoint: *mut pcp_endpoint) -> c_int {
-    guard_value(0, || {
-        // 0 while events wait (the core's rule).
-        Ok(unsafe { ep(endpoint) }?.lock().timeout_ms(Instant::now()))
-    })
+    // 0 while events wait (the core's rule).
+    read(endpoint, 0, |e| e.lock().timeout_ms(Instant::now()))
 }
 
 /// Reads what arrived, runs due timers (retransmissions, renewals), sends
@@ -179,8 +165,7 @@ pub unsafe extern "C" fn pcp_endpoint_timeout_ms(endpoint: *mut pcp_endpoint) ->
 /// thread, with the endpoint unlocked). Cheap to call when nothing is due.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_process(endpoint: *mut pcp_endpoint) -> pcp_status {
-    guard(|| {
-        let e = unsafe { ep(endpoint) }?;
+    with(endpoint, |e| {
         // Taken out under the lock, dispatched without it: a callback may
         // call the endpoint.
         let events = e.lock().process_events(Instant::now());
@@ -204,21 +189,7 @@ pub unsafe extern "C" fn pcp_endpoint_process(endpoint: *mut pcp_endpoint) -> pc
 
 /// Starts a request on the engine and sends it at once.
 fn start<T>(endpoint: *mut pcp_endpoint, f: impl FnOnce(&mut Engine, Instant) -> FfiResult<T>) -> FfiResult<T> {
-    unsafe { ep(endpoint) }?.lock().submit(Instant::now(), f)
-}
-
-/// [`start`] for a request whose id goes out through `id`.
-fn start_with_id(
-    endpoint: *mut pcp_endpoint,
-    id: *mut u64,
-    f: impl FnOnce(&mut Engine, Instant) -> FfiResult<u64>,
-) -> pcp_status {
-    guard(|| {
-        check_out(id, "id")?;
-        let r = start(endpoint, f)?;
-        unsafe { put(id, r) };
-        Ok(())
-    })
+    unsafe { handle(endpoint) }?.lock().submit(Instant::now(), f)
 }
 
 /// Starts a MAP request and writes its mapping id to `*id`; the outcome is
@@ -230,7 +201,7 @@ pub unsafe extern "C" fn pcp_endpoint_map(
     request: *const pcp_map_request,
     id: *mut u64,
 ) -> pcp_status {
-    start_with_id(endpoint, id, |e, now| Ok(e.map(now, unsafe { map_spec(request) }?)?.0))
+    guard_out(id, "id", || start(endpoint, |e, now| Ok(e.map(now, unsafe { map_spec(request) }?)?.0)))
 }
 
 /// Starts a PEER request; like `pcp_endpoint_map`.
@@ -240,7 +211,7 @@ pub unsafe extern "C" fn pcp_endpoint_peer(
     request: *const pcp_peer_request,
     id: *mut u64,
 ) -> pcp_status {
-    start_with_id(endpoint, id, |e, now| Ok(e.peer(now, unsafe { peer_spec(request) }?)?.0))
+    guard_out(id, "id", || start(endpoint, |e, now| Ok(e.peer(now, unsafe { peer_spec(request) }?)?.0)))
 }
 
 /// Starts deleting mapping `id`; the outcome is a DELETED event.
@@ -253,18 +224,18 @@ pub unsafe extern "C" fn pcp_endpoint_delete(endpoint: *mut pcp_endpoint, id: u6
 /// ANNOUNCED event.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_announce(endpoint: *mut pcp_endpoint, id: *mut u64) -> pcp_status {
-    start_with_id(endpoint, id, |e, now| Ok(e.announce(now, None).0))
+    guard_out(id, "id", || start(endpoint, |e, now| Ok(e.announce(now, None).0)))
 }
 
 /// Starts an external-address request and writes its id; the outcome is an
 /// EXTERNAL_ADDRESS event.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_external_address(endpoint: *mut pcp_endpoint, id: *mut u64) -> pcp_status {
-    start_with_id(endpoint, id, |e, now| Ok(e.request_external_addr(now, None)?.0))
+    guard_out(id, "id", || start(endpoint, |e, now| Ok(e.request_external_addr(now, None)?.0)))
 }
 
 /// How many mappings the endpoint holds or is requesting (0 on NULL).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_mapping_count(endpoint: *const pcp_endpoint) -> usize {
-    guard_value(0, || Ok(unsafe { ep(endpoint) }?.lock().engine().mapping_ids().len()))
+    read(endpoint, 0, |e| e.lock().engine().mapping_ids().len())
 }

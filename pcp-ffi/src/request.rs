@@ -71,9 +71,8 @@ pub unsafe extern "C" fn pcp_map_request_init(
     protocol: u8,
     internal_port: u16,
 ) -> pcp_status {
-    guard(|| {
-        check_out(request, "request")?;
-        let r = pcp_map_request {
+    guard_out(request, "request", || {
+        Ok(pcp_map_request {
             protocol,
             internal_port,
             suggested_external_port: 0,
@@ -83,9 +82,7 @@ pub unsafe extern "C" fn pcp_map_request_init(
             third_party: std::ptr::null(),
             filters: std::ptr::null(),
             filter_count: 0,
-        };
-        unsafe { put(request, r) };
-        Ok(())
+        })
     })
 }
 
@@ -99,9 +96,8 @@ pub unsafe extern "C" fn pcp_peer_request_init(
     remote_address: *const c_char,
     remote_port: u16,
 ) -> pcp_status {
-    guard(|| {
-        check_out(request, "request")?;
-        let r = pcp_peer_request {
+    guard_out(request, "request", || {
+        Ok(pcp_peer_request {
             protocol,
             internal_port,
             remote_address,
@@ -110,14 +106,12 @@ pub unsafe extern "C" fn pcp_peer_request_init(
             suggested_external_address: std::ptr::null(),
             lifetime: pcp_core::config::DEFAULT_LIFETIME,
             third_party: std::ptr::null(),
-        };
-        unsafe { put(request, r) };
-        Ok(())
+        })
     })
 }
 
 pub(crate) unsafe fn map_spec(r: *const pcp_map_request) -> FfiResult<MapSpec> {
-    let r = unsafe { deref(r, "request") }?;
+    let r = unsafe { r.as_ref() }.ok_or_else(|| Fail::null("request"))?;
     let mut spec = MapSpec::new(Protocol(r.protocol), r.internal_port)
         .external_port(r.suggested_external_port)
         .external_addr(unsafe { opt_ip(r.suggested_external_address, "suggested_external_address") }?)
@@ -131,16 +125,16 @@ pub(crate) unsafe fn map_spec(r: *const pcp_map_request) -> FfiResult<MapSpec> {
         // SAFETY: the caller's array of `filter_count` filters.
         let filters = unsafe { std::slice::from_raw_parts(r.filters, r.filter_count) };
         for f in filters {
-            let addr = parse_ip(unsafe { text(f.remote_address, "filter remote_address") }?, "filter remote_address")?;
-            spec = spec.filter(Filter { remote_addr: addr, prefix_len: f.prefix_length, remote_port: f.remote_port });
+            let remote_addr = unsafe { ip(f.remote_address, "filter remote_address") }?;
+            spec = spec.filter(Filter { remote_addr, prefix_len: f.prefix_length, remote_port: f.remote_port });
         }
     }
     Ok(spec)
 }
 
 pub(crate) unsafe fn peer_spec(r: *const pcp_peer_request) -> FfiResult<PeerSpec> {
-    let r = unsafe { deref(r, "request") }?;
-    let remote = parse_ip(unsafe { text(r.remote_address, "remote_address") }?, "remote_address")?;
+    let r = unsafe { r.as_ref() }.ok_or_else(|| Fail::null("request"))?;
+    let remote = unsafe { ip(r.remote_address, "remote_address") }?;
     Ok(PeerSpec::new(Protocol(r.protocol), r.internal_port, remote, r.remote_port)
         .external_port(r.suggested_external_port)
         .external_addr(unsafe { opt_ip(r.suggested_external_address, "suggested_external_address") }?)

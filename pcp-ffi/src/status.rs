@@ -2,7 +2,7 @@
 //! core's registry of error codes (`pcp_core::ErrorCode`) except the three
 //! that only the C API has (OK, BUFFER_TOO_SMALL, PANIC).
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::catch_unwind;
 use std::sync::OnceLock;
 
@@ -141,12 +141,18 @@ fn table() -> &'static [(i32, CString, CString)] {
     })
 }
 
+/// The name (`message` false) or message of a status, or `unknown`.
+fn describe(status: c_int, message: bool, unknown: &'static CStr) -> *const c_char {
+    let found =
+        catch_unwind(|| table().iter().find(|r| r.0 == status).map(|r| if message { &r.2 } else { &r.1 }.as_ptr()));
+    found.ok().flatten().unwrap_or(unknown.as_ptr())
+}
+
 /// A static description of a status (any value: unknown ones get
 /// "unknown status"). Never NULL.
 #[no_mangle]
 pub extern "C" fn pcp_status_message(status: c_int) -> *const c_char {
-    let found = catch_unwind(|| table().iter().find(|r| r.0 == status).map(|r| r.2.as_ptr()));
-    found.ok().flatten().unwrap_or(c"unknown status".as_ptr())
+    describe(status, true, c"unknown status")
 }
 
 /// The stable upper-case name of a status ("OK", "TIMEOUT", the RFC's name
@@ -154,8 +160,7 @@ pub extern "C" fn pcp_status_message(status: c_int) -> *const c_char {
 /// Never NULL.
 #[no_mangle]
 pub extern "C" fn pcp_status_name(status: c_int) -> *const c_char {
-    let found = catch_unwind(|| table().iter().find(|r| r.0 == status).map(|r| r.1.as_ptr()));
-    found.ok().flatten().unwrap_or(c"UNKNOWN".as_ptr())
+    describe(status, false, c"UNKNOWN")
 }
 
 #[cfg(test)]

@@ -1,6 +1,4 @@
 use std::ffi::{c_char, c_int};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Duration;
 
 use pcp_core::server::{error_code_by_number, Hostile, Server, ServerConfig, ServerMode};
 
@@ -13,8 +11,25 @@ pub struct pcp_test_server {
     server: Server,
 }
 
-unsafe fn srv<'a>(s: *const pcp_test_server) -> FfiResult<&'a pcp_test_server> {
-    unsafe { deref(s, "server") }
+/// Starts a test server listening on `listen` (NULL: the default) with the
+/// settings `configure` makes of the defaults, and hands it out through `out`.
+unsafe fn launch(
+    listen: *const c_char,
+    out: *mut *mut pcp_test_server,
+    configure: impl FnOnce(ServerConfig) -> FfiResult<ServerConfig>,
+) -> pcp_status {
+    guard_out(out, "out", || {
+        let mut config = ServerConfig::default();
+        if !listen.is_null() {
+            config.listen = unsafe { socket_addr(listen, "listen") }?;
+        }
+        let server = Server::start(configure(config)?).map_err(pcp_core::Error::from)?;
+        Ok(pcp_test_server { server }.into_raw())
+    })
+}
+
+unsafe fn socket_addr(p: *const c_char, what: &str) -> FfiResult<std::net::SocketAddr> {
+    Ok(pcp_core::config::parse_socket_addr(unsafe { text(p, what) }?, what)?)
 }
 
 /// Starts a test server listening on `listen` ("127.0.0.1:0", "[::1]:0";
@@ -22,7 +37,7 @@ unsafe fn srv<'a>(s: *const pcp_test_server) -> FfiResult<&'a pcp_test_server> {
 /// address 203.0.113.7 and announces reboots to every client it has seen.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_start(listen: *const c_char, out: *mut *mut pcp_test_server) -> pcp_status {
-    unsafe { pcp_test_server_start_at_epoch(listen, 0, out) }
+    unsafe { launch(listen, out, Ok) }
 }
 
 /// Like `pcp_test_server_start`, but a NAT-PMP-only gateway: it answers PCP
@@ -33,11 +48,7 @@ pub unsafe extern "C" fn pcp_test_server_start_natpmp_only(
     listen: *const c_char,
     out: *mut *mut pcp_test_server,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let config = ServerConfig { mode: ServerMode::NatPmpOnly, ..unsafe { server_config(listen) }? };
-        unsafe { start(config, out) }
-    })
+    unsafe { launch(listen, out, |c| Ok(ServerConfig { mode: ServerMode::NatPmpOnly, ..c })) }
 }
 
 /// Like `pcp_test_server_start`, with the server's epoch starting at
@@ -49,11 +60,7 @@ pub unsafe extern "C" fn pcp_test_server_start_at_epoch(
     initial_epoch: u32,
     out: *mut *mut pcp_test_server,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let config = ServerConfig { initial_epoch, ..unsafe { server_config(listen) }? };
-        unsafe { start(config, out) }
-    })
+    unsafe { launch(listen, out, |c| Ok(ServerConfig { initial_epoch, ..c })) }
 }
 
 /// Like `pcp_test_server_start_at_epoch`, but it sends its unsolicited ANNOUNCE (on
@@ -67,55 +74,27 @@ pub unsafe extern "C" fn pcp_test_server_start_announcing(
     announce_to: *const c_char,
     out: *mut *mut pcp_test_server,
 ) -> pcp_status {
-    guard(|| {
-        check_out(out, "out")?;
-        let to = unsafe { socket_addr(announce_to, "announce_to") }?;
-        let config = ServerConfig {
-            announce_to: vec![to],
-            announce_to_known_clients: false,
-            initial_epoch,
-            ..unsafe { server_config(listen) }?
-        };
-        unsafe { start(config, out) }
-    })
-}
-
-unsafe fn socket_addr(p: *const c_char, what: &str) -> FfiResult<std::net::SocketAddr> {
-    Ok(pcp_core::config::parse_socket_addr(unsafe { text(p, what) }?, what)?)
+    unsafe {
+        launch(listen, out, |c| {
+            let to = socket_addr(announce_to, "announce_to")?;
+            Ok(ServerConfig { announce_to: vec![to], announce_to_known_clients: false, initial_epoch, ..c })
+        })
+    }
 }
 
 /// Runs `f` on the server behind the handle (a call that cannot fail).
 fn act(server: *const pcp_test_server, f: impl FnOnce(&Server)) -> pcp_status {
-    guard(|| {
-        f(&unsafe { srv(server) }?.server);
+    with(server, |s| {
+        f(&s.server);
         Ok(())
     })
-}
-
-unsafe fn server_config(listen: *const c_char) -> FfiResult<ServerConfig> {
-    let mut config = ServerConfig::default();
-    if !listen.is_null() {
-        config.listen = unsafe { socket_addr(listen, "listen") }?;
-    }
-    Ok(config)
-}
-
-unsafe fn start(config: ServerConfig, out: *mut *mut pcp_test_server) -> FfiResult<()> {
-    let server = Server::start(config).map_err(pcp_core::Error::from)?;
-    unsafe { put(out, Box::into_raw(Box::new(pcp_test_server { server }))) };
-    Ok(())
 }
 
 /// Stops and frees the server (its port stops answering); NULL is allowed.
 /// Not while another thread may still make a call with this server.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_free(server: *mut pcp_test_server) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        if !server.is_null() {
-            // SAFETY: made by pcp_test_server_start, freed once.
-            drop(unsafe { Box::from_raw(server) });
-        }
-    }));
+    unsafe { free(server) }
 }
 
 /// The address clients should use, as "ip:port" text ("[::1]:port" for
@@ -126,16 +105,13 @@ pub unsafe extern "C" fn pcp_test_server_address(
     buf: *mut c_char,
     len: usize,
 ) -> pcp_status {
-    guard(|| {
-        let s = unsafe { srv(server) }?.server.local_addr().to_string();
-        unsafe { copy_text(buf, len, &s) }
-    })
+    guard_text(buf, len, || Ok(unsafe { handle(server) }?.server.local_addr().to_string()))
 }
 
 /// The UDP port the server listens on (0 on NULL).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_port(server: *const pcp_test_server) -> u16 {
-    guard_value(0, || Ok(unsafe { srv(server) }?.server.local_addr().port()))
+    read(server, 0, |s| s.server.local_addr().port())
 }
 
 /// Reboots: loses every mapping, restarts its epoch at 0, and sends an
@@ -154,13 +130,12 @@ pub unsafe extern "C" fn pcp_test_server_force_result(
     code: c_int,
     lifetime: u32,
 ) -> pcp_status {
-    guard(|| {
-        let s = unsafe { srv(server) }?;
-        if code == 0 {
-            s.server.force_result(None);
-            return Ok(());
-        }
-        s.server.force_result(Some((error_code_by_number(i64::from(code))?, lifetime)));
+    with(server, |s| {
+        let forced = match code {
+            0 => None,
+            code => Some((error_code_by_number(i64::from(code))?, lifetime)),
+        };
+        s.server.force_result(forced);
         Ok(())
     })
 }
@@ -174,7 +149,7 @@ pub unsafe extern "C" fn pcp_test_server_drop_next(server: *mut pcp_test_server,
 /// Delays every answer by `ms` milliseconds (0 to stop).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_set_delay_ms(server: *mut pcp_test_server, ms: u32) -> pcp_status {
-    act(server, |s| s.set_delay(Duration::from_millis(u64::from(ms))))
+    act(server, |s| s.set_delay(millis(ms)))
 }
 
 /// Answers every MAP and PEER request that creates or renews a mapping with
@@ -184,8 +159,7 @@ pub unsafe extern "C" fn pcp_test_server_set_delay_ms(server: *mut pcp_test_serv
 /// are answered normally. PCP_INVALID_ARGUMENT for an unknown name.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_set_hostile(server: *mut pcp_test_server, name: *const c_char) -> pcp_status {
-    guard(|| {
-        let s = unsafe { srv(server) }?;
+    with(server, |s| {
         let case = if name.is_null() { None } else { Some(Hostile::parse(unsafe { text(name, "name") }?)?) };
         s.server.set_hostile(case);
         Ok(())
@@ -196,7 +170,7 @@ pub unsafe extern "C" fn pcp_test_server_set_hostile(server: *mut pcp_test_serve
 /// way: requests before they are handled, and answers.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_set_loss_percent(server: *mut pcp_test_server, percent: u32) -> pcp_status {
-    guard(|| Ok(unsafe { srv(server) }?.server.set_loss(f64::from(percent) / 100.0)?))
+    with(server, |s| Ok(s.server.set_loss(f64::from(percent) / 100.0)?))
 }
 
 /// Changes the external address it hands out and announces it, so that
@@ -206,10 +180,8 @@ pub unsafe extern "C" fn pcp_test_server_set_external_address(
     server: *mut pcp_test_server,
     address: *const c_char,
 ) -> pcp_status {
-    guard(|| {
-        let s = unsafe { srv(server) }?;
-        let ip = parse_ip(unsafe { text(address, "address") }?, "address")?;
-        s.server.set_external_addr(ip);
+    with(server, |s| {
+        s.server.set_external_addr(unsafe { ip(address, "address") }?);
         Ok(())
     })
 }
@@ -217,17 +189,17 @@ pub unsafe extern "C" fn pcp_test_server_set_external_address(
 /// Live mappings on the server (MAP and PEER; 0 on NULL).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_mapping_count(server: *const pcp_test_server) -> usize {
-    guard_value(0, || Ok(unsafe { srv(server) }?.server.mapping_count()))
+    read(server, 0, |s| s.server.mapping_count())
 }
 
 /// Requests received so far, dropped ones included (0 on NULL).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_requests_received(server: *const pcp_test_server) -> u64 {
-    guard_value(0, || Ok(unsafe { srv(server) }?.server.requests_received()))
+    read(server, 0, |s| s.server.requests_received())
 }
 
 /// The server's current epoch in seconds (0 on NULL).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_epoch(server: *const pcp_test_server) -> u32 {
-    guard_value(0, || Ok(unsafe { srv(server) }?.server.epoch()))
+    read(server, 0, |s| s.server.epoch())
 }
