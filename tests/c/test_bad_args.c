@@ -94,6 +94,12 @@ int main(void) {
     EXPECT(pcp_config_set_listen_announce(NULL, true), BAD);
     EXPECT(pcp_config_set_delete_on_close(NULL, true), BAD);
     EXPECT(pcp_config_set_close_timeout_ms(NULL, 5), BAD);
+    /* The core's checks run in the setter: a bad value is refused there, and the config keeps its last good one. */
+    EXPECT(pcp_config_set_close_timeout_ms(cfg, 86400001), BAD);
+    SAYS("the close timeout must be at most 86400 seconds, not 86400 s");
+    EXPECT(pcp_config_set_announce_delay_max_ms(cfg, 86400001), BAD);
+    EXPECT(pcp_config_set_discovery_deadline_ms(cfg, 0), BAD);
+    SAYS("the discovery deadline must be more than 0");
     EXPECT(pcp_config_set_announce_port(NULL, 5350), BAD);
     EXPECT(pcp_config_set_announce_delay_max_ms(NULL, 5), BAD);
     EXPECT(pcp_config_set_local_address(NULL, "127.0.0.1"), BAD);
