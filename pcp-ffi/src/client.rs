@@ -105,10 +105,7 @@ pub unsafe extern "C" fn pcp_client_set_event_callback(
     callback: pcp_event_callback,
     userdata: *mut c_void,
 ) -> pcp_status {
-    with(client, |c| {
-        c.callback.set(c.client.event_handlers(), callback, userdata);
-        Ok(())
-    })
+    act(client, |c| c.callback.set(c.client.event_handlers(), callback, userdata))
 }
 
 /// Runs a request that makes a mapping, handing the new handle out through `out`.

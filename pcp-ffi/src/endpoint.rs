@@ -109,10 +109,7 @@ pub unsafe extern "C" fn pcp_endpoint_set_event_callback(
     callback: pcp_event_callback,
     userdata: *mut c_void,
 ) -> pcp_status {
-    with(endpoint, |e| {
-        e.callback.set(&e.handlers, callback, userdata);
-        Ok(())
-    })
+    act(endpoint, |e| e.callback.set(&e.handlers, callback, userdata))
 }
 
 /// Writes the sockets to watch for readability into `fds` (room for
@@ -127,9 +124,8 @@ pub unsafe extern "C" fn pcp_endpoint_fds(
     capacity: usize,
     count: *mut usize,
 ) -> pcp_status {
-    guard(|| {
+    guard_out(count, "count", || {
         check_out(fds, "fds")?;
-        check_out(count, "count")?;
         let list = unsafe { handle(endpoint) }?.lock().fds();
         if list.len() > capacity {
             return Err(Fail::new(
@@ -143,8 +139,7 @@ pub unsafe extern "C" fn pcp_endpoint_fds(
             let fd = &(*fd as pcp_socket);
             unsafe { fds.add(i).write(*fd) };
         }
-        unsafe { count.write(list.len()) };
-        Ok(())
+        Ok(list.len())
     })
 }
 

@@ -92,33 +92,14 @@ pub struct pcp_event {
 /// The event callback: `userdata` is what was registered with it.
 pub type pcp_event_callback = Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const pcp_event)>;
 
-fn blank(kind: pcp_event_kind) -> pcp_event {
-    pcp_event {
-        kind,
-        id: 0,
-        status: pcp_status::PCP_OK,
-        message: std::ptr::null(),
-        protocol: 0,
-        internal_port: 0,
-        external_port: 0,
-        lifetime: 0,
-        epoch: 0,
-        nonce: [0; PCP_NONCE_BYTES],
-        external_address: [0; PCP_ADDR_BYTES],
-        external_address_text: [0; PCP_ADDRSTRLEN],
-        old_address: [0; PCP_ADDR_BYTES],
-        old_address_text: [0; PCP_ADDRSTRLEN],
-        protocol_version: 255,
-        retry_after: 0,
-        internal_address: [0; PCP_ADDR_BYTES],
-        internal_address_text: [0; PCP_ADDRSTRLEN],
+/// An address as `pcp_event` holds it: 16 bytes and its text (which
+/// always fits PCP_ADDRSTRLEN); zeros for none.
+fn addr_fields(ip: Option<IpAddr>) -> ([u8; PCP_ADDR_BYTES], [c_char; PCP_ADDRSTRLEN]) {
+    let mut text = [0; PCP_ADDRSTRLEN];
+    if let Some(ip) = ip {
+        let _ = unsafe { copy_text(text.as_mut_ptr(), text.len(), &ip.to_string()) };
     }
-}
-
-/// Writes an address into a pair of fields: 16 bytes and its text.
-fn fill_addr(bytes: &mut [u8; PCP_ADDR_BYTES], text: &mut [c_char; PCP_ADDRSTRLEN], ip: IpAddr) {
-    *bytes = addr_bytes(ip);
-    fill_text(text, &ip.to_string());
+    (ip.map_or([0; PCP_ADDR_BYTES], addr_bytes), text)
 }
 
 fn kind_of(event: &Event) -> pcp_event_kind {
@@ -141,60 +122,53 @@ fn kind_of(event: &Event) -> pcp_event_kind {
 /// Builds the C view of `event` from the core's flat view of it (which
 /// kind carries what is defined there once) and hands it to `f`, with its
 /// message alive.
-pub(crate) fn with_c_event(event: &Event, f: impl FnOnce(&pcp_event)) {
-    let mut ev = blank(kind_of(event));
-    ev.id = event.mapping_id().map(|m| m.0).or(event.request_id().map(|r| r.0)).unwrap_or(0);
-    ev.epoch = event.epoch().unwrap_or(0);
-    if let Some(info) = event.mapping() {
-        ev.protocol = info.protocol.0;
-        ev.internal_port = info.internal_port;
-        ev.external_port = info.external_port;
-        ev.lifetime = info.lifetime;
-        ev.protocol_version = info.version.number();
-        ev.nonce = *info.nonce.as_bytes();
-        fill_addr(&mut ev.external_address, &mut ev.external_address_text, info.external_addr);
-    }
-    if let Some(old) = event.old_address() {
-        fill_addr(&mut ev.old_address, &mut ev.old_address_text, old);
-    }
-    if let Some(new) = event.new_address() {
-        match event {
-            Event::InternalAddressChanged { .. } => {
-                fill_addr(&mut ev.internal_address, &mut ev.internal_address_text, new)
-            }
-            _ => fill_addr(&mut ev.external_address, &mut ev.external_address_text, new),
-        }
-    }
-    let message = event.error().map(|e| {
-        ev.status = status_of(e);
-        ev.retry_after = e.retry_after().unwrap_or(0);
-        CString::new(e.to_string().replace('\0', " ")).unwrap_or_default()
+fn with_c_event(event: &Event, f: impl FnOnce(&pcp_event)) {
+    let info = event.mapping();
+    let error = event.error();
+    let message = error.map(|e| CString::new(e.to_string().replace('\0', " ")).unwrap_or_default());
+    // The new address of INTERNAL_ADDRESS_CHANGED is ours; any other is external.
+    let (internal, external) = match event {
+        Event::InternalAddressChanged { new, .. } => (Some(*new), None),
+        _ => (None, info.map(|i| i.external_addr).or(event.new_address())),
+    };
+    let (external_address, external_address_text) = addr_fields(external);
+    let (old_address, old_address_text) = addr_fields(event.old_address());
+    let (internal_address, internal_address_text) = addr_fields(internal);
+    f(&pcp_event {
+        kind: kind_of(event),
+        id: event.mapping_id().map(|m| m.0).or(event.request_id().map(|r| r.0)).unwrap_or(0),
+        status: error.map_or(pcp_status::PCP_OK, status_of),
+        message: message.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
+        protocol: info.map_or(0, |i| i.protocol.0),
+        internal_port: info.map_or(0, |i| i.internal_port),
+        external_port: info.map_or(0, |i| i.external_port),
+        lifetime: info.map_or(0, |i| i.lifetime),
+        epoch: event.epoch().unwrap_or(0),
+        nonce: info.map_or([0; PCP_NONCE_BYTES], |i| *i.nonce.as_bytes()),
+        external_address,
+        external_address_text,
+        old_address,
+        old_address_text,
+        protocol_version: info.map_or(255, |i| i.version.number()),
+        retry_after: error.and_then(|e| e.retry_after()).unwrap_or(0),
+        internal_address,
+        internal_address_text,
     });
-    if let Some(m) = &message {
-        ev.message = m.as_ptr();
-    }
-    f(&ev);
 }
 
-/// A registered callback and its userdata.
+/// A callback's userdata, handed back untouched.
 #[derive(Clone, Copy)]
-struct Callback {
-    f: unsafe extern "C" fn(*mut c_void, *const pcp_event),
-    userdata: *mut c_void,
-}
+struct UserData(*mut c_void);
 
 // SAFETY: the header documents that the callback runs on another thread and
 // that userdata must be usable there; the library never dereferences it.
-unsafe impl Send for Callback {}
-unsafe impl Sync for Callback {}
+unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
 
-impl Callback {
-    fn call(&self, event: &Event) {
-        with_c_event(event, |ev| {
-            // SAFETY: the caller's function with the caller's userdata, which
-            // the caller keeps valid until `set` replaces it and returns.
-            unsafe { (self.f)(self.userdata, ev) }
-        });
+impl UserData {
+    /// A method, so that a closure captures the whole (Send) value.
+    fn get(self) -> *mut c_void {
+        self.0
     }
 }
 
@@ -210,9 +184,11 @@ pub(crate) struct CallbackSlot {
 
 impl CallbackSlot {
     pub fn set(&self, handlers: &EventHandlers, f: pcp_event_callback, userdata: *mut c_void) {
+        let userdata = UserData(userdata);
         let new = f.map(|f| {
-            let cb = Callback { f, userdata };
-            Arc::new(move |ev: &Event| cb.call(ev)) as Handler
+            // SAFETY: the caller's function with the caller's userdata, which
+            // the caller keeps valid until `set` replaces it and returns.
+            Arc::new(move |ev: &Event| with_c_event(ev, |ev| unsafe { f(userdata.get(), ev) })) as Handler
         });
         // Recorded under the lock, waited for outside it: the callback being
         // replaced may itself be calling this function.

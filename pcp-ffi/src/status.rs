@@ -107,23 +107,16 @@ impl pcp_status {
     };
 }
 
-/// The statuses only the C API has, in the registry's shape.
+/// A status only the C API has, in the registry's shape.
+const fn c_only(name: &'static str, c_status: i32, summary: &'static str) -> ErrorCode {
+    ErrorCode { name, result_code: None, c_status, summary, short_term: false }
+}
+
+/// The statuses only the C API has.
 const C_ONLY: [ErrorCode; 3] = [
-    ErrorCode { name: "OK", result_code: None, c_status: 0, summary: "success", short_term: false },
-    ErrorCode {
-        name: "BUFFER_TOO_SMALL",
-        result_code: None,
-        c_status: 105,
-        summary: "the buffer is too small",
-        short_term: false,
-    },
-    ErrorCode {
-        name: "PANIC",
-        result_code: None,
-        c_status: 199,
-        summary: "internal error (panic) in pcp_rs",
-        short_term: false,
-    },
+    c_only("OK", 0, "success"),
+    c_only("BUFFER_TOO_SMALL", 105, "the buffer is too small"),
+    c_only("PANIC", 199, "internal error (panic) in pcp_rs"),
 ];
 
 /// The status for a core error: the registry's C value.

@@ -82,14 +82,6 @@ pub unsafe extern "C" fn pcp_test_server_start_announcing(
     }
 }
 
-/// Runs `f` on the server behind the handle (a call that cannot fail).
-fn act(server: *const pcp_test_server, f: impl FnOnce(&Server)) -> pcp_status {
-    with(server, |s| {
-        f(&s.server);
-        Ok(())
-    })
-}
-
 /// Stops and frees the server (its port stops answering); NULL is allowed.
 /// Not while another thread may still make a call with this server.
 #[no_mangle]
@@ -118,7 +110,7 @@ pub unsafe extern "C" fn pcp_test_server_port(server: *const pcp_test_server) ->
 /// unsolicited ANNOUNCE to the clients it has seen.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_reboot(server: *mut pcp_test_server) -> pcp_status {
-    act(server, |s| s.reboot())
+    act(server, |s| s.server.reboot())
 }
 
 /// Answers every MAP and PEER request with result code `code` (1..13,
@@ -143,13 +135,13 @@ pub unsafe extern "C" fn pcp_test_server_force_result(
 /// Silently drops the next `count` requests.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_drop_next(server: *mut pcp_test_server, count: u32) -> pcp_status {
-    act(server, |s| s.drop_next(count))
+    act(server, |s| s.server.drop_next(count))
 }
 
 /// Delays every answer by `ms` milliseconds (0 to stop).
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_set_delay_ms(server: *mut pcp_test_server, ms: u32) -> pcp_status {
-    act(server, |s| s.set_delay(millis(ms)))
+    act(server, |s| s.server.set_delay(millis(ms)))
 }
 
 /// Answers every MAP and PEER request that creates or renews a mapping with
