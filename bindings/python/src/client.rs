@@ -177,35 +177,8 @@ impl PyClient {
         self.inner.core.is_closed()
     }
 
-    #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None, *, external_ip=None,
-        prefer_failure=false, filters=None, third_party=None, nonce=None))]
-    fn map(
-        &self,
-        py: Python<'_>,
-        protocol: &Bound<'_, PyAny>,
-        internal_port: &Bound<'_, PyAny>,
-        external_port: Option<&Bound<'_, PyAny>>,
-        lifetime: Option<&Bound<'_, PyAny>>,
-        external_ip: Option<&Bound<'_, PyAny>>,
-        prefer_failure: bool,
-        filters: Option<&Bound<'_, PyAny>>,
-        third_party: Option<&Bound<'_, PyAny>>,
-        nonce: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let spec = map_spec(
-            protocol,
-            internal_port,
-            external_port,
-            lifetime,
-            external_ip,
-            prefer_failure,
-            filters,
-            third_party,
-            nonce,
-        )?;
-        wait_py(py, &self.inner, self.inner.core.map_async(spec))
-    }
-
+    /// MAP: a mapping for inbound traffic to `internal_port` (RFC 6887
+    /// section 11); a Request for the Mapping (`map` waits for it).
     #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None, *, external_ip=None,
         prefer_failure=false, filters=None, third_party=None, nonce=None))]
     fn start_map(
@@ -220,49 +193,21 @@ impl PyClient {
         third_party: Option<&Bound<'_, PyAny>>,
         nonce: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRequest> {
-        let spec = map_spec(
-            protocol,
-            internal_port,
-            external_port,
-            lifetime,
-            external_ip,
-            prefer_failure,
-            filters,
-            third_party,
-            nonce,
-        )?;
+        let mut spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        if let Some(p) = external_port {
+            spec = spec.external_port(port(p, "external_port")?);
+        }
+        if let Some(l) = lifetime {
+            spec = spec.lifetime(self::lifetime(l)?);
+        }
+        let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?).prefer_failure_if(prefer_failure);
+        let spec = self::filters(filters)?.into_iter().fold(spec, MapSpec::filter);
+        let spec = spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?);
         Ok(PyRequest::new(&self.inner, self.inner.core.map_async(spec)))
     }
 
-    #[pyo3(signature = (protocol, internal_port, peer_ip, peer_port, external_port=None, lifetime=None, *,
-        external_ip=None, third_party=None, nonce=None))]
-    fn peer(
-        &self,
-        py: Python<'_>,
-        protocol: &Bound<'_, PyAny>,
-        internal_port: &Bound<'_, PyAny>,
-        peer_ip: &Bound<'_, PyAny>,
-        peer_port: &Bound<'_, PyAny>,
-        external_port: Option<&Bound<'_, PyAny>>,
-        lifetime: Option<&Bound<'_, PyAny>>,
-        external_ip: Option<&Bound<'_, PyAny>>,
-        third_party: Option<&Bound<'_, PyAny>>,
-        nonce: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let spec = peer_spec(
-            protocol,
-            internal_port,
-            peer_ip,
-            peer_port,
-            external_port,
-            lifetime,
-            external_ip,
-            third_party,
-            nonce,
-        )?;
-        wait_py(py, &self.inner, self.inner.core.peer_async(spec))
-    }
-
+    /// PEER: a mapping for the traffic with one remote peer (RFC 6887
+    /// section 12); a Request for the Mapping (`peer` waits for it).
     #[pyo3(signature = (protocol, internal_port, peer_ip, peer_port, external_port=None, lifetime=None, *,
         external_ip=None, third_party=None, nonce=None))]
     fn start_peer(
@@ -277,35 +222,26 @@ impl PyClient {
         third_party: Option<&Bound<'_, PyAny>>,
         nonce: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRequest> {
-        let spec = peer_spec(
-            protocol,
-            internal_port,
-            peer_ip,
-            peer_port,
-            external_port,
-            lifetime,
-            external_ip,
-            third_party,
-            nonce,
-        )?;
+        let mut spec = PeerSpec::new(
+            self::protocol(protocol)?,
+            port(internal_port, "internal_port")?,
+            parse_ip(peer_ip, "peer_ip")?,
+            port(peer_port, "peer_port")?,
+        );
+        if let Some(p) = external_port {
+            spec = spec.external_port(port(p, "external_port")?);
+        }
+        if let Some(l) = lifetime {
+            spec = spec.lifetime(self::lifetime(l)?);
+        }
+        let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?);
+        let spec = spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?);
         Ok(PyRequest::new(&self.inner, self.inner.core.peer_async(spec)))
     }
 
     /// The classic MAP (`PCPClient.create_mapping`): joins a call for the
     /// same port in flight, refreshes a mapping held for it (the core's
-    /// `Client::map_port`).
-    #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None))]
-    fn map_port(
-        &self,
-        py: Python<'_>,
-        protocol: &Bound<'_, PyAny>,
-        internal_port: &Bound<'_, PyAny>,
-        external_port: Option<&Bound<'_, PyAny>>,
-        lifetime: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        wait_py(py, &self.inner, self.start_classic(protocol, internal_port, external_port, lifetime)?)
-    }
-
+    /// `Client::map_port`); a Request for the Mapping (`map_port` waits for it).
     #[pyo3(signature = (protocol, internal_port, external_port=None, lifetime=None))]
     fn start_map_port(
         &self,
@@ -314,52 +250,32 @@ impl PyClient {
         external_port: Option<&Bound<'_, PyAny>>,
         lifetime: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRequest> {
-        Ok(PyRequest::new(&self.inner, self.start_classic(protocol, internal_port, external_port, lifetime)?))
+        let (proto, internal) = (self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        let external = external_port.map(|o| port(o, "external_port")).transpose()?.unwrap_or(0);
+        let life = lifetime.map(self::lifetime).transpose()?.unwrap_or(pcp_core::config::DEFAULT_LIFETIME);
+        Ok(PyRequest::new(&self.inner, self.inner.core.map_port_async(proto, internal, external, life)))
     }
 
     /// The classic delete (`PCPClient.delete_mapping`): nothing to do if the
-    /// client holds no mapping for the port.
-    fn delete_port(
-        &self,
-        py: Python<'_>,
-        protocol: &Bound<'_, PyAny>,
-        internal_port: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let p = self.inner.core.delete_port_async(self::protocol(protocol)?, port(internal_port, "internal_port")?);
-        wait(py, p)
-    }
-
+    /// client holds no mapping for the port; a Request (`delete_port` waits for it).
     fn start_delete_port(&self, protocol: &Bound<'_, PyAny>, internal_port: &Bound<'_, PyAny>) -> PyResult<PyRequest> {
         let p = self.inner.core.delete_port_async(self::protocol(protocol)?, port(internal_port, "internal_port")?);
         Ok(PyRequest::new(&self.inner, p))
     }
 
-    /// Deletes a mapping of this client (lifetime 0 with its nonce).
-    fn delete(&self, py: Python<'_>, mapping: &Bound<'_, PyMapping>) -> PyResult<()> {
-        let id = self.own_mapping(mapping)?;
-        wait(py, self.inner.core.delete_async(id))
-    }
-
+    /// Deletes a mapping of this client (lifetime 0 with its nonce); a
+    /// Request (`delete` waits for it).
     fn start_delete(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<PyRequest> {
-        let id = self.own_mapping(mapping)?;
-        Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(id)))
+        let m = mapping.get();
+        if !Arc::ptr_eq(&m.inner, &self.inner) {
+            return Err(value_error("this mapping belongs to another client"));
+        }
+        Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(lock(&m.info).id)))
     }
 
     /// Deletes a mapping this client did not make, known by its nonce (and
-    /// its THIRD_PARTY address, for a mapping made for another host).
-    #[pyo3(signature = (protocol, internal_port, nonce, *, third_party=None))]
-    fn delete_by_nonce(
-        &self,
-        py: Python<'_>,
-        protocol: &Bound<'_, PyAny>,
-        internal_port: &Bound<'_, PyAny>,
-        nonce: &Bound<'_, PyAny>,
-        third_party: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        let spec = delete_spec(protocol, internal_port, nonce, third_party)?;
-        wait(py, self.inner.core.delete_with_async(spec))
-    }
-
+    /// its THIRD_PARTY address, for a mapping made for another host); a
+    /// Request (`delete_by_nonce` waits for it).
     #[pyo3(signature = (protocol, internal_port, nonce, *, third_party=None))]
     fn start_delete_by_nonce(
         &self,
@@ -368,7 +284,9 @@ impl PyClient {
         nonce: &Bound<'_, PyAny>,
         third_party: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRequest> {
-        let spec = delete_spec(protocol, internal_port, nonce, third_party)?;
+        let n = self::nonce(Some(nonce))?.ok_or_else(|| PyTypeError::new_err("nonce must not be None"))?;
+        let spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?).nonce(n);
+        let spec = spec.third_party(opt_ip(third_party, "third_party")?);
         Ok(PyRequest::new(&self.inner, self.inner.core.delete_with_async(spec)))
     }
 
@@ -386,20 +304,13 @@ impl PyClient {
         self.inner.core.mappings().into_iter().map(|m| PyMapping::new(&self.inner, m.info().clone())).collect()
     }
 
-    /// Sends ANNOUNCE; returns the server's epoch.
-    fn announce(&self, py: Python<'_>) -> PyResult<u32> {
-        wait(py, self.inner.core.announce_async())
-    }
-
+    /// Sends ANNOUNCE; a Request for the server's epoch (`announce` waits for it).
     fn start_announce(&self) -> PyRequest {
         PyRequest::new(&self.inner, self.inner.core.announce_async())
     }
 
-    /// The gateway's external IP address.
-    fn external_address(&self, py: Python<'_>) -> PyResult<String> {
-        wait(py, self.inner.core.external_address_async()).map(ip_str)
-    }
-
+    /// Asks for the gateway's external IP address; a Request for it
+    /// (`external_address` waits for it).
     fn start_external_address(&self) -> PyRequest {
         PyRequest::new(&self.inner, self.inner.core.external_address_async())
     }
@@ -495,26 +406,5 @@ impl PyClient {
         let core = self.inner.core.clone();
         py.detach(|| if keep { core.close_keep() } else { core.close() });
         self.inner.closed();
-    }
-
-    pub(crate) fn start_classic(
-        &self,
-        protocol: &Bound<'_, PyAny>,
-        internal_port: &Bound<'_, PyAny>,
-        external_port: Option<&Bound<'_, PyAny>>,
-        lifetime: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Pending<CoreMapping>> {
-        let (proto, internal) = (self::protocol(protocol)?, port(internal_port, "internal_port")?);
-        let external = external_port.map(|o| port(o, "external_port")).transpose()?.unwrap_or(0);
-        let life = lifetime.map(self::lifetime).transpose()?.unwrap_or(pcp_core::config::DEFAULT_LIFETIME);
-        Ok(self.inner.core.map_port_async(proto, internal, external, life))
-    }
-
-    pub(crate) fn own_mapping(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<MappingId> {
-        let m = mapping.get();
-        if !Arc::ptr_eq(&m.inner, &self.inner) {
-            return Err(value_error("this mapping belongs to another client"));
-        }
-        Ok(lock(&m.info).id)
     }
 }

@@ -205,7 +205,7 @@ pub(crate) fn sliced_wait<R>(
     }
 }
 
-/// Waits for a core request (the blocking calls); Ctrl-C cancels it.
+/// Waits for a core request (discovery, connecting); Ctrl-C cancels it.
 pub(crate) fn wait<T: Send>(py: Python<'_>, p: Pending<T>) -> PyResult<T> {
     match sliced_wait(py, None, |slice| py.detach(|| p.wait_timeout(slice))) {
         Ok(r) => r.expect("no timeout").map_err(|e| to_pyerr(py, e)),
@@ -214,11 +214,6 @@ pub(crate) fn wait<T: Send>(py: Python<'_>, p: Pending<T>) -> PyResult<T> {
             Err(e)
         }
     }
-}
-
-/// A blocking call's result as the Python value `start_*` would give.
-pub(crate) fn wait_py<T: ToPython + Send>(py: Python<'_>, inner: &Arc<Inner>, p: Pending<T>) -> PyResult<Py<PyAny>> {
-    wait(py, p)?.to_python(py, inner)
 }
 
 pub(crate) fn check_callable(py: Python<'_>, callback: &Py<PyAny>) -> PyResult<()> {

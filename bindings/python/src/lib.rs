@@ -21,17 +21,18 @@
 //! - anything that joins the driver thread (closing a client) runs with the
 //!   GIL released, since the driver may be waiting for the GIL to call back.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyModule, PyString};
+use pyo3::types::{PyBytes, PyDict, PyModule, PyString, PyTuple};
 
 use pcp_core::client::parse_server;
 use pcp_core::discovery::DiscoveryConfig;
@@ -39,7 +40,7 @@ use pcp_core::server::{Server as CoreServer, ServerConfig, ServerMode};
 use pcp_core::HandlerId;
 use pcp_core::{
     Client as CoreClient, ClientConfig, Error as CoreError, ErrorCode, Event as CoreEvent, Filter, MapSpec,
-    Mapping as CoreMapping, MappingId, MappingInfo, Nonce, PeerSpec, Pending, Protocol, ProtocolChoice, ResultCode,
+    Mapping as CoreMapping, MappingInfo, Nonce, PeerSpec, Pending, Protocol, ProtocolChoice, ResultCode,
 };
 
 /// How long one GIL-free wait lasts before signals are checked.
@@ -52,7 +53,6 @@ mod lookup;
 mod mapping;
 mod request;
 mod server;
-mod spec;
 
 use client::*;
 use convert::*;
@@ -61,7 +61,6 @@ use lookup::*;
 use mapping::*;
 use request::*;
 use server::*;
-use spec::*;
 
 // -------------------------------------------------------------- module --
 
@@ -80,6 +79,7 @@ fn _pcp_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Private: set as attributes, so they stay out of the module's __all__.
     m.setattr("_close_all", wrap_pyfunction!(_close_all, m)?)?;
     m.setattr("_core_error", wrap_pyfunction!(_core_error, m)?)?;
+    m.setattr("_wait", wrap_pyfunction!(_wait, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

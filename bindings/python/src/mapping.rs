@@ -106,11 +106,7 @@ impl PyMapping {
         }
     }
 
-    fn delete(&self, py: Python<'_>) -> PyResult<()> {
-        let id = lock(&self.info).id;
-        wait(py, self.inner.core.delete_async(id))
-    }
-
+    /// Deletes the mapping; a Request (`delete` waits for it).
     fn start_delete(&self) -> PyRequest {
         let id = lock(&self.info).id;
         PyRequest::new(&self.inner, self.inner.core.delete_async(id))

@@ -34,20 +34,41 @@ impl ToPython for IpAddr {
     }
 }
 
+thread_local! {
+    /// Set while [`_wait`] makes its Request.
+    static BLOCKING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The blocking calls (`Client.map` and the others, made at import time from
+/// the `start_*` methods): `start(*args, **kwargs)`'s Request, waited on by
+/// this thread, which runs the client's engine itself meanwhile: the driver
+/// thread is not woken for it (no hop), unless the wait hands it over.
+#[pyfunction]
+#[pyo3(signature = (start, /, *args, **kwargs))]
+pub(crate) fn _wait(
+    py: Python<'_>,
+    start: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    BLOCKING.set(true);
+    let made = start.call(args, kwargs);
+    BLOCKING.set(false);
+    made?.cast_into::<PyRequest>()?.get().wait(py, None)
+}
+
 /// A finished request's outcome, kept so that `result()` may be called again.
 type Outcome = Result<Arc<dyn ToPython>, CoreError>;
 
 /// The waker a request registers with the core when it is made. The core
 /// wakes it on whichever thread completes the request: the driver thread,
-/// or a caller of the same client that drives the engine while it blocks.
-/// It only flips `done` and notifies under its own short lock, then runs the
-/// Python done-callbacks after releasing it, attaching to the interpreter
-/// properly; no lock of the binding is held while Python code runs, and a
-/// thread waiting in `Request.wait` holds none (the condvar releases it).
+/// or a caller of the same client that drives the engine while it waits.
+/// It takes the Python done-callbacks under its own short lock and runs them
+/// after releasing it, attaching to the interpreter properly; no lock of the
+/// binding is held while Python code runs.
 pub(crate) struct Completion {
     /// The done-callbacks still to call; `None` once the request is done.
     callbacks: Mutex<Option<Vec<Py<PyAny>>>>,
-    cond: Condvar,
 }
 
 impl Wake for Completion {
@@ -57,7 +78,6 @@ impl Wake for Completion {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let callbacks = lock(&self.callbacks).take().unwrap_or_default();
-        self.cond.notify_all();
         if !callbacks.is_empty() {
             let _ = Python::try_attach(move |py| callbacks.into_iter().for_each(|cb| call_reporting(py, &cb)));
         }
@@ -85,14 +105,20 @@ impl PyRequest {
         let mut pending = pending.map(|v| Arc::new(v) as Arc<dyn ToPython>);
         // Register our waker now, while we own the Pending: completion then
         // needs no lock of ours to be reached.
-        let completion = Arc::new(Completion { callbacks: Mutex::new(Some(Vec::new())), cond: Condvar::new() });
+        let completion = Arc::new(Completion { callbacks: Mutex::new(Some(Vec::new())) });
         let waker = Waker::from(completion.clone());
-        let outcome = match Pin::new(&mut pending).poll(&mut Context::from_waker(&waker)) {
-            Poll::Ready(r) => {
-                *lock(&completion.callbacks) = None;
-                Some(r)
-            }
-            Poll::Pending => None,
+        // Polling also hands the request to the driver thread; a blocking
+        // call's own thread runs the engine instead, and its Request is never
+        // seen by anyone who could add a callback.
+        let outcome = match BLOCKING.get() {
+            true => None,
+            false => match Pin::new(&mut pending).poll(&mut Context::from_waker(&waker)) {
+                Poll::Ready(r) => {
+                    *lock(&completion.callbacks) = None;
+                    Some(r)
+                }
+                Poll::Pending => None,
+            },
         };
         PyRequest { inner: inner.clone(), pending, outcome: Mutex::new(outcome), completion }
     }
@@ -125,8 +151,10 @@ impl PyRequest {
 
     /// Blocks (GIL released; Ctrl-C cancels the request) until the request
     /// finishes or `timeout` seconds pass; returns the result or raises its
-    /// error. Nothing is locked while it sleeps: other threads may call `done()`,
-    /// `result()` or `cancel()` on the same request meanwhile.
+    /// error. The waiting thread runs the client's engine itself, reading its
+    /// own answer, as the blocking calls (which are this wait) do. Nothing of
+    /// the request is locked while it waits: other threads may call `done()`,
+    /// `result()` or `cancel()` on it meanwhile.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let timeout = opt_seconds(timeout, "timeout")?;
@@ -134,21 +162,15 @@ impl PyRequest {
             if self.done() {
                 return Some(());
             }
-            let completion = self.completion.clone();
-            py.detach(move || {
-                let callbacks = lock(&completion.callbacks);
-                if callbacks.is_some() {
-                    let _ = completion.cond.wait_timeout(callbacks, slice);
-                }
-            });
-            None
+            let r = py.detach(|| self.pending.wait_timeout(slice))?;
+            lock(&self.outcome).get_or_insert(r);
+            Some(())
         });
         match finished {
-            Ok(Some(())) => self.result(py),
-            Ok(None) if self.done() => self.result(py),
-            Ok(None) => Err(pyo3::exceptions::PyTimeoutError::new_err("the request is still in progress")),
+            Ok(_) if self.done() => self.result(py),
+            Ok(_) => Err(pyo3::exceptions::PyTimeoutError::new_err("the request is still in progress")),
             Err(e) => {
-                // As the blocking calls do: Ctrl-C abandons the request.
+                // As a blocking call: Ctrl-C abandons the request.
                 self.pending.cancel();
                 Err(e)
             }

@@ -17,6 +17,8 @@ the client is closed; every blocking call releases the GIL and honours Ctrl-C.
 from __future__ import annotations
 
 import atexit
+import inspect
+import re
 from typing import Any, Iterable, Optional, Tuple, Union
 
 from . import _pcp_rs
@@ -97,10 +99,26 @@ def get_internal_address(server: ServerArg = None, *, candidates: Candidates = N
         return c.internal_address
 
 
-def _close_all() -> None:
-    _pcp_rs._close_all()
+def _blocking(cls: type, name: str) -> None:
+    """Makes ``cls.name``, the blocking call: ``cls.start_<name>``'s Request,
+    waited on (see ``_pcp_rs._wait``). One definition: the arguments, their
+    checks and the signature are those of ``start_<name>``."""
+    start = getattr(cls, "start_" + name)
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return _pcp_rs._wait(start, self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"{cls.__name__}.{name}"
+    what = re.split(r";\s+a\s+Request", start.__doc__ or "")[0]
+    method.__doc__ = f"{what}; blocks until done: ``{start.__name__}(...).wait()``."
+    setattr(method, "__signature__", inspect.signature(start))  # for help() and stubtest
+    setattr(cls, name, method)
 
 
-atexit.register(_close_all)
+for _name in ("map", "peer", "map_port", "delete_port", "delete", "delete_by_nonce", "announce", "external_address"):
+    _blocking(Client, _name)
+_blocking(Mapping, "delete")
 
 
+atexit.register(_pcp_rs._close_all)

@@ -3,15 +3,57 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Dict, Iterable, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type, Union
 
-from ._pcp_rs import Client, Mapping
+from ._pcp_rs import Client, Mapping, _wait
 
 #: A server as the clients accept it: "ip", "ip:port", "[v6]:port", (ip, port), or None to discover.
 ServerArg = Union[str, Tuple[str, int], None]
 
 
-class PCPClient:
+class _Classic:
+    """The classic calls, defined once for :class:`PCPClient` and
+    :class:`pcp_rs.aio.PCPClient`: each names the ``start_*`` method of
+    :class:`pcp_rs.Client` it makes and what it returns of the result;
+    ``_call`` makes it (blocking in the one, awaited in the other)."""
+
+    def _call(self, result: Callable[[Any], Any], start: Callable[..., Any], *args: Any) -> Any:
+        raise NotImplementedError
+
+    def create_mapping(
+        self, internal_port: int, external_port: int = 0, protocol: int = 6, lifetime: int = 3600
+    ) -> Tuple[str, int, int]:
+        """Maps ``internal_port`` inbound; returns (external_ip, external_port, lifetime).
+
+        The rules are the core's (``Client.map_port``), the same in every
+        language: mapping a port again refreshes its mapping (the one held
+        is returned if it already is what is asked, else the new values are
+        requested with its nonce); calls for one port from several threads
+        share one mapping.
+        """
+        return self._call(_map_result, Client.start_map_port, protocol, internal_port, external_port, lifetime)
+
+    def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
+        """Deletes the mapping made earlier for ``internal_port`` (with its nonce).
+
+        Does nothing if this client holds no such mapping.
+        """
+        return self._call(_none, Client.start_delete_port, protocol, internal_port)
+
+    def create_peer_mapping(
+        self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600
+    ) -> Dict[str, Any]:
+        """An outbound PEER mapping; returns a dict with external_ip,
+        external_port, lifetime, peer_ip, peer_port (and internal_port,
+        protocol, epoch, nonce)."""
+        args = (protocol, internal_port, peer_ip, peer_port, None, lifetime)
+        return self._call(_peer_result, Client.start_peer, *args)
+
+    def get_external_address(self) -> str:
+        return self._call(str, Client.start_external_address)
+
+
+class PCPClient(_Classic):
     """The classic PCP client API, backed by the core.
 
     ``PCPClient(server_ip)`` takes "ip", "ip:port", an IPv6 address, "[v6]:port"
@@ -48,6 +90,9 @@ class PCPClient:
             **options,
         )
 
+    def _call(self, result: Callable[[Any], Any], start: Callable[..., Any], *args: Any) -> Any:
+        return result(_wait(start, self._client, *args))
+
     @property
     def client(self) -> Client:
         """The full-API client underneath."""
@@ -56,37 +101,6 @@ class PCPClient:
     @property
     def server_ip(self) -> str:
         return self._client.gateway_address[0]
-
-    def create_mapping(
-        self, internal_port: int, external_port: int = 0, protocol: int = 6, lifetime: int = 3600
-    ) -> Tuple[str, int, int]:
-        """Maps ``internal_port`` inbound; returns (external_ip, external_port, lifetime).
-
-        The rules are the core's (``Client.map_port``), the same in every
-        language: mapping a port again refreshes its mapping (the one held
-        is returned if it already is what is asked, else the new values are
-        requested with its nonce); calls for one port from several threads
-        share one mapping.
-        """
-        return _map_result(self._client.map_port(protocol, internal_port, external_port, lifetime))
-
-    def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
-        """Deletes the mapping made earlier for ``internal_port`` (with its nonce).
-
-        Does nothing if this client holds no such mapping.
-        """
-        self._client.delete_port(protocol, internal_port)
-
-    def create_peer_mapping(
-        self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600
-    ) -> Dict[str, Any]:
-        """An outbound PEER mapping; returns a dict with external_ip,
-        external_port, lifetime, peer_ip, peer_port (and internal_port,
-        protocol, epoch, nonce)."""
-        return _peer_result(self._client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime))
-
-    def get_external_address(self) -> str:
-        return self._client.external_address()
 
     def close(self) -> None:
         """Deletes this client's mappings (unless delete_on_close=False) and stops."""
@@ -108,12 +122,14 @@ class PCPClient:
 
 
 def _map_result(m: Mapping) -> Tuple[str, int, int]:
-    """What the classic create_mapping returns (sync and asyncio)."""
     return (m.external_ip, m.external_port, m.lifetime)
 
 
+def _none(_: None) -> None:
+    return None
+
+
 def _peer_result(m: Mapping) -> Dict[str, Any]:
-    """What the classic create_peer_mapping returns (sync and asyncio)."""
     return {
         "external_ip": m.external_ip,
         "external_port": m.external_port,
@@ -125,4 +141,3 @@ def _peer_result(m: Mapping) -> Dict[str, Any]:
         "epoch": m.epoch,
         "nonce": m.nonce_hex,
     }
-

@@ -30,10 +30,10 @@ import asyncio
 import functools
 import inspect
 from types import TracebackType
-from typing import Any, AsyncGenerator, Callable, Dict, Optional, Set, Tuple, Type, TypeVar, cast
+from typing import Any, AsyncGenerator, Callable, Optional, Set, Tuple, Type, TypeVar, cast
 
 from . import _pcp_rs
-from ._classic import ServerArg, _map_result, _peer_result
+from ._classic import ServerArg, _Classic
 from ._pcp_rs import Event, Request
 
 __all__ = ["Client", "PCPClient", "discover", "get_external_address"]
@@ -236,30 +236,14 @@ class Client(_Session):
             await loop.run_in_executor(None, self._sync.close_keep if keep else self._sync.close)
 
 
-class PCPClient(_Session):
+class PCPClient(_Session, _Classic):
     """The classic API (:class:`pcp_rs.PCPClient`) with coroutines."""
 
     def __init__(self, server_ip: ServerArg = None, **options: Any) -> None:
         self.client = Client(server_ip, **options)
 
-    async def create_mapping(
-        self, internal_port: int, external_port: int = 0, protocol: int = 6, lifetime: int = 3600
-    ) -> Tuple[str, int, int]:
-        """As :meth:`pcp_rs.PCPClient.create_mapping`."""
-        c = await self.client.connect()
-        return _map_result(await _await(c.start_map_port(protocol, internal_port, external_port, lifetime)))
-
-    async def delete_mapping(self, internal_port: int, protocol: int = 6) -> None:
-        c = await self.client.connect()
-        await _await(c.start_delete_port(protocol, internal_port))
-
-    async def create_peer_mapping(
-        self, internal_port: int, peer_ip: str, peer_port: int, protocol: int = 6, lifetime: int = 3600
-    ) -> Dict[str, Any]:
-        return _peer_result(await self.client.peer(protocol, internal_port, peer_ip, peer_port, None, lifetime))
-
-    async def get_external_address(self) -> str:
-        return cast(str, await self.client.external_address())
+    async def _call(self, result: Callable[[Any], Any], start: Callable[..., Any], *args: Any) -> Any:
+        return result(await _await(start(await self.client.connect(), *args)))
 
     async def connect(self) -> _pcp_rs.Client:
         """As :meth:`Client.connect`."""
@@ -267,7 +251,6 @@ class PCPClient(_Session):
 
     async def close(self) -> None:
         await self.client.close()
-
 
 
 async def get_external_address(
