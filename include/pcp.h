@@ -579,6 +579,22 @@ enum pcp_status pcp_peer(struct pcp_client *client,
 enum pcp_status pcp_delete(struct pcp_client *client, uint8_t protocol, uint16_t internal_port);
 
 /**
+ * Deletes the MAP mapping for `protocol` and `internal_port` that has the
+ * 12-byte `nonce` (as `pcp_mapping_nonce` gave it), and waits: a mapping
+ * this client did not make, such as one another process or an earlier run
+ * made and recorded. `third_party` (NULL for none) is the THIRD_PARTY
+ * address the mapping was made with: the delete carries it too (RFC 6887
+ * section 13.1), or the server looks for a mapping of this host's own
+ * address. A server refuses a wrong nonce (PCP_NOT_AUTHORIZED). Python's
+ * `delete_by_nonce` and Node's `deleteByNonce` are the same call.
+ */
+enum pcp_status pcp_delete_by_nonce(struct pcp_client *client,
+                                    uint8_t protocol,
+                                    uint16_t internal_port,
+                                    const uint8_t *nonce,
+                                    const char *third_party);
+
+/**
  * Sends ANNOUNCE and waits; on success writes the server's epoch to
  * `*epoch` (which may be NULL).
  */
@@ -924,6 +940,18 @@ enum pcp_status pcp_endpoint_peer(struct pcp_endpoint *endpoint,
  * Starts deleting mapping `id`; the outcome is a DELETED event.
  */
 enum pcp_status pcp_endpoint_delete(struct pcp_endpoint *endpoint, uint64_t id);
+
+/**
+ * Starts deleting the mapping named by its nonce, as `pcp_delete_by_nonce`
+ * does, and writes the delete's id to `*id`; the outcome is a DELETED event
+ * with that id.
+ */
+enum pcp_status pcp_endpoint_delete_by_nonce(struct pcp_endpoint *endpoint,
+                                             uint8_t protocol,
+                                             uint16_t internal_port,
+                                             const uint8_t *nonce,
+                                             const char *third_party,
+                                             uint64_t *id);
 
 /**
  * Starts an ANNOUNCE request and writes its id; the outcome is an

@@ -170,6 +170,25 @@ pub unsafe extern "C" fn pcp_delete(client: *mut pcp_client, protocol: u8, inter
     with(client, |c| Ok(c.client.delete_port(Protocol(protocol), internal_port)?))
 }
 
+/// Deletes the MAP mapping for `protocol` and `internal_port` that has the
+/// 12-byte `nonce` (as `pcp_mapping_nonce` gave it), and waits: a mapping
+/// this client did not make, such as one another process or an earlier run
+/// made and recorded. `third_party` (NULL for none) is the THIRD_PARTY
+/// address the mapping was made with: the delete carries it too (RFC 6887
+/// section 13.1), or the server looks for a mapping of this host's own
+/// address. A server refuses a wrong nonce (PCP_NOT_AUTHORIZED). Python's
+/// `delete_by_nonce` and Node's `deleteByNonce` are the same call.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_delete_by_nonce(
+    client: *mut pcp_client,
+    protocol: u8,
+    internal_port: u16,
+    nonce: *const u8,
+    third_party: *const c_char,
+) -> pcp_status {
+    with(client, |c| Ok(c.client.delete_with(unsafe { nonce_spec(protocol, internal_port, nonce, third_party) }?)?))
+}
+
 /// Sends ANNOUNCE and waits; on success writes the server's epoch to
 /// `*epoch` (which may be NULL).
 #[no_mangle]

@@ -215,6 +215,24 @@ pub unsafe extern "C" fn pcp_endpoint_delete(endpoint: *mut pcp_endpoint, id: u6
     guard(|| start(endpoint, |e, now| Ok(e.delete(now, MappingId(id))?)))
 }
 
+/// Starts deleting the mapping named by its nonce, as `pcp_delete_by_nonce`
+/// does, and writes the delete's id to `*id`; the outcome is a DELETED event
+/// with that id.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_endpoint_delete_by_nonce(
+    endpoint: *mut pcp_endpoint,
+    protocol: u8,
+    internal_port: u16,
+    nonce: *const u8,
+    third_party: *const c_char,
+    id: *mut u64,
+) -> pcp_status {
+    guard_out(id, "id", || {
+        let spec = unsafe { nonce_spec(protocol, internal_port, nonce, third_party) }?;
+        start(endpoint, |e, now| Ok(e.delete_by_nonce(now, spec)?.0))
+    })
+}
+
 /// Starts an ANNOUNCE request and writes its id; the outcome is an
 /// ANNOUNCED event.
 #[no_mangle]

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use pcp_core::{Filter, MapSpec, PeerSpec, Protocol};
+use pcp_core::{Filter, MapSpec, Nonce, PeerSpec, Protocol};
 
 use crate::common::*;
 
@@ -130,6 +130,21 @@ pub(crate) unsafe fn map_spec(r: *const pcp_map_request) -> FfiResult<MapSpec> {
         }
     }
     Ok(spec)
+}
+
+/// The delete of a mapping named by its 12-byte nonce and, for one made with
+/// THIRD_PARTY, that address (NULL for none), as `pcp_delete_by_nonce` and
+/// `pcp_endpoint_delete_by_nonce` take them.
+pub(crate) unsafe fn nonce_spec(
+    protocol: u8,
+    internal_port: u16,
+    nonce: *const u8,
+    third_party: *const c_char,
+) -> FfiResult<MapSpec> {
+    // SAFETY: the caller's PCP_NONCE_BYTES bytes, or NULL.
+    let nonce = unsafe { nonce.cast::<[u8; PCP_NONCE_BYTES]>().as_ref() }.ok_or_else(|| Fail::null("nonce"))?;
+    let spec = MapSpec::new(Protocol(protocol), internal_port).nonce(Nonce::from_bytes(*nonce));
+    Ok(spec.third_party(unsafe { opt_ip(third_party, "third_party") }?))
 }
 
 pub(crate) unsafe fn peer_spec(r: *const pcp_peer_request) -> FfiResult<PeerSpec> {

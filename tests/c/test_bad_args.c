@@ -162,6 +162,13 @@ int main(void) {
     TRUE(m2 == (pcp_mapping *)0x1);
 
     EXPECT(pcp_delete(NULL, PCP_PROTO_TCP, 80), BAD);
+    const uint8_t nonce[PCP_NONCE_BYTES] = {1, 2, 3};
+    EXPECT(pcp_delete_by_nonce(NULL, PCP_PROTO_TCP, 80, nonce, NULL), BAD);
+    EXPECT(pcp_delete_by_nonce(cl, PCP_PROTO_TCP, 80, NULL, NULL), BAD);
+    SAYS("nonce must not be NULL");
+    EXPECT(pcp_delete_by_nonce(cl, PCP_PROTO_TCP, 80, nonce, "nope"), BAD);
+    SAYS("third_party: \"nope\" is not an IPv4 or IPv6 address");
+    EXPECT(pcp_delete_by_nonce(cl, 0, 80, nonce, NULL), BAD); /* protocol 0 maps all ports: port must be 0 */
     /* Not checked: pcp_delete(cl, PCP_PROTO_TCP, 0) succeeds today (the classic
        delete of a port not held succeeds before the port is validated); reported. */
     EXPECT(pcp_announce(NULL, &epoch), BAD);
@@ -227,6 +234,11 @@ int main(void) {
     EXPECT(pcp_endpoint_peer(ep, &pr, NULL), BAD);
     EXPECT(pcp_endpoint_delete(NULL, 1), BAD);
     EXPECT(pcp_endpoint_delete(ep, 987654321), BAD); /* no such mapping */
+    EXPECT(pcp_endpoint_delete_by_nonce(NULL, PCP_PROTO_TCP, 80, nonce, NULL, &id), BAD);
+    EXPECT(pcp_endpoint_delete_by_nonce(ep, PCP_PROTO_TCP, 80, NULL, NULL, &id), BAD);
+    EXPECT(pcp_endpoint_delete_by_nonce(ep, PCP_PROTO_TCP, 80, nonce, NULL, NULL), BAD);
+    EXPECT(pcp_endpoint_delete_by_nonce(ep, PCP_PROTO_TCP, 80, nonce, "nope", &id), BAD);
+    EXPECT(pcp_endpoint_delete_by_nonce(ep, 0, 80, nonce, NULL, &id), BAD);
     EXPECT(pcp_endpoint_announce(NULL, &id), BAD);
     EXPECT(pcp_endpoint_announce(ep, NULL), BAD);
     EXPECT(pcp_endpoint_external_address(NULL, &id), BAD);

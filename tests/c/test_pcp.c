@@ -1019,7 +1019,7 @@ static void test_panic_boundary(void) {
 
 typedef struct {
     int granted, failed, deleted, announced, external, renewed, restarted;
-    uint64_t granted_id, renewed_id;
+    uint64_t granted_id, renewed_id, deleted_id;
     uint32_t restarted_epoch;
     uint16_t external_port;
     char external_text[PCP_ADDRSTRLEN];
@@ -1043,7 +1043,7 @@ static void on_loop_event(void *userdata, const pcp_event *ev) {
         s->restarted_epoch = ev->epoch;
         break;
     case PCP_EVENT_FAILED: s->failed++; s->last_status = ev->status; break;
-    case PCP_EVENT_DELETED: s->deleted++; s->last_status = ev->status; break;
+    case PCP_EVENT_DELETED: s->deleted++; s->deleted_id = ev->id; s->last_status = ev->status; break;
     case PCP_EVENT_ANNOUNCED: s->announced++; s->last_status = ev->status; break;
     case PCP_EVENT_EXTERNAL_ADDRESS:
         s->external++;
@@ -1136,6 +1136,77 @@ static void test_poll_loop(void) {
     CHECK(s.last_status == PCP_NO_RESOURCES);
     pcp_endpoint_free(e);
 out:
+    pcp_test_server_free(f.server);
+}
+
+/* Deleting a mapping by its nonce from a client or endpoint that did not
+ * make it (Python's delete_by_nonce, Node's deleteByNonce): a wrong nonce is
+ * refused, and a THIRD_PARTY mapping is found only by a delete that names
+ * the same third party (RFC 6887 section 13.1). */
+static void test_delete_by_nonce(void) {
+    fixture_server f;
+    CHECK(start_server(&f));
+    pcp_config *cfg = test_config(3000);
+    pcp_config_set_delete_on_close(cfg, false);
+    pcp_client *owner = NULL, *other = NULL, *stranger = NULL;
+    pcp_endpoint *e = NULL;
+    CHECK_OK(pcp_client_new(f.addr, cfg, &owner));
+    CHECK_OK(pcp_client_new(f.addr, cfg, &other));
+    CHECK_OK(pcp_client_new(f.addr, cfg, &stranger));
+    CHECK_OK(pcp_endpoint_new(f.addr, cfg, &e));
+    pcp_config_free(cfg);
+    if (!owner || !other || !stranger || !e) goto out;
+    uint8_t nonce[PCP_NONCE_BYTES], wrong[PCP_NONCE_BYTES];
+    pcp_mapping *m = NULL;
+
+    /* A mapping of our own address. */
+    CHECK_OK(pcp_map(owner, PCP_PROTO_UDP, 7100, 0, 600, &m));
+    CHECK_OK(pcp_mapping_nonce(m, nonce));
+    pcp_mapping_free(m);
+    memcpy(wrong, nonce, sizeof wrong);
+    wrong[0] ^= 0xff;
+    CHECK_STATUS(pcp_delete_by_nonce(stranger, PCP_PROTO_UDP, 7100, wrong, NULL), PCP_NOT_AUTHORIZED);
+    CHECK(pcp_test_server_mapping_count(f.server) == 1);
+    CHECK_OK(pcp_delete_by_nonce(other, PCP_PROTO_UDP, 7100, nonce, NULL));
+    CHECK(pcp_test_server_mapping_count(f.server) == 0);
+
+    /* A THIRD_PARTY mapping: without the option the delete names another mapping. */
+    pcp_map_request req;
+    CHECK_OK(pcp_map_request_init(&req, PCP_PROTO_TCP, 7101));
+    req.lifetime = 600;
+    req.third_party = "192.0.2.50";
+    m = NULL;
+    CHECK_OK(pcp_map_ex(owner, &req, &m));
+    CHECK_OK(pcp_mapping_nonce(m, nonce));
+    pcp_mapping_free(m);
+    CHECK(pcp_test_server_mapping_count(f.server) == 1);
+    CHECK_OK(pcp_delete_by_nonce(other, PCP_PROTO_TCP, 7101, nonce, NULL));
+    CHECK(pcp_test_server_mapping_count(f.server) == 1);
+    CHECK_OK(pcp_delete_by_nonce(other, PCP_PROTO_TCP, 7101, nonce, "192.0.2.50"));
+    CHECK(pcp_test_server_mapping_count(f.server) == 0);
+
+    /* The endpoint's twin: the outcome is a DELETED event with the delete's id. */
+    loop_state s;
+    memset(&s, 0, sizeof s);
+    CHECK_OK(pcp_endpoint_set_event_callback(e, on_loop_event, &s));
+    CHECK_OK(pcp_map_request_init(&req, PCP_PROTO_UDP, 7102));
+    req.third_party = "192.0.2.51";
+    m = NULL;
+    CHECK_OK(pcp_map_ex(owner, &req, &m));
+    CHECK_OK(pcp_mapping_nonce(m, nonce));
+    pcp_mapping_free(m);
+    uint64_t id = 0;
+    CHECK_OK(pcp_endpoint_delete_by_nonce(e, PCP_PROTO_UDP, 7102, nonce, "192.0.2.51", &id));
+    CHECK(id != 0);
+    CHECK(run_loop(e, &s.deleted, 1));
+    CHECK(s.deleted_id == id);
+    CHECK(s.last_status == PCP_OK);
+    CHECK(pcp_test_server_mapping_count(f.server) == 0);
+out:
+    pcp_endpoint_free(e);
+    pcp_client_free(stranger);
+    pcp_client_free(other);
+    pcp_client_free(owner);
     pcp_test_server_free(f.server);
 }
 
@@ -1471,6 +1542,7 @@ static const test_case TESTS[] = {
     {"keep_on_close", test_keep_on_close},
     {"panic_boundary", test_panic_boundary},
     {"poll_loop", test_poll_loop},
+    {"delete_by_nonce", test_delete_by_nonce},
     {"callback_replace_waits", test_callback_replace_waits},
     {"endpoint_free_in_callback", test_endpoint_free_in_callback},
     {"announce_listener", test_announce_listener},
