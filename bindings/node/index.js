@@ -5,7 +5,7 @@
 // runs in the Rust core on its own thread; this package only turns its
 // results into Promises, its events into EventEmitter events and its errors
 // into `Error`s with a stable `code`. See README.md. One concept a file in
-// lib/: load-native (finding the addon), errors, rows (native messages),
+// lib/: load-native (finding the addon), errors,
 // args (argument checks), client (discover, Mapping, Client), classic
 // (PCPClient), testing (Server).
 

@@ -4,11 +4,18 @@
 const { EventEmitter } = require('node:events');
 const native = require('./load-native');
 const { PCPError, invalid, typeError, fromNative, callNative, abortError, errorOf } = require('./errors');
-const { message, updateMapping, ROW } = require('./rows');
 const {
   EVENTS, describe, toNumber, toProtocol, checkSignal, checkObject, optionsSignal, clientOptions, discoverOptions, mapOptions,
   peerOptions, deleteOptions,
 } = require('./args');
+
+// The native side calls back with a message's fields as arguments (see
+// `message!` in src/message.rs, which defines their order once); this
+// function, generated from that order when the package loads, names them:
+// `{ kind, req, code, message, retryAfter, id, address, port, lifetime,
+// mapping, epoch, oldAddress, server }`.
+// eslint-disable-next-line no-new-func
+const message = new Function(...native.messageFields(), `return { ${native.messageFields().join(', ')} };`);
 
 // Runs `fn`; what it throws (a bad argument) becomes a rejected Promise: the
 // Promise-returning calls reject, never throw.
@@ -66,15 +73,13 @@ class Mapping {
     this._update(data);
   }
 
-  // `d`: a mapping row from the native side.
+  // `d`: the mapping as the native side sends it.
   _update(d) {
-    updateMapping(this, d);
+    Object.assign(this, d);
+    // The core's times (ms since 1970): the same until a renewal moves them.
+    this.grantedAt = new Date(d.grantedAt);
+    this.expiresAt = new Date(d.expiresAt);
     return this;
-  }
-
-  /** When the mapping ends unless renewed (the renewals move it on). */
-  get expiresAt() {
-    return new Date(this._expiresAt);
   }
 
   /** Whether the client still holds the mapping. */
@@ -205,10 +210,10 @@ class Client extends EventEmitter {
     let msg;
     try {
       msg = start(req);
+      if (msg) msg = message(...msg);
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
-    if (msg) msg = message(...msg);
     if (msg) return msg.code ? Promise.reject(errorOf(msg)) : Promise.resolve(convert(msg));
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, convert, signal, onAbort: null, aborted: false };
@@ -233,7 +238,7 @@ class Client extends EventEmitter {
         if (entry.signal) entry.signal.removeEventListener('abort', entry.onAbort);
         if (entry.aborted) {
           // The answer beat the cancellation: undo what it made.
-          if (msg.mapping && !msg.code) this.delete(msg.mapping[ROW.id]).catch(() => {});
+          if (msg.id !== undefined && !msg.code) this.delete(msg.id).catch(() => {});
           entry.reject(abortError(entry.signal));
         } else if (msg.code === 'CANCELLED' && this._closePromise) {
           // close() deletes a mapping still being made, which the core reports
@@ -337,9 +342,8 @@ class Client extends EventEmitter {
   }
 
   _holdClassic(msg) {
-    const row = msg.mapping;
     this._holding = true;
-    return { externalIP: row[ROW.externalAddress], externalPort: row[ROW.externalPort], lifetime: row[ROW.lifetime] };
+    return { externalIP: msg.address, externalPort: msg.port, lifetime: msg.lifetime };
   }
 
   /**
@@ -437,9 +441,9 @@ class Client extends EventEmitter {
     return this._native.mappings().map((d) => this._mapping(d));
   }
 
-  // The Mapping for row `d`: the one handed out for it (updated), or a new one.
+  // The Mapping for `d`: the one handed out for it (updated), or a new one.
   _mapping(d) {
-    const m = this._mappings.get(d[ROW.id]);
+    const m = this._mappings.get(d.id);
     return m ? m._update(d) : new Mapping(this, d);
   }
 

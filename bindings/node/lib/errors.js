@@ -57,9 +57,24 @@ function callNative(fn) {
   }
 }
 
+/** Makes the methods and getters of the native class `cls` throw the package's errors. */
+function convertErrors(cls) {
+  for (const [key, d] of Object.entries(Object.getOwnPropertyDescriptors(cls.prototype))) {
+    if (key === 'constructor') continue;
+    for (const part of ['value', 'get']) {
+      const fn = d[part];
+      if (typeof fn === 'function') d[part] = function converted(...args) { return callNative(() => fn.apply(this, args)); };
+    }
+    Object.defineProperty(cls.prototype, key, d);
+  }
+  return cls;
+}
+
 function abortError(signal) {
   const reason = signal && signal.reason;
   return new PCPError('CANCELLED', 'the operation was cancelled', reason === undefined ? undefined : { cause: reason });
 }
 
-module.exports = { ERROR_CODES, PCPError, invalid, typeError, fromNative, callNative, abortError, errorOf };
+module.exports = {
+  ERROR_CODES, PCPError, invalid, typeError, fromNative, callNative, convertErrors, abortError, errorOf,
+};

@@ -186,8 +186,8 @@ impl NativeClient {
     }
 
     /// MAP `internal_port`; the common fields are plain numbers, the rest
-    /// (rarely given) in `options`. `classic`: the result carries only what
-    /// the classic API shows (id, external address and port, lifetime).
+    /// (rarely given) in `options`. `classic`: with the core's classic
+    /// semantics (join a call in flight, refresh a held mapping).
     // Positional numbers are measurably cheaper across napi than an object.
     #[allow(clippy::too_many_arguments)]
     #[napi]
@@ -203,16 +203,12 @@ impl NativeClient {
     ) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
         if classic == Some(true) {
-            // The core's classic semantics: join a call in flight, refresh a held mapping.
             let args = || -> Result<_> {
                 let (p, i) = (self::protocol(protocol)?, port(internal_port, "internalPort")?);
                 Ok((p, i, port(external_port.unwrap_or(0.0), "externalPort")?, self::lifetime(lifetime)?))
             };
             let pending = or_refused(args(), |(p, i, e, l)| client.map_port_async(p, i, e, l));
-            return Ok(self.inner.start(req, pending, |m, msg| {
-                msg.mapping = Some(m.info().clone());
-                msg.classic = true;
-            }));
+            return Ok(self.inner.start(req, pending, fill_classic));
         }
         let spec = map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client);
         Ok(self.inner.start(req, or_refused(spec, |s| client.map_async(s)), fill_mapping))
@@ -269,21 +265,21 @@ impl NativeClient {
 
     /// The MAP mapping this client holds for `protocol` and `internalPort`.
     #[napi]
-    pub fn find_mapping(&self, protocol_number: f64, internal_port: f64) -> napi::Result<Option<MappingRow>> {
+    pub fn find_mapping(&self, protocol_number: f64, internal_port: f64) -> napi::Result<Option<MappingData>> {
         let client = self.client()?;
         let p = protocol(protocol_number).map_err(napi_err)?;
         let port = port(internal_port, "internalPort").map_err(napi_err)?;
-        Ok(client.find_mapping(p, port).map(|m| MappingRow(m.info().clone())))
+        Ok(client.find_mapping(p, port).map(|m| m.info().into()))
     }
 
     #[napi]
-    pub fn mapping(&self, id: f64) -> napi::Result<Option<MappingRow>> {
-        Ok(self.client()?.mapping(MappingId(id as u64)).map(|m| MappingRow(m.info().clone())))
+    pub fn mapping(&self, id: f64) -> napi::Result<Option<MappingData>> {
+        Ok(self.client()?.mapping(MappingId(id as u64)).map(|m| m.info().into()))
     }
 
     #[napi]
-    pub fn mappings(&self) -> napi::Result<Vec<MappingRow>> {
-        Ok(self.client()?.mappings().iter().map(|m| MappingRow(m.info().clone())).collect())
+    pub fn mappings(&self) -> napi::Result<Vec<MappingData>> {
+        Ok(self.client()?.mappings().iter().map(|m| m.info().into()).collect())
     }
 
     /// How many mappings the client holds.

@@ -138,7 +138,7 @@ pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
         m = m.error(e);
     }
     m.id = ev.mapping_id().map(|id| id.0 as f64);
-    m.mapping = ev.mapping().cloned();
+    m.mapping = ev.mapping().map(MappingData::from);
     m.epoch = ev.epoch();
     m.old_address = ev.old_address().map(|a| a.to_string());
     m.address = ev.new_address().map(|a| a.to_string());

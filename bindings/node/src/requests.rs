@@ -74,7 +74,17 @@ pub(crate) fn or_refused<A, T>(args: Result<A>, start: impl FnOnce(A) -> Pending
 
 /// A MAP or PEER result: the mapping as the core holds it.
 pub(crate) fn fill_mapping(m: Mapping, msg: &mut NativeMessage) {
-    msg.mapping = Some(m.info().clone());
+    msg.id = Some(m.id().0 as f64);
+    msg.mapping = Some(m.info().into());
+}
+
+/// A classic MAP result: only what `createMapping` shows.
+pub(crate) fn fill_classic(m: Mapping, msg: &mut NativeMessage) {
+    let info = m.info();
+    msg.id = Some(info.id.0 as f64);
+    msg.address = Some(info.external_addr.to_string());
+    msg.port = Some(u32::from(info.external_port));
+    msg.lifetime = Some(info.lifetime);
 }
 
 /// A request's result message, or the message of its error.

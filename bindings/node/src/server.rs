@@ -37,10 +37,12 @@ pub struct ServerMappingData {
     pub filters: u32,
 }
 
-/// The core's PCP test server, on loopback.
+/// The core's PCP test server, on loopback (`testing.Server` in index.js).
 #[napi]
 pub struct NativeServer {
     server: Option<Server>,
+    /// Where it listens (still readable once stopped).
+    addr: SocketAddr,
 }
 
 impl NativeServer {
@@ -85,36 +87,38 @@ impl NativeServer {
         }
         cfg.validate().map_err(napi_err)?;
         let server = Server::start(cfg).map_err(|e| napi_err(e.into()))?;
-        Ok(NativeServer { server: Some(server) })
+        Ok(NativeServer { addr: server.local_addr(), server: Some(server) })
     }
 
     /// "ip:port" to give a client.
-    #[napi]
-    pub fn address(&self) -> napi::Result<String> {
-        Ok(self.server()?.local_addr().to_string())
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.addr.to_string()
     }
 
-    #[napi]
-    pub fn port(&self) -> napi::Result<u32> {
-        Ok(u32::from(self.server()?.local_addr().port()))
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        u32::from(self.addr.port())
     }
 
-    #[napi]
-    pub fn host(&self) -> napi::Result<String> {
-        Ok(self.server()?.local_addr().ip().to_string())
+    #[napi(getter)]
+    pub fn host(&self) -> String {
+        self.addr.ip().to_string()
     }
 
-    #[napi]
+    #[napi(getter)]
     pub fn external_address(&self) -> napi::Result<String> {
         Ok(self.server()?.external_addr().to_string())
     }
 
+    /// Silently drops the next `n` requests.
     #[napi]
     pub fn drop_next(&self, n: f64) -> napi::Result<()> {
         self.server()?.drop_next(whole(n, "n", u32::MAX).map_err(napi_err)?);
         Ok(())
     }
 
+    /// Delays every answer by `ms` (0 to stop).
     #[napi]
     pub fn set_delay(&self, ms: f64) -> napi::Result<()> {
         self.server()?.set_delay(millis(ms, "delay").map_err(napi_err)?);
@@ -150,12 +154,14 @@ impl NativeServer {
         self.server()?.set_loss(fraction).map_err(napi_err)
     }
 
+    /// Loses all state, restarts the epoch at 0 and announces it.
     #[napi]
     pub fn reboot(&self) -> napi::Result<()> {
         self.server()?.reboot();
         Ok(())
     }
 
+    /// Changes the external address and announces it.
     #[napi]
     pub fn set_external_address(&self, address: String) -> napi::Result<()> {
         let a = ip(&address, "address").map_err(napi_err)?;
@@ -163,11 +169,12 @@ impl NativeServer {
         Ok(())
     }
 
-    #[napi]
+    #[napi(getter)]
     pub fn epoch(&self) -> napi::Result<u32> {
         Ok(self.server()?.epoch())
     }
 
+    /// Live mappings, as the server holds them.
     #[napi]
     pub fn mappings(&self) -> napi::Result<Vec<ServerMappingData>> {
         let now = std::time::Instant::now();
@@ -191,12 +198,12 @@ impl NativeServer {
             .collect())
     }
 
-    #[napi]
+    #[napi(getter)]
     pub fn mapping_count(&self) -> napi::Result<u32> {
         Ok(self.server()?.mapping_count() as u32)
     }
 
-    #[napi]
+    #[napi(getter)]
     pub fn requests_received(&self) -> napi::Result<f64> {
         Ok(self.server()?.requests_received() as f64)
     }

@@ -5,6 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
+const { EventEmitter } = require('node:events');
 const pcp = require('..');
 
 const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8');
@@ -25,7 +26,12 @@ test('public methods of the classes are declared', () => {
   const classes = { Client: pcp.Client, PCPClient: pcp.PCPClient, Mapping: pcp.Mapping, TestServer: pcp.testing.Server };
   for (const [name, cls] of Object.entries(classes)) {
     const body = new RegExp(`export declare class ${name}[^{]*\\{([\\s\\S]*?)\\n\\}`).exec(dts)[1];
-    for (const key of Object.getOwnPropertyNames(cls.prototype)) {
+    // Inherited ones too (testing.Server's are its native base class's), up to EventEmitter's.
+    const keys = [];
+    for (let p = cls.prototype; p !== Object.prototype && p !== EventEmitter.prototype; p = Object.getPrototypeOf(p)) {
+      keys.push(...Object.getOwnPropertyNames(p));
+    }
+    for (const key of keys) {
       if (key === 'constructor' || key.startsWith('_')) continue;
       assert.match(body, new RegExp(`\\b${key}\\b`), `${name}.${key} is not declared`);
     }
