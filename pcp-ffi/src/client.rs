@@ -1,7 +1,7 @@
 use std::ffi::{c_char, c_void};
 use std::sync::{Mutex, MutexGuard};
 
-use pcp_core::client::wall_clock;
+use pcp_core::client::{wall_clock, HandlerSlot};
 use pcp_core::{Client, Mapping, Protocol};
 
 use crate::common::*;
@@ -17,7 +17,7 @@ pub struct pcp_client {
     client: Client,
     /// The C callback, among the client's core handlers (registered only
     /// while one is set: a client with no listener skips dispatching).
-    callback: CallbackSlot,
+    callback: HandlerSlot,
 }
 
 /// A mapping held by a client (opaque, thread-safe). Its fields are a
@@ -53,7 +53,7 @@ pub unsafe extern "C" fn pcp_client_new(
 ) -> pcp_status {
     guard_out(out, "out", || {
         let client = Client::new(unsafe { client_config_for(server, config) }?)?;
-        Ok(pcp_client { client, callback: CallbackSlot::default() }.into_raw())
+        Ok(pcp_client { client, callback: HandlerSlot::default() }.into_raw())
     })
 }
 
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn pcp_client_discover(config: *const pcp_config, out: *mu
     guard_out(out, "out", || {
         let config = unsafe { pcp_config::or_default(config) };
         let client = Client::discover_with(&config.discovery, |server| config.client_config(server))?;
-        Ok(pcp_client { client, callback: CallbackSlot::default() }.into_raw())
+        Ok(pcp_client { client, callback: HandlerSlot::default() }.into_raw())
     })
 }
 
@@ -105,7 +105,7 @@ pub unsafe extern "C" fn pcp_client_set_event_callback(
     callback: pcp_event_callback,
     userdata: *mut c_void,
 ) -> pcp_status {
-    act(client, |c| c.callback.set(c.client.event_handlers(), callback, userdata))
+    act(client, |c| set_callback(&c.callback, c.client.event_handlers(), callback, userdata))
 }
 
 /// Runs a request that makes a mapping, handing the new handle out through `out`.

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use pcp_core::client::{Endpoint, EventHandlers};
+use pcp_core::client::{Endpoint, EventHandlers, HandlerSlot};
 use pcp_core::engine::Engine;
 use pcp_core::MappingId;
 
@@ -40,7 +40,7 @@ pub struct pcp_endpoint {
     /// Called from `pcp_endpoint_process` (the core's registry: it waits
     /// for a running call when the callback is replaced).
     handlers: EventHandlers,
-    callback: CallbackSlot,
+    callback: HandlerSlot,
     /// Set by `pcp_endpoint_free` called from the endpoint's own callback:
     /// the `pcp_endpoint_process` running that callback frees the endpoint
     /// once the callback returns.
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn pcp_endpoint_new(
         let e = pcp_endpoint {
             endpoint: Mutex::new(endpoint),
             handlers: EventHandlers::default(),
-            callback: CallbackSlot::default(),
+            callback: HandlerSlot::default(),
             free_requested: AtomicBool::new(false),
         };
         Ok(e.into_raw())
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn pcp_endpoint_set_event_callback(
     callback: pcp_event_callback,
     userdata: *mut c_void,
 ) -> pcp_status {
-    act(endpoint, |e| e.callback.set(&e.handlers, callback, userdata))
+    act(endpoint, |e| set_callback(&e.callback, &e.handlers, callback, userdata))
 }
 
 /// Writes the sockets to watch for readability into `fds` (room for

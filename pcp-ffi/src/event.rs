@@ -1,9 +1,9 @@
 use std::ffi::{c_char, c_void, CString};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use pcp_core::client::{EventHandlers, Handler};
-use pcp_core::{Event, HandlerId};
+use pcp_core::client::{EventHandlers, Handler, HandlerSlot};
+use pcp_core::Event;
 
 use crate::common::*;
 
@@ -172,34 +172,13 @@ impl UserData {
     }
 }
 
-/// A handle's one C callback, kept in a core handler registry (the
-/// client's, or an endpoint's own). `set` replaces it in one step and
-/// returns once the replaced callback is not running on another thread;
-/// the core's `EventHandlers` does the waiting, and lets a callback
-/// replace itself.
-#[derive(Default)]
-pub(crate) struct CallbackSlot {
-    current: Mutex<Option<HandlerId>>,
-}
-
-impl CallbackSlot {
-    pub fn set(&self, handlers: &EventHandlers, f: pcp_event_callback, userdata: *mut c_void) {
-        let userdata = UserData(userdata);
-        let new = f.map(|f| {
-            // SAFETY: the caller's function with the caller's userdata, which
-            // the caller keeps valid until `set` replaces it and returns.
-            Arc::new(move |ev: &Event| with_c_event(ev, |ev| unsafe { f(userdata.get(), ev) })) as Handler
-        });
-        // Recorded under the lock, waited for outside it: the callback being
-        // replaced may itself be calling this function.
-        let old = {
-            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-            let old = *current;
-            *current = handlers.swap(old, new);
-            old
-        };
-        if let Some(old) = old {
-            handlers.wait_idle(old);
-        }
-    }
+/// Sets a handle's one C callback (NULL: none) in its slot of a core
+/// registry (the client's, or an endpoint's own), which returns once the
+/// replaced callback is not running on another thread.
+pub(crate) fn set_callback(slot: &HandlerSlot, handlers: &EventHandlers, f: pcp_event_callback, userdata: *mut c_void) {
+    let userdata = UserData(userdata);
+    // SAFETY: the caller's function with the caller's userdata, which the
+    // caller keeps valid until this replaces it and returns.
+    let new = f.map(|f| Arc::new(move |ev: &Event| with_c_event(ev, |ev| unsafe { f(userdata.get(), ev) })) as Handler);
+    slot.set(handlers, new);
 }

@@ -156,8 +156,8 @@ impl EventHandlers {
     /// Puts `new` in the place of `old` in one step, so that every event is
     /// passed to exactly one of them (`None` for either: only adds, or only
     /// removes), then waits for running calls of `old` as [`remove`] does.
-    /// Returns the new callback's id. For shells with one callback per
-    /// handle (C's `pcp_client_set_event_callback`).
+    /// Returns the new callback's id. A shell with one callback per handle
+    /// keeps it in a [`HandlerSlot`].
     ///
     /// [`remove`]: EventHandlers::remove
     pub fn replace(&self, old: Option<HandlerId>, new: Option<Handler>) -> Option<HandlerId> {
@@ -170,7 +170,8 @@ impl EventHandlers {
 
     /// [`replace`](EventHandlers::replace) without the waiting, for a
     /// caller that must record the new id under a lock of its own before
-    /// it waits (the old callback may be taking that lock); it then calls
+    /// it waits (the old callback may be taking that lock), as
+    /// [`HandlerSlot`] does; it then calls
     /// [`wait_idle`](EventHandlers::wait_idle) with `old`.
     pub fn swap(&self, old: Option<HandlerId>, new: Option<Handler>) -> Option<HandlerId> {
         let new = new.map(|f| (self.new_id(), f));
@@ -257,6 +258,36 @@ impl EventHandlers {
             }
             drop(reg);
             self.call_ended.notify_all();
+        }
+    }
+}
+
+/// The one callback of a handle that has a single replaceable callback
+/// (C's `pcp_client_set_event_callback`), kept in an [`EventHandlers`]
+/// registry.
+#[derive(Debug, Default)]
+pub struct HandlerSlot {
+    current: Mutex<Option<HandlerId>>,
+}
+
+impl HandlerSlot {
+    /// Puts `new` (`None`: no callback) in the place of the slot's callback
+    /// in `handlers`, in one step (each event reaches exactly one of them),
+    /// then waits until the replaced one is not running on another thread,
+    /// as [`EventHandlers::remove`] does. From inside the replaced callback
+    /// it does not wait for itself. Concurrent calls are serialised, so the
+    /// slot never holds two callbacks.
+    pub fn set(&self, handlers: &EventHandlers, new: Option<Handler>) {
+        // Recorded under the slot's lock, waited for outside it: the
+        // callback being replaced may itself be calling this.
+        let old = {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let old = *current;
+            *current = handlers.swap(old, new);
+            old
+        };
+        if let Some(old) = old {
+            handlers.wait_idle(old);
         }
     }
 }
@@ -421,6 +452,67 @@ mod tests {
         handlers.dispatch(&event(2));
         drop(tx);
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["old", "new"]);
+    }
+
+    /// A slot holds one callback: setting it again replaces the old one,
+    /// also from inside that callback (no deadlock), and `None` empties it.
+    #[test]
+    fn a_slot_holds_one_callback_replaced_in_place() {
+        let handlers = Arc::new(EventHandlers::default());
+        let slot = Arc::new(HandlerSlot::default());
+        let (tx, rx) = mpsc::channel();
+        let (h, s, t) = (handlers.clone(), slot.clone(), tx.clone());
+        slot.set(
+            &handlers,
+            Some(Arc::new(move |_: &Event| {
+                let t2 = t.clone();
+                s.set(&h, Some(Arc::new(move |_: &Event| t2.send("second").unwrap())));
+                t.send("first").unwrap();
+            })),
+        );
+        handlers.dispatch(&event(1));
+        handlers.dispatch(&event(2));
+        slot.set(&handlers, None);
+        handlers.dispatch(&event(3));
+        drop(tx);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["first", "second"]);
+        assert!(handlers.is_empty());
+    }
+
+    /// Setting a slot from another thread waits for a running call of the
+    /// callback it replaces, so that its state may be freed then.
+    #[test]
+    fn a_slot_set_waits_for_the_running_callback() {
+        let handlers = Arc::new(EventHandlers::default());
+        let slot = Arc::new(HandlerSlot::default());
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let returned = Arc::new(AtomicBool::new(false));
+        let r = returned.clone();
+        slot.set(
+            &handlers,
+            Some(Arc::new(move |_: &Event| {
+                entered_tx.send(()).unwrap();
+                release_rx.lock().unwrap().recv().unwrap();
+                r.store(true, Ordering::SeqCst);
+            })),
+        );
+        let h = handlers.clone();
+        let dispatcher = thread::spawn(move || h.dispatch(&event(1)));
+        entered.recv().unwrap();
+        let (done_tx, done) = mpsc::channel();
+        let (h, s, r) = (handlers.clone(), slot.clone(), returned.clone());
+        let setter = thread::spawn(move || {
+            s.set(&h, None);
+            done_tx.send(r.load(Ordering::SeqCst)).unwrap();
+        });
+        until_removal_waits(&handlers, &done);
+        release.send(()).unwrap();
+        assert!(done.recv().unwrap(), "set returned before the replaced callback did");
+        setter.join().unwrap();
+        dispatcher.join().unwrap();
+        assert!(handlers.is_empty());
     }
 
     /// A panicking callback is caught; the next one still runs, and the

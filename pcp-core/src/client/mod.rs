@@ -42,7 +42,7 @@ pub use crate::endpoint::{ClientConfig, Endpoint, RawSocket};
 pub use crate::source_addr::SourceResolver;
 pub use address::parse_server;
 pub use background::discover_async;
-pub use handlers::{EventHandlers, Handler, HandlerId};
+pub use handlers::{EventHandlers, Handler, HandlerId, HandlerSlot};
 pub use mapping::Mapping;
 pub use pending::Pending;
 
