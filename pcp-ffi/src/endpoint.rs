@@ -84,15 +84,11 @@ pub unsafe extern "C" fn pcp_endpoint_new(
 /// not race any other call on the same endpoint from another thread.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_endpoint_free(endpoint: *mut pcp_endpoint) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: made by pcp_endpoint_new and not freed yet (or NULL).
-        let Some(e) = (unsafe { endpoint.as_ref() }) else { return };
-        if e.handlers.is_dispatching() {
-            // Inside its own callback: pcp_endpoint_process frees it after.
-            e.free_requested.store(true, Ordering::Release);
-            return;
-        }
-        unsafe { free(endpoint) }
+    // SAFETY: made by pcp_endpoint_new and not freed yet (or NULL).
+    let _ = catch_unwind(AssertUnwindSafe(|| match unsafe { endpoint.as_ref() } {
+        // Inside its own callback: pcp_endpoint_process frees it after.
+        Some(e) if e.handlers.is_dispatching() => e.free_requested.store(true, Ordering::Release),
+        _ => unsafe { free(endpoint) },
     }));
 }
 
