@@ -284,7 +284,7 @@ pub unsafe extern "C" fn pcp_mapping_delete(mapping: *mut pcp_mapping) -> pcp_st
 /// still holds the mapping; false (fields unchanged) if it is gone or on NULL.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_refresh(mapping: *mut pcp_mapping) -> bool {
-    guard_value(false, || Ok(unsafe { handle(mapping) }?.get().refresh()))
+    read(mapping, false, |m| m.get().refresh())
 }
 
 /// A value read from the mapping behind the handle (`default` for NULL).

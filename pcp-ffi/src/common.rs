@@ -127,12 +127,6 @@ pub(crate) fn guard(f: impl FnOnce() -> FfiResult<()>) -> pcp_status {
     boundary(f).err().unwrap_or(PCP_OK)
 }
 
-/// [`boundary`] for a function that returns a plain value: `default` on a
-/// failure or a panic.
-pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> FfiResult<T>) -> T {
-    boundary(f).unwrap_or(default)
-}
-
 /// [`guard`] for a function with an out-parameter: `out` (named `what` in
 /// the message) is checked for NULL before `f` runs, and written only
 /// with what `f` returns on success.
@@ -203,10 +197,10 @@ pub(crate) fn act<T: Handle>(p: *const T, f: impl FnOnce(&T)) -> pcp_status {
     })
 }
 
-/// [`guard_value`] of a value read from the handle behind `p` (`default`
-/// for NULL).
+/// [`boundary`] for a function that returns a value read from the handle
+/// behind `p`: `default` for NULL or a panic.
 pub(crate) fn read<T: Handle, R>(p: *const T, default: R, f: impl FnOnce(&T) -> R) -> R {
-    guard_value(default, || Ok(f(unsafe { handle(p) }?)))
+    boundary(|| Ok(f(unsafe { handle(p) }?))).unwrap_or(default)
 }
 
 /// Releases a handle made by [`Handle::into_raw`], once; NULL is allowed.
