@@ -310,6 +310,29 @@ fn pending_requests_wait_poll_and_cancel() {
 }
 
 #[test]
+fn a_canceller_cancels_a_request_handed_to_a_callback() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    server.set_delay(Duration::from_millis(300));
+    let p = c.map_async(MapSpec::new(Protocol::TCP, 82));
+    let canceller = p.canceller();
+    let (tx, rx) = std::sync::mpsc::channel();
+    p.on_complete(move |r| tx.send(r.map(|m| m.internal_port())).unwrap());
+    canceller.cancel();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap().unwrap_err(), Error::Cancelled);
+    server.set_delay(Duration::ZERO);
+    eventually(
+        || !server.mappings().iter().any(|m| m.internal_port == 82),
+        "the cancel deletes the mapping the server may already have made",
+    );
+    // Once finished, cancelling changes nothing; a finished request's canceller is a no-op too.
+    canceller.cancel();
+    let done = c.announce_async();
+    assert!(done.wait_timeout(WAIT).unwrap().is_ok());
+    done.canceller().cancel();
+}
+
+#[test]
 fn ipv6_maps_open_pinholes() {
     let Ok(server) = Server::start(ServerConfig { listen: "[::1]:0".parse().unwrap(), ..Default::default() }) else {
         eprintln!("SKIPPED ipv6_maps_open_pinholes: no IPv6 loopback on this machine");

@@ -44,7 +44,7 @@ pub use address::parse_server;
 pub use background::discover_async;
 pub use handlers::{EventHandlers, Handler, HandlerId, HandlerSlot};
 pub use mapping::Mapping;
-pub use pending::Pending;
+pub use pending::{Canceller, Pending};
 
 use pending::pending;
 use shared::{Owner, Shared, State, Waiter};

@@ -48,7 +48,7 @@ struct Slot<T> {
 /// does not cancel it; [`Pending::cancel`] does.
 pub struct Pending<T> {
     slot: Arc<Slot<T>>,
-    cancel: Option<Box<dyn Fn() + Send + Sync>>,
+    cancel: Option<Arc<dyn Fn() + Send + Sync>>,
     driver: Option<Arc<dyn Drive>>,
     kicked: AtomicBool,
 }
@@ -126,7 +126,7 @@ impl<T> Pending<T> {
     }
 
     pub(crate) fn with_cancel(mut self, cancel: impl Fn() + Send + Sync + 'static) -> Self {
-        self.cancel = Some(Box::new(cancel));
+        self.cancel = Some(Arc::new(cancel));
         self
     }
 
@@ -268,9 +268,35 @@ impl<T> Pending<T> {
     /// server if the request may have reached it; the result becomes
     /// [`Error::Cancelled`] unless it had already arrived.
     pub fn cancel(&self) {
-        if let Some(c) = &self.cancel {
+        self.canceller().cancel();
+    }
+
+    /// A handle that cancels the request as [`Pending::cancel`] does, and
+    /// still can once the `Pending` itself is handed to
+    /// [`Pending::on_complete`]: for a binding that keeps its requests'
+    /// results flowing to callbacks and its users' abort signals apart.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.cancel.clone())
+    }
+}
+
+/// Cancels one request (see [`Pending::canceller`]); a no-op once it has
+/// finished or if it cannot be cancelled.
+#[derive(Clone)]
+pub struct Canceller(Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl Canceller {
+    /// Abandons the request, as [`Pending::cancel`].
+    pub fn cancel(&self) {
+        if let Some(c) = &self.0 {
             c();
         }
+    }
+}
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Canceller").finish_non_exhaustive()
     }
 }
 
