@@ -44,9 +44,11 @@ function checkSignal(signal) {
   return signal;
 }
 
-function checkObject(v, name) {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object') throw invalid(`${name} must be an object, got ${describe(v)}`);
+// An options object (none: `{}`); `what` names it in the error, or (`required`)
+// is the whole message.
+function checkObject(v, what, required = false) {
+  if (!required && (v === undefined || v === null)) return {};
+  if (typeof v !== 'object' || v === null) throw invalid(`${required ? what : `${what} must be an object`}, got ${describe(v)}`);
   return v;
 }
 
@@ -58,10 +60,6 @@ function optionsSignal(options) {
 // Client and discovery options pass to the native side as given: napi-rs
 // converts the types (a TypeError naming the field, see errors.js), the core
 // checks the values.
-function clientOptions(o) {
-  return checkObject(o, 'options');
-}
-
 function discoverOptions(o) {
   o = checkObject(o, 'options');
   checkArray(o.candidates, 'candidates');
@@ -119,5 +117,5 @@ function deleteOptions(o) {
 
 module.exports = {
   EVENTS, Protocol, Option, describe, toNumber, toProtocol, toAddress, checkSignal, checkObject, optionsSignal,
-  clientOptions, discoverOptions, mapOptions, peerOptions, deleteOptions,
+  discoverOptions, mapOptions, peerOptions, deleteOptions,
 };

@@ -3,11 +3,13 @@
 
 const { EventEmitter } = require('node:events');
 const native = require('./load-native');
-const { PCPError, invalid, typeError, fromNative, callNative, abortError, errorOf } = require('./errors');
+const { PCPError, invalid, typeError, fromNative, callNative, convertErrors, abortError, errorOf } = require('./errors');
 const {
-  EVENTS, describe, toNumber, toProtocol, checkSignal, checkObject, optionsSignal, clientOptions, discoverOptions, mapOptions,
-  peerOptions, deleteOptions,
+  EVENTS, describe, toNumber, toProtocol, checkSignal, checkObject, optionsSignal, discoverOptions, mapOptions, peerOptions,
+  deleteOptions,
 } = require('./args');
+
+const NativeClient = convertErrors(native.NativeClient);
 
 // The native side calls back with a message's fields as arguments (see
 // `message!` in src/message.rs, which defines their order once); this
@@ -32,33 +34,29 @@ function rejecting(fn) {
  * `servers`. Resolves `{ server, epoch, internalAddress }`.
  */
 function discover(options) {
-  return rejecting(() => discoverChecked(checkSignal(options && options.signal), discoverOptions(options)));
-}
-
-function discoverChecked(signal, opts) {
-  if (signal && signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const onAbort = () => {
+  return rejecting(() => {
+    const signal = checkSignal(options && options.signal);
+    const opts = discoverOptions(options);
+    if (signal && signal.aborted) throw abortError(signal);
+    return new Promise((resolve, reject) => {
       // Discovery itself is bounded (2 s by default) and cannot be stopped
-      // midway; its result is ignored.
-      settled = true;
-      reject(abortError(signal));
-    };
-    if (signal) signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      native.discover(opts, (...args) => {
-        const msg = message(...args);
+      // midway: an abort only drops its result.
+      const onAbort = () => reject(abortError(signal));
+      if (signal) signal.addEventListener('abort', onAbort, { once: true });
+      const settle = (error, found) => {
         if (signal) signal.removeEventListener('abort', onAbort);
-        if (settled) return;
-        settled = true;
-        if (msg.code) reject(errorOf(msg));
-        else resolve({ server: msg.server, epoch: msg.epoch, internalAddress: msg.address });
-      });
-    } catch (e) {
-      if (signal) signal.removeEventListener('abort', onAbort);
-      reject(fromNative(e));
-    }
+        if (error) reject(error);
+        else resolve(found);
+      };
+      try {
+        native.discover(opts, (...args) => {
+          const msg = message(...args);
+          settle(msg.code && errorOf(msg), { server: msg.server, epoch: msg.epoch, internalAddress: msg.address });
+        });
+      } catch (e) {
+        settle(fromNative(e));
+      }
+    });
   });
 }
 
@@ -84,12 +82,14 @@ class Mapping {
 
   /** Whether the client still holds the mapping. */
   get active() {
-    return this.#client._holds(this.id);
+    return this.#client._native.mapping(this.id) !== null;
   }
 
   /** Re-reads the current state from the client; false if it is gone. */
   refresh() {
-    return this.#client._refresh(this);
+    const d = this.#client._native.mapping(this.id);
+    if (d) this._update(d);
+    return d !== null;
   }
 
   /** Deletes the mapping on the server. */
@@ -125,7 +125,7 @@ class Client extends EventEmitter {
     if (typeof server !== 'string') {
       throw typeError(`server must be a string like "192.168.1.1", "192.168.1.1:5351" or "[::1]:5351", got ${describe(server)}`);
     }
-    const opts = clientOptions(options);
+    const opts = checkObject(options, 'options');
     this._reqs = new Map();
     // The Mapping objects handed out, by id, so that events update the same
     // ones. The classic API makes none: a round trip is cheaper without.
@@ -137,7 +137,7 @@ class Client extends EventEmitter {
     this._closePromise = null;
     this._holding = false; // whether the client holds a mapping (keeps the process alive)
     this._refWanted = false; // what _updateRef last asked the native side
-    this._native = callNative(() => new native.NativeClient(server, opts, (...args) => this._onMessage(message(...args))));
+    this._native = callNative(() => new NativeClient(server, opts, (...args) => this._onMessage(message(...args))));
     // The core forwards events only while someone listens for one.
     this.on('newListener', (event) => {
       if (EVENTS.has(event) && !this._listening && !this._closed) {
@@ -162,16 +162,9 @@ class Client extends EventEmitter {
    * it with the remaining options.
    */
   static async discover(options) {
-    const o = { ...checkObject(options, 'options') };
-    const found = await discover({
-      candidates: o.candidates,
-      servers: o.servers,
-      deadline: o.discoveryDeadline,
-      initialTimeout: o.initialTimeout,
-      signal: o.signal,
-    });
-    for (const k of ['candidates', 'servers', 'discoveryDeadline', 'initialTimeout', 'signal']) delete o[k];
-    return new Client(found.server, o);
+    const { candidates, servers, discoveryDeadline, initialTimeout, signal, ...rest } = checkObject(options, 'options');
+    const found = await discover({ candidates, servers, deadline: discoveryDeadline, initialTimeout, signal });
+    return new Client(found.server, rest);
   }
 
   // --- keeping the process alive
@@ -202,13 +195,18 @@ class Client extends EventEmitter {
 
   // --- requests
 
-  _request(start, convert, signal) {
-    if (this._closed || this._closePromise) return Promise.reject(new PCPError('CLOSED', 'the client is closed'));
-    if (signal && signal.aborted) return Promise.reject(abortError(signal));
+  // Starts request number `req` with `start(req)`, which calls the native
+  // side; `convert` makes the value of its result. `options`: the call's
+  // options object, for its `signal`. Never throws: rejects.
+  _request(start, convert, options) {
     const req = this._nextReq;
-    this._nextReq = this._nextReq >= 0xfffffff0 ? 1 : this._nextReq + 1;
+    let signal;
     let msg;
     try {
+      signal = optionsSignal(options);
+      if (this._closed || this._closePromise) throw new PCPError('CLOSED', 'the client is closed');
+      if (signal && signal.aborted) throw abortError(signal);
+      this._nextReq = req >= 0xfffffff0 ? 1 : req + 1;
       msg = start(req);
       if (msg) msg = message(...msg);
     } catch (e) {
@@ -310,7 +308,7 @@ class Client extends EventEmitter {
   _forget(id) {
     this._mappings.delete(id);
     // Whether any is left is the core's to say (it keeps the count).
-    this._holding = !this._closed && this._native.mappingCount() > 0;
+    this._holding = this._native.mappingCount() > 0;
   }
 
   /**
@@ -321,22 +319,20 @@ class Client extends EventEmitter {
    * (ms), signal.
    */
   map(internalPortOrSpec, options) {
-    const spec = () => (typeof internalPortOrSpec === 'object' && internalPortOrSpec !== null
+    return rejecting(() => this._map(typeof internalPortOrSpec === 'object' && internalPortOrSpec !== null
       ? internalPortOrSpec
-      : { ...checkObject(options, 'options'), internalPort: internalPortOrSpec });
-    return rejecting(() => this._map(spec(), false));
+      : { ...checkObject(options, 'options'), internalPort: internalPortOrSpec }, false));
   }
 
   // MAP with the options object `o`; resolves a Mapping, or for the
   // classic API `{ externalIP, externalPort, lifetime }`.
   _map(o, classic) {
     return rejecting(() => {
-      const signal = checkSignal(o.signal);
       const s = mapOptions(o, classic);
       return this._request(
         (req) => this._native.map(req, s.protocol, s.internalPort, s.externalPort, s.lifetime, s.options, classic),
         classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg),
-        signal,
+        o,
       );
     });
   }
@@ -352,10 +348,8 @@ class Client extends EventEmitter {
    */
   peer(spec) {
     return rejecting(() => {
-      if (typeof spec !== 'object' || spec === null) throw invalid(`peer() takes an object, got ${describe(spec)}`);
-      const signal = checkSignal(spec.signal);
-      const o = peerOptions(spec);
-      return this._request((req) => this._native.peer(req, o), (msg) => this._track(msg), signal);
+      const o = peerOptions(checkObject(spec, 'peer() takes an object', true));
+      return this._request((req) => this._native.peer(req, o), (msg) => this._track(msg), spec);
     });
   }
 
@@ -366,7 +360,7 @@ class Client extends EventEmitter {
       if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
         throw invalid(`delete() takes a Mapping or a mapping id, got ${describe(mapping)}`);
       }
-      return this._request((req) => this._native.delete(req, id), () => this._forget(id), optionsSignal(options));
+      return this._request((req) => this._native.delete(req, id), () => this._forget(id), options);
     });
   }
 
@@ -377,22 +371,19 @@ class Client extends EventEmitter {
    */
   deleteByNonce(spec) {
     return rejecting(() => {
-      if (typeof spec !== 'object' || spec === null) throw invalid(`deleteByNonce() takes an object, got ${describe(spec)}`);
-      const signal = checkSignal(spec.signal);
-      const o = deleteOptions(spec);
-      return this._request((req) => this._native.deleteByNonce(req, o), () => undefined, signal);
+      const o = deleteOptions(checkObject(spec, 'deleteByNonce() takes an object', true));
+      return this._request((req) => this._native.deleteByNonce(req, o), () => undefined, spec);
     });
   }
 
   /** Sends ANNOUNCE; resolves the server's epoch (seconds). */
   announce(options) {
-    return rejecting(() => this._request((req) => this._native.announce(req), (msg) => msg.epoch, optionsSignal(options)));
+    return this._request((req) => this._native.announce(req), (msg) => msg.epoch, options);
   }
 
   /** The gateway's external address. */
   externalAddress(options) {
-    return rejecting(() => this._request((req) => this._native.externalAddress(req), (msg) => msg.address,
-      optionsSignal(options)));
+    return this._request((req) => this._native.externalAddress(req), (msg) => msg.address, options);
   }
 
   /** The PCP server's IP address (erlang-nat's get_device_address). */
@@ -403,8 +394,7 @@ class Client extends EventEmitter {
 
   /** Our address towards the server (the Client IP field of every request). */
   async internalAddress() {
-    if (this._closed) throw new PCPError('CLOSED', 'the client is closed');
-    return callNative(() => this._native.internalAddress());
+    return this._native.internalAddress();
   }
 
   /**
@@ -414,30 +404,27 @@ class Client extends EventEmitter {
    * section 11.5). Resolves whether it changed.
    */
   async setLocalAddress(addr) {
-    if (this._closed) throw new PCPError('CLOSED', 'the client is closed');
     if (addr !== null && typeof addr !== 'string') throw typeError('addr must be an IP address string or null');
-    return callNative(() => this._native.setLocalAddress(addr === null ? undefined : addr));
+    return this._native.setLocalAddress(addr === null ? undefined : addr);
   }
 
   /** Checks our address towards the server now (also done before renewals); resolves whether it changed. */
   async refreshInternalAddress() {
-    if (this._closed) throw new PCPError('CLOSED', 'the client is closed');
-    return callNative(() => this._native.refreshInternalAddress());
+    return this._native.refreshInternalAddress();
   }
 
   /** The server's last reported epoch, or null. */
   get serverEpoch() {
-    return this._closed ? null : this._native.serverEpoch();
+    return this._native.serverEpoch();
   }
 
   /** Whether the client listens for unsolicited ANNOUNCE. */
   get listensForAnnounce() {
-    return !this._closed && this._native.listensForAnnounce();
+    return this._native.listensForAnnounce();
   }
 
   /** The mappings this client holds (current snapshots). */
   mappings() {
-    if (this._closed) return [];
     return this._native.mappings().map((d) => this._mapping(d));
   }
 
@@ -450,22 +437,8 @@ class Client extends EventEmitter {
   /** The MAP mapping this client holds for `internalPort` and `protocol`, or null. */
   findMapping(internalPort, protocol = 6) {
     const p = toProtocol(protocol);
-    const port = toNumber(internalPort, 'internalPort', true);
-    if (this._closed) return null;
-    const d = callNative(() => this._native.findMapping(p, port));
+    const d = this._native.findMapping(p, toNumber(internalPort, 'internalPort', true));
     return d ? this._mapping(d) : null;
-  }
-
-  _holds(id) {
-    return !this._closed && this._native.mapping(id) !== null;
-  }
-
-  _refresh(m) {
-    if (this._closed) return false;
-    const d = this._native.mapping(m.id);
-    if (!d) return false;
-    m._update(d);
-    return true;
   }
 
   get closed() {

@@ -27,7 +27,7 @@ function typeError(message) {
 // Native functions throw "CODE\0message" for errors they report synchronously.
 // A server's refusal adds "\0seconds": its retryAfter (RFC 6887 section 8.3).
 function fromNative(e) {
-  if (e instanceof PCPError) return e;
+  if (e instanceof PCPError || e instanceof TypeError) return e;
   // napi-rs could not convert a value to the Rust type ('NumberExpected', ...).
   if (e && typeof e.code === 'string' && e.code.endsWith('Expected')) return typeError(e.message);
   const msg = e && typeof e.message === 'string' ? e.message : String(e);

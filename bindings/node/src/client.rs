@@ -14,8 +14,6 @@ pub struct NativeClient {
     /// Reads answers on the JavaScript thread; None if libuv refused (the
     /// driver thread then reads them) or once closed.
     reader: Option<reader::ReaderHandle>,
-    /// `close` was called: nothing keeps the process alive any more.
-    closing: bool,
 }
 
 impl NativeClient {
@@ -49,42 +47,13 @@ impl NativeClient {
         options: Option<ClientOptions>,
         callback: Function<NativeMessage, Unknown<'static>>,
     ) -> napi::Result<Self> {
-        let addr = socket_addr(&server).map_err(napi_err)?;
-        let mut cc = ClientConfig::new(addr);
-        if let Some(o) = &options {
-            if let Some(v) = o.listen_announce {
-                cc.listen_announce = v;
-            }
-            if let Some(d) = o.deadline {
-                cc = cc.deadline(millis(d, "deadline").map_err(napi_err)?);
-            }
-            if let Some(v) = o.delete_on_close {
-                cc.delete_on_close = v;
-            }
-            if let Some(d) = o.close_timeout {
-                cc.close_timeout = millis(d, "closeTimeout").map_err(napi_err)?;
-            }
-            if let Some(a) = &o.local_address {
-                cc.local_addr = Some(ip(a, "localAddress").map_err(napi_err)?);
-            }
-            if let Some(p) = o.announce_port {
-                cc.announce_port = port(p, "announcePort").map_err(napi_err)?;
-            }
-            if let Some(d) = o.announce_delay_max {
-                cc.announce_delay_max = millis(d, "announceDelayMax").map_err(napi_err)?;
-            }
-            if let Some(p) = &o.protocol {
-                cc.protocol = ProtocolChoice::parse(p).ok_or_else(|| {
-                    napi_err(invalid(format!("protocol must be 'auto', 'pcp' or 'natpmp', got {p:?}")))
-                })?;
-            }
-        }
+        let cc = client_config(&server, options.unwrap_or_default()).map_err(napi_err)?;
         let callback_value = callback.raw();
         let tsfn: Tsfn = callback.build_threadsafe_function::<NativeMessage>().weak::<true>().build()?;
         let client = Client::new(cc).map_err(napi_err)?;
         let inner = Arc::new(Inner {
             tsfn,
-            requests: Mutex::new(Requests::default()),
+            requests: Mutex::new(HashMap::new()),
             listening: AtomicBool::new(false),
             events_due: AtomicI64::new(0),
             syncs_queued: AtomicI64::new(0),
@@ -92,7 +61,7 @@ impl NativeClient {
         // SAFETY: the constructor runs on the JavaScript thread, and
         // `callback_value` belongs to its scope.
         let reader = unsafe { reader::Reader::start(env.raw(), callback_value, &client, &inner) };
-        Ok(NativeClient { client: Some(client), inner, referenced: false, handler: None, reader, closing: false })
+        Ok(NativeClient { client: Some(client), inner, referenced: false, handler: None, reader })
     }
 
     /// Starts forwarding events (renewed, lost, ...) to the callback. Done
@@ -154,6 +123,7 @@ impl NativeClient {
         self.reader.is_some()
     }
 
+    /// The client, or CLOSED once `close` was called.
     fn client(&self) -> napi::Result<&Client> {
         self.client.as_ref().ok_or_else(|| napi_err(PcpError::Closed))
     }
@@ -164,7 +134,7 @@ impl NativeClient {
         // Events due or queued keep the process alive until JavaScript has
         // them (see `Inner::events_due`), except once closing.
         let referenced = referenced
-            || (!self.closing
+            || (self.client.is_some()
                 && (self.inner.events_due.load(Ordering::Acquire) > 0
                     || self.inner.syncs_queued.load(Ordering::Acquire) > 0));
         if referenced == self.referenced {
@@ -257,35 +227,35 @@ impl NativeClient {
     /// Abandons request `req` (its result becomes CANCELLED unless it had arrived).
     #[napi]
     pub fn cancel(&self, req: u32) {
-        let r = self.inner.requests().get(&req).cloned();
-        if let Some(r) = r {
-            r.lock().unwrap_or_else(|e| e.into_inner()).cancel();
+        // Not under the lock: cancelling may complete the request at once.
+        let canceller = self.inner.requests().get(&req).cloned();
+        if let Some(c) = canceller {
+            c.cancel();
         }
     }
 
-    /// The MAP mapping this client holds for `protocol` and `internalPort`.
+    /// The MAP mapping this client holds for `protocol` and `internalPort` (none once closed).
     #[napi]
     pub fn find_mapping(&self, protocol_number: f64, internal_port: f64) -> napi::Result<Option<MappingData>> {
-        let client = self.client()?;
-        let p = protocol(protocol_number).map_err(napi_err)?;
-        let port = port(internal_port, "internalPort").map_err(napi_err)?;
-        Ok(client.find_mapping(p, port).map(|m| m.info().into()))
+        let (p, port) =
+            (protocol(protocol_number).map_err(napi_err)?, port(internal_port, "internalPort").map_err(napi_err)?);
+        Ok(self.client.as_ref().and_then(|c| c.find_mapping(p, port)).map(|m| m.info().into()))
     }
 
     #[napi]
-    pub fn mapping(&self, id: f64) -> napi::Result<Option<MappingData>> {
-        Ok(self.client()?.mapping(MappingId(id as u64)).map(|m| m.info().into()))
+    pub fn mapping(&self, id: f64) -> Option<MappingData> {
+        self.client.as_ref()?.mapping(MappingId(id as u64)).map(|m| m.info().into())
     }
 
     #[napi]
-    pub fn mappings(&self) -> napi::Result<Vec<MappingData>> {
-        Ok(self.client()?.mappings().iter().map(|m| m.info().into()).collect())
+    pub fn mappings(&self) -> Vec<MappingData> {
+        self.client.iter().flat_map(|c| c.mappings()).map(|m| m.info().into()).collect()
     }
 
     /// How many mappings the client holds.
     #[napi]
-    pub fn mapping_count(&self) -> napi::Result<u32> {
-        Ok(self.client()?.mapping_count() as u32)
+    pub fn mapping_count(&self) -> u32 {
+        self.client.as_ref().map_or(0, |c| c.mapping_count() as u32)
     }
 
     #[napi]
@@ -313,29 +283,24 @@ impl NativeClient {
     }
 
     #[napi]
-    pub fn server_epoch(&self) -> napi::Result<Option<u32>> {
-        Ok(self.client()?.server_epoch())
+    pub fn server_epoch(&self) -> Option<u32> {
+        self.client.as_ref()?.server_epoch()
     }
 
     #[napi]
-    pub fn listens_for_announce(&self) -> napi::Result<bool> {
-        Ok(self.client()?.listens_for_announce())
-    }
-
-    #[napi]
-    pub fn is_closed(&self) -> napi::Result<bool> {
-        Ok(self.client()?.is_closed())
+    pub fn listens_for_announce(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| c.listens_for_announce())
     }
 
     /// Closes off this thread (the core's `close_async`: closing waits for
-    /// the deletes) and calls `callback` when done. `keep` leaves the mappings on the server.
+    /// the deletes) and calls `callback` when done. `keep` leaves the
+    /// mappings on the server. From now on every call is CLOSED.
     #[napi]
     pub fn close(&mut self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
-        let client = self.client()?.clone();
+        let client = self.client.take().ok_or_else(|| napi_err(PcpError::Closed))?;
         // The driver thread reads the answers to the deletes: closing does
         // not depend on this thread's event loop.
         self.stop_reader();
-        self.closing = true;
         let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
             callback.build_threadsafe_function::<NativeMessage>().build()?;
         client.close_async(keep).on_complete(move |_| {
@@ -352,24 +317,7 @@ pub fn discover(
     options: Option<DiscoverOptions>,
     callback: Function<NativeMessage, Unknown<'static>>,
 ) -> napi::Result<()> {
-    let mut config = DiscoveryConfig::default();
-    let parse = |list: &Vec<String>| -> napi::Result<Vec<SocketAddr>> {
-        list.iter().map(|s| socket_addr(s).map_err(napi_err)).collect()
-    };
-    if let Some(o) = &options {
-        if let Some(c) = &o.candidates {
-            config.gateways = Some(parse(c)?);
-        }
-        if let Some(s) = &o.servers {
-            config.servers = parse(s)?;
-        }
-        if let Some(d) = o.deadline {
-            config.deadline = millis(d, "deadline").map_err(napi_err)?;
-        }
-        if let Some(d) = o.initial_timeout {
-            config.initial_timeout = millis(d, "initialTimeout").map_err(napi_err)?;
-        }
-    }
+    let config = discovery_config(options.unwrap_or_default()).map_err(napi_err)?;
     let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
         callback.build_threadsafe_function::<NativeMessage>().build()?;
     pcp_core::client::discover_async(config).on_complete(move |r| {

@@ -65,12 +65,43 @@ pub(crate) fn nonce(s: &str) -> Result<Nonce, PcpError> {
     pcp_core::config::parse_nonce(s, "nonce")
 }
 
-pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, PcpError> {
-    parse_server(s)
+/// The client's settings from `server` and its options (checked by the core's `validate`).
+pub(crate) fn client_config(server: &str, o: ClientOptions) -> Result<ClientConfig> {
+    let mut cc = ClientConfig::new(parse_server(server)?);
+    if let Some(d) = o.deadline {
+        cc = cc.deadline(millis(d, "deadline")?);
+    }
+    cc.listen_announce = o.listen_announce.unwrap_or(cc.listen_announce);
+    cc.delete_on_close = o.delete_on_close.unwrap_or(cc.delete_on_close);
+    cc.close_timeout = opt_millis(o.close_timeout, "closeTimeout")?.unwrap_or(cc.close_timeout);
+    cc.local_addr = opt(&o.local_address, |a| ip(a, "localAddress"))?.or(cc.local_addr);
+    cc.announce_port = o.announce_port.map(|p| port(p, "announcePort")).transpose()?.unwrap_or(cc.announce_port);
+    cc.announce_delay_max = opt_millis(o.announce_delay_max, "announceDelayMax")?.unwrap_or(cc.announce_delay_max);
+    if let Some(p) = &o.protocol {
+        cc.protocol = ProtocolChoice::parse(p)
+            .ok_or_else(|| invalid(format!("protocol must be 'auto', 'pcp' or 'natpmp', got {p:?}")))?;
+    }
+    Ok(cc)
+}
+
+/// Discovery's settings from its options.
+pub(crate) fn discovery_config(o: DiscoverOptions) -> Result<DiscoveryConfig> {
+    let d = DiscoveryConfig::default();
+    let addrs = |list: Vec<String>| list.iter().map(|s| parse_server(s)).collect::<Result<Vec<_>>>();
+    Ok(DiscoveryConfig {
+        gateways: o.candidates.map(addrs).transpose()?,
+        servers: o.servers.map(addrs).transpose()?.unwrap_or(d.servers),
+        deadline: opt_millis(o.deadline, "deadline")?.unwrap_or(d.deadline),
+        initial_timeout: opt_millis(o.initial_timeout, "initialTimeout")?.unwrap_or(d.initial_timeout),
+    })
+}
+
+fn opt_millis(v: Option<f64>, what: &str) -> Result<Option<Duration>> {
+    v.map(|v| millis(v, what)).transpose()
 }
 
 /// An optional string option converted by `f` (an address, a nonce).
-fn opt<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T, PcpError>) -> Result<Option<T>, PcpError> {
+pub(crate) fn opt<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T, PcpError>) -> Result<Option<T>, PcpError> {
     v.as_deref().map(f).transpose()
 }
 

@@ -5,8 +5,8 @@
 //! AbortSignal, `Error` objects with a `code`) on top of it.
 //!
 //! How results reach JavaScript without blocking anything:
-//! - every request is a `pcp_core::Pending`, polled once here with a
-//!   `Waker` that is woken where the answer is processed;
+//! - every request is a `pcp_core::Pending` whose result is handed to a
+//!   callback where the answer is processed (`requests.rs`);
 //! - answers are read on the JavaScript thread: a libuv poll handle watches
 //!   the client's socket and calls `Client::process_ready` (see `reader.rs`),
 //!   so a result is handed to the JavaScript callback directly, with no
@@ -32,11 +32,10 @@ mod reader;
 pub mod requests;
 pub mod server;
 
-use std::future::Future;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use napi::bindgen_prelude::{Function, JsValue, JsValuesTupleIntoVec, Status, ToNapiValue, Unknown};
@@ -46,7 +45,7 @@ type Result<T, E = PcpError> = std::result::Result<T, E>;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use pcp_core::client::{parse_server, wall_clock};
+use pcp_core::client::{parse_server, wall_clock, Canceller};
 use pcp_core::discovery::DiscoveryConfig;
 use pcp_core::server::{Server, ServerConfig, ServerMode};
 use pcp_core::{

@@ -177,6 +177,7 @@ pub fn message_fields() -> Vec<&'static str> {
 // values. Numbers are f64 so that a bad one is reported, not wrapped.
 
 /// `Client` options; durations in milliseconds.
+#[derive(Default)]
 #[napi(object)]
 pub struct ClientOptions {
     /// Listen for unsolicited ANNOUNCE on port 5350 (default true).
@@ -239,6 +240,7 @@ pub struct DeleteOptions {
     pub third_party: Option<String>,
 }
 
+#[derive(Default)]
 #[napi(object)]
 pub struct DiscoverOptions {
     /// Only these candidates ("host", "host:port"); the routing table is not consulted.

@@ -2,6 +2,7 @@
 
 use super::*;
 
+#[derive(Default)]
 #[napi(object)]
 pub struct ServerOptions {
     /// Where to listen (default "127.0.0.1:0": an ephemeral loopback port).
@@ -18,6 +19,26 @@ pub struct ServerOptions {
     pub initial_epoch: Option<u32>,
     /// `"both"` (default), `"pcp"` or `"natpmp"` (a NAT-PMP-only gateway).
     pub mode: Option<String>,
+}
+
+/// The test server's settings from its options (checked by the core's `validate`).
+fn server_config(o: ServerOptions) -> Result<ServerConfig> {
+    let d = ServerConfig::default();
+    let range_end = |v: Option<u32>, what, default| v.map_or(Ok(default), |v| port(f64::from(v), what));
+    Ok(ServerConfig {
+        listen: opt(&o.listen, |l| pcp_core::config::parse_socket_addr(l, "listen"))?.unwrap_or(d.listen),
+        external_addr: opt(&o.external_address, |a| ip(a, "externalAddress"))?.unwrap_or(d.external_addr),
+        port_range: (
+            range_end(o.port_range_start, "portRangeStart", d.port_range.0)?,
+            range_end(o.port_range_end, "portRangeEnd", d.port_range.1)?,
+        ),
+        min_lifetime: o.min_lifetime.unwrap_or(d.min_lifetime),
+        max_lifetime: o.max_lifetime.unwrap_or(d.max_lifetime),
+        allow_third_party: o.allow_third_party.unwrap_or(d.allow_third_party),
+        initial_epoch: o.initial_epoch.unwrap_or(d.initial_epoch),
+        mode: opt(&o.mode, ServerMode::parse)?.unwrap_or(d.mode),
+        ..d
+    })
 }
 
 /// A mapping as the test server holds it.
@@ -55,36 +76,7 @@ impl NativeServer {
 impl NativeServer {
     #[napi(constructor)]
     pub fn new(options: Option<ServerOptions>) -> napi::Result<Self> {
-        let mut cfg = ServerConfig::default();
-        if let Some(o) = &options {
-            if let Some(l) = &o.listen {
-                cfg.listen = pcp_core::config::parse_socket_addr(l, "listen").map_err(napi_err)?;
-            }
-            if let Some(a) = &o.external_address {
-                cfg.external_addr = ip(a, "externalAddress").map_err(napi_err)?;
-            }
-            if let Some(v) = o.min_lifetime {
-                cfg.min_lifetime = v;
-            }
-            if let Some(v) = o.max_lifetime {
-                cfg.max_lifetime = v;
-            }
-            if let Some(v) = o.port_range_start {
-                cfg.port_range.0 = port(f64::from(v), "portRangeStart").map_err(napi_err)?;
-            }
-            if let Some(v) = o.port_range_end {
-                cfg.port_range.1 = port(f64::from(v), "portRangeEnd").map_err(napi_err)?;
-            }
-            if let Some(v) = o.allow_third_party {
-                cfg.allow_third_party = v;
-            }
-            if let Some(v) = o.initial_epoch {
-                cfg.initial_epoch = v;
-            }
-            if let Some(m) = &o.mode {
-                cfg.mode = ServerMode::parse(m).map_err(napi_err)?;
-            }
-        }
+        let cfg = server_config(options.unwrap_or_default()).map_err(napi_err)?;
         cfg.validate().map_err(napi_err)?;
         let server = Server::start(cfg).map_err(|e| napi_err(e.into()))?;
         Ok(NativeServer { addr: server.local_addr(), server: Some(server) })
