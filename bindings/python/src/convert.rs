@@ -12,15 +12,14 @@ pub(crate) fn errors_module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
 
 /// The Python exception instance for a core error.
 pub(crate) fn exception_value<'py>(py: Python<'py>, e: &CoreError) -> PyResult<Bound<'py, PyAny>> {
-    let server_version = match e {
-        CoreError::UnsuppVersion { server_version } => Some(*server_version),
-        _ => None,
-    };
-    let errno = match e {
-        CoreError::Io(io) => io.raw_os_error(),
-        _ => None,
-    };
-    errors_module(py)?.getattr("_from_core")?.call1((e.code(), e.to_string(), server_version, errno, e.retry_after()))
+    // The constructor arguments of the classes that have more than a message.
+    let extra = PyDict::new(py);
+    match e {
+        CoreError::UnsuppVersion { server_version } => extra.set_item("server_version", server_version)?,
+        CoreError::Io(io) => extra.set_item("errno", io.raw_os_error())?,
+        _ => {}
+    }
+    errors_module(py)?.getattr("_from_core")?.call((e.code(), e.to_string(), e.retry_after()), Some(&extra))
 }
 
 pub(crate) fn to_pyerr(py: Python<'_>, e: CoreError) -> PyErr {

@@ -106,13 +106,12 @@ impl PyRequest {
         // Register our waker now, while we own the Pending: completion then
         // needs no lock of ours to be reached.
         let completion = Arc::new(Completion { callbacks: Mutex::new(Some(Vec::new())) });
-        let waker = Waker::from(completion.clone());
         // Polling also hands the request to the driver thread; a blocking
         // call's own thread runs the engine instead, and its Request is never
         // seen by anyone who could add a callback.
         let outcome = match BLOCKING.get() {
             true => None,
-            false => match Pin::new(&mut pending).poll(&mut Context::from_waker(&waker)) {
+            false => match Pin::new(&mut pending).poll(&mut Context::from_waker(&Waker::from(completion.clone()))) {
                 Poll::Ready(r) => {
                     *lock(&completion.callbacks) = None;
                     Some(r)

@@ -214,11 +214,11 @@ def test_closed(server: Server) -> None:
 
 
 def test_from_core_fallbacks() -> None:
-    e = errors._from_core("IO", "boom", None, 13)
+    e = errors._from_core("IO", "boom", None, errno=13)
     assert isinstance(e, pcp_rs.PcpIOError) and isinstance(e, OSError) and e.errno == 13 and str(e) == "boom"
-    assert isinstance(errors._from_core("CANCELLED", "x", None, None), pcp_rs.Cancelled)
-    assert isinstance(errors._from_core("INVALID_ARGUMENT", "x", None, None), ValueError)
-    assert type(errors._from_core("SOMETHING_NEW", "x", None, None)) is pcp_rs.PcpError
+    assert isinstance(errors._from_core("CANCELLED", "x", None), pcp_rs.Cancelled)
+    assert isinstance(errors._from_core("INVALID_ARGUMENT", "x", None), ValueError)
+    assert type(errors._from_core("SOMETHING_NEW", "x", None)) is pcp_rs.PcpError
 
 
 def test_bad_arguments(client: pcp_rs.Client, server: Server) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import re
-from typing import Any, Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Optional, Tuple, Union
 
 from . import _pcp_rs
 from ._classic import PCPClient, ServerArg
@@ -99,6 +99,17 @@ def get_internal_address(server: ServerArg = None, *, candidates: Candidates = N
         return c.internal_address
 
 
+def _derived(native: Any, name: str, method: Callable[..., Any], doc: str) -> Callable[..., Any]:
+    """``method``, made from the native method ``native`` (here and in
+    :mod:`pcp_rs.aio`): named ``name``, with ``doc`` and the native
+    signature (for help() and stubtest)."""
+    method.__name__ = name
+    method.__qualname__ = native.__qualname__.rsplit(".", 1)[0] + "." + name
+    method.__doc__ = doc
+    setattr(method, "__signature__", inspect.signature(native))
+    return method
+
+
 def _blocking(cls: type, name: str) -> None:
     """Makes ``cls.name``, the blocking call: ``cls.start_<name>``'s Request,
     waited on (see ``_pcp_rs._wait``). One definition: the arguments, their
@@ -108,12 +119,8 @@ def _blocking(cls: type, name: str) -> None:
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         return _pcp_rs._wait(start, self, *args, **kwargs)
 
-    method.__name__ = name
-    method.__qualname__ = f"{cls.__name__}.{name}"
     what = re.split(r";\s+a\s+Request", start.__doc__ or "")[0]
-    method.__doc__ = f"{what}; blocks until done: ``{start.__name__}(...).wait()``."
-    setattr(method, "__signature__", inspect.signature(start))  # for help() and stubtest
-    setattr(cls, name, method)
+    setattr(cls, name, _derived(start, name, method, f"{what}; blocks until done: ``{start.__name__}(...).wait()``."))
 
 
 for _name in ("map", "peer", "map_port", "delete_port", "delete", "delete_by_nonce", "announce", "external_address"):

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 from types import TracebackType
 from typing import Any, AsyncGenerator, Callable, Optional, Set, Tuple, Type, TypeVar, cast
 
-from . import _pcp_rs
+from . import _derived, _pcp_rs
 from ._classic import ServerArg, _Classic
 from ._pcp_rs import Event, Request
 
@@ -80,11 +79,7 @@ def _method(name: str, *, request: bool = True) -> Callable[..., Any]:
         result = native(await self.connect(), *args, **kwargs)
         return await _await(result) if request else result
 
-    method.__name__ = name
-    method.__qualname__ = "Client." + name
-    method.__doc__ = f":meth:`pcp_rs.Client.{name}` without blocking the loop."
-    setattr(method, "__signature__", inspect.signature(native))  # for help() and stubtest
-    return method
+    return _derived(native, name, method, f":meth:`pcp_rs.Client.{name}` without blocking the loop.")
 
 
 async def discover(candidates: Any = None, *, deadline: Optional[float] = None) -> _pcp_rs.Discovered:

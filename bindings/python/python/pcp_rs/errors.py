@@ -130,17 +130,9 @@ for _name, _result_code, _summary, _short_term in _core_codes():
 __all__.append("RESULT_CODES")
 
 
-def _from_core(
-    name: str, message: str, server_version: Optional[int], errno: Optional[int], retry_after: Optional[int] = None
-) -> PcpError:
-    """Called by the extension module: the exception for a core error."""
-    cls = _BY_NAME.get(name, PcpError)
-    e: PcpError
-    if cls is UnsuppVersion:
-        e = UnsuppVersion(message, server_version)
-    elif cls is PcpIOError:
-        e = PcpIOError(message, errno)
-    else:
-        e = cls(message)
+def _from_core(name: str, message: str, retry_after: Optional[int], **extra: Any) -> PcpError:
+    """Called by the extension module: the exception for a core error
+    (``extra``: ``server_version`` or ``errno``, for the classes that take them)."""
+    e = _BY_NAME.get(name, PcpError)(message, **extra)
     e.retry_after = retry_after
     return e

@@ -1,6 +1,6 @@
 """Type stubs of pcp_rs.errors, whose classes are made from the core's registry at import (checked by stubtest)."""
 
-from typing import ClassVar, Dict, Optional, Type
+from typing import Any, ClassVar, Dict, Optional, Type
 
 __all__ = [
     "PcpError",
@@ -73,6 +73,4 @@ class PcpIOError(PcpError, OSError):
 #: result code -> exception class, for every refusal a server can answer.
 RESULT_CODES: Dict[int, Type[ResultCodeError]]
 
-def _from_core(
-    name: str, message: str, server_version: Optional[int], errno: Optional[int], retry_after: Optional[int] = None
-) -> PcpError: ...
+def _from_core(name: str, message: str, retry_after: Optional[int], **extra: Any) -> PcpError: ...
