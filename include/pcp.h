@@ -490,7 +490,7 @@ extern "C" {
 
 /**
  * Makes a client for the server at `server`: "host", "host:port", an IPv4
- * or IPv6 address ("192.168.1.1", "[::1]:5351", "fe80::1%eth0"); the port
+ * or IPv6 address (`"192.168.1.1"`, `"[::1]:5351"`, `"fe80::1%eth0"`); the port
  * defaults to 5351. `config` may be NULL for the defaults. Free the client
  * with `pcp_client_free`.
  */
@@ -1002,7 +1002,7 @@ const char *pcp_status_message(int status);
 const char *pcp_status_name(int status);
 
 /**
- * Starts a test server listening on `listen` ("127.0.0.1:0", "[::1]:0";
+ * Starts a test server listening on `listen` (`"127.0.0.1:0"`, `"[::1]:0"`;
  * NULL for 127.0.0.1 on an ephemeral port). It hands out the external
  * address 203.0.113.7 and announces reboots to every client it has seen.
  */
@@ -1042,7 +1042,7 @@ enum pcp_status pcp_test_server_start_announcing(const char *listen,
 void pcp_test_server_free(struct pcp_test_server *server);
 
 /**
- * The address clients should use, as "ip:port" text ("[::1]:port" for
+ * The address clients should use, as "ip:port" text (`"[::1]:port"` for
  * IPv6), into `buf` of `len` bytes.
  */
 enum pcp_status pcp_test_server_address(const struct pcp_test_server *server,

@@ -60,7 +60,9 @@ lint_suite() {
     for c in rustfmt clippy; do
         rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" 2>&1 | tail -1
     done
-    cargo fmt --all --check 2>&1 | tail -20 && cargo clippy --workspace --all-targets -- -D warnings 2>&1 | tail -20
+    cargo fmt --all --check 2>&1 | tail -20 && cargo clippy --workspace --all-targets -- -D warnings 2>&1 | tail -20 &&
+        # Doc links that do not resolve are broken documentation (pcp.h's text comes from pcp-ffi's).
+        RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --keep-going 2>&1 | tail -20
 }
 
 rust_suite() {
@@ -87,7 +89,7 @@ interop_suite() {
         bash tests/interop/run.sh
 }
 
-suite "lint (cargo fmt --check, cargo clippy -D warnings)" lint_suite
+suite "lint (cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings)" lint_suite
 suite "rust (pcp-core, pcp-cli, pcp-ffi)" rust_suite
 suite "rust, portable driver (pcp-core --features portable-driver: the path Windows takes)" \
     cargo test -p pcp-core --features portable-driver

@@ -42,7 +42,7 @@ impl Drop for pcp_client {
 }
 
 /// Makes a client for the server at `server`: "host", "host:port", an IPv4
-/// or IPv6 address ("192.168.1.1", "[::1]:5351", "fe80::1%eth0"); the port
+/// or IPv6 address (`"192.168.1.1"`, `"[::1]:5351"`, `"fe80::1%eth0"`); the port
 /// defaults to 5351. `config` may be NULL for the defaults. Free the client
 /// with `pcp_client_free`.
 #[no_mangle]

@@ -32,7 +32,7 @@ unsafe fn socket_addr(p: *const c_char, what: &str) -> FfiResult<std::net::Socke
     Ok(pcp_core::config::parse_socket_addr(unsafe { text(p, what) }?, what)?)
 }
 
-/// Starts a test server listening on `listen` ("127.0.0.1:0", "[::1]:0";
+/// Starts a test server listening on `listen` (`"127.0.0.1:0"`, `"[::1]:0"`;
 /// NULL for 127.0.0.1 on an ephemeral port). It hands out the external
 /// address 203.0.113.7 and announces reboots to every client it has seen.
 #[no_mangle]
@@ -89,7 +89,7 @@ pub unsafe extern "C" fn pcp_test_server_free(server: *mut pcp_test_server) {
     unsafe { free(server) }
 }
 
-/// The address clients should use, as "ip:port" text ("[::1]:port" for
+/// The address clients should use, as "ip:port" text (`"[::1]:port"` for
 /// IPv6), into `buf` of `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_test_server_address(

@@ -8,7 +8,7 @@
 //!
 //! Threading rules kept throughout:
 //! - every wait on the network (and every DNS look-up) happens with the GIL
-//!   released (`Python::detach`), in slices of [`SLICE`] with
+//!   released (`Python::detach`), in slices of `SLICE` with
 //!   `check_signals` between them, so other Python threads run and Ctrl-C
 //!   interrupts within a slice;
 //! - Python code called from the core attaches with `Python::try_attach`

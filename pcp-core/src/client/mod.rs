@@ -184,11 +184,12 @@ impl Client {
     /// Client IP changes, the mappings are made again from the new
     /// address and [`Event::InternalAddressChanged`] reports it. Returns
     /// whether it changed. An address of the other family is
-    /// [`Error::InvalidArgument`], one this host lacks [`Error::Io`] (as
-    /// from [`Client::new`]); where a bound socket cannot be bound again
-    /// (Windows, macOS, the BSDs), another explicit address than the
-    /// socket's is [`Error::InvalidArgument`] too (the socket is not
-    /// replaced: event loops watch it). Each changes nothing.
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument), one this
+    /// host lacks [`Error::Io`](crate::Error::Io) (as from [`Client::new`]);
+    /// where a bound socket cannot be bound again (Windows, macOS, the BSDs),
+    /// another explicit address than the socket's is
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) too (the
+    /// socket is not replaced: event loops watch it). Each changes nothing.
     pub fn set_local_address(&self, addr: Option<IpAddr>) -> Result<bool> {
         self.shared().submit(true, |st, now| st.endpoint.set_local_addr(now, addr))
     }
