@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::discovery::DiscoveryConfig;
 use crate::endpoint::ClientConfig;
 use crate::engine::RetransmitPolicy;
-use crate::{Error, Nonce, Result};
+use crate::{Error, Nonce, Protocol, ProtocolChoice, Result};
 
 pub use crate::engine::DEFAULT_LIFETIME;
 
@@ -36,6 +36,38 @@ pub fn parse_ip(s: &str, what: &str) -> Result<IpAddr> {
     let bare = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(t);
     bare.parse()
         .map_err(|_| Error::invalid(format!("{what}: {} is not an IPv4 or IPv6 address", crate::quote_input(s))))
+}
+
+/// A transport protocol argument given as text, `what` naming it in the
+/// error: `tcp`, `udp`, `all` (any case, surrounding blanks allowed) or a
+/// number 0-255. Every shell parses protocol names with it.
+///
+/// ```
+/// use pcp_core::{config::parse_protocol, Protocol};
+/// assert_eq!(parse_protocol(" UDP ", "protocol").unwrap(), Protocol::UDP);
+/// let e = parse_protocol("icmpx", "protocol").unwrap_err();
+/// assert_eq!(e.to_string(), r#"invalid argument: protocol: "icmpx" is not tcp, udp, all or a number 0-255"#);
+/// ```
+pub fn parse_protocol(s: &str, what: &str) -> Result<Protocol> {
+    Protocol::parse(s.trim()).ok_or_else(|| {
+        Error::invalid(format!("{what}: {} is not tcp, udp, all or a number 0-255", crate::quote_input(s)))
+    })
+}
+
+/// Which protocol a client speaks, given as text, `what` naming it in the
+/// error: `auto`, `pcp` or `natpmp` ([`ProtocolChoice::parse`]). Every shell
+/// parses the setting with it.
+///
+/// ```
+/// use pcp_core::{config::parse_protocol_choice, ProtocolChoice};
+/// assert_eq!(parse_protocol_choice("natpmp", "protocol").unwrap(), ProtocolChoice::NatPmpOnly);
+/// let e = parse_protocol_choice("upnp", "protocol").unwrap_err();
+/// assert_eq!(e.to_string(), r#"invalid argument: protocol: "upnp" is not "auto", "pcp" or "natpmp""#);
+/// ```
+pub fn parse_protocol_choice(s: &str, what: &str) -> Result<ProtocolChoice> {
+    ProtocolChoice::parse(s).ok_or_else(|| {
+        Error::invalid(format!("{what}: {} is not \"auto\", \"pcp\" or \"natpmp\"", crate::quote_input(s)))
+    })
 }
 
 /// An "address:port" argument given as text (`127.0.0.1:0`, `[::1]:5350`),
@@ -140,6 +172,19 @@ impl crate::server::ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocol_text_is_refused_with_the_input_quoted_and_cut() {
+        assert_eq!(parse_protocol("17", "p").unwrap(), Protocol::UDP);
+        assert_eq!(parse_protocol("All", "p").unwrap(), Protocol::ALL);
+        assert!(parse_protocol("256", "p").is_err());
+        let long = "x".repeat(100);
+        for e in [parse_protocol(&long, "p").unwrap_err(), parse_protocol_choice(&long, "p").unwrap_err()] {
+            assert_eq!(e.code(), "INVALID_ARGUMENT");
+            assert!(e.to_string().len() < 120, "{e}");
+        }
+        assert_eq!(parse_protocol_choice("PCP", "p").unwrap(), ProtocolChoice::PcpOnly);
+    }
 
     #[test]
     fn a_zero_deadline_is_refused_in_one_place() {

@@ -94,9 +94,7 @@ pub(crate) fn lifetime(obj: &Bound<'_, PyAny>) -> PyResult<u32> {
 
 pub(crate) fn protocol(obj: &Bound<'_, PyAny>) -> PyResult<Protocol> {
     if let Ok(s) = obj.cast::<PyString>() {
-        let s = s.to_cow()?;
-        return Protocol::parse(s.trim())
-            .ok_or_else(|| value_error(format!("protocol must be 'tcp', 'udp', 'all' or a number 0-255, got {s:?}")));
+        return pcp_core::config::parse_protocol(&s.to_cow()?, "protocol").map_err(|e| to_pyerr(obj.py(), e));
     }
     Ok(Protocol(int_in(obj, "protocol", 0, 255)? as u8))
 }

@@ -35,27 +35,21 @@ impl PyEvent {
 #[pymethods]
 impl PyEvent {
     fn __repr__(&self, py: Python<'_>) -> String {
-        let mut s = format!("<pcp_rs.Event {}", self.kind);
-        if let Some(id) = self.mapping_id {
-            s += &format!(" mapping_id={id}");
-        }
-        if let Some(m) = &self.mapping {
+        let external = self.mapping.as_ref().map(|m| {
             let info = m.get().info();
-            s += &format!(" external={}:{}", ip_str(info.external_addr), info.external_port);
-        }
-        if let Some(o) = &self.old {
-            s += &format!(" old={o}");
-        }
-        if let Some(n) = &self.new {
-            s += &format!(" new={n}");
-        }
-        if let Some(e) = self.epoch {
-            s += &format!(" epoch={e}");
-        }
-        if let Some(e) = &self.error {
-            s += &format!(" error={}", e.bind(py).repr().map(|r| r.to_string()).unwrap_or_default());
-        }
-        s + ">"
+            format!("{}:{}", ip_str(info.external_addr), info.external_port)
+        });
+        let error = self.error.as_ref().map(|e| e.bind(py).repr().map(|r| r.to_string()).unwrap_or_default());
+        let fields = [
+            ("mapping_id", self.mapping_id.map(|id| id.to_string())),
+            ("external", external),
+            ("old", self.old.clone()),
+            ("new", self.new.clone()),
+            ("epoch", self.epoch.map(|e| e.to_string())),
+            ("error", error),
+        ];
+        let shown: String = fields.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!(" {k}={v}"))).collect();
+        format!("<pcp_rs.Event {}{shown}>", self.kind)
     }
 }
 

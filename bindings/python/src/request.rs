@@ -1,36 +1,27 @@
 //! `pcp_rs.Request`: a request in progress of any result type (what the
-//! `start_*` methods return and `pcp_rs.aio` awaits), and [`ToPython`], the
-//! one conversion of every core result type that blocking calls share.
+//! `start_*` methods return and `pcp_rs.aio` awaits, and what the blocking
+//! calls wait for), and [`Value`], the one conversion of its results.
 
 use super::*;
 
-/// A core result as the Python value the binding hands out.
-pub(crate) trait ToPython: Send + Sync + 'static {
-    fn to_python(&self, py: Python<'_>, inner: &Arc<Inner>) -> PyResult<Py<PyAny>>;
+/// A request's result as the binding holds it until Python asks for it.
+#[derive(Clone)]
+pub(crate) enum Value {
+    Mapping(CoreMapping),
+    Done,
+    /// The server's epoch (ANNOUNCE).
+    Epoch(u32),
+    Ip(IpAddr),
 }
 
-impl ToPython for CoreMapping {
+impl Value {
     fn to_python(&self, py: Python<'_>, inner: &Arc<Inner>) -> PyResult<Py<PyAny>> {
-        Ok(Py::new(py, PyMapping::new(inner, self.info().clone()))?.into_any())
-    }
-}
-
-impl ToPython for () {
-    fn to_python(&self, py: Python<'_>, _: &Arc<Inner>) -> PyResult<Py<PyAny>> {
-        Ok(py.None())
-    }
-}
-
-/// The server's epoch (ANNOUNCE).
-impl ToPython for u32 {
-    fn to_python(&self, py: Python<'_>, _: &Arc<Inner>) -> PyResult<Py<PyAny>> {
-        Ok(self.into_pyobject(py)?.into_any().unbind())
-    }
-}
-
-impl ToPython for IpAddr {
-    fn to_python(&self, py: Python<'_>, _: &Arc<Inner>) -> PyResult<Py<PyAny>> {
-        Ok(ip_str(*self).into_pyobject(py)?.into_any().unbind())
+        Ok(match self {
+            Value::Mapping(m) => Py::new(py, PyMapping::new(inner, m.info().clone()))?.into_any(),
+            Value::Done => py.None(),
+            Value::Epoch(e) => e.into_pyobject(py)?.into_any().unbind(),
+            Value::Ip(ip) => ip_str(*ip).into_pyobject(py)?.into_any().unbind(),
+        })
     }
 }
 
@@ -58,7 +49,7 @@ pub(crate) fn _wait(
 }
 
 /// A finished request's outcome, kept so that `result()` may be called again.
-type Outcome = Result<Arc<dyn ToPython>, CoreError>;
+type Outcome = Result<Value, CoreError>;
 
 /// The waker a request registers with the core when it is made. The core
 /// wakes it on whichever thread completes the request: the driver thread,
@@ -95,14 +86,13 @@ impl Wake for Completion {
 #[pyclass(module = "pcp_rs._pcp_rs", name = "Request", frozen)]
 pub(crate) struct PyRequest {
     inner: Arc<Inner>,
-    pending: Pending<Arc<dyn ToPython>>,
+    pending: Pending<Value>,
     outcome: Mutex<Option<Outcome>>,
     completion: Arc<Completion>,
 }
 
 impl PyRequest {
-    pub(crate) fn new<T: ToPython>(inner: &Arc<Inner>, pending: Pending<T>) -> Self {
-        let mut pending = pending.map(|v| Arc::new(v) as Arc<dyn ToPython>);
+    pub(crate) fn new(inner: &Arc<Inner>, mut pending: Pending<Value>) -> Self {
         // Register our waker now, while we own the Pending: completion then
         // needs no lock of ours to be reached.
         let completion = Arc::new(Completion { callbacks: Mutex::new(Some(Vec::new())) });
