@@ -137,6 +137,41 @@ impl MapSpec {
         self.retransmit = policy.into();
         self
     }
+
+    /// The PEER request towards `remote_addr`:`remote_port` with this
+    /// spec's protocol, ports, external address, lifetime, THIRD_PARTY,
+    /// nonce and retransmission, so that a shell converts the options MAP
+    /// and PEER share once. PREFER_FAILURE and FILTER are valid for MAP
+    /// only (RFC 6887 sections 13.2, 13.3): a spec with either is
+    /// `InvalidArgument`.
+    ///
+    /// ```
+    /// use pcp_core::engine::MapSpec;
+    /// use pcp_core::wire::Protocol;
+    /// let remote = "198.51.100.20".parse().unwrap();
+    /// let peer = MapSpec::new(Protocol::UDP, 5000).lifetime(600).into_peer(remote, 3478).unwrap();
+    /// assert_eq!((peer.internal_port, peer.remote_port, peer.lifetime), (5000, 3478, 600));
+    /// assert!(MapSpec::new(Protocol::UDP, 5000).prefer_failure().into_peer(remote, 3478).is_err());
+    /// ```
+    pub fn into_peer(self, remote_addr: IpAddr, remote_port: u16) -> crate::Result<PeerSpec> {
+        if self.prefer_failure || !self.filters.is_empty() {
+            return Err(crate::Error::invalid(
+                "PREFER_FAILURE and FILTER are MAP options: a PEER request cannot carry them",
+            ));
+        }
+        Ok(PeerSpec {
+            protocol: self.protocol,
+            internal_port: self.internal_port,
+            remote_addr,
+            remote_port,
+            suggested_external_port: self.suggested_external_port,
+            suggested_external_addr: self.suggested_external_addr,
+            lifetime: self.lifetime,
+            third_party: self.third_party,
+            nonce: self.nonce,
+            retransmit: self.retransmit,
+        })
+    }
 }
 
 /// What to ask for with PEER: an outbound mapping towards one remote peer
