@@ -31,11 +31,6 @@ function toProtocol(v, name = 'protocol') {
   return n;
 }
 
-function toAddress(v, name) {
-  if (typeof v !== 'string' || v.trim() === '') throw invalid(`${name} must be an IP address string, got ${describe(v)}`);
-  return v.trim();
-}
-
 function checkSignal(signal) {
   if (signal === undefined || signal === null) return undefined;
   if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function') {
@@ -82,40 +77,22 @@ function toNumber(v, name, required = false) {
   return v;
 }
 
-// MAP arguments for the native side: four numbers, and for `Client.map` the
-// caller's object itself for the rarely used options (napi-rs reads them).
-function mapOptions(o, classic) {
+// MAP, PEER and delete-by-nonce options for the native side: the caller's
+// object with the protocol as its number and the numbers checked for type
+// (napi-rs would read '80' as no number at all, not as a wrong one); the
+// rest napi-rs converts (a TypeError naming the field), the core checks.
+function requestOptions(o) {
   checkArray(o.filters, 'filters');
-  return {
-    protocol: o.protocol === undefined ? 6 : toProtocol(o.protocol),
-    internalPort: toNumber(o.internalPort, 'internalPort', true),
-    externalPort: toNumber(o.externalPort, 'externalPort'),
-    lifetime: toNumber(o.lifetime, 'lifetime'),
-    options: classic ? undefined : o,
-  };
-}
-
-function peerOptions(o) {
   return {
     ...o,
     protocol: o.protocol === undefined ? 6 : toProtocol(o.protocol),
     internalPort: toNumber(o.internalPort, 'internalPort', true),
-    remoteAddress: toAddress(o.remoteAddress, 'remoteAddress'),
-    remotePort: toNumber(o.remotePort, 'remotePort', true),
-  };
-}
-
-function deleteOptions(o) {
-  if (typeof o.nonce !== 'string') throw typeError(`nonce must be a string of 24 hex digits, got ${describe(o.nonce)}`);
-  return {
-    protocol: o.protocol === undefined ? 6 : toProtocol(o.protocol),
-    internalPort: toNumber(o.internalPort, 'internalPort', true),
-    nonce: o.nonce,
-    thirdParty: o.thirdParty === undefined || o.thirdParty === null ? undefined : toAddress(o.thirdParty, 'thirdParty'),
+    externalPort: toNumber(o.externalPort, 'externalPort'),
+    lifetime: toNumber(o.lifetime, 'lifetime'),
   };
 }
 
 module.exports = {
-  EVENTS, Protocol, Option, describe, toNumber, toProtocol, toAddress, checkSignal, checkObject, optionsSignal,
-  discoverOptions, mapOptions, peerOptions, deleteOptions,
+  EVENTS, Protocol, Option, describe, toNumber, toProtocol, checkSignal, checkObject, optionsSignal, discoverOptions,
+  requestOptions,
 };

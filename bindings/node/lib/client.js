@@ -5,8 +5,7 @@ const { EventEmitter } = require('node:events');
 const native = require('./load-native');
 const { PCPError, invalid, typeError, fromNative, callNative, convertErrors, abortError, errorOf } = require('./errors');
 const {
-  EVENTS, describe, toNumber, toProtocol, checkSignal, checkObject, optionsSignal, discoverOptions, mapOptions, peerOptions,
-  deleteOptions,
+  EVENTS, describe, toNumber, toProtocol, checkSignal, checkObject, optionsSignal, discoverOptions, requestOptions,
 } = require('./args');
 
 const NativeClient = convertErrors(native.NativeClient);
@@ -328,10 +327,11 @@ class Client extends EventEmitter {
   // classic API `{ externalIP, externalPort, lifetime }`.
   _map(o, classic) {
     return rejecting(() => {
-      const s = mapOptions(o, classic);
+      const s = requestOptions(o);
+      if (!classic) return this._request((req) => this._native.map(req, s), (msg) => this._track(msg), o);
       return this._request(
-        (req) => this._native.map(req, s.protocol, s.internalPort, s.externalPort, s.lifetime, s.options, classic),
-        classic ? (msg) => this._holdClassic(msg) : (msg) => this._track(msg),
+        (req) => this._native.mapPort(req, s.protocol, s.internalPort, s.externalPort, s.lifetime),
+        (msg) => this._holdClassic(msg),
         o,
       );
     });
@@ -348,7 +348,7 @@ class Client extends EventEmitter {
    */
   peer(spec) {
     return rejecting(() => {
-      const o = peerOptions(checkObject(spec, 'peer() takes an object', true));
+      const o = requestOptions(checkObject(spec, 'peer() takes an object', true));
       return this._request((req) => this._native.peer(req, o), (msg) => this._track(msg), spec);
     });
   }
@@ -371,7 +371,7 @@ class Client extends EventEmitter {
    */
   deleteByNonce(spec) {
     return rejecting(() => {
-      const o = deleteOptions(checkObject(spec, 'deleteByNonce() takes an object', true));
+      const o = requestOptions(checkObject(spec, 'deleteByNonce() takes an object', true));
       return this._request((req) => this._native.deleteByNonce(req, o), () => undefined, spec);
     });
   }

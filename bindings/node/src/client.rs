@@ -155,37 +155,35 @@ impl NativeClient {
         Ok(())
     }
 
-    /// MAP `internal_port`; the common fields are plain numbers, the rest
-    /// (rarely given) in `options`. `classic`: with the core's classic
-    /// semantics (join a call in flight, refresh a held mapping).
-    // Positional numbers are measurably cheaper across napi than an object.
-    #[allow(clippy::too_many_arguments)]
+    /// The classic MAP of `internal_port` (the core's `map_port_async`:
+    /// join a call in flight, refresh a held mapping). Positional numbers
+    /// are measurably cheaper across napi than an object.
     #[napi]
-    pub fn map(
+    pub fn map_port(
         &self,
         req: u32,
         protocol: f64,
         internal_port: f64,
         external_port: Option<f64>,
         lifetime: Option<f64>,
-        options: Option<MapOptions>,
-        classic: Option<bool>,
     ) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        if classic == Some(true) {
-            let args = || -> Result<_> {
-                let (p, i) = (self::protocol(protocol)?, port(internal_port, "internalPort")?);
-                Ok((p, i, port(external_port.unwrap_or(0.0), "externalPort")?, self::lifetime(lifetime)?))
-            };
-            let pending = or_refused(args(), |(p, i, e, l)| client.map_port_async(p, i, e, l));
-            return Ok(self.inner.start(req, pending, fill_classic));
-        }
-        let spec = map_spec((protocol, internal_port, external_port, lifetime), options.as_ref(), client);
-        Ok(self.inner.start(req, or_refused(spec, |s| client.map_async(s)), fill_mapping))
+        let args = || -> Result<_> {
+            let (p, i) = (self::protocol(protocol)?, port(internal_port, "internalPort")?);
+            Ok((p, i, port(external_port.unwrap_or(0.0), "externalPort")?, self::lifetime(lifetime)?))
+        };
+        let pending = or_refused(args(), |(p, i, e, l)| client.map_port_async(p, i, e, l));
+        Ok(self.inner.start(req, pending, fill_classic))
     }
 
     #[napi]
-    pub fn peer(&self, req: u32, options: PeerOptions) -> napi::Result<Option<MessageRow>> {
+    pub fn map(&self, req: u32, options: RequestOptions) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        Ok(self.inner.start(req, or_refused(map_spec(&options, client), |s| client.map_async(s)), fill_mapping))
+    }
+
+    #[napi]
+    pub fn peer(&self, req: u32, options: RequestOptions) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
         Ok(self.inner.start(req, or_refused(peer_spec(&options, client), |s| client.peer_async(s)), fill_mapping))
     }
@@ -199,9 +197,13 @@ impl NativeClient {
 
     /// Deletes a mapping this client does not hold, known by its nonce.
     #[napi]
-    pub fn delete_by_nonce(&self, req: u32, options: DeleteOptions) -> napi::Result<Option<MessageRow>> {
+    pub fn delete_by_nonce(&self, req: u32, options: RequestOptions) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        Ok(self.inner.start(req, or_refused(delete_spec(&options), |s| client.delete_with_async(s)), |(), _| {}))
+        let spec = match options.nonce {
+            Some(_) => map_spec(&options, client),
+            None => Err(invalid("nonce must be a string of 24 hex digits, got undefined")),
+        };
+        Ok(self.inner.start(req, or_refused(spec, |s| client.delete_with_async(s)), |(), _| {}))
     }
 
     /// The classic delete of a port's mapping (nothing to do if none is held).

@@ -105,16 +105,12 @@ pub(crate) fn opt<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T, PcpError>
     v.as_deref().map(f).transpose()
 }
 
-pub(crate) fn map_spec(
-    (proto, internal_port, external_port, life): (f64, f64, Option<f64>, Option<f64>),
-    options: Option<&MapOptions>,
-    client: &Client,
-) -> Result<MapSpec, PcpError> {
-    let mut spec = MapSpec::new(protocol(proto)?, port(internal_port, "internalPort")?)
-        .external_port(port(external_port.unwrap_or(0.0), "externalPort")?)
-        .lifetime(lifetime(life)?);
-    let Some(o) = options else { return Ok(spec) };
-    spec = spec
+/// The MAP request of `o` (also the shared part of a PEER, and what names a
+/// mapping to delete by nonce: RFC 6887 section 15).
+pub(crate) fn map_spec(o: &RequestOptions, client: &Client) -> Result<MapSpec> {
+    let mut spec = MapSpec::new(protocol(o.protocol)?, port(o.internal_port, "internalPort")?)
+        .external_port(port(o.external_port.unwrap_or(0.0), "externalPort")?)
+        .lifetime(lifetime(o.lifetime)?)
         .external_addr(opt(&o.external_address, |a| ip(a, "externalAddress"))?)
         .prefer_failure_if(o.prefer_failure.unwrap_or(false))
         .third_party(opt(&o.third_party, |a| ip(a, "thirdParty"))?)
@@ -133,20 +129,14 @@ pub(crate) fn map_spec(
     Ok(spec)
 }
 
-pub(crate) fn peer_spec(o: &PeerOptions, client: &Client) -> Result<PeerSpec, PcpError> {
-    let remote = ip(&o.remote_address, "remoteAddress")?;
-    Ok(PeerSpec::new(
-        protocol(o.protocol)?,
-        port(o.internal_port, "internalPort")?,
-        remote,
-        port(o.remote_port, "remotePort")?,
-    )
-    .external_port(port(o.external_port.unwrap_or(0.0), "externalPort")?)
-    .lifetime(lifetime(o.lifetime)?)
-    .external_addr(opt(&o.external_address, |a| ip(a, "externalAddress"))?)
-    .third_party(opt(&o.third_party, |a| ip(a, "thirdParty"))?)
-    .nonce(opt(&o.nonce, nonce)?)
-    .retransmit(o.deadline.map(|d| request_deadline(client, d)).transpose()?))
+/// The PEER request of `o`.
+pub(crate) fn peer_spec(o: &RequestOptions, client: &Client) -> Result<PeerSpec> {
+    let remote = o
+        .remote_address
+        .as_deref()
+        .ok_or_else(|| invalid("remoteAddress must be an IP address string, got undefined"))?;
+    let remote_port = o.remote_port.ok_or_else(|| invalid("remotePort must be an integer 0..65535, got undefined"))?;
+    map_spec(o, client)?.into_peer(ip(remote, "remoteAddress")?, port(remote_port, "remotePort")?)
 }
 
 /// An event as its message (the core's flat view of it), under the Node
@@ -174,12 +164,4 @@ pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
     m.old_address = ev.old_address().map(|a| a.to_string());
     m.address = ev.new_address().map(|a| a.to_string());
     Some(m)
-}
-
-/// What names a mapping to delete by nonce (RFC 6887 section 15: the same
-/// protocol, internal port, nonce and THIRD_PARTY as the MAP that made it).
-pub(crate) fn delete_spec(o: &DeleteOptions) -> Result<MapSpec, PcpError> {
-    Ok(MapSpec::new(protocol(o.protocol)?, port(o.internal_port, "internalPort")?)
-        .nonce(nonce(&o.nonce)?)
-        .third_party(opt(&o.third_party, |a| ip(a, "thirdParty"))?))
 }

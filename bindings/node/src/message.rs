@@ -205,39 +205,23 @@ pub struct FilterData {
     pub remote_port: Option<f64>,
 }
 
-/// The MAP options beyond the four every call has (passed as numbers).
+/// The options of MAP, PEER and a delete by nonce (one this client does
+/// not hold), in one type: the core checks which apply (`MapSpec::into_peer`).
 #[napi(object)]
-pub struct MapOptions {
+pub struct RequestOptions {
+    pub protocol: f64,
+    pub internal_port: f64,
+    pub external_port: Option<f64>,
     pub external_address: Option<String>,
+    pub lifetime: Option<f64>,
     pub prefer_failure: Option<bool>,
     pub third_party: Option<String>,
     pub filters: Option<Vec<FilterData>>,
     pub nonce: Option<String>,
     pub deadline: Option<f64>,
-}
-
-#[napi(object)]
-pub struct PeerOptions {
-    pub protocol: f64,
-    pub internal_port: f64,
-    pub remote_address: String,
-    pub remote_port: f64,
-    pub external_port: Option<f64>,
-    pub external_address: Option<String>,
-    pub lifetime: Option<f64>,
-    pub third_party: Option<String>,
-    pub nonce: Option<String>,
-    pub deadline: Option<f64>,
-}
-
-/// A mapping to delete by its nonce (one this client does not hold).
-#[napi(object)]
-pub struct DeleteOptions {
-    pub protocol: f64,
-    pub internal_port: f64,
-    pub nonce: String,
-    /// The THIRD_PARTY address the mapping was made for.
-    pub third_party: Option<String>,
+    /// PEER's remote peer.
+    pub remote_address: Option<String>,
+    pub remote_port: Option<f64>,
 }
 
 #[derive(Default)]
