@@ -2,10 +2,11 @@
 // JavaScript arguments checked for type and shape and turned into what the
 // native side takes; ranges and cross-field rules are the core's.
 
+const native = require('./load-native');
 const { invalid, typeError } = require('./errors');
 
-const EVENTS = new Set(['renewed', 'updated', 'lost', 'failed', 'deleted', 'ipChanged', 'internalIpChanged',
-  'serverRestarted']);
+// The events the native side forwards while someone listens (from src/convert.rs).
+const EVENTS = new Set(native.eventNames());
 
 const Protocol = Object.freeze({ ALL: 0, TCP: 6, UDP: 17 });
 /** The PCP options this client supports (their codes on the wire). */

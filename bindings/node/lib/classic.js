@@ -4,18 +4,6 @@
 const { toNumber, toProtocol, checkObject } = require('./args');
 const { Client } = require('./client');
 
-function toPeerResult(m) {
-  return {
-    externalIP: m.externalAddress,
-    externalPort: m.externalPort,
-    lifetime: m.lifetime,
-    internalPort: m.internalPort,
-    protocol: m.protocol,
-    peerIP: m.remoteAddress,
-    peerPort: m.remotePort,
-  };
-}
-
 /**
  * The classic client: `new PCPClient(serverIP)` (no argument: discover),
  * Promise-returning `createMapping`, `deleteMapping`, `createPeerMapping`,
@@ -26,11 +14,8 @@ function toPeerResult(m) {
 class PCPClient {
   constructor(serverIP, options) {
     const o = checkObject(options, 'options');
-    if (serverIP === undefined || serverIP === null) {
-      this._ready = Client.discover(o);
-    } else {
-      this._ready = Promise.resolve(new Client(serverIP, o));
-    }
+    const discovering = serverIP === undefined || serverIP === null;
+    this._ready = discovering ? Client.discover(o) : Promise.resolve(new Client(serverIP, o));
     this._client = null;
     this._unref = false;
     // A failed discovery is reported by the calls that need it.
@@ -48,8 +33,11 @@ class PCPClient {
     return this._ready;
   }
 
-  /** Maps TCP (6) or UDP (17) `internalPort`; resolves `{ externalIP, externalPort, lifetime }`. */
-  createMapping(internalPort, externalPort = 0, protocol = 6, lifetime = 3600) {
+  /**
+   * Maps TCP (6) or UDP (17) `internalPort` for `lifetime` seconds (default:
+   * the core's, 3600); resolves `{ externalIP, externalPort, lifetime }`.
+   */
+  createMapping(internalPort, externalPort = 0, protocol = 6, lifetime) {
     const spec = { internalPort, externalPort, protocol, lifetime };
     // Not an async function: once connected, the Promise is the request's own.
     if (this._client) return this._client._map(spec, true);
@@ -69,10 +57,18 @@ class PCPClient {
    * Asks for a PEER mapping towards `peerIP:peerPort`; resolves `{ externalIP,
    * externalPort, lifetime, internalPort, protocol, peerIP, peerPort }`.
    */
-  async createPeerMapping(internalPort, peerIP, peerPort, protocol = 6, lifetime = 3600) {
+  async createPeerMapping(internalPort, peerIP, peerPort, protocol = 6, lifetime) {
     const c = this._client || (await this._ready);
     const m = await c.peer({ internalPort, remoteAddress: peerIP, remotePort: peerPort, protocol, lifetime });
-    return toPeerResult(m);
+    return {
+      externalIP: m.externalAddress,
+      externalPort: m.externalPort,
+      lifetime: m.lifetime,
+      internalPort: m.internalPort,
+      protocol: m.protocol,
+      peerIP: m.remoteAddress,
+      peerPort: m.remotePort,
+    };
   }
 
   /** Background renewals no longer keep the process alive. */

@@ -25,28 +25,19 @@ function typeError(message) {
 }
 
 // Native functions throw "CODE\0message" for errors they report synchronously.
-// A server's refusal adds "\0seconds": its retryAfter (RFC 6887 section 8.3).
 function fromNative(e) {
   if (e instanceof PCPError || e instanceof TypeError) return e;
   // napi-rs could not convert a value to the Rust type ('NumberExpected', ...).
   if (e && typeof e.code === 'string' && e.code.endsWith('Expected')) return typeError(e.message);
-  const msg = e && typeof e.message === 'string' ? e.message : String(e);
-  const parts = msg.split('\u0000');
-  if (parts.length >= 2 && parts[0]) {
-    return withRetryAfter(new PCPError(parts[0], parts[1]), parts.length > 2 ? Number(parts[2]) : undefined);
-  }
-  return new PCPError('INVALID_ARGUMENT', msg);
+  const [code, message] = String(e && typeof e.message === 'string' ? e.message : e).split('\u0000');
+  return message === undefined ? invalid(code) : new PCPError(code, message);
 }
 
-/** `err.retryAfter`: for a server's refusal, the seconds it said it will keep refusing. */
-function withRetryAfter(err, retryAfter) {
-  if (retryAfter !== undefined) err.retryAfter = retryAfter;
-  return err;
-}
-
-/** The error a native message carries. */
+/** The error a native message carries; `retryAfter`: for a server's refusal, the seconds it will keep refusing. */
 function errorOf(msg) {
-  return withRetryAfter(new PCPError(msg.code, msg.message), msg.retryAfter);
+  const err = new PCPError(msg.code, msg.message);
+  if (msg.retryAfter !== undefined) err.retryAfter = msg.retryAfter;
+  return err;
 }
 
 function callNative(fn) {

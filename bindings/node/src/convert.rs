@@ -8,12 +8,10 @@ pub(crate) fn invalid(msg: impl Into<String>) -> PcpError {
     PcpError::InvalidArgument(msg.into())
 }
 
+/// A synchronous error as "CODE\0message" (lib/errors.js makes it a `PCPError`;
+/// a server's refusal, with its retry time, only ever arrives as a message).
 pub(crate) fn napi_err(e: PcpError) -> napi::Error {
-    // "CODE\0message", then "\0seconds" for a server's refusal (retry_after).
-    match e.retry_after() {
-        Some(secs) => napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}\u{0}{}", e.code(), e, secs)),
-        None => napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}", e.code(), e)),
-    }
+    napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}", e.code(), e))
 }
 
 /// A JavaScript number as a whole number 0..=max, checked once here (napi's
@@ -139,21 +137,29 @@ pub(crate) fn peer_spec(o: &RequestOptions, client: &Client) -> Result<PeerSpec>
     map_spec(o, client)?.into_peer(ip(remote, "remoteAddress")?, port(remote_port, "remotePort")?)
 }
 
-/// An event as its message (the core's flat view of it), under the Node
-/// event's name; None for the events of request results, which arrive as
-/// the results themselves.
+/// The core's events that reach JavaScript, under their Node names; the
+/// others are the events of request results, which arrive as the results.
+const EVENTS: [(&str, &str); 8] = [
+    ("renewed", "renewed"),
+    ("updated", "updated"),
+    ("lost", "lost"),
+    ("failed", "failed"),
+    ("deleted", "deleted"),
+    ("ip_changed", "ipChanged"),
+    ("internal_ip_changed", "internalIpChanged"),
+    ("server_restarted", "serverRestarted"),
+];
+
+/// The Node names of the events (lib/args.js listens for these).
+#[napi]
+pub fn event_names() -> Vec<&'static str> {
+    EVENTS.iter().map(|(_, node)| *node).collect()
+}
+
+/// An event as its message (the core's flat view of it), or None for the
+/// events of request results.
 pub(crate) fn event_message(ev: &Event) -> Option<NativeMessage> {
-    let kind = match ev.name() {
-        "renewed" => "renewed",
-        "updated" => "updated",
-        "lost" => "lost",
-        "failed" => "failed",
-        "deleted" => "deleted",
-        "ip_changed" => "ipChanged",
-        "internal_ip_changed" => "internalIpChanged",
-        "server_restarted" => "serverRestarted",
-        _ => return None,
-    };
+    let (_, kind) = EVENTS.iter().find(|(core, _)| *core == ev.name())?;
     let mut m = NativeMessage::new(kind);
     if let Some(e) = ev.error() {
         m = m.error(e);
