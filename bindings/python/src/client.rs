@@ -202,7 +202,7 @@ impl PyClient {
         let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?).prefer_failure_if(prefer_failure);
         let spec = self::filters(filters)?.into_iter().fold(spec, MapSpec::filter);
         let spec = spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?);
-        Ok(PyRequest::new(&self.inner, self.inner.core.map_async(spec).map(Value::Mapping)))
+        Ok(PyRequest::new(&self.inner, self.inner.core.map_async(spec), Value::Mapping))
     }
 
     /// PEER: a mapping for the traffic with one remote peer (RFC 6887
@@ -235,7 +235,7 @@ impl PyClient {
         }
         let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?);
         let spec = spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?);
-        Ok(PyRequest::new(&self.inner, self.inner.core.peer_async(spec).map(Value::Mapping)))
+        Ok(PyRequest::new(&self.inner, self.inner.core.peer_async(spec), Value::Mapping))
     }
 
     /// The classic MAP (`PCPClient.create_mapping`): joins a call for the
@@ -252,17 +252,14 @@ impl PyClient {
         let (proto, internal) = (self::protocol(protocol)?, port(internal_port, "internal_port")?);
         let external = external_port.map(|o| port(o, "external_port")).transpose()?.unwrap_or(0);
         let life = lifetime.map(self::lifetime).transpose()?.unwrap_or(pcp_core::config::DEFAULT_LIFETIME);
-        Ok(PyRequest::new(
-            &self.inner,
-            self.inner.core.map_port_async(proto, internal, external, life).map(Value::Mapping),
-        ))
+        Ok(PyRequest::new(&self.inner, self.inner.core.map_port_async(proto, internal, external, life), Value::Mapping))
     }
 
     /// The classic delete (`PCPClient.delete_mapping`): nothing to do if the
     /// client holds no mapping for the port; a Request (`delete_port` waits for it).
     fn start_delete_port(&self, protocol: &Bound<'_, PyAny>, internal_port: &Bound<'_, PyAny>) -> PyResult<PyRequest> {
         let p = self.inner.core.delete_port_async(self::protocol(protocol)?, port(internal_port, "internal_port")?);
-        Ok(PyRequest::new(&self.inner, p.map(|()| Value::Done)))
+        Ok(PyRequest::new(&self.inner, p, |()| Value::Done))
     }
 
     /// Deletes a mapping of this client (lifetime 0 with its nonce); a
@@ -272,7 +269,7 @@ impl PyClient {
         if !Arc::ptr_eq(&m.inner, &self.inner) {
             return Err(value_error("this mapping belongs to another client"));
         }
-        Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(lock(&m.info).id).map(|()| Value::Done)))
+        Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(lock(&m.info).id), |()| Value::Done))
     }
 
     /// Deletes a mapping this client did not make, known by its nonce (and
@@ -289,7 +286,7 @@ impl PyClient {
         let n = self::nonce(Some(nonce))?.ok_or_else(|| PyTypeError::new_err("nonce must not be None"))?;
         let spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?).nonce(n);
         let spec = spec.third_party(opt_ip(third_party, "third_party")?);
-        Ok(PyRequest::new(&self.inner, self.inner.core.delete_with_async(spec).map(|()| Value::Done)))
+        Ok(PyRequest::new(&self.inner, self.inner.core.delete_with_async(spec), |()| Value::Done))
     }
 
     fn find_mapping(
@@ -308,13 +305,13 @@ impl PyClient {
 
     /// Sends ANNOUNCE; a Request for the server's epoch (`announce` waits for it).
     fn start_announce(&self) -> PyRequest {
-        PyRequest::new(&self.inner, self.inner.core.announce_async().map(Value::Epoch))
+        PyRequest::new(&self.inner, self.inner.core.announce_async(), Value::Epoch)
     }
 
     /// Asks for the gateway's external IP address; a Request for it
     /// (`external_address` waits for it).
     fn start_external_address(&self) -> PyRequest {
-        PyRequest::new(&self.inner, self.inner.core.external_address_async().map(Value::Ip))
+        PyRequest::new(&self.inner, self.inner.core.external_address_async(), Value::Ip)
     }
 
     /// Calls `callback(event)` for every event, on the client's driver

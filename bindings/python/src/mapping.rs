@@ -109,7 +109,7 @@ impl PyMapping {
     /// Deletes the mapping; a Request (`delete` waits for it).
     fn start_delete(&self) -> PyRequest {
         let id = lock(&self.info).id;
-        PyRequest::new(&self.inner, self.inner.core.delete_async(id).map(|()| Value::Done))
+        PyRequest::new(&self.inner, self.inner.core.delete_async(id), |()| Value::Done)
     }
 
     fn __repr__(&self) -> String {

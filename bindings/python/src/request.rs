@@ -25,6 +25,35 @@ impl Value {
     }
 }
 
+/// A core request and how its result becomes a [`Value`]: held as one type
+/// without the second `Pending` per request that `Pending::map` would make.
+pub(crate) struct Typed<T> {
+    pending: Pending<T>,
+    value: fn(T) -> Value,
+}
+
+trait AnyPending: Send + Sync {
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome>;
+    fn wait_outcome(&self, slice: Duration) -> Option<Outcome>;
+    fn take_outcome(&self) -> Option<Outcome>;
+    fn cancel(&self);
+}
+
+impl<T: Send + 'static> AnyPending for Typed<T> {
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        Pin::new(&mut self.pending).poll(cx).map(|r| r.map(self.value))
+    }
+    fn wait_outcome(&self, slice: Duration) -> Option<Outcome> {
+        self.pending.wait_timeout(slice).map(|r| r.map(self.value))
+    }
+    fn take_outcome(&self) -> Option<Outcome> {
+        self.pending.try_take().map(|r| r.map(self.value))
+    }
+    fn cancel(&self) {
+        self.pending.cancel()
+    }
+}
+
 thread_local! {
     /// Set while [`_wait`] makes its Request.
     static BLOCKING: Cell<bool> = const { Cell::new(false) };
@@ -86,13 +115,14 @@ impl Wake for Completion {
 #[pyclass(module = "pcp_rs._pcp_rs", name = "Request", frozen)]
 pub(crate) struct PyRequest {
     inner: Arc<Inner>,
-    pending: Pending<Value>,
+    pending: Box<dyn AnyPending>,
     outcome: Mutex<Option<Outcome>>,
     completion: Arc<Completion>,
 }
 
 impl PyRequest {
-    pub(crate) fn new(inner: &Arc<Inner>, mut pending: Pending<Value>) -> Self {
+    pub(crate) fn new<T: Send + 'static>(inner: &Arc<Inner>, pending: Pending<T>, value: fn(T) -> Value) -> Self {
+        let mut pending: Box<dyn AnyPending> = Box::new(Typed { pending, value });
         // Register our waker now, while we own the Pending: completion then
         // needs no lock of ours to be reached.
         let completion = Arc::new(Completion { callbacks: Mutex::new(Some(Vec::new())) });
@@ -101,7 +131,7 @@ impl PyRequest {
         // seen by anyone who could add a callback.
         let outcome = match BLOCKING.get() {
             true => None,
-            false => match Pin::new(&mut pending).poll(&mut Context::from_waker(&Waker::from(completion.clone()))) {
+            false => match pending.poll_outcome(&mut Context::from_waker(&Waker::from(completion.clone()))) {
                 Poll::Ready(r) => {
                     *lock(&completion.callbacks) = None;
                     Some(r)
@@ -116,7 +146,7 @@ impl PyRequest {
     fn outcome(&self) -> Option<Outcome> {
         let mut r = lock(&self.outcome);
         if r.is_none() {
-            *r = self.pending.try_take();
+            *r = self.pending.take_outcome();
         }
         r.clone()
     }
@@ -151,7 +181,7 @@ impl PyRequest {
             if self.done() {
                 return Some(());
             }
-            let r = py.detach(|| self.pending.wait_timeout(slice))?;
+            let r = py.detach(|| self.pending.wait_outcome(slice))?;
             lock(&self.outcome).get_or_insert(r);
             Some(())
         });

@@ -17,7 +17,6 @@ the client is closed; every blocking call releases the GIL and honours Ctrl-C.
 from __future__ import annotations
 
 import atexit
-import inspect
 import re
 from typing import Any, Callable, Iterable, Optional, Tuple, Union
 
@@ -102,11 +101,12 @@ def get_internal_address(server: ServerArg = None, *, candidates: Candidates = N
 def _derived(native: Any, name: str, method: Callable[..., Any], doc: str) -> Callable[..., Any]:
     """``method``, made from the native method ``native`` (here and in
     :mod:`pcp_rs.aio`): named ``name``, with ``doc`` and the native
-    signature (for help() and stubtest)."""
+    signature (``inspect.signature``, so help() and stubtest, follows
+    ``__wrapped__``; computing it here would make importing slower)."""
     method.__name__ = name
     method.__qualname__ = native.__qualname__.rsplit(".", 1)[0] + "." + name
     method.__doc__ = doc
-    setattr(method, "__signature__", inspect.signature(native))
+    setattr(method, "__wrapped__", native)
     return method
 
 

@@ -46,7 +46,8 @@ class Client:
     """A PCP client for one server. Renews its mappings in the background;
     closing (or the last reference going) deletes them unless
     ``delete_on_close=False``. Every blocking call releases the GIL and
-    honours Ctrl-C (the request is cancelled)."""
+    honours Ctrl-C (the request is cancelled); each is its ``start_*``
+    method's Request waited on (made at import time, same arguments)."""
 
     def __new__(
         cls,
