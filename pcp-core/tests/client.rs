@@ -664,3 +664,27 @@ fn an_endpoint_sends_on_submit_and_returns_events_from_process() {
         "the grant came back from process_events",
     );
 }
+
+#[test]
+fn close_hooks_run_once_before_close_returns_and_at_once_when_late() {
+    let server = Server::start_local().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let c = client(&server);
+    let (a, b) = (log.clone(), log.clone());
+    c.on_close(move || a.lock().unwrap().push("first"));
+    c.on_close(move || b.lock().unwrap().push("second"));
+    c.close_keep();
+    assert_eq!(*log.lock().unwrap(), ["first", "second"]);
+    c.close();
+    assert_eq!(log.lock().unwrap().len(), 2, "hooks run once");
+    let late = log.clone();
+    c.on_close(move || late.lock().unwrap().push("late"));
+    assert_eq!(*log.lock().unwrap(), ["first", "second", "late"]);
+
+    // The last handle going closes the client, and runs its hooks.
+    let dropped = client(&server);
+    let (tx, rx) = std::sync::mpsc::channel();
+    dropped.on_close(move || tx.send(()).unwrap());
+    drop(dropped);
+    assert!(rx.try_recv().is_ok());
+}

@@ -2,28 +2,10 @@
 
 use super::*;
 
+/// A client as the binding holds it: closed (with the GIL released) when the
+/// last Python object that needs it goes.
 pub(crate) struct Inner {
     pub(crate) core: CoreClient,
-    /// `on_close` callbacks; `None` once the client has closed.
-    pub(crate) close_hooks: Mutex<Option<Vec<Py<PyAny>>>>,
-}
-
-impl Inner {
-    pub(crate) fn new(core: CoreClient) -> Self {
-        Inner { core, close_hooks: Mutex::new(Some(Vec::new())) }
-    }
-
-    /// Runs the `on_close` callbacks once, after the core has closed (every
-    /// path that closes a client calls this). No lock is held while they run.
-    pub(crate) fn closed(&self) {
-        let Some(hooks) = lock(&self.close_hooks).take() else {
-            return;
-        };
-        if hooks.is_empty() {
-            return;
-        }
-        let _ = Python::try_attach(move |py| hooks.iter().for_each(|cb| call_reporting(py, cb)));
-    }
 }
 
 impl Drop for Inner {
@@ -34,7 +16,6 @@ impl Drop for Inner {
         if Python::try_attach(|py| py.detach(|| core.close())).is_none() {
             self.core.close();
         }
-        self.closed();
     }
 }
 
@@ -51,9 +32,6 @@ pub(crate) fn _close_all(py: Python<'_>) {
             c.core.close();
         }
     });
-    for c in &live {
-        c.closed();
-    }
     drop(live);
 }
 
@@ -123,7 +101,7 @@ impl PyClient {
             // Discovery on the core's helper thread: Ctrl-C abandons it at once.
             None => wait(py, CoreClient::discover_async(discovery_config(candidates, discovery_deadline), config))?,
         };
-        let inner = Arc::new(Inner::new(core));
+        let inner = Arc::new(Inner { core });
         let mut live = lock(&LIVE);
         live.retain(|w| w.strong_count() > 0);
         live.push(Arc::downgrade(&inner));
@@ -348,22 +326,17 @@ impl PyClient {
 
     /// Calls `callback()` once the client is closed, by whatever path
     /// (`close`, `close_keep`, the last reference going, exit): at once if it
-    /// already is, else on the thread that closes it.
+    /// already is, else on the client's driver thread as it stops, before
+    /// `close()` returns (unless `close()` is called from an event callback).
     fn on_close(&self, py: Python<'_>, callback: Py<PyAny>) -> PyResult<()> {
         check_callable(py, &callback)?;
-        let now = {
-            let mut hooks = lock(&self.inner.close_hooks);
-            match hooks.as_mut() {
-                Some(v) if !self.inner.core.is_closed() => {
-                    v.push(callback.clone_ref(py));
-                    false
-                }
-                _ => true,
-            }
-        };
-        if now {
-            callback.call0(py)?;
+        if self.inner.core.is_closed() {
+            // At once, here: an exception goes to the caller.
+            return callback.call0(py).map(drop);
         }
+        self.inner.core.on_close(move || {
+            let _ = Python::try_attach(|py| call_reporting(py, &callback));
+        });
         Ok(())
     }
 
@@ -399,11 +372,10 @@ impl PyClient {
 }
 
 impl PyClient {
-    /// Closes (joining the driver thread, so with the GIL released), then
-    /// runs the `on_close` callbacks.
+    /// Closes, joining the driver thread (which runs the `on_close`
+    /// callbacks and may want the GIL for them), so with the GIL released.
     fn shut_down(&self, py: Python<'_>, keep: bool) {
         let core = self.inner.core.clone();
         py.detach(|| if keep { core.close_keep() } else { core.close() });
-        self.inner.closed();
     }
 }

@@ -116,6 +116,7 @@ pub(super) fn run(shared: Arc<Shared>, started: std::sync::mpsc::SyncSender<()>)
             for w in waiters {
                 fail_waiter(w, Error::Closed);
             }
+            shared.run_close_hooks();
             return;
         }
     }

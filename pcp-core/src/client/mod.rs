@@ -132,6 +132,7 @@ impl Client {
             config,
             driver: Mutex::new(None),
             classic: Default::default(),
+            close_hooks: Mutex::new(Some(Vec::new())),
         });
         driver::register(&shared)?;
         let driver_shared = shared.clone();
@@ -438,5 +439,21 @@ impl Client {
     /// [`Error::Closed`](crate::Error::Closed).
     pub fn is_closed(&self) -> bool {
         self.shared().lock().closed
+    }
+
+    /// Calls `f` once the client has closed, by whatever path
+    /// ([`Client::close`], [`Client::close_keep`], the last handle going):
+    /// on the driver thread as it finishes, so before `close` returns (a
+    /// close from an event callback returns first); at once, on this thread,
+    /// if the client already has closed. A binding's "closed" notification.
+    pub fn on_close(&self, f: impl FnOnce() + Send + 'static) {
+        let mut hooks = self.shared().close_hooks.lock().unwrap_or_else(|e| e.into_inner());
+        match hooks.as_mut() {
+            Some(v) => v.push(Box::new(f)),
+            None => {
+                drop(hooks);
+                f();
+            }
+        }
     }
 }

@@ -89,7 +89,12 @@ pub(super) struct Shared {
     pub(super) driver: Mutex<Option<(JoinHandle<()>, ThreadId)>>,
     /// The classic API's calls in flight (see `classic.rs`).
     pub(super) classic: super::classic::ClassicCalls,
+    /// [`Client::on_close`](super::Client::on_close) callbacks; `None` once
+    /// they have run.
+    pub(super) close_hooks: Mutex<Option<Vec<CloseHook>>>,
 }
+
+pub(super) type CloseHook = Box<dyn FnOnce() + Send>;
 
 /// Closes the client when the last [`Client`] handle goes.
 pub(super) struct Owner(pub(super) Arc<Shared>);
@@ -273,6 +278,16 @@ impl Shared {
 
     pub(super) fn close(&self) {
         self.close_with(self.config.delete_on_close);
+    }
+
+    /// Runs the close hooks once, on the driver thread as it finishes
+    /// (before `close` returns, since closing joins it); no lock is held.
+    pub(super) fn run_close_hooks(&self) {
+        let hooks = self.close_hooks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for hook in hooks.into_iter().flatten() {
+            // A panicking hook must not keep the others from running.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook));
+        }
     }
 
     pub(super) fn close_with(&self, delete: bool) {
