@@ -55,7 +55,10 @@ impl<T: Send + 'static> AnyPending for Typed<T> {
 }
 
 thread_local! {
-    /// Set while [`_wait`] makes its Request.
+    /// Set while [`_wait`] makes its Request. (Python code that converting
+    /// its arguments runs, an `__index__` say, could make a Request of its
+    /// own meanwhile: that one would neither be handed to the driver thread
+    /// nor call done callbacks until waited on or dropped. Nothing does that.)
     static BLOCKING: Cell<bool> = const { Cell::new(false) };
 }
 
