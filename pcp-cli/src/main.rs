@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pcp_core::client::parse_server;
+use pcp_core::config::{parse_protocol, parse_protocol_choice};
 use pcp_core::discovery::{discover, DiscoveryConfig};
 use pcp_core::server::{Server, ServerConfig, ServerMode};
-use pcp_core::{Client, ClientConfig, Error, Filter, MapSpec, Mapping, PeerSpec, Protocol, ProtocolChoice};
+use pcp_core::{Client, ClientConfig, Error, Filter, MapSpec, Mapping, PeerSpec};
 
 use output::Output;
 
@@ -146,15 +147,6 @@ fn deadline(cli: &Cli) -> Result<Duration, Error> {
     Ok(d)
 }
 
-fn protocol(s: &str) -> Result<Protocol, Error> {
-    Protocol::parse(s).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "unknown protocol {}: use tcp, udp, all or a protocol number 0-255",
-            pcp_core::quote_input(s)
-        ))
-    })
-}
-
 /// The server from --gateway, or the first that answers discovery.
 fn server_addr(cli: &Cli) -> Result<SocketAddr, Error> {
     match &cli.gateway {
@@ -166,15 +158,6 @@ fn server_addr(cli: &Cli) -> Result<SocketAddr, Error> {
     }
 }
 
-fn protocol_choice(cli: &Cli) -> Result<ProtocolChoice, Error> {
-    ProtocolChoice::parse(&cli.protocol_choice).ok_or_else(|| {
-        Error::InvalidArgument(format!(
-            "--protocol {}: use auto, pcp or natpmp",
-            pcp_core::quote_input(&cli.protocol_choice)
-        ))
-    })
-}
-
 fn connect(cli: &Cli, listen_announce: bool) -> Result<Client, Error> {
     connect_to(cli, server_addr(cli)?, listen_announce)
 }
@@ -182,7 +165,9 @@ fn connect(cli: &Cli, listen_announce: bool) -> Result<Client, Error> {
 /// A client for `server` (found once: discovering it again could find
 /// another server than the one a recorded mapping belongs to).
 fn connect_to(cli: &Cli, server: SocketAddr, listen_announce: bool) -> Result<Client, Error> {
-    let mut cc = ClientConfig::new(server).deadline(deadline(cli)?).protocol(protocol_choice(cli)?);
+    let mut cc = ClientConfig::new(server)
+        .deadline(deadline(cli)?)
+        .protocol(parse_protocol_choice(&cli.protocol_choice, "--protocol")?);
     cc.listen_announce = listen_announce;
     Client::new(cc)
 }
@@ -220,7 +205,7 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             third_party,
             keep,
         } => {
-            let mut spec = MapSpec::new(protocol(p)?, *internal_port)
+            let mut spec = MapSpec::new(parse_protocol(p, "protocol")?, *internal_port)
                 .external_port(*external_port)
                 .external_addr(*external_ip)
                 .lifetime(*lifetime)
@@ -236,7 +221,8 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             hold_or_record(&c, m, *third_party, stop, out)?;
         }
         Command::Peer { protocol: p, internal_port, peer_ip, peer_port, lifetime, keep } => {
-            let spec = PeerSpec::new(protocol(p)?, *internal_port, *peer_ip, *peer_port).lifetime(*lifetime);
+            let spec =
+                PeerSpec::new(parse_protocol(p, "protocol")?, *internal_port, *peer_ip, *peer_port).lifetime(*lifetime);
             let stop = interrupt_if(*keep)?;
             let c = connect(cli, *keep)?;
             let m = c.peer(spec)?;
@@ -244,7 +230,7 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             hold_or_record(&c, m, None, stop, out)?;
         }
         Command::Delete { protocol: p, internal_port, third_party } => {
-            let proto = protocol(p)?;
+            let proto = parse_protocol(p, "protocol")?;
             let server = server_addr(cli)?;
             let record = state_file::find(server, proto, *internal_port, *third_party)?.ok_or_else(|| {
                 let whose = third_party.map(|t| format!(" for {t}")).unwrap_or_default();

@@ -122,8 +122,12 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     let err: Value = serde_json::from_slice(o.stderr.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(err["error"], "SERVER_UNREACHABLE");
     let o = pcp(&st, &["--gateway", &dead, "map", "icmp", "80"]);
-    assert!(String::from_utf8_lossy(&o.stderr)
-        .contains("unknown protocol \"icmp\": use tcp, udp, all or a protocol number"));
+    // The core's rule for protocol text (config::parse_protocol), in its words.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(r#"protocol: "icmp" is not tcp, udp, all or a number 0-255"#), "{stderr}");
+    let o = pcp(&st, &["--gateway", &dead, "--protocol", "upnp", "announce"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(r#"--protocol: "upnp" is not "auto", "pcp" or "natpmp""#), "{stderr}");
     // The core's rule for a deadline, in its words.
     let o = pcp(&st, &["--gateway", &dead, "--timeout", "0", "announce"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
