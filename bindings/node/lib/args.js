@@ -19,17 +19,13 @@ function describe(v) {
   return `${String(v)} (${typeof v})`;
 }
 
+// A protocol number or name; which ones exist is the core's to say
+// (`config::parse_protocol`, as in Python).
 function toProtocol(v, name = 'protocol') {
-  if (typeof v === 'string') {
-    const p = { tcp: 6, udp: 17, all: 0, any: 0 }[v.trim().toLowerCase()];
-    if (p !== undefined) return p;
+  if (typeof v !== 'number' && typeof v !== 'string') {
+    throw typeError(`${name} must be 6 (TCP), 17 (UDP), another protocol number 0..255, 'tcp' or 'udp', got ${describe(v)}`);
   }
-  const what = `${name} must be 6 (TCP), 17 (UDP), another protocol number 0..255, 'tcp' or 'udp', got ${describe(v)}`;
-  if (typeof v !== 'number' && typeof v !== 'string') throw typeError(what);
-  // A protocol's name or number as text is fine, as in Python (the core's `Protocol::parse`).
-  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
-  if (!Number.isInteger(n) || n < 0 || n > 255) throw invalid(what);
-  return n;
+  return v;
 }
 
 function checkSignal(signal) {

@@ -162,14 +162,14 @@ impl NativeClient {
     pub fn map_port(
         &self,
         req: u32,
-        protocol: f64,
+        protocol: ProtocolArg,
         internal_port: f64,
         external_port: Option<f64>,
         lifetime: Option<f64>,
     ) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
         let args = || -> Result<_> {
-            let (p, i) = (self::protocol(protocol)?, port(internal_port, "internalPort")?);
+            let (p, i) = (self::protocol(&protocol)?, port(internal_port, "internalPort")?);
             Ok((p, i, port(external_port.unwrap_or(0.0), "externalPort")?, self::lifetime(lifetime)?))
         };
         let pending = or_refused(args(), |(p, i, e, l)| client.map_port_async(p, i, e, l));
@@ -208,9 +208,14 @@ impl NativeClient {
 
     /// The classic delete of a port's mapping (nothing to do if none is held).
     #[napi]
-    pub fn delete_port(&self, req: u32, protocol_number: f64, internal_port: f64) -> napi::Result<Option<MessageRow>> {
+    pub fn delete_port(
+        &self,
+        req: u32,
+        protocol_number: ProtocolArg,
+        internal_port: f64,
+    ) -> napi::Result<Option<MessageRow>> {
         let client = self.client()?;
-        let args = protocol(protocol_number).and_then(|p| Ok((p, port(internal_port, "internalPort")?)));
+        let args = protocol(&protocol_number).and_then(|p| Ok((p, port(internal_port, "internalPort")?)));
         Ok(self.inner.start(req, or_refused(args, |(p, i)| client.delete_port_async(p, i)), |(), _| {}))
     }
 
@@ -238,9 +243,9 @@ impl NativeClient {
 
     /// The MAP mapping this client holds for `protocol` and `internalPort` (none once closed).
     #[napi]
-    pub fn find_mapping(&self, protocol_number: f64, internal_port: f64) -> napi::Result<Option<MappingData>> {
+    pub fn find_mapping(&self, protocol_number: ProtocolArg, internal_port: f64) -> napi::Result<Option<MappingData>> {
         let (p, port) =
-            (protocol(protocol_number).map_err(napi_err)?, port(internal_port, "internalPort").map_err(napi_err)?);
+            (protocol(&protocol_number).map_err(napi_err)?, port(internal_port, "internalPort").map_err(napi_err)?);
         Ok(self.client.as_ref().and_then(|c| c.find_mapping(p, port)).map(|m| m.info().into()))
     }
 

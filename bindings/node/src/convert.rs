@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// A protocol as JavaScript gives it: a number or a name (`'tcp'`).
+pub(crate) type ProtocolArg = Either<f64, String>;
+
 pub(crate) type Tsfn = ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false, true>;
 
 pub(crate) fn invalid(msg: impl Into<String>) -> PcpError {
@@ -28,8 +31,12 @@ pub(crate) fn port(v: f64, what: &str) -> Result<u16, PcpError> {
     whole(v, what, 65535).map(|p| p as u16)
 }
 
-pub(crate) fn protocol(v: f64) -> Result<Protocol, PcpError> {
-    whole(v, "protocol", 255).map(|p| Protocol(p as u8))
+/// A protocol number, or its name or number as text (the core's rule).
+pub(crate) fn protocol(v: &ProtocolArg) -> Result<Protocol, PcpError> {
+    match v {
+        Either::A(n) => whole(*n, "protocol", 255).map(|p| Protocol(p as u8)),
+        Either::B(s) => pcp_core::config::parse_protocol(s, "protocol"),
+    }
 }
 
 /// The core's one rule for address text (as in C and the CLI): trimmed,
@@ -76,8 +83,7 @@ pub(crate) fn client_config(server: &str, o: ClientOptions) -> Result<ClientConf
     cc.announce_port = o.announce_port.map(|p| port(p, "announcePort")).transpose()?.unwrap_or(cc.announce_port);
     cc.announce_delay_max = opt_millis(o.announce_delay_max, "announceDelayMax")?.unwrap_or(cc.announce_delay_max);
     if let Some(p) = &o.protocol {
-        cc.protocol = ProtocolChoice::parse(p)
-            .ok_or_else(|| invalid(format!("protocol must be 'auto', 'pcp' or 'natpmp', got {p:?}")))?;
+        cc.protocol = pcp_core::config::parse_protocol_choice(p, "protocol")?;
     }
     Ok(cc)
 }
@@ -106,7 +112,7 @@ pub(crate) fn opt<T>(v: &Option<String>, f: impl Fn(&str) -> Result<T, PcpError>
 /// The MAP request of `o` (also the shared part of a PEER, and what names a
 /// mapping to delete by nonce: RFC 6887 section 15).
 pub(crate) fn map_spec(o: &RequestOptions, client: &Client) -> Result<MapSpec> {
-    let mut spec = MapSpec::new(protocol(o.protocol)?, port(o.internal_port, "internalPort")?)
+    let mut spec = MapSpec::new(protocol(&o.protocol)?, port(o.internal_port, "internalPort")?)
         .external_port(port(o.external_port.unwrap_or(0.0), "externalPort")?)
         .lifetime(lifetime(o.lifetime)?)
         .external_addr(opt(&o.external_address, |a| ip(a, "externalAddress"))?)

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Function, JsValue, JsValuesTupleIntoVec, Status, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{Either, Function, JsValue, JsValuesTupleIntoVec, Status, ToNapiValue, Unknown};
 use napi::sys;
 use napi::Env;
 type Result<T, E = PcpError> = std::result::Result<T, E>;
@@ -50,7 +50,7 @@ use pcp_core::discovery::DiscoveryConfig;
 use pcp_core::server::{Server, ServerConfig, ServerMode};
 use pcp_core::{
     Client, ClientConfig, Error as PcpError, ErrorCode, Event, Filter, HandlerId, MapSpec, Mapping, MappingId,
-    MappingInfo, Nonce, PeerSpec, Pending, Protocol, ProtocolChoice,
+    MappingInfo, Nonce, PeerSpec, Pending, Protocol,
 };
 
 use convert::*;

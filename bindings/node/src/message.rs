@@ -209,7 +209,7 @@ pub struct FilterData {
 /// not hold), in one type: the core checks which apply (`MapSpec::into_peer`).
 #[napi(object)]
 pub struct RequestOptions {
-    pub protocol: f64,
+    pub protocol: ProtocolArg,
     pub internal_port: f64,
     pub external_port: Option<f64>,
     pub external_address: Option<String>,

@@ -109,7 +109,8 @@ test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a
   const { client } = setup(t);
   const cases = [
     [() => client.map(), /internalPort must be an integer/],
-    [() => client.map(8080, { protocol: 'sctp-ish' }), /protocol must be/],
+    // The core's rule and message for protocol text (config::parse_protocol), as in Python.
+    [() => client.map(8080, { protocol: 'sctp-ish' }), /protocol: "sctp-ish" is not tcp, udp, all or a number 0-255/],
     [() => client.map(8080, { lifetime: -5 }), /lifetime must be an integer/],
     [() => client.map(8080, { externalAddress: 'x' }), /externalAddress: "x" is not an IPv4 or IPv6 address/],
     [() => client.map(8080, { thirdParty: 'nope' }), /thirdParty: "nope" is not an IPv4 or IPv6 address/],
