@@ -8,7 +8,7 @@
 //! reads it. When the socket is readable, libuv calls `on_readable` on the
 //! JavaScript thread, which calls `Client::process_one_datagram`: the answers are
 //! read and their requests completed right there, and their results are
-//! handed to the JavaScript callback directly, inside a callback scope so
+//! handed to the JavaScript callback directly, with `napi_make_callback` so
 //! that the promise reactions they trigger run before control returns to
 //! libuv. The driver thread keeps the timers (retransmissions, renewals,
 //! deadlines); results it produces (a `TIMEOUT`) and events still travel
@@ -72,9 +72,9 @@ pub(crate) struct Reader {
     _memory: Box<[u64]>,
     env: sys::napi_env,
     callback: sys::napi_ref,
+    /// The async context answers are delivered in (its resource object is
+    /// napi's own, made once, not per answer).
     async_context: sys::napi_async_context,
-    /// The resource object of the callback scopes (made once, not per answer).
-    resource: sys::napi_ref,
     /// None once stopped.
     client: RefCell<Option<Client>>,
     /// Results are being handed to JavaScript (which may call `stop`).
@@ -119,21 +119,16 @@ impl Reader {
         }
         let mut callback_ref = ptr::null_mut();
         let mut async_context = ptr::null_mut();
-        let mut resource = ptr::null_mut();
-        let mut resource_ref = ptr::null_mut();
         let mut name = ptr::null_mut();
         let ok = sys::napi_create_reference(env, callback, 1, &mut callback_ref) == sys::Status::napi_ok
-            && sys::napi_create_object(env, &mut resource) == sys::Status::napi_ok
-            && sys::napi_create_reference(env, resource, 1, &mut resource_ref) == sys::Status::napi_ok
             && sys::napi_create_string_utf8(env, c"pcp-rs:answer".as_ptr(), -1, &mut name) == sys::Status::napi_ok
-            && sys::napi_async_init(env, resource, name, &mut async_context) == sys::Status::napi_ok;
+            && sys::napi_async_init(env, ptr::null_mut(), name, &mut async_context) == sys::Status::napi_ok;
         let reader = Box::into_raw(Box::new(Reader {
             handle,
             _memory: memory,
             env,
             callback: callback_ref,
             async_context,
-            resource: resource_ref,
             client: RefCell::new(Some(client.clone())),
             delivering: Cell::new(false),
             released: Cell::new(false),
@@ -150,8 +145,9 @@ impl Reader {
         Some(ReaderHandle(reader))
     }
 
-    /// Delivers results to JavaScript, then runs the microtasks and ticks
-    /// they queued (closing the outermost callback scope does that).
+    /// Delivers results to JavaScript, each followed by the microtasks and
+    /// ticks it queued (napi_make_callback runs them, as a threadsafe
+    /// function's call does).
     unsafe fn deliver(&self, msgs: Vec<NativeMessage>) {
         let env = self.env;
         let mut hs = ptr::null_mut();
@@ -159,23 +155,26 @@ impl Reader {
             return;
         }
         self.delivering.set(true);
-        let mut resource = ptr::null_mut();
-        let mut scope = ptr::null_mut();
-        let scoped = sys::napi_get_reference_value(env, self.resource, &mut resource) == sys::Status::napi_ok
-            && !resource.is_null()
-            && sys::napi_open_callback_scope(env, resource, self.async_context, &mut scope) == sys::Status::napi_ok;
         let mut func = ptr::null_mut();
         let mut recv = ptr::null_mut();
+        // The receiver must be an object for napi_make_callback.
         if sys::napi_get_reference_value(env, self.callback, &mut func) == sys::Status::napi_ok
             && !func.is_null()
-            && sys::napi_get_undefined(env, &mut recv) == sys::Status::napi_ok
+            && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok
         {
             for msg in msgs {
                 let Ok(args) = msg.into_args(env) else { continue };
                 let mut result = ptr::null_mut();
-                if sys::napi_call_function(env, recv, func, args.len(), args.as_ptr(), &mut result)
-                    == sys::Status::napi_pending_exception
-                {
+                let status = sys::napi_make_callback(
+                    env,
+                    self.async_context,
+                    recv,
+                    func,
+                    args.len(),
+                    args.as_ptr(),
+                    &mut result,
+                );
+                if status == sys::Status::napi_pending_exception {
                     // As a threadsafe function does: an exception thrown by
                     // the callback is an uncaught exception.
                     let mut exception = ptr::null_mut();
@@ -183,9 +182,6 @@ impl Reader {
                     sys::napi_fatal_exception(env, exception);
                 }
             }
-        }
-        if scoped {
-            sys::napi_close_callback_scope(env, scope);
         }
         sys::napi_close_handle_scope(env, hs);
         self.delivering.set(false);
@@ -206,9 +202,6 @@ impl Reader {
         }
         if !self.async_context.is_null() {
             sys::napi_async_destroy(self.env, self.async_context);
-        }
-        if !self.resource.is_null() {
-            sys::napi_delete_reference(self.env, self.resource);
         }
     }
 }
