@@ -38,6 +38,33 @@ pub fn parse_ip(s: &str, what: &str) -> Result<IpAddr> {
         .map_err(|_| Error::invalid(format!("{what}: {} is not an IPv4 or IPv6 address", crate::quote_input(s))))
 }
 
+/// A whole number argument from 0 to `max` (a port, a lifetime, a protocol
+/// number, a prefix length), `what` naming it in the error. It takes an
+/// `f64` because that is what JavaScript has; Python passes its int (a
+/// huge one as infinity). Every shell checks number ranges with it, so
+/// that a bad one is INVALID_ARGUMENT with the same words everywhere.
+///
+/// ```
+/// use pcp_core::config::whole_number;
+/// assert_eq!(whole_number(8080.0, "internal_port", 65535).unwrap(), 8080);
+/// let e = whole_number(70000.0, "internal_port", 65535).unwrap_err();
+/// assert_eq!(e.to_string(), "invalid argument: internal_port: 70000 is not a whole number from 0 to 65535");
+/// assert!(whole_number(80.5, "port", 65535).is_err() && whole_number(f64::NAN, "port", 65535).is_err());
+/// ```
+pub fn whole_number(v: f64, what: &str, max: u32) -> Result<u32> {
+    if v.fract() == 0.0 && (0.0..=f64::from(max)).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(not_a_whole_number(&v.to_string(), what, max))
+    }
+}
+
+/// The error of [`whole_number`] for a value given as `shown`: for a number
+/// an `f64` cannot show exactly (Python's ints have no limit).
+pub fn not_a_whole_number(shown: &str, what: &str, max: u32) -> Error {
+    Error::invalid(format!("{what}: {shown} is not a whole number from 0 to {max}"))
+}
+
 /// A transport protocol argument given as text, `what` naming it in the
 /// error: `tcp`, `udp`, `all` (any case, surrounding blanks allowed) or a
 /// number 0-255. Every shell parses protocol names with it.

@@ -17,15 +17,7 @@ pub(crate) fn napi_err(e: PcpError) -> napi::Error {
     napi::Error::new(Status::InvalidArg, format!("{}\u{0}{}", e.code(), e))
 }
 
-/// A JavaScript number as a whole number 0..=max, checked once here (napi's
-/// own u32 conversion would wrap -1 and truncate 80.5).
-pub(crate) fn whole(v: f64, what: &str, max: u32) -> Result<u32, PcpError> {
-    if v.fract() == 0.0 && (0.0..=f64::from(max)).contains(&v) {
-        Ok(v as u32)
-    } else {
-        Err(invalid(format!("{what} must be an integer 0..{max}, got {v}")))
-    }
-}
+pub(crate) use pcp_core::config::whole_number as whole;
 
 pub(crate) fn port(v: f64, what: &str) -> Result<u16, PcpError> {
     whole(v, what, 65535).map(|p| p as u16)
@@ -122,13 +114,14 @@ pub(crate) fn map_spec(o: &RequestOptions, client: &Client) -> Result<MapSpec> {
         .retransmit(o.deadline.map(|d| request_deadline(client, d)).transpose()?);
     for f in o.filters.iter().flatten() {
         let remote_addr = ip(&f.remote_address, "filter remoteAddress")?;
-        let max = if remote_addr.is_ipv4() { 32 } else { 128 };
-        let prefix_len = f.prefix_length.map_or(Ok(max), |p| whole(p, "filter prefixLength", max))?;
-        spec = spec.filter(Filter {
-            remote_addr,
-            prefix_len: prefix_len as u8,
-            remote_port: port(f.remote_port.unwrap_or(0.0), "filter remotePort")?,
-        });
+        let remote_port = port(f.remote_port.unwrap_or(0.0), "filter remotePort")?;
+        let mut filter = Filter { remote_addr, prefix_len: 0, remote_port };
+        // Omitted: the whole address. Too long for the family: the core's check.
+        filter.prefix_len = match f.prefix_length {
+            Some(p) => whole(p, "filter prefixLength", 255)? as u8,
+            None => filter.max_prefix(),
+        };
+        spec = spec.filter(filter);
     }
     Ok(spec)
 }
@@ -139,7 +132,8 @@ pub(crate) fn peer_spec(o: &RequestOptions, client: &Client) -> Result<PeerSpec>
         .remote_address
         .as_deref()
         .ok_or_else(|| invalid("remoteAddress must be an IP address string, got undefined"))?;
-    let remote_port = o.remote_port.ok_or_else(|| invalid("remotePort must be an integer 0..65535, got undefined"))?;
+    let remote_port =
+        o.remote_port.ok_or_else(|| invalid("remotePort: undefined is not a whole number from 0 to 65535"))?;
     map_spec(o, client)?.into_peer(ip(remote, "remoteAddress")?, port(remote_port, "remotePort")?)
 }
 

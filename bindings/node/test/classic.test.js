@@ -214,7 +214,7 @@ test('mappings made through PCPClient are renewed until deleted', async (t) => {
 
 test('bad arguments reject with a clear message', async (t) => {
   const { client } = serverAndClient(t);
-  await assert.rejects(client.createMapping(70000), { code: 'INVALID_ARGUMENT', message: /internalPort must be an integer 0\.\.65535, got 70000/ });
+  await assert.rejects(client.createMapping(70000), { code: 'INVALID_ARGUMENT', message: /internalPort: 70000 is not a whole number from 0 to 65535/ });
   await assert.rejects(client.createMapping('http'), { code: 'INVALID_ARGUMENT', message: /internalPort/ });
   await assert.rejects(client.createMapping(8080, -1), { code: 'INVALID_ARGUMENT', message: /externalPort/ });
   await assert.rejects(client.createMapping(8080, 0, 300), { code: 'INVALID_ARGUMENT', message: /protocol/ });

@@ -98,7 +98,7 @@ test('FILTER: remote peers the mapping admits', async (t) => {
   assert.equal(server.mappings()[0].filters, 2);
   await assert.rejects(client.map(8081, { filters: [{ remoteAddress: '192.0.2.7', prefixLength: 33 }] }), {
     code: 'INVALID_ARGUMENT',
-    message: /prefixLength must be an integer 0\.\.32/,
+    message: /FILTER prefix \/33 is too long for 192\.0\.2\.7/,
   });
   assert.equal(pcp.Option.FILTER, 3);
 });

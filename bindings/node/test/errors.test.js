@@ -111,7 +111,7 @@ test('INVALID_ARGUMENT: bad arguments reject (or throw from constructors) with a
     [() => client.map(), /internalPort must be an integer/],
     // The core's rule and message for protocol text (config::parse_protocol), as in Python.
     [() => client.map(8080, { protocol: 'sctp-ish' }), /protocol: "sctp-ish" is not tcp, udp, all or a number 0-255/],
-    [() => client.map(8080, { lifetime: -5 }), /lifetime must be an integer/],
+    [() => client.map(8080, { lifetime: -5 }), /lifetime: -5 is not a whole number from 0 to 4294967295/],
     [() => client.map(8080, { externalAddress: 'x' }), /externalAddress: "x" is not an IPv4 or IPv6 address/],
     [() => client.map(8080, { thirdParty: 'nope' }), /thirdParty: "nope" is not an IPv4 or IPv6 address/],
     // The core's rule, as in C and Python: one pair of brackets or none.

@@ -61,42 +61,45 @@ pub(crate) fn opt_ip(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Opt
     obj.map(|o| parse_ip(o, what)).transpose()
 }
 
-pub(crate) fn int_in(obj: &Bound<'_, PyAny>, what: &str, lo: i64, hi: i64) -> PyResult<i64> {
+/// A Python int (or an object with `__index__`) as a whole number from 0 to
+/// `max`: its type is this shell's to check (TypeError), its range the
+/// core's (`config::whole_number`: InvalidArgument, the words of every
+/// language).
+pub(crate) fn whole(obj: &Bound<'_, PyAny>, what: &str, max: u32) -> PyResult<u32> {
+    let type_error = || {
+        let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+        PyTypeError::new_err(format!("{what} must be an int, not {name}"))
+    };
     if obj.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyTypeError::new_err(format!("{what} must be an int, not bool")));
+        return Err(type_error());
     }
-    if obj.is_instance_of::<pyo3::types::PyInt>() && obj.extract::<i64>().is_err() {
-        let digits = obj.str().map(|s| s.to_string()).unwrap_or_default();
-        return Err(value_error(format!(
-            "{what} must be between {lo} and {hi}, got {}",
-            pcp_core::quote_input(&digits)
-        )));
-    }
-    let v: i64 = obj.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what} must be an int, not {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
-        ))
-    })?;
-    if v < lo || v > hi {
-        return Err(value_error(format!("{what} must be between {lo} and {hi}, got {v}")));
-    }
-    Ok(v)
+    let core = |e| to_pyerr(obj.py(), e);
+    let v = match obj.extract::<i64>() {
+        Ok(v) => v as f64,
+        // Too big for i64 (so out of range): its digits, cut, as the core shows input.
+        Err(_) if obj.is_instance_of::<pyo3::types::PyInt>() => {
+            // Python refuses str() of an int of over 4300 digits.
+            let digits = obj.str().map_or("a huge int".into(), |s| pcp_core::quote_input(&s.to_string_lossy()));
+            return Err(core(pcp_core::config::not_a_whole_number(&digits, what, max)));
+        }
+        Err(_) => return Err(type_error()),
+    };
+    pcp_core::config::whole_number(v, what, max).map_err(core)
 }
 
 pub(crate) fn port(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u16> {
-    Ok(int_in(obj, what, 0, 65535)? as u16)
+    Ok(whole(obj, what, 65535)? as u16)
 }
 
 pub(crate) fn lifetime(obj: &Bound<'_, PyAny>) -> PyResult<u32> {
-    Ok(int_in(obj, "lifetime", 0, u32::MAX as i64)? as u32)
+    whole(obj, "lifetime", u32::MAX)
 }
 
 pub(crate) fn protocol(obj: &Bound<'_, PyAny>) -> PyResult<Protocol> {
     if let Ok(s) = obj.cast::<PyString>() {
         return pcp_core::config::parse_protocol(&s.to_cow()?, "protocol").map_err(|e| to_pyerr(obj.py(), e));
     }
-    Ok(Protocol(int_in(obj, "protocol", 0, 255)? as u8))
+    Ok(Protocol(whole(obj, "protocol", 255)? as u8))
 }
 
 pub(crate) fn seconds(v: f64, what: &str) -> PyResult<Duration> {
@@ -136,8 +139,8 @@ pub(crate) fn filters(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Filter>> {
             .extract()
             .map_err(|_| PyTypeError::new_err("each filter must be a tuple (remote_ip, prefix_len, remote_port)"))?;
         let remote_addr = parse_ip(&t.0, "filter remote_ip")?;
-        let max = if remote_addr.is_ipv4() { 32 } else { 128 };
-        let prefix_len = int_in(&t.1, "filter prefix_len", 0, max)? as u8;
+        // Too long for the address family: the core's check.
+        let prefix_len = whole(&t.1, "filter prefix_len", 255)? as u8;
         let remote_port = port(&t.2, "filter remote_port")?;
         out.push(Filter { remote_addr, prefix_len, remote_port });
     }

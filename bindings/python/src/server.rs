@@ -34,7 +34,7 @@ pub(crate) fn result_code_arg(obj: &Bound<'_, PyAny>) -> PyResult<ResultCode> {
     if obj.is_none() {
         return Err(value_error("this class has no PCP result code"));
     }
-    pcp_core::server::error_code_by_number(int_in(&obj, "code", i64::MIN, i64::MAX)?).map_err(core)
+    pcp_core::server::error_code_by_number(whole(&obj, "code", u32::MAX)?.into()).map_err(core)
 }
 
 #[pymethods]

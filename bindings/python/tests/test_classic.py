@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pcp_rs import PCPClient
+from pcp_rs import InvalidArgument, PCPClient
 from pcp_rs.testing import Server
 
 from conftest import has_ipv6_loopback, wait_event
@@ -223,9 +223,11 @@ def test_zero_deadline_is_refused(server: Server) -> None:
 
 def test_huge_int_says_the_range(server: Server) -> None:
     with PCPClient(server.address, listen_announce=False) as client:
-        with pytest.raises(ValueError, match="internal_port must be between 0 and 65535") as info:
+        # The core's rule and words for a range (config::whole_number), as in Node.
+        with pytest.raises(InvalidArgument, match="internal_port: \"1180591620717411303424\" is not a whole number") as info:
             client.create_mapping(2**70)
+        assert info.value.name == "INVALID_ARGUMENT"
         assert "not int" not in str(info.value)
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(InvalidArgument) as info:
             client.create_mapping(10**5000)
         assert len(str(info.value)) < 200

@@ -222,7 +222,7 @@ def test_from_core_fallbacks() -> None:
 
 
 def test_bad_arguments(client: pcp_rs.Client, server: Server) -> None:
-    with pytest.raises(ValueError, match="internal_port must be between 0 and 65535"):
+    with pytest.raises(pcp_rs.InvalidArgument, match="internal_port: 70000 is not a whole number from 0 to 65535"):
         client.map(6, 70000)
     with pytest.raises(ValueError, match="external_port"):
         client.map(6, 80, -1)
@@ -248,7 +248,7 @@ def test_bad_arguments(client: pcp_rs.Client, server: Server) -> None:
         client.map(6, 80, nonce="zz")
     with pytest.raises(TypeError, match="filter"):
         client.map(6, 80, filters=["198.51.100.1"])  # type: ignore[list-item]
-    with pytest.raises(ValueError, match="prefix_len"):
+    with pytest.raises(pcp_rs.InvalidArgument, match="FILTER prefix /33 is too long for 198.51.100.1"):
         client.map(6, 80, filters=[("198.51.100.1", 33, 0)])
     with pytest.raises(TypeError, match="server"):
         pcp_rs.Client(12345)  # type: ignore[arg-type]

@@ -24,8 +24,10 @@ the docstrings it gives. A class is named after its code in CamelCase
 otherwise or gives it a standard exception as a second base; so a code the
 core gains is never lost. The types are in ``errors.pyi``.
 
-Bad arguments detected before anything is sent raise plain ``ValueError`` or
-``TypeError``.
+An argument of the wrong type raises ``TypeError``; a value the core's rules
+refuse (a port out of range, a bad address) :class:`InvalidArgument`, with
+the words every language gives; a few checks of this binding's own plain
+``ValueError``.
 """
 
 from __future__ import annotations
