@@ -93,7 +93,7 @@ impl PyClient {
         let core = match server {
             Some(s) => {
                 if candidates.is_some() {
-                    return Err(value_error("give either a server or candidates to discover among, not both"));
+                    return Err(invalid("give either a server or candidates to discover among, not both"));
                 }
                 let cc = config(server_addr(s)?);
                 py.detach(move || CoreClient::new(cc)).map_err(|e| to_pyerr(py, e))?
@@ -245,7 +245,7 @@ impl PyClient {
     fn start_delete(&self, mapping: &Bound<'_, PyMapping>) -> PyResult<PyRequest> {
         let m = mapping.get();
         if !Arc::ptr_eq(&m.inner, &self.inner) {
-            return Err(value_error("this mapping belongs to another client"));
+            return Err(invalid("this mapping belongs to another client"));
         }
         Ok(PyRequest::new(&self.inner, self.inner.core.delete_async(lock(&m.info).id), |()| Value::Done))
     }

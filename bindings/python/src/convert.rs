@@ -29,8 +29,10 @@ pub(crate) fn to_pyerr(py: Python<'_>, e: CoreError) -> PyErr {
     }
 }
 
-pub(crate) fn value_error(msg: impl Into<String>) -> PyErr {
-    PyValueError::new_err(msg.into())
+/// A bad value this binding finds while converting: InvalidArgument (a
+/// ValueError), as the core's own checks raise and as Node and C report.
+pub(crate) fn invalid(msg: impl Into<String>) -> PyErr {
+    Python::attach(|py| to_pyerr(py, CoreError::InvalidArgument(msg.into())))
 }
 
 // ----------------------------------------------------------- conversions --
@@ -104,9 +106,9 @@ pub(crate) fn protocol(obj: &Bound<'_, PyAny>) -> PyResult<Protocol> {
 
 pub(crate) fn seconds(v: f64, what: &str) -> PyResult<Duration> {
     if !v.is_finite() || v < 0.0 {
-        return Err(value_error(format!("{what} must be a non-negative number of seconds, got {v}")));
+        return Err(invalid(format!("{what} must be a non-negative number of seconds, got {v}")));
     }
-    Duration::try_from_secs_f64(v).map_err(|_| value_error(format!("{what} is too large: {v}")))
+    Duration::try_from_secs_f64(v).map_err(|_| invalid(format!("{what} is too large: {v}")))
 }
 
 pub(crate) fn opt_seconds(v: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
@@ -119,7 +121,7 @@ pub(crate) fn nonce(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Nonce>> {
         let arr: [u8; 12] = b
             .as_bytes()
             .try_into()
-            .map_err(|_| value_error(format!("nonce must be 12 bytes, got {}", b.as_bytes().len())))?;
+            .map_err(|_| invalid(format!("nonce must be 12 bytes, got {}", b.as_bytes().len())))?;
         return Ok(Some(Nonce::from_bytes(arr)));
     }
     if let Ok(s) = obj.cast::<PyString>() {

@@ -56,7 +56,8 @@ pub(crate) fn py_parse_server(server: &Bound<'_, PyAny>) -> PyResult<(String, u1
 /// code, including those no server can provoke (BAD_RESPONSE, IO, ...).
 #[pyfunction]
 pub(crate) fn _core_error<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    let code = ErrorCode::by_name(name).ok_or_else(|| value_error(format!("no core error is named {name:?}")))?;
+    let code =
+        ErrorCode::by_name(name).ok_or_else(|| PyValueError::new_err(format!("no core error is named {name:?}")))?;
     let e = match name {
         "IO" => CoreError::from(std::io::Error::from_raw_os_error(13)),
         "UNSUPP_VERSION" => CoreError::UnsuppVersion { server_version: 0 },

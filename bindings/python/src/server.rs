@@ -32,7 +32,7 @@ pub(crate) fn result_code_arg(obj: &Bound<'_, PyAny>) -> PyResult<ResultCode> {
         return pcp_core::server::error_code_by_name(&s.to_cow()?).map_err(core);
     }
     if obj.is_none() {
-        return Err(value_error("this class has no PCP result code"));
+        return Err(invalid("this class has no PCP result code"));
     }
     pcp_core::server::error_code_by_number(whole(&obj, "code", u32::MAX)?.into()).map_err(core)
 }

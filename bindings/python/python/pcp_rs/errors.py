@@ -24,10 +24,9 @@ the docstrings it gives. A class is named after its code in CamelCase
 otherwise or gives it a standard exception as a second base; so a code the
 core gains is never lost. The types are in ``errors.pyi``.
 
-An argument of the wrong type raises ``TypeError``; a value the core's rules
-refuse (a port out of range, a bad address) :class:`InvalidArgument`, with
-the words every language gives; a few checks of this binding's own plain
-``ValueError``.
+An argument of the wrong type raises ``TypeError``; a bad value (a port out
+of range, a bad address, a negative deadline) :class:`InvalidArgument`, a
+``ValueError``, with the words every language gives.
 """
 
 from __future__ import annotations
