@@ -86,12 +86,14 @@ type Outcome = Result<Value, CoreError>;
 /// The waker a request registers with the core when it is made. The core
 /// wakes it on whichever thread completes the request: the driver thread,
 /// or a caller of the same client that drives the engine while it waits.
-/// It takes the Python done-callbacks under its own short lock and runs them
-/// after releasing it, attaching to the interpreter properly; no lock of the
-/// binding is held while Python code runs.
+/// It takes the Python done-callbacks under its own short lock, wakes the
+/// threads in `Request.wait`, and runs the callbacks after releasing the
+/// lock, attaching to the interpreter properly; no lock of the binding is
+/// held while Python code runs.
 pub(crate) struct Completion {
     /// The done-callbacks still to call; `None` once the request is done.
     callbacks: Mutex<Option<Vec<Py<PyAny>>>>,
+    cond: Condvar,
 }
 
 impl Wake for Completion {
@@ -101,6 +103,7 @@ impl Wake for Completion {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let callbacks = lock(&self.callbacks).take().unwrap_or_default();
+        self.cond.notify_all();
         if !callbacks.is_empty() {
             let _ = Python::try_attach(move |py| callbacks.into_iter().for_each(|cb| call_reporting(py, &cb)));
         }
@@ -121,6 +124,8 @@ pub(crate) struct PyRequest {
     pending: Box<dyn AnyPending>,
     outcome: Mutex<Option<Outcome>>,
     completion: Arc<Completion>,
+    /// Made by a blocking call (`_wait`): its thread runs the engine.
+    driven: bool,
 }
 
 impl PyRequest {
@@ -128,11 +133,12 @@ impl PyRequest {
         let mut pending: Box<dyn AnyPending> = Box::new(Typed { pending, value });
         // Register our waker now, while we own the Pending: completion then
         // needs no lock of ours to be reached.
-        let completion = Arc::new(Completion { callbacks: Mutex::new(Some(Vec::new())) });
+        let completion = Arc::new(Completion { callbacks: Mutex::new(Some(Vec::new())), cond: Condvar::new() });
         // Polling also hands the request to the driver thread; a blocking
         // call's own thread runs the engine instead, and its Request is never
         // seen by anyone who could add a callback.
-        let outcome = match BLOCKING.get() {
+        let driven = BLOCKING.get();
+        let outcome = match driven {
             true => None,
             false => match pending.poll_outcome(&mut Context::from_waker(&Waker::from(completion.clone()))) {
                 Poll::Ready(r) => {
@@ -142,7 +148,7 @@ impl PyRequest {
                 Poll::Pending => None,
             },
         };
-        PyRequest { inner: inner.clone(), pending, outcome: Mutex::new(outcome), completion }
+        PyRequest { inner: inner.clone(), pending, outcome: Mutex::new(outcome), completion, driven }
     }
 
     /// The outcome if the request has finished (moved out of the core once).
@@ -173,10 +179,8 @@ impl PyRequest {
 
     /// Blocks (GIL released; Ctrl-C cancels the request) until the request
     /// finishes or `timeout` seconds pass; returns the result or raises its
-    /// error. The waiting thread runs the client's engine itself, reading its
-    /// own answer, as the blocking calls (which are this wait) do. Nothing of
-    /// the request is locked while it waits: other threads may call `done()`,
-    /// `result()` or `cancel()` on it meanwhile.
+    /// error. Nothing of the request is locked while it waits: other threads
+    /// may call `done()`, `result()` or `cancel()` on it meanwhile.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let timeout = opt_seconds(timeout, "timeout")?;
@@ -184,9 +188,24 @@ impl PyRequest {
             if self.done() {
                 return Some(());
             }
-            let r = py.detach(|| self.pending.wait_outcome(slice))?;
-            lock(&self.outcome).get_or_insert(r);
-            Some(())
+            if self.driven {
+                // A blocking call's own request, which nobody else can see:
+                // this thread runs the engine and reads the answer (no hop).
+                let r = py.detach(|| self.pending.wait_outcome(slice))?;
+                lock(&self.outcome).get_or_insert(r);
+                return Some(());
+            }
+            // A request others may hold, with done callbacks: those run where
+            // the request completes (the driver thread), never inside this
+            // wait, where a callback that closes the client would stall it.
+            let completion = self.completion.clone();
+            py.detach(move || {
+                let callbacks = lock(&completion.callbacks);
+                if callbacks.is_some() {
+                    let _ = completion.cond.wait_timeout(callbacks, slice);
+                }
+            });
+            None
         });
         match finished {
             Ok(_) if self.done() => self.result(py),

@@ -226,3 +226,11 @@ def test_mapping_again_keeps_a_satisfying_mapping(server: Server) -> None:
             assert life == 100 and server.mapping_count() == 1
 
     run(main())
+
+
+def test_classic_async_methods_are_coroutine_functions() -> None:
+    # As declared in aio.pyi: inspect, mock.create_autospec and the like rely on it.
+    import inspect
+
+    for name in ("create_mapping", "delete_mapping", "create_peer_mapping", "get_external_address"):
+        assert inspect.iscoroutinefunction(getattr(aio.PCPClient, name)), name

@@ -158,6 +158,37 @@ def test_mapping_of_another_client(client: pcp_rs.Client, server: Server) -> Non
             client.delete(m)
 
 
+def test_done_callbacks_run_where_the_request_completes_not_in_wait(server: Server) -> None:
+    # A callback of a request someone waits on runs on the thread that
+    # completes it (the driver thread), not inside wait(): one that closes
+    # the client there would stall the wait (nobody reads the deletes' answers).
+    c = pcp_rs.Client(server.address, listen_announce=False)
+    c.map(6, 5000)  # something for close to delete
+    closed = threading.Event()
+    c.on_close(closed.set)
+    seen = {}
+
+    def on_done() -> None:
+        seen["thread"] = threading.get_ident()
+        seen["result"] = req.result()  # taking the result here leaves wait() its copy
+        c.close()  # on the driver thread: done as the callback returns
+
+    req = c.start_map(6, 5001)
+    req.add_done_callback(on_done)
+    m = req.wait(timeout=10)
+    assert isinstance(m, pcp_rs.Mapping) and seen["result"].id == m.id
+    assert seen["thread"] != threading.get_ident()
+    assert closed.wait(EVENT_WAIT) and c.closed
+    assert server.mapping_count() == 0
+
+
+def test_blocking_calls_keep_their_documentation() -> None:
+    # Made from start_*: their docstrings say what they return.
+    assert "returns the server's epoch" in (pcp_rs.Client.announce.__doc__ or "")
+    assert "returns the Mapping" in (pcp_rs.Client.map.__doc__ or "")
+    assert "a Request" not in (pcp_rs.Client.delete.__doc__ or "")
+
+
 def test_requests(client: pcp_rs.Client, server: Server) -> None:
     req = client.start_map(6, 8080)
     m = req.wait(timeout=10)

@@ -119,8 +119,10 @@ def _blocking(cls: type, name: str) -> None:
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         return _pcp_rs._wait(start, self, *args, **kwargs)
 
-    what = re.split(r";\s+a\s+Request", start.__doc__ or "")[0]
-    setattr(cls, name, _derived(start, name, method, f"{what}; blocks until done: ``{start.__name__}(...).wait()``."))
+    # "...; a Request for the Mapping (`map` waits for it)." -> "...; returns the Mapping."
+    doc = re.sub(r";\s+a\s+Request(?:\s+for\s+(.*?))?\s+\(`\w+` waits for it\)\.",
+                 lambda m: f"; returns {m.group(1)}." if m.group(1) else ".", start.__doc__ or "", flags=re.S)
+    setattr(cls, name, _derived(start, name, method, f"{doc} Blocks until done: ``{start.__name__}(...).wait()``."))
 
 
 for _name in ("map", "peer", "map_port", "delete_port", "delete", "delete_by_nonce", "announce", "external_address"):

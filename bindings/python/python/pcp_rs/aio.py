@@ -248,6 +248,21 @@ class PCPClient(_Session, _Classic):
         await self.client.close()
 
 
+def _coroutine(name: str) -> Callable[..., Any]:
+    """``_Classic``'s method ``name`` as a coroutine function (what
+    ``inspect`` and ``mock.create_autospec`` look for), same signature and doc."""
+    shared = getattr(_Classic, name)
+
+    async def method(self: PCPClient, *args: Any, **kwargs: Any) -> Any:
+        return await shared(self, *args, **kwargs)
+
+    return functools.wraps(shared)(method)
+
+
+for _name in ("create_mapping", "delete_mapping", "create_peer_mapping", "get_external_address"):
+    setattr(PCPClient, _name, _coroutine(_name))
+
+
 async def get_external_address(
     server: ServerArg = None, *, candidates: Any = None, deadline: Optional[float] = None
 ) -> str:
