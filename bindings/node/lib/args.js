@@ -80,11 +80,17 @@ function toNumber(v, name, required = false) {
 // rest napi-rs converts (a TypeError naming the field), the core checks.
 function requestOptions(o) {
   checkArray(o.filters, 'filters');
+  // napi-rs would name only the Rust type of a text option given otherwise.
+  for (const name of ['externalAddress', 'remoteAddress', 'thirdParty', 'nonce']) {
+    const v = o[name];
+    if (v !== undefined && v !== null && typeof v !== 'string') throw typeError(`${name} must be a string, got ${describe(v)}`);
+  }
   return {
     ...o,
     protocol: o.protocol === undefined ? 6 : toProtocol(o.protocol),
     internalPort: toNumber(o.internalPort, 'internalPort', true),
     externalPort: toNumber(o.externalPort, 'externalPort'),
+    remotePort: toNumber(o.remotePort, 'remotePort'),
     lifetime: toNumber(o.lifetime, 'lifetime'),
   };
 }

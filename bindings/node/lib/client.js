@@ -137,15 +137,16 @@ class Client extends EventEmitter {
     this._holding = false; // whether the client holds a mapping (keeps the process alive)
     this._refWanted = false; // what _updateRef last asked the native side
     this._native = callNative(() => new NativeClient(server, opts, (...args) => this._onMessage(message(...args))));
-    // The core forwards events only while someone listens for one.
+    // The core forwards events only while someone listens for one (and not
+    // once closing: the native client is gone, and 'close' is ours).
     this.on('newListener', (event) => {
-      if (EVENTS.has(event) && !this._listening && !this._closed) {
+      if (EVENTS.has(event) && !this._listening && !this._closePromise) {
         this._listening = true;
         this._native.listen();
       }
     });
     this.on('removeListener', (event) => {
-      if (!EVENTS.has(event) || !this._listening || this._closed) return;
+      if (!EVENTS.has(event) || !this._listening || this._closePromise) return;
       for (const e of EVENTS) if (this.listenerCount(e) > 0) return;
       this._listening = false;
       this._native.unlisten();

@@ -163,6 +163,36 @@ test('CLOSED: calls after close()', async () => {
   server.stop();
 });
 
+test('while close() runs, listeners may still be added and removed, and no request starts', async () => {
+  const server = new pcp.testing.Server();
+  const client = new pcp.Client(server.address, { listenAnnounce: false, closeTimeout: 2000 });
+  await client.map(8080);
+  server.setDelay(100); // the delete is still unanswered below
+  const closing = client.close();
+  const onDeleted = () => {};
+  client.on('deleted', onDeleted);
+  client.off('deleted', onDeleted);
+  await assert.rejects(client.map(8081), { code: 'CLOSED' });
+  await closing;
+  assert.equal(server.mappingCount, 0);
+  server.stop();
+});
+
+test('a text option of another type is a TypeError naming it', async () => {
+  const server = new pcp.testing.Server();
+  const client = new pcp.Client(server.address, { listenAnnounce: false });
+  for (const name of ['remoteAddress', 'thirdParty', 'nonce', 'externalAddress']) {
+    await assert.rejects(client.peer({ internalPort: 80, remoteAddress: '198.51.100.1', remotePort: 443, [name]: 5 }), {
+      name: 'TypeError', code: 'INVALID_ARGUMENT', message: new RegExp(`^${name} must be a string, got 5`),
+    });
+  }
+  await assert.rejects(client.peer({ internalPort: 80, remoteAddress: '198.51.100.1', remotePort: '443' }), {
+    name: 'TypeError', code: 'INVALID_ARGUMENT', message: /^remotePort must be an integer/,
+  });
+  await client.close();
+  server.stop();
+});
+
 test('CLOSED: requests in flight when the client closes', async () => {
   const server = new pcp.testing.Server();
   const client = new pcp.Client(server.address, { listenAnnounce: false, closeTimeout: 100 });
