@@ -328,7 +328,7 @@ class Client extends EventEmitter {
   // classic API `{ externalIP, externalPort, lifetime }`.
   _map(o, classic) {
     return rejecting(() => {
-      const s = requestOptions(o);
+      const s = requestOptions(o, classic);
       if (!classic) return this._request((req) => this._native.map(req, s), (msg) => this._track(msg), o);
       return this._request(
         (req) => this._native.mapPort(req, s.protocol, s.internalPort, s.externalPort, s.lifetime),
