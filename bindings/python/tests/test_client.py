@@ -173,12 +173,15 @@ def test_done_callbacks_run_where_the_request_completes_not_in_wait(server: Serv
         seen["result"] = req.result()  # taking the result here leaves wait() its copy
         c.close()  # on the driver thread: done as the callback returns
 
+    server.set_delay(0.2)  # the callback is registered before the answer comes
     req = c.start_map(6, 5001)
     req.add_done_callback(on_done)
     m = req.wait(timeout=10)
+    # wait() may return before the callback has run (both follow the same
+    # wake-up); the close it makes ends after it has.
+    assert closed.wait(EVENT_WAIT) and c.closed
     assert isinstance(m, pcp_rs.Mapping) and seen["result"].id == m.id
     assert seen["thread"] != threading.get_ident()
-    assert closed.wait(EVENT_WAIT) and c.closed
     assert server.mapping_count() == 0
 
 
