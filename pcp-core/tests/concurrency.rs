@@ -90,3 +90,32 @@ fn eight_threads_a_thousand_requests_each_every_call_its_own_answer() {
     assert_eq!(server.mapping_count(), 0, "the server holds nothing after every delete");
     client.close();
 }
+
+/// A callback that closes the client, run by a caller that drives the engine
+/// while it waits (it read that request's answer): the close's deletes are
+/// answered, not given up on when the close timeout passes, although that
+/// caller, still counted as driving, reads nothing until the callback returns.
+#[test]
+fn a_close_from_a_callback_a_waiting_caller_runs_gets_its_deletes_answered() {
+    let server = Server::start_local().unwrap();
+    let mut cc = ClientConfig::new(server.local_addr());
+    cc.listen_announce = false;
+    let client = Client::new(cc).unwrap();
+    let held = client.map_with(MapSpec::new(Protocol::TCP, 7000)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    client.on_event(move |ev| {
+        if let pcp_core::Event::Deleted { id, result } = ev {
+            let _ = tx.send((*id, result.is_ok()));
+        }
+    });
+    // Delayed answers, so that the waiting caller below is the one reading
+    // when the first comes (UDP on loopback keeps their order).
+    server.set_delay(Duration::from_millis(100));
+    let closer = client.clone();
+    client.map_async(MapSpec::new(Protocol::TCP, 7001)).on_complete(move |_| closer.close());
+    let waited = client.announce_async();
+    assert!(matches!(waited.wait(), Err(Error::Closed) | Ok(_)));
+    assert!(client.is_closed());
+    let deleted: Vec<_> = rx.try_iter().collect();
+    assert!(deleted.contains(&(held.id(), true)), "the held mapping's delete was answered: {deleted:?}");
+}

@@ -78,7 +78,10 @@ pub(super) fn run(shared: Arc<Shared>, started: std::sync::mpsc::SyncSender<()>)
                 // over and over, while they drive.
                 st.rearm_at = None;
             }
-            if st.co_drivers == 0 && !st.socket_armed && st.rearm_at.is_none() {
+            // Once closing, the socket is ours whoever is counted in: callers
+            // stop driving when they see the close, and one that closed the
+            // client from a callback it runs reads nothing until we finish.
+            if (st.co_drivers == 0 && st.rearm_at.is_none() || st.closing.is_some()) && !st.socket_armed {
                 shared.arm_socket(&mut st, true);
             }
             if !st.socket_armed {

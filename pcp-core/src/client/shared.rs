@@ -249,7 +249,10 @@ impl Shared {
         let mut st = self.lock();
         if entering {
             st.co_drivers += 1;
-            self.arm_socket(&mut st, false);
+            // A caller coming once closing does not drive (see the driver).
+            if st.closing.is_none() {
+                self.arm_socket(&mut st, false);
+            }
             return;
         }
         st.co_drivers = st.co_drivers.saturating_sub(1);
