@@ -181,6 +181,8 @@ def test_classes_are_the_core_registry() -> None:
     for name, result_code, summary, short_term in core:
         cls = errors._BY_NAME[name]
         assert cls.code == result_code and cls.__name__ in errors.__all__ and cls.__doc__
+        # Exported by the package too, as the class itself.
+        assert cls.__name__ in pcp_rs.__all__ and getattr(pcp_rs, cls.__name__) is cls
         if result_code is not None:
             assert issubclass(cls, pcp_rs.ResultCodeError) and cls.short_term == short_term
     assert [c.name for c in (pcp_rs.NetworkFailure, pcp_rs.NoResources, pcp_rs.UserExQuota)] == [
