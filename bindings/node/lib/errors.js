@@ -24,11 +24,24 @@ function typeError(message) {
   return Object.assign(new TypeError(message), { code: 'INVALID_ARGUMENT' });
 }
 
+// What napi-rs says of a value it could not convert ("Failed to convert napi
+// value String into rust type `f64` on ServerOptions.minLifetime"), in
+// JavaScript's words: the option, or else the argument of `call`.
+function conversionMessage(message, call) {
+  const m = /value `?(\w+).*into rust type `(\w+)`(?: on \w+\.(\w+))?/.exec(message);
+  if (!m) return message;
+  const [, given, rust, field] = m;
+  const wanted = { String: 'a string', bool: 'a boolean' }[rust] || (/^[iuf]\d+$/.test(rust) ? 'a number' : rust);
+  const g = given.toLowerCase();
+  const got = g === 'undefined' || g === 'null' ? g : `${/^[aeiou]/.test(g) ? 'an' : 'a'} ${g}`;
+  return `${field || `an argument of ${call}()`} must be ${wanted}, got ${got}`;
+}
+
 // Native functions throw "CODE\0message" for errors they report synchronously.
-function fromNative(e) {
+function fromNative(e, call = 'the call') {
   if (e instanceof PCPError || e instanceof TypeError) return e;
   // napi-rs could not convert a value to the Rust type ('NumberExpected', ...).
-  if (e && typeof e.code === 'string' && e.code.endsWith('Expected')) return typeError(e.message);
+  if (e && typeof e.code === 'string' && e.code.endsWith('Expected')) return typeError(conversionMessage(e.message, call));
   const [code, message] = String(e && typeof e.message === 'string' ? e.message : e).split('\u0000');
   return message === undefined ? invalid(code) : new PCPError(code, message);
 }
@@ -40,11 +53,11 @@ function errorOf(msg) {
   return err;
 }
 
-function callNative(fn) {
+function callNative(fn, call) {
   try {
     return fn();
   } catch (e) {
-    throw fromNative(e);
+    throw fromNative(e, call);
   }
 }
 
@@ -54,7 +67,7 @@ function convertErrors(cls) {
     if (key === 'constructor') continue;
     for (const part of ['value', 'get']) {
       const fn = d[part];
-      if (typeof fn === 'function') d[part] = function converted(...args) { return callNative(() => fn.apply(this, args)); };
+      if (typeof fn === 'function') d[part] = function converted(...args) { return callNative(() => fn.apply(this, args), key); };
     }
     Object.defineProperty(cls.prototype, key, d);
   }

@@ -70,6 +70,11 @@ test("a value of the wrong type, such as the port '80', is a TypeError with code
     await assert.rejects(() => client.map(80, { nonce: 12 }), typeError);
     assert.throws(() => new pcp.Client(server.address, { listenAnnounce: 'no' }), (e) => typeError(e) && /listenAnnounce/.test(e.message));
     await assert.rejects(() => pcp.discover({ candidates: '127.0.0.1' }), typeError);
+    // The test server's too, in JavaScript's words (napi-rs names the Rust type).
+    const says = (re) => (e) => typeError(e) && re.test(e.message) && !/rust/i.test(e.message);
+    assert.throws(() => server.dropNext('3'), says(/^an argument of dropNext\(\) must be a number, got a string$/));
+    assert.throws(() => server.setHostile({}), says(/must be a string, got an object$/));
+    assert.throws(() => new pcp.testing.Server({ minLifetime: '1' }), says(/^minLifetime must be a number, got a string$/));
     // A number out of range stays a PCPError (Python: ValueError).
     await assert.rejects(() => classic.createMapping(70000), (e) => e instanceof pcp.PCPError && isCode('INVALID_ARGUMENT')(e));
     assert.strictEqual(server.mappingCount, 0, 'a refused call sent nothing');
