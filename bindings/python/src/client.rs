@@ -41,6 +41,28 @@ pub(crate) fn discovery_config(candidates: Option<Vec<SocketAddr>>, deadline: Op
     dc
 }
 
+/// The MAP request of the arguments MAP and PEER share (a PEER is made
+/// from it by the core's `MapSpec::into_peer`).
+fn request_spec(
+    protocol: &Bound<'_, PyAny>,
+    internal_port: &Bound<'_, PyAny>,
+    external_port: Option<&Bound<'_, PyAny>>,
+    lifetime: Option<&Bound<'_, PyAny>>,
+    external_ip: Option<&Bound<'_, PyAny>>,
+    third_party: Option<&Bound<'_, PyAny>>,
+    nonce: Option<&Bound<'_, PyAny>>,
+) -> PyResult<MapSpec> {
+    let mut spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?);
+    if let Some(p) = external_port {
+        spec = spec.external_port(port(p, "external_port")?);
+    }
+    if let Some(l) = lifetime {
+        spec = spec.lifetime(self::lifetime(l)?);
+    }
+    let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?);
+    Ok(spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?))
+}
+
 /// A PCP client for one server (see the `pcp_rs.Client` docs in the stub).
 #[pyclass(module = "pcp_rs._pcp_rs", name = "Client", frozen, weakref)]
 pub(crate) struct PyClient {
@@ -170,16 +192,8 @@ impl PyClient {
         third_party: Option<&Bound<'_, PyAny>>,
         nonce: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRequest> {
-        let mut spec = MapSpec::new(self::protocol(protocol)?, port(internal_port, "internal_port")?);
-        if let Some(p) = external_port {
-            spec = spec.external_port(port(p, "external_port")?);
-        }
-        if let Some(l) = lifetime {
-            spec = spec.lifetime(self::lifetime(l)?);
-        }
-        let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?).prefer_failure_if(prefer_failure);
-        let spec = self::filters(filters)?.into_iter().fold(spec, MapSpec::filter);
-        let spec = spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?);
+        let spec = request_spec(protocol, internal_port, external_port, lifetime, external_ip, third_party, nonce)?;
+        let spec = self::filters(filters)?.into_iter().fold(spec.prefer_failure_if(prefer_failure), MapSpec::filter);
         Ok(PyRequest::new(&self.inner, self.inner.core.map_async(spec), Value::Mapping))
     }
 
@@ -199,20 +213,9 @@ impl PyClient {
         third_party: Option<&Bound<'_, PyAny>>,
         nonce: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyRequest> {
-        let mut spec = PeerSpec::new(
-            self::protocol(protocol)?,
-            port(internal_port, "internal_port")?,
-            parse_ip(peer_ip, "peer_ip")?,
-            port(peer_port, "peer_port")?,
-        );
-        if let Some(p) = external_port {
-            spec = spec.external_port(port(p, "external_port")?);
-        }
-        if let Some(l) = lifetime {
-            spec = spec.lifetime(self::lifetime(l)?);
-        }
-        let spec = spec.external_addr(opt_ip(external_ip, "external_ip")?);
-        let spec = spec.third_party(opt_ip(third_party, "third_party")?).nonce(self::nonce(nonce)?);
+        let spec = request_spec(protocol, internal_port, external_port, lifetime, external_ip, third_party, nonce)?;
+        let peer = (parse_ip(peer_ip, "peer_ip")?, port(peer_port, "peer_port")?);
+        let spec = spec.into_peer(peer.0, peer.1).map_err(|e| to_pyerr(peer_ip.py(), e))?;
         Ok(PyRequest::new(&self.inner, self.inner.core.peer_async(spec), Value::Mapping))
     }
 

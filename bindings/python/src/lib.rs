@@ -40,7 +40,7 @@ use pcp_core::server::{Server as CoreServer, ServerConfig, ServerMode};
 use pcp_core::HandlerId;
 use pcp_core::{
     Client as CoreClient, ClientConfig, Error as CoreError, ErrorCode, Event as CoreEvent, Filter, MapSpec,
-    Mapping as CoreMapping, MappingInfo, Nonce, PeerSpec, Pending, Protocol, ResultCode,
+    Mapping as CoreMapping, MappingInfo, Nonce, Pending, Protocol, ResultCode,
 };
 
 /// How long one GIL-free wait lasts before signals are checked.
