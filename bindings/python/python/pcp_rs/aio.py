@@ -41,6 +41,16 @@ T = TypeVar("T")
 _Self = TypeVar("_Self", bound="_Session")
 
 
+def _soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
+    """``loop.call_soon_threadsafe(fn, *args)`` from any thread; False if the
+    loop is closed (nobody is waiting on it any more)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+        return True
+    except RuntimeError:
+        return False
+
+
 async def _await(req: Request[T]) -> T:
     """Awaits a core request; cancelling the await cancels the request."""
     loop = asyncio.get_running_loop()
@@ -54,13 +64,8 @@ async def _await(req: Request[T]) -> T:
         except BaseException as e:  # the request's error, for the awaiter
             fut.set_exception(e)
 
-    def wake() -> None:  # on the thread that completes the request, or here if done
-        try:
-            loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # the loop is closed: nobody is waiting
-            pass
-
-    req.add_done_callback(wake)
+    # On the thread that completes the request, or here if it is done.
+    req.add_done_callback(functools.partial(_soon, loop, settle))
     try:
         return await fut
     except asyncio.CancelledError:
@@ -182,23 +187,15 @@ class Client(_Session):
 
         if not self._close_hooked:
             self._close_hooked = True
-
-            def on_close() -> None:  # on the thread that closed the client
-                try:
-                    loop.call_soon_threadsafe(end_all)
-                except RuntimeError:  # the loop is closed: nobody is iterating
-                    pass
-
-            # Captures the queues and the loop, not this object or the client
-            # (the client holds the hook: no reference cycle through it).
-            c.on_close(on_close)
+            # On the thread that closed the client. Captures the queues and
+            # the loop, not this object or the client (the client holds the
+            # hook: no reference cycle through it).
+            c.on_close(functools.partial(_soon, loop, end_all))
         if self._handler is None:
 
             def forward(ev: Event) -> None:  # on the client's driver thread
                 for q in list(queues):
-                    try:
-                        loop.call_soon_threadsafe(q.put_nowait, ev)
-                    except RuntimeError:
+                    if not _soon(loop, q.put_nowait, ev):
                         queues.discard(q)
 
             self._handler = c.on_event(forward)
