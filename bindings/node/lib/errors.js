@@ -25,16 +25,20 @@ function typeError(message) {
 }
 
 // What napi-rs says of a value it could not convert ("Failed to convert napi
-// value String into rust type `f64` on ServerOptions.minLifetime"), in
-// JavaScript's words: the option, or else the argument of `call`.
+// value String into rust type `f64` on ServerOptions.minLifetime"; for a
+// boolean it names no JavaScript type), in JavaScript's words: the option,
+// or else an argument of `call`. For an item of a list option napi-rs names
+// the list (args.js has checked that it is an array).
 function conversionMessage(message, call) {
-  const m = /value `?(\w+).*into rust type `(\w+)`(?: on \w+\.(\w+))?/.exec(message);
+  const m = /value (?:`?([A-Z]\w*)[^`]*?`? )?into rust type `(\w+)`(?: on (\w+)\.(\w+))?/.exec(message);
   if (!m) return message;
-  const [, given, rust, field] = m;
+  const [, given, rust, struct, field] = m;
   const wanted = { String: 'a string', bool: 'a boolean' }[rust] || (/^[iuf]\d+$/.test(rust) ? 'a number' : rust);
-  const g = given.toLowerCase();
-  const got = g === 'undefined' || g === 'null' ? g : `${/^[aeiou]/.test(g) ? 'an' : 'a'} ${g}`;
-  return `${field || `an argument of ${call}()`} must be ${wanted}, got ${got}`;
+  let what = field ? `${struct === 'FilterData' ? 'filter ' : ''}${field}` : `an argument of ${call}()`;
+  if (field === 'candidates' || field === 'servers') what = `each of ${field}`;
+  const g = given && given !== 'Unknown' ? given.toLowerCase() : undefined;
+  const got = !g ? '' : `, got ${g === 'undefined' || g === 'null' ? g : `${/^[aeiou]/.test(g) ? 'an' : 'a'} ${g}`}`;
+  return `${what} must be ${wanted}${got}`;
 }
 
 // Native functions throw "CODE\0message" for errors they report synchronously.

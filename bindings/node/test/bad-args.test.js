@@ -68,13 +68,16 @@ test("a value of the wrong type, such as the port '80', is a TypeError with code
     // Options napi-rs converts: its type errors are TypeErrors too, naming the field.
     await assert.rejects(() => client.peer({ internalPort: 80, remoteAddress: '198.51.100.1', remotePort: 443, lifetime: '300' }), typeError);
     await assert.rejects(() => client.map(80, { nonce: 12 }), typeError);
-    assert.throws(() => new pcp.Client(server.address, { listenAnnounce: 'no' }), (e) => typeError(e) && /listenAnnounce/.test(e.message));
+    assert.throws(() => new pcp.Client(server.address, { listenAnnounce: 'no' }), (e) => typeError(e) && e.message === 'listenAnnounce must be a boolean');
     await assert.rejects(() => pcp.discover({ candidates: '127.0.0.1' }), typeError);
-    // The test server's too, in JavaScript's words (napi-rs names the Rust type).
+    // In JavaScript's words (napi-rs names the Rust type): the test server's
+    // arguments, list items and filter fields.
     const says = (re) => (e) => typeError(e) && re.test(e.message) && !/rust/i.test(e.message);
     assert.throws(() => server.dropNext('3'), says(/^an argument of dropNext\(\) must be a number, got a string$/));
     assert.throws(() => server.setHostile({}), says(/must be a string, got an object$/));
     assert.throws(() => new pcp.testing.Server({ minLifetime: '1' }), says(/^minLifetime must be a number, got a string$/));
+    await assert.rejects(() => client.map(80, { filters: [{ remoteAddress: 5 }] }), says(/^filter remoteAddress must be a string, got a number$/));
+    await assert.rejects(() => pcp.discover({ candidates: [5] }), says(/^each of candidates must be a string, got a number$/));
     // A number out of range stays a PCPError (Python: ValueError).
     await assert.rejects(() => classic.createMapping(70000), (e) => e instanceof pcp.PCPError && isCode('INVALID_ARGUMENT')(e));
     assert.strictEqual(server.mappingCount, 0, 'a refused call sent nothing');
