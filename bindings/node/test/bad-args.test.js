@@ -88,9 +88,10 @@ test("a value of the wrong type, such as the port '80', is a TypeError with code
 });
 
 test('after close every call is CLOSED, and close twice is fine', async () => {
-  const server = new pcp.testing.Server();
+  const server = new pcp.testing.Server({ initialEpoch: 5000 });
   const client = new pcp.Client(server.address, { listenAnnounce: false, deadline: 2000 });
   const m = await client.map(8080);
+  const [epoch, internal] = [client.serverEpoch, await client.internalAddress()];
   await client.close();
   await client.close();
   assert.strictEqual(client.closed, true);
@@ -101,6 +102,14 @@ test('after close every call is CLOSED, and close twice is fine', async () => {
   await assert.rejects(() => client.delete(m), isCode('CLOSED'));
   await assert.rejects(() => m.delete(), isCode('CLOSED'));
   assert.strictEqual(m.internalPort, 8080, "the mapping's fields stay readable");
+  // What the client knew stays readable (as in Python); it holds nothing.
+  assert.ok(epoch >= 5000 && client.serverEpoch === epoch, `epoch ${epoch}, after close ${client.serverEpoch}`);
+  assert.strictEqual(await client.internalAddress(), internal);
+  assert.deepStrictEqual(client.mappings(), []);
+  assert.strictEqual(client.findMapping(8080), null);
+  assert.strictEqual(m.active, false);
+  await assert.rejects(() => client.setLocalAddress(null), isCode('CLOSED'));
+  await assert.rejects(() => client.refreshInternalAddress(), isCode('CLOSED'));
 
   const classic = new pcp.PCPClient(server.address);
   await assert.rejects(() => classic.createMapping(2 ** 70), isCode('INVALID_ARGUMENT'));

@@ -77,9 +77,10 @@ def test_client_refuses_bad_servers(server_arg: Any) -> None:
 
 
 def test_after_close_and_close_twice() -> None:
-    with Server() as server:
+    with Server(initial_epoch=5000) as server:
         client = pcp_rs.Client(server.address, deadline=2, listen_announce=False)
         m = client.map("tcp", 8080)
+        epoch, internal = client.server_epoch, client.internal_address
         client.close()
         client.close()  # twice is fine
         assert client.closed
@@ -95,6 +96,13 @@ def test_after_close_and_close_twice() -> None:
                 call()
             assert info.value.name == "CLOSED"
         assert m.internal_port == 8080, "the mapping's fields stay readable"
+        # What the client knew stays readable (as in Node); it holds nothing.
+        assert epoch is not None and epoch >= 5000 and client.server_epoch == epoch
+        assert client.internal_address == internal and client.mappings() == []
+        assert client.find_mapping("tcp", 8080) is None and not m.active
+        for change in (lambda: client.set_local_address(None), lambda: client.refresh_internal_address()):
+            with pytest.raises(pcp_rs.ClientClosed):
+                change()
 
 
 def test_classic_client_bad_arguments_and_close_twice() -> None:
