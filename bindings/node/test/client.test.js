@@ -183,7 +183,7 @@ test('the test server: fault injection and bookkeeping', async (t) => {
   assert.throws(() => new pcp.testing.Server({ listen: 'nowhere' }), { code: 'INVALID_ARGUMENT' });
   server.stop();
   server.stop();
-  assert.throws(() => server.mappingCount, { message: /stopped/ });
+  assert.throws(() => server.mappingCount, { code: 'INVALID_ARGUMENT', message: /the test server is stopped/ });
 });
 
 test('answers are read on the JavaScript thread; many sequential requests all resolve', async (t) => {

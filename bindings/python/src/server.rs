@@ -13,7 +13,8 @@ impl PyServer {
     pub(crate) fn with<T>(&self, f: impl FnOnce(&CoreServer) -> T) -> PyResult<T> {
         match &*lock(&self.server) {
             Some(s) => Ok(f(s)),
-            None => Err(PyRuntimeError::new_err("the test server is stopped")),
+            // INVALID_ARGUMENT, as in Node.
+            None => Err(invalid("the test server is stopped")),
         }
     }
 }

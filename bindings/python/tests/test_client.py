@@ -250,7 +250,7 @@ def test_test_server_controls(server: Server) -> None:
         assert c.external_address() == "203.0.113.99"
     server.stop()
     assert not server.running
-    with pytest.raises(RuntimeError):
+    with pytest.raises(pcp_rs.InvalidArgument, match="the test server is stopped"):
         server.mapping_count()
     assert "stopped" in repr(server)
 
