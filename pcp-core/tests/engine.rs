@@ -266,6 +266,8 @@ fn delete_uses_the_same_nonce_and_lifetime_zero() {
     let t = Instant::now();
     let (id, req) = granted(&mut e, t, 80, 3600, 5);
     e.delete(t, id).unwrap();
+    // Held no more, by any view, even if the delete is never answered.
+    assert!(e.mapping(id).is_none() && e.mappings().next().is_none() && e.mapping_ids().is_empty());
     let del = sent(&mut e).pop().unwrap();
     assert_eq!(del.lifetime, 0);
     assert_eq!(nonce_of(&del), nonce_of(&req));

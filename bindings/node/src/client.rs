@@ -6,10 +6,7 @@ use super::*;
 /// from `index.js` instead.
 #[napi]
 pub struct NativeClient {
-    client: Client,
-    /// Set by `close`: the core then refuses requests (CLOSED) and still
-    /// answers what it knows (its addresses, the last epoch), as elsewhere.
-    closed: bool,
+    client: Option<Client>,
     inner: Arc<Inner>,
     referenced: bool,
     /// The event handler forwarding to JavaScript, while someone listens.
@@ -33,8 +30,8 @@ impl Drop for NativeClient {
         self.stop_reader();
         // Dropping the last handle closes the client, which may wait for
         // deletes: never on the JavaScript thread (this runs in a GC finalizer).
-        if !self.closed {
-            drop(self.client.close_async(false));
+        if let Some(c) = self.client.take() {
+            drop(c.close_async(false));
         }
     }
 }
@@ -64,7 +61,7 @@ impl NativeClient {
         // SAFETY: the constructor runs on the JavaScript thread, and
         // `callback_value` belongs to its scope.
         let reader = unsafe { reader::Reader::start(env.raw(), callback_value, &client, &inner) };
-        Ok(NativeClient { client, closed: false, inner, referenced: false, handler: None, reader })
+        Ok(NativeClient { client: Some(client), inner, referenced: false, handler: None, reader })
     }
 
     /// Starts forwarding events (renewed, lost, ...) to the callback. Done
@@ -76,7 +73,7 @@ impl NativeClient {
             return Ok(());
         }
         let weak = Arc::downgrade(&self.inner);
-        let id = self.client.on_event(move |ev| {
+        let id = self.client()?.on_event(move |ev| {
             let Some(inner) = weak.upgrade() else { return };
             if let Some(msg) = event_message(ev) {
                 inner.tsfn.call(msg, ThreadsafeFunctionCallMode::NonBlocking);
@@ -111,8 +108,8 @@ impl NativeClient {
     /// queued are still delivered.
     #[napi]
     pub fn unlisten(&mut self) {
-        if let Some(id) = self.handler.take() {
-            self.client.remove_event_handler(id);
+        if let (Some(id), Some(client)) = (self.handler.take(), self.client.as_ref()) {
+            client.remove_event_handler(id);
         }
         // Nobody waits for the events still due.
         self.inner.listening.store(false, Ordering::Release);
@@ -126,13 +123,18 @@ impl NativeClient {
         self.reader.is_some()
     }
 
+    /// The client, or CLOSED once `close` was called.
+    fn client(&self) -> napi::Result<&Client> {
+        self.client.as_ref().ok_or_else(|| napi_err(PcpError::Closed))
+    }
+
     /// Whether the client keeps the Node.js event loop alive.
     #[napi]
     pub fn set_ref(&mut self, env: Env, referenced: bool) -> napi::Result<()> {
         // Events due or queued keep the process alive until JavaScript has
         // them (see `Inner::events_due`), except once closing.
         let referenced = referenced
-            || (!self.closed
+            || (self.client.is_some()
                 && (self.inner.events_due.load(Ordering::Acquire) > 0
                     || self.inner.syncs_queued.load(Ordering::Acquire) > 0));
         if referenced == self.referenced {
@@ -165,7 +167,7 @@ impl NativeClient {
         external_port: Option<f64>,
         lifetime: Option<f64>,
     ) -> napi::Result<Option<MessageRow>> {
-        let client = &self.client;
+        let client = self.client()?;
         let args = || -> Result<_> {
             let (p, i) = (self::protocol(&protocol)?, port(internal_port, "internalPort")?);
             Ok((p, i, port(external_port.unwrap_or(0.0), "externalPort")?, self::lifetime(lifetime)?))
@@ -176,27 +178,27 @@ impl NativeClient {
 
     #[napi]
     pub fn map(&self, req: u32, options: RequestOptions) -> napi::Result<Option<MessageRow>> {
-        let client = &self.client;
+        let client = self.client()?;
         Ok(self.inner.start(req, or_refused(map_spec(&options, client), |s| client.map_async(s)), fill_mapping))
     }
 
     #[napi]
     pub fn peer(&self, req: u32, options: RequestOptions) -> napi::Result<Option<MessageRow>> {
-        let client = &self.client;
+        let client = self.client()?;
         Ok(self.inner.start(req, or_refused(peer_spec(&options, client), |s| client.peer_async(s)), fill_mapping))
     }
 
     /// Deletes the mapping with this id.
     #[napi]
     pub fn delete(&self, req: u32, id: f64) -> napi::Result<Option<MessageRow>> {
-        let client = &self.client;
+        let client = self.client()?;
         Ok(self.inner.start(req, client.delete_async(MappingId(id as u64)), |(), _| {}))
     }
 
     /// Deletes a mapping this client does not hold, known by its nonce.
     #[napi]
     pub fn delete_by_nonce(&self, req: u32, options: RequestOptions) -> napi::Result<Option<MessageRow>> {
-        let client = &self.client;
+        let client = self.client()?;
         let spec = match options.nonce {
             Some(_) => map_spec(&options, client),
             None => Err(invalid("nonce must be a string of 24 hex digits, got undefined")),
@@ -212,20 +214,20 @@ impl NativeClient {
         protocol_number: ProtocolArg,
         internal_port: f64,
     ) -> napi::Result<Option<MessageRow>> {
-        let client = &self.client;
+        let client = self.client()?;
         let args = protocol(&protocol_number).and_then(|p| Ok((p, port(internal_port, "internalPort")?)));
         Ok(self.inner.start(req, or_refused(args, |(p, i)| client.delete_port_async(p, i)), |(), _| {}))
     }
 
     #[napi]
     pub fn announce(&self, req: u32) -> napi::Result<Option<MessageRow>> {
-        let client = &self.client;
+        let client = self.client()?;
         Ok(self.inner.start(req, client.announce_async(), |e, msg| msg.epoch = Some(e)))
     }
 
     #[napi]
     pub fn external_address(&self, req: u32) -> napi::Result<Option<MessageRow>> {
-        let client = &self.client;
+        let client = self.client()?;
         Ok(self.inner.start(req, client.external_address_async(), |a, msg| msg.address = Some(a.to_string())))
     }
 
@@ -239,38 +241,38 @@ impl NativeClient {
         }
     }
 
-    /// The MAP mapping this client holds for `protocol` and `internalPort`.
+    /// The MAP mapping this client holds for `protocol` and `internalPort` (none once closed).
     #[napi]
     pub fn find_mapping(&self, protocol_number: ProtocolArg, internal_port: f64) -> napi::Result<Option<MappingData>> {
         let (p, port) =
             (protocol(&protocol_number).map_err(napi_err)?, port(internal_port, "internalPort").map_err(napi_err)?);
-        Ok(self.client.find_mapping(p, port).map(|m| m.info().into()))
+        Ok(self.client.as_ref().and_then(|c| c.find_mapping(p, port)).map(|m| m.info().into()))
     }
 
     #[napi]
     pub fn mapping(&self, id: f64) -> Option<MappingData> {
-        self.client.mapping(MappingId(id as u64)).map(|m| m.info().into())
+        self.client.as_ref()?.mapping(MappingId(id as u64)).map(|m| m.info().into())
     }
 
     #[napi]
     pub fn mappings(&self) -> Vec<MappingData> {
-        self.client.mappings().iter().map(|m| m.info().into()).collect()
+        self.client.iter().flat_map(|c| c.mappings()).map(|m| m.info().into()).collect()
     }
 
     /// How many mappings the client holds.
     #[napi]
     pub fn mapping_count(&self) -> u32 {
-        self.client.mapping_count() as u32
+        self.client.as_ref().map_or(0, |c| c.mapping_count() as u32)
     }
 
     #[napi]
     pub fn gateway_address(&self) -> napi::Result<String> {
-        Ok(self.client.gateway_address().to_string())
+        Ok(self.client()?.gateway_address().to_string())
     }
 
     #[napi]
     pub fn internal_address(&self) -> napi::Result<String> {
-        Ok(self.client.internal_address().to_string())
+        Ok(self.client()?.internal_address().to_string())
     }
 
     /// Sends from `addr` from now on (null: the route's choice again); see
@@ -278,40 +280,37 @@ impl NativeClient {
     #[napi]
     pub fn set_local_address(&self, addr: Option<String>) -> napi::Result<bool> {
         let ip = addr.map(|a| ip(&a, "addr")).transpose().map_err(napi_err)?;
-        self.client.set_local_address(ip).map_err(napi_err)
+        self.client()?.set_local_address(ip).map_err(napi_err)
     }
 
     /// Checks our address towards the server now; whether it changed.
     #[napi]
     pub fn refresh_internal_address(&self) -> napi::Result<bool> {
-        self.client.refresh_internal_address().map_err(napi_err)
+        self.client()?.refresh_internal_address().map_err(napi_err)
     }
 
     #[napi]
     pub fn server_epoch(&self) -> Option<u32> {
-        self.client.server_epoch()
+        self.client.as_ref()?.server_epoch()
     }
 
     #[napi]
     pub fn listens_for_announce(&self) -> bool {
-        self.client.listens_for_announce()
+        self.client.as_ref().is_some_and(|c| c.listens_for_announce())
     }
 
     /// Closes off this thread (the core's `close_async`: closing waits for
     /// the deletes) and calls `callback` when done. `keep` leaves the
-    /// mappings on the server. From now on requests are CLOSED;
-    /// what the client knows (addresses, the last epoch) stays readable.
+    /// mappings on the server. From now on every call is CLOSED.
     #[napi]
     pub fn close(&mut self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
-        if std::mem::replace(&mut self.closed, true) {
-            return Err(napi_err(PcpError::Closed));
-        }
+        let client = self.client.take().ok_or_else(|| napi_err(PcpError::Closed))?;
         // The driver thread reads the answers to the deletes: closing does
         // not depend on this thread's event loop.
         self.stop_reader();
         let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
             callback.build_threadsafe_function::<NativeMessage>().build()?;
-        self.client.close_async(keep).on_complete(move |_| {
+        client.close_async(keep).on_complete(move |_| {
             done.call(NativeMessage::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
         });
         Ok(())

@@ -251,10 +251,11 @@ impl Engine {
         self.stats
     }
 
-    /// A granted mapping.
+    /// A granted mapping, unless it is being deleted (as [`Engine::mappings`]
+    /// lists them: a delete that is never answered must not leave it held).
     pub fn mapping(&self, id: MappingId) -> Option<&MappingInfo> {
         match self.entries.get(&id.0).map(|e| &**e) {
-            Some(e @ Entry { kind: Kind::Mapping(_), .. }) => e.info.as_ref(),
+            Some(e @ Entry { kind: Kind::Mapping(_), .. }) if e.phase != Phase::Deleting => e.info.as_ref(),
             _ => None,
         }
     }
