@@ -7,6 +7,10 @@ use super::*;
 #[napi]
 pub struct NativeClient {
     client: Option<Client>,
+    /// What the client knew when `close` let it go (the last epoch, our
+    /// address): still readable, as in the core and Python. The client
+    /// itself goes, so that its sockets close with it.
+    known_at_close: Option<(Option<u32>, IpAddr)>,
     inner: Arc<Inner>,
     referenced: bool,
     /// The event handler forwarding to JavaScript, while someone listens.
@@ -61,7 +65,7 @@ impl NativeClient {
         // SAFETY: the constructor runs on the JavaScript thread, and
         // `callback_value` belongs to its scope.
         let reader = unsafe { reader::Reader::start(env.raw(), callback_value, &client, &inner) };
-        Ok(NativeClient { client: Some(client), inner, referenced: false, handler: None, reader })
+        Ok(NativeClient { client: Some(client), known_at_close: None, inner, referenced: false, handler: None, reader })
     }
 
     /// Starts forwarding events (renewed, lost, ...) to the callback. Done
@@ -272,7 +276,10 @@ impl NativeClient {
 
     #[napi]
     pub fn internal_address(&self) -> napi::Result<String> {
-        Ok(self.client()?.internal_address().to_string())
+        match (&self.client, self.known_at_close) {
+            (None, Some((_, ip))) => Ok(ip.to_string()),
+            _ => Ok(self.client()?.internal_address().to_string()),
+        }
     }
 
     /// Sends from `addr` from now on (null: the route's choice again); see
@@ -291,7 +298,10 @@ impl NativeClient {
 
     #[napi]
     pub fn server_epoch(&self) -> Option<u32> {
-        self.client.as_ref()?.server_epoch()
+        match &self.client {
+            Some(c) => c.server_epoch(),
+            None => self.known_at_close.and_then(|(epoch, _)| epoch),
+        }
     }
 
     #[napi]
@@ -301,15 +311,19 @@ impl NativeClient {
 
     /// Closes off this thread (the core's `close_async`: closing waits for
     /// the deletes) and calls `callback` when done. `keep` leaves the
-    /// mappings on the server. From now on every call is CLOSED.
+    /// mappings on the server. From now on requests are CLOSED;
+    /// the last epoch and our address stay readable.
     #[napi]
     pub fn close(&mut self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
-        let client = self.client.take().ok_or_else(|| napi_err(PcpError::Closed))?;
+        let client = self.client.clone().ok_or_else(|| napi_err(PcpError::Closed))?;
+        // Before anything changes: if this fails, the client stays open.
+        let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
+            callback.build_threadsafe_function::<NativeMessage>().build()?;
+        self.client = None;
+        self.known_at_close = Some((client.server_epoch(), client.internal_address()));
         // The driver thread reads the answers to the deletes: closing does
         // not depend on this thread's event loop.
         self.stop_reader();
-        let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
-            callback.build_threadsafe_function::<NativeMessage>().build()?;
         client.close_async(keep).on_complete(move |_| {
             done.call(NativeMessage::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
         });

@@ -102,7 +102,7 @@ test('after close every call is CLOSED, and close twice is fine', async () => {
   await assert.rejects(() => client.delete(m), isCode('CLOSED'));
   await assert.rejects(() => m.delete(), isCode('CLOSED'));
   assert.strictEqual(m.internalPort, 8080, "the mapping's fields stay readable");
-  // What the client knew stays readable (as in Python); it holds nothing.
+  // What the client knew stays readable (as in Python); it holds no mapping.
   assert.ok(epoch >= 5000 && client.serverEpoch === epoch, `epoch ${epoch}, after close ${client.serverEpoch}`);
   assert.strictEqual(await client.internalAddress(), internal);
   assert.deepStrictEqual(client.mappings(), []);
@@ -110,6 +110,14 @@ test('after close every call is CLOSED, and close twice is fine', async () => {
   assert.strictEqual(m.active, false);
   await assert.rejects(() => client.setLocalAddress(null), isCode('CLOSED'));
   await assert.rejects(() => client.refreshInternalAddress(), isCode('CLOSED'));
+  // A close whose deletes go unanswered lets go of the mapping all the same.
+  const silent = new pcp.Client(server.address, { listenAnnounce: false, closeTimeout: 300 });
+  const held = await silent.map(8090);
+  server.dropNext(100);
+  await silent.close();
+  assert.strictEqual(held.active, false);
+  assert.strictEqual(held.refresh(), false);
+  server.dropNext(0);
 
   const classic = new pcp.PCPClient(server.address);
   await assert.rejects(() => classic.createMapping(2 ** 70), isCode('INVALID_ARGUMENT'));

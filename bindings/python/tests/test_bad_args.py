@@ -96,13 +96,19 @@ def test_after_close_and_close_twice() -> None:
                 call()
             assert info.value.name == "CLOSED"
         assert m.internal_port == 8080, "the mapping's fields stay readable"
-        # What the client knew stays readable (as in Node); it holds nothing.
+        # What the client knew stays readable (as in Node); it holds no mapping.
         assert epoch is not None and epoch >= 5000 and client.server_epoch == epoch
         assert client.internal_address == internal and client.mappings() == []
         assert client.find_mapping("tcp", 8080) is None and not m.active
         for change in (lambda: client.set_local_address(None), lambda: client.refresh_internal_address()):
             with pytest.raises(pcp_rs.ClientClosed):
                 change()
+        # A close whose deletes go unanswered lets go of the mapping all the same.
+        silent = pcp_rs.Client(server.address, listen_announce=False, close_timeout=0.3)
+        held = silent.map("tcp", 8090)
+        server.drop_next(100)
+        silent.close()
+        assert not held.active and not held.refresh()
 
 
 def test_classic_client_bad_arguments_and_close_twice() -> None:
