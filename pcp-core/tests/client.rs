@@ -401,6 +401,11 @@ fn announce_port_is_shared_and_a_busy_port_is_not_fatal() {
     let c = Client::new(cc).unwrap();
     assert!(!c.listens_for_announce());
     c.map(Protocol::TCP, 80).unwrap();
+    // Closed clients, even still held, let the port go.
+    a.close();
+    b.close();
+    assert!(!a.listens_for_announce() && !b.listens_for_announce());
+    UdpSocket::bind(("0.0.0.0", port)).expect("nobody holds the ANNOUNCE port");
 }
 
 #[test]

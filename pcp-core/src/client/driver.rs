@@ -114,6 +114,9 @@ pub(super) fn run(shared: Arc<Shared>, started: std::sync::mpsc::SyncSender<()>)
             let waiters: Vec<Waiter> = {
                 let mut st = shared.lock();
                 st.closed = true;
+                st.endpoint.close_listeners(|s| {
+                    let _ = shared.poller.delete(s);
+                });
                 st.waiters.drain().map(|(_, w)| w).collect()
             };
             for w in waiters {

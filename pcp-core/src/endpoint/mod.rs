@@ -303,6 +303,16 @@ impl Endpoint {
         std::iter::once(&*self.socket).chain(self.announce.as_ref()).chain(self.legacy_announce.as_ref())
     }
 
+    /// Closes the ANNOUNCE listeners, once the client is closed: it then
+    /// keeps no well-known port bound (another client's socket on 5350
+    /// could otherwise lose unicast announcements to it). `unregister` sees
+    /// each first, to take it out of a poller.
+    pub(crate) fn close_listeners(&mut self, mut unregister: impl FnMut(&UdpSocket)) {
+        for listener in self.announce.take().into_iter().chain(self.legacy_announce.take()) {
+            unregister(&listener);
+        }
+    }
+
     /// Whether the ANNOUNCE listener is open.
     pub fn listens_for_announce(&self) -> bool {
         self.announce.is_some()
