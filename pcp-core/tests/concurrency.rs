@@ -119,3 +119,18 @@ fn a_close_from_a_callback_a_waiting_caller_runs_gets_its_deletes_answered() {
     let deleted: Vec<_> = rx.try_iter().collect();
     assert!(deleted.contains(&(held.id(), true)), "the held mapping's delete was answered: {deleted:?}");
 }
+
+/// Two deletes of one mapping at once (two threads calling `delete()`):
+/// both get the delete's answer; the second does not cancel the first.
+#[test]
+fn two_deletes_of_one_mapping_both_get_its_answer() {
+    let server = Server::start_local().unwrap();
+    let mut cc = ClientConfig::new(server.local_addr());
+    cc.listen_announce = false;
+    let client = Client::new(cc).unwrap();
+    let m = client.map_with(MapSpec::new(Protocol::TCP, 7100)).unwrap();
+    server.set_delay(Duration::from_millis(50)); // both in flight together
+    let (first, second) = (m.delete_async(), m.delete_async());
+    assert_eq!((first.wait(), second.wait()), (Ok(()), Ok(())));
+    assert_eq!(server.mapping_count(), 0);
+}

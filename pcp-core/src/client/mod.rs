@@ -297,7 +297,7 @@ impl Client {
         let (p, c) = pending();
         match self.shared().submit(false, |st, now| {
             let id = st.endpoint.engine_mut().delete_by_nonce(now, spec)?;
-            st.waiters.insert(id.0, Waiter::Delete(c));
+            st.waiters.insert(id.0, Waiter::Delete(vec![c]));
             Ok(())
         }) {
             Ok(()) => p.with_driver(self.shared().clone()),

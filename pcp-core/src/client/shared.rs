@@ -25,7 +25,9 @@ pub(super) const MAIN_KEY: usize = 0;
 /// Who waits for a request's outcome.
 pub(super) enum Waiter {
     Map(Completer<Mapping>),
-    Delete(Completer<()>),
+    /// Every caller of a delete of one mapping (a second delete of a mapping
+    /// being deleted waits for the same answer).
+    Delete(Vec<Completer<()>>),
     Announce(Completer<u32>),
     External(Completer<IpAddr>),
 }
@@ -271,7 +273,11 @@ impl Shared {
         let (p, c) = pending();
         match self.submit(false, |st, now| {
             st.endpoint.engine_mut().delete(now, id)?;
-            st.waiters.insert(id.0, Waiter::Delete(c));
+            match st.waiters.get_mut(&id.0) {
+                Some(Waiter::Delete(callers)) => callers.push(c),
+                // A map still in flight is cancelled by the delete (its waiter goes).
+                _ => drop(st.waiters.insert(id.0, Waiter::Delete(vec![c]))),
+            }
             Ok(())
         }) {
             Ok(()) => p.with_driver(self.clone()),
@@ -336,7 +342,9 @@ fn complete(shared: &Arc<Shared>, waiter: Waiter, event: &Event) {
             c.complete(Ok(Mapping { shared: shared.clone(), info: info.clone() }))
         }
         (Waiter::Map(c), Event::Failed { error, .. }) => c.complete(Err(error.clone())),
-        (Waiter::Delete(c), Event::Deleted { result, .. }) => c.complete(result.clone()),
+        (Waiter::Delete(callers), Event::Deleted { result, .. }) => {
+            callers.into_iter().for_each(|c| c.complete(result.clone()))
+        }
         (Waiter::Announce(c), Event::Announced { result, .. }) => c.complete(result.clone()),
         (Waiter::External(c), Event::ExternalAddress { result, .. }) => c.complete(result.clone()),
         (w, _) => fail_waiter(w, Error::BadResponse("unexpected completion".into())),
@@ -346,7 +354,7 @@ fn complete(shared: &Arc<Shared>, waiter: Waiter, event: &Event) {
 pub(super) fn fail_waiter(w: Waiter, e: Error) {
     match w {
         Waiter::Map(c) => c.complete(Err(e)),
-        Waiter::Delete(c) => c.complete(Err(e)),
+        Waiter::Delete(callers) => callers.into_iter().for_each(|c| c.complete(Err(e.clone()))),
         Waiter::Announce(c) => c.complete(Err(e)),
         Waiter::External(c) => c.complete(Err(e)),
     }
