@@ -206,7 +206,8 @@ impl Client {
         self.shared().lock().endpoint.engine().protocol_version()
     }
 
-    /// Whether the client listens for unsolicited ANNOUNCE.
+    /// Whether the client listens for unsolicited ANNOUNCE (false once it is
+    /// closed: the listener is closed with it).
     pub fn listens_for_announce(&self) -> bool {
         self.shared().lock().endpoint.listens_for_announce()
     }
