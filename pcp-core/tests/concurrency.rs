@@ -91,16 +91,22 @@ fn eight_threads_a_thousand_requests_each_every_call_its_own_answer() {
     client.close();
 }
 
+/// A test server and a client of it (not listening for ANNOUNCE).
+fn server_and_client() -> (Server, Client) {
+    let server = Server::start_local().unwrap();
+    let mut cc = ClientConfig::new(server.local_addr());
+    cc.listen_announce = false;
+    let client = Client::new(cc).unwrap();
+    (server, client)
+}
+
 /// A callback that closes the client, run by a caller that drives the engine
 /// while it waits (it read that request's answer): the close's deletes are
 /// answered, not given up on when the close timeout passes, although that
 /// caller, still counted as driving, reads nothing until the callback returns.
 #[test]
 fn a_close_from_a_callback_a_waiting_caller_runs_gets_its_deletes_answered() {
-    let server = Server::start_local().unwrap();
-    let mut cc = ClientConfig::new(server.local_addr());
-    cc.listen_announce = false;
-    let client = Client::new(cc).unwrap();
+    let (server, client) = server_and_client();
     let held = client.map_with(MapSpec::new(Protocol::TCP, 7000)).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     client.on_event(move |ev| {
@@ -124,10 +130,7 @@ fn a_close_from_a_callback_a_waiting_caller_runs_gets_its_deletes_answered() {
 /// both get the delete's answer; the second does not cancel the first.
 #[test]
 fn two_deletes_of_one_mapping_both_get_its_answer() {
-    let server = Server::start_local().unwrap();
-    let mut cc = ClientConfig::new(server.local_addr());
-    cc.listen_announce = false;
-    let client = Client::new(cc).unwrap();
+    let (server, client) = server_and_client();
     let m = client.map_with(MapSpec::new(Protocol::TCP, 7100)).unwrap();
     server.set_delay(Duration::from_millis(50)); // both in flight together
     let (first, second) = (m.delete_async(), m.delete_async());
