@@ -27,14 +27,14 @@ function typeError(message) {
 // What napi-rs says of a value it could not convert ("Failed to convert napi
 // value String into rust type `f64` on ServerOptions.minLifetime"; for a
 // boolean it names no JavaScript type), in JavaScript's words: the option,
-// or else an argument of `call`. For an item of a list option napi-rs names
+// or else an argument (of `call`, when the caller names it). For an item of a list option napi-rs names
 // the list (args.js has checked that it is an array).
 function conversionMessage(message, call) {
   const m = /value (?:`?([A-Z]\w*)[^`]*?`? )?into rust type `(\w+)`(?: on (\w+)\.(\w+))?/.exec(message);
   if (!m) return message;
   const [, given, rust, struct, field] = m;
   const wanted = { String: 'a string', bool: 'a boolean' }[rust] || (/^[iuf]\d+$/.test(rust) ? 'a number' : rust);
-  let what = field ? `${struct === 'FilterData' ? 'filter ' : ''}${field}` : `an argument of ${call}()`;
+  let what = field ? `${struct === 'FilterData' ? 'filter ' : ''}${field}` : `an argument${call ? ` of ${call}()` : ''}`;
   if (field === 'candidates' || field === 'servers') what = `each of ${field}`;
   const g = given && given !== 'Unknown' ? given.toLowerCase() : undefined;
   const got = !g ? '' : `, got ${g === 'undefined' || g === 'null' ? g : `${/^[aeiou]/.test(g) ? 'an' : 'a'} ${g}`}`;
@@ -42,7 +42,7 @@ function conversionMessage(message, call) {
 }
 
 // Native functions throw "CODE\0message" for errors they report synchronously.
-function fromNative(e, call = 'the call') {
+function fromNative(e, call) {
   if (e instanceof PCPError || e instanceof TypeError) return e;
   // napi-rs could not convert a value to the Rust type ('NumberExpected', ...).
   if (e && typeof e.code === 'string' && e.code.endsWith('Expected')) return typeError(conversionMessage(e.message, call));

@@ -67,6 +67,16 @@ for (const code of SERVER_CODES) {
   });
 }
 
+test("napi-rs's conversion errors in JavaScript's words, with or without the call's name", () => {
+  const { fromNative } = require('../lib/errors');
+  const napi = (message) => Object.assign(new Error(message), { code: 'NumberExpected' });
+  const e = fromNative(napi('Failed to convert napi value String into rust type `f64`'));
+  assert.ok(e instanceof TypeError && e.code === 'INVALID_ARGUMENT');
+  assert.strictEqual(e.message, 'an argument must be a number, got a string');
+  assert.strictEqual(fromNative(napi('Failed to convert napi value String into rust type `f64`'), 'dropNext').message,
+    'an argument of dropNext() must be a number, got a string');
+});
+
 test('a failed first request is also a failed event', async (t) => {
   const { server, client } = setup(t);
   server.forceResult('NO_RESOURCES');
