@@ -7,10 +7,11 @@ use super::*;
 #[napi]
 pub struct NativeClient {
     client: Option<Client>,
-    /// What the client knew when `close` let it go (the last epoch, our
-    /// address): still readable, as in the core and Python. The client
-    /// itself goes, so that its sockets close with it.
-    known_at_close: Option<(Option<u32>, IpAddr)>,
+    /// What the client knew once closed (the last epoch, our address):
+    /// still readable, as in the core and Python. Set when `close` lets the
+    /// client go (so that its sockets close with it) and again when the
+    /// close finishes, since the deletes' answers may bring a new epoch.
+    known_at_close: Arc<Mutex<Option<Known>>>,
     inner: Arc<Inner>,
     referenced: bool,
     /// The event handler forwarding to JavaScript, while someone listens.
@@ -65,7 +66,8 @@ impl NativeClient {
         // SAFETY: the constructor runs on the JavaScript thread, and
         // `callback_value` belongs to its scope.
         let reader = unsafe { reader::Reader::start(env.raw(), callback_value, &client, &inner) };
-        Ok(NativeClient { client: Some(client), known_at_close: None, inner, referenced: false, handler: None, reader })
+        let known_at_close = Arc::default();
+        Ok(NativeClient { client: Some(client), known_at_close, inner, referenced: false, handler: None, reader })
     }
 
     /// Starts forwarding events (renewed, lost, ...) to the callback. Done
@@ -276,7 +278,7 @@ impl NativeClient {
 
     #[napi]
     pub fn internal_address(&self) -> napi::Result<String> {
-        match (&self.client, self.known_at_close) {
+        match (&self.client, self.known()) {
             (None, Some((_, ip))) => Ok(ip.to_string()),
             _ => Ok(self.client()?.internal_address().to_string()),
         }
@@ -300,7 +302,7 @@ impl NativeClient {
     pub fn server_epoch(&self) -> Option<u32> {
         match &self.client {
             Some(c) => c.server_epoch(),
-            None => self.known_at_close.and_then(|(epoch, _)| epoch),
+            None => self.known().and_then(|(epoch, _)| epoch),
         }
     }
 
@@ -315,20 +317,39 @@ impl NativeClient {
     /// the last epoch and our address stay readable.
     #[napi]
     pub fn close(&mut self, keep: bool, callback: Function<NativeMessage, Unknown<'static>>) -> napi::Result<()> {
-        let client = self.client.clone().ok_or_else(|| napi_err(PcpError::Closed))?;
-        // Before anything changes: if this fails, the client stays open.
-        let done: ThreadsafeFunction<NativeMessage, Unknown<'static>, NativeMessage, Status, false> =
-            callback.build_threadsafe_function::<NativeMessage>().build()?;
-        self.client = None;
-        self.known_at_close = Some((client.server_epoch(), client.internal_address()));
+        let client = self.client.take().ok_or_else(|| napi_err(PcpError::Closed))?;
+        let known = self.known_at_close.clone();
+        let remember = move |c: &Client| *known.lock().unwrap_or_else(|e| e.into_inner()) = Some(known_of(c));
+        remember(&client);
         // The driver thread reads the answers to the deletes: closing does
         // not depend on this thread's event loop.
         self.stop_reader();
+        // The close goes ahead even if the callback cannot be made: then
+        // this throws, and JavaScript finishes the close itself.
+        let (done, made) = match callback.build_threadsafe_function::<NativeMessage>().build() {
+            Ok(done) => (Some(done), Ok(())),
+            Err(e) => (None, Err(e)),
+        };
+        let closing = client.clone();
         client.close_async(keep).on_complete(move |_| {
-            done.call(NativeMessage::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
+            remember(&closing);
+            if let Some(done) = done {
+                done.call(NativeMessage::new("closed"), ThreadsafeFunctionCallMode::NonBlocking);
+            }
         });
-        Ok(())
+        made
     }
+
+    fn known(&self) -> Option<Known> {
+        *self.known_at_close.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a closed client still tells: the last epoch and our address.
+type Known = (Option<u32>, IpAddr);
+
+fn known_of(c: &Client) -> Known {
+    (c.server_epoch(), c.internal_address())
 }
 
 /// Finds the PCP server (the core's `discover_async`, off this thread); `callback` gets a message

@@ -128,3 +128,15 @@ test('after close every call is CLOSED, and close twice is fine', async () => {
   await assert.rejects(() => classic.deleteMapping(80), isCode('CLOSED'));
   server.stop();
 });
+
+test("after close the epoch is the last one seen, the deletes' answers included (as in the core)", async () => {
+  const server = new pcp.testing.Server({ initialEpoch: 5000 });
+  const client = new pcp.Client(server.address, { listenAnnounce: false, deadline: 2000 });
+  await client.map(8080);
+  assert.ok(client.serverEpoch >= 5000);
+  // The server forgets everything and counts from 0: the delete's answer says so.
+  server.reboot();
+  await client.close();
+  assert.ok(client.serverEpoch < 5000, `epoch after close ${client.serverEpoch}`);
+  server.stop();
+});

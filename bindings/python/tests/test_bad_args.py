@@ -111,6 +111,17 @@ def test_after_close_and_close_twice() -> None:
         assert not held.active and not held.refresh()
 
 
+
+def test_after_close_the_epoch_is_the_last_seen_the_deletes_answers_included() -> None:
+    """As in Node: the server reboots (counting from 0), and the delete's answer says so."""
+    with Server(initial_epoch=5000) as server:
+        client = pcp_rs.Client(server.address, deadline=2, listen_announce=False)
+        client.map("tcp", 8080)
+        assert (client.server_epoch or 0) >= 5000
+        server.reboot()
+        client.close()
+        assert client.server_epoch is not None and client.server_epoch < 5000
+
 def test_classic_client_bad_arguments_and_close_twice() -> None:
     with Server() as server:
         c = pcp_rs.PCPClient(server.address, deadline=2, listen_announce=False)
