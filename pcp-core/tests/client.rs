@@ -84,6 +84,17 @@ fn map_peer_delete_announce_and_addresses() {
     assert!(c.find_mapping(Protocol::TCP, 8080).is_none());
 }
 
+/// An IPv4 peer written IPv4-mapped (`::ffff:a.b.c.d`) is the same address
+/// on the wire: its answer, decoded as IPv4, must complete the request.
+#[test]
+fn a_peer_given_ipv4_mapped_is_granted() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    let p = c.peer(PeerSpec::new(Protocol::TCP, 9100, "::ffff:198.51.100.4".parse().unwrap(), 443)).unwrap();
+    assert_eq!(p.remote(), Some(("198.51.100.4".parse().unwrap(), 443)));
+    assert_eq!(server.mapping_count(), 1);
+}
+
 #[test]
 fn map_options_reach_the_server() {
     let server = Server::start_local().unwrap();

@@ -272,10 +272,13 @@ impl Engine {
             nonce,
             protocol,
             internal_port,
-            internal_addr: third_party.unwrap_or(self.config.client_addr),
-            remote,
+            // Addresses in their IPv4 form where they have one: the wire
+            // carries both forms alike, and answers decode to IPv4, so an
+            // IPv4-mapped remote peer would otherwise never match its answer.
+            internal_addr: third_party.map_or(self.config.client_addr, canonical),
+            remote: remote.map(|(addr, port)| (canonical(addr), port)),
             suggested_port,
-            suggested_addr: suggested_addr.unwrap_or_else(|| unspecified_external(self.config.client_addr)),
+            suggested_addr: suggested_addr.map_or_else(|| unspecified_external(self.config.client_addr), canonical),
             lifetime,
             options,
             retransmit: retransmit.unwrap_or(self.config.retransmit),
