@@ -95,6 +95,25 @@ fn a_peer_given_ipv4_mapped_is_granted() {
     assert_eq!(server.mapping_count(), 1);
 }
 
+/// A request still waiting for its answer when the client is closed fails
+/// with CLOSED, whether close deletes the mappings or keeps them (it was
+/// CANCELLED when deleting, which a caller cannot tell from its own cancel).
+#[test]
+fn a_request_in_flight_at_close_fails_closed() {
+    for keep in [false, true] {
+        let server = Server::start_local().unwrap();
+        let c = client(&server);
+        server.set_delay(Duration::from_millis(300));
+        let pending = c.map_async(MapSpec::new(Protocol::TCP, 9300));
+        if keep {
+            c.close_keep();
+        } else {
+            c.close();
+        }
+        assert_eq!(pending.wait().unwrap_err(), Error::Closed, "keep {keep}");
+    }
+}
+
 #[test]
 fn map_options_reach_the_server() {
     let server = Server::start_local().unwrap();

@@ -238,10 +238,6 @@ class Client extends EventEmitter {
           // The answer beat the cancellation: undo what it made.
           if (msg.id !== undefined && !msg.code) this.delete(msg.id).catch(() => {});
           entry.reject(abortError(entry.signal));
-        } else if (msg.code === 'CANCELLED' && this._closePromise) {
-          // close() deletes a mapping still being made, which the core reports
-          // as CANCELLED; to the caller the client was closed.
-          entry.reject(new PCPError('CLOSED', 'the client was closed before the answer'));
         } else if (msg.code) {
           entry.reject(errorOf(msg));
         } else {

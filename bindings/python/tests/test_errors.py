@@ -215,6 +215,16 @@ def test_closed(server: Server) -> None:
         c.start_map(6, 8080).wait(10)
 
 
+
+def test_closed_requests_in_flight_when_the_client_closes(server: Server) -> None:
+    """As in Node and the core: CLOSED, not the CANCELLED of a caller's own cancel()."""
+    c = pcp_rs.Client(server.address, listen_announce=False, close_timeout=0.1)
+    server.drop_next(1000)
+    req = c.start_map(6, 8080)
+    c.close()
+    with pytest.raises(pcp_rs.ClientClosed):
+        req.wait(10)
+
 def test_from_core_fallbacks() -> None:
     e = errors._from_core("IO", "boom", None, errno=13)
     assert isinstance(e, pcp_rs.PcpIOError) and isinstance(e, OSError) and e.errno == 13 and str(e) == "boom"

@@ -188,7 +188,14 @@ impl Shared {
         // Copies of the events only when someone listens.
         let listened = !self.handlers.is_empty() || self.subscribed.load(Ordering::Acquire);
         let mut done = Vec::new();
-        while let Some(ev) = st.endpoint.poll_event() {
+        while let Some(mut ev) = st.endpoint.poll_event() {
+            if let (Event::Failed { error, .. }, Some(_)) = (&mut ev, st.closing) {
+                // What close() cancels failed because the client closed: the
+                // same CLOSED as a request whose answer close gives up on.
+                if *error == Error::Cancelled {
+                    *error = Error::Closed;
+                }
+            }
             // A delete completes a Delete waiter; a cancelled map's Failed
             // completes the Map waiter, and its later Deleted nothing.
             let waiter = waiter_key(&ev).and_then(|k| match (&ev, st.waiters.get(&k)) {
