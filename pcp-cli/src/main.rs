@@ -123,6 +123,11 @@ fn main() -> ExitCode {
             Output::new(true).error(&Error::InvalidArgument(first));
             return ExitCode::from(1);
         }
+        // Without --json too: every error exits with status 1 (clap's is 2).
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(1);
+        }
         Err(e) => e.exit(),
     };
     let out = Output::new(cli.json);
@@ -216,6 +221,12 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
             }
             let stop = interrupt_if(*keep)?;
             let c = connect(cli, *keep)?;
+            // Mapping a recorded port again refreshes that mapping: the
+            // same nonce (RFC 6887 section 11.3), as the classic call of
+            // every language does; another nonce would be refused.
+            if let Some(record) = state_file::find(c.gateway_address(), spec.protocol, *internal_port, *third_party)? {
+                spec = spec.nonce(record.nonce);
+            }
             let m = c.map_with(spec)?;
             out.mapping("mapped", c.gateway_address(), &m);
             hold_or_record(&c, m, *third_party, stop, out)?;
@@ -232,12 +243,13 @@ fn run(cli: &Cli, out: &Output) -> Result<(), Error> {
         Command::Delete { protocol: p, internal_port, third_party } => {
             let proto = parse_protocol(p, "protocol")?;
             let server = server_addr(cli)?;
-            let record = state_file::find(server, proto, *internal_port, *third_party)?.ok_or_else(|| {
-                let whose = third_party.map(|t| format!(" for {t}")).unwrap_or_default();
-                Error::InvalidArgument(format!(
-                    "no mapping of {proto} port {internal_port}{whose} via {server} recorded by `pcp map`"
-                ))
-            })?;
+            // Nothing recorded: nothing to delete, and no error, as the
+            // classic delete of a port the client does not hold in every
+            // language.
+            let Some(record) = state_file::find(server, proto, *internal_port, *third_party)? else {
+                out.not_mapped(server, proto, *internal_port, *third_party);
+                return Ok(());
+            };
             let c = connect_to(cli, server, false)?;
             // RFC 6887 section 13.1: a third party's mapping is deleted with
             // the same THIRD_PARTY option.

@@ -121,6 +121,15 @@ impl Output {
         );
     }
 
+    /// `pcp delete` of a port no `pcp map` recorded: nothing was sent.
+    pub fn not_mapped(&self, gateway: SocketAddr, protocol: Protocol, port: u16, third_party: Option<IpAddr>) {
+        let whose = third_party.map(|t| format!(" for {t}")).unwrap_or_default();
+        self.emit(
+            json!({"event": "not_mapped", "gateway": gateway.to_string(), "protocol": protocol.to_string(), "internal_port": port, "third_party": third_party.map(|t| t.to_string())}),
+            format!("nothing to delete: no mapping of {protocol} port {port}{whose} via {gateway} recorded by `pcp map`"),
+        );
+    }
+
     pub fn event(&self, gateway: SocketAddr, ev: &Event) {
         match ev {
             Event::Granted(i) => self.info("granted", gateway, i),

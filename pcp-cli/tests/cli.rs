@@ -52,12 +52,42 @@ fn map_then_delete_with_the_recorded_nonce() {
     assert_eq!(sm.len(), 1, "the mapping outlives the command");
     assert_eq!(v["nonce"], sm[0].nonce.to_hex());
 
+    // Mapping the port again refreshes the same mapping (its recorded
+    // nonce), with the new lifetime; another nonce would be refused.
+    for lifetime in ["600", "900"] {
+        let o = pcp(&st, &["--gateway", &gw, "--json", "map", "tcp", "8080", "--lifetime", lifetime]);
+        assert!(o.status.success(), "map again: {}", String::from_utf8_lossy(&o.stderr));
+        let again = &json_lines(&o)[0];
+        assert_eq!((&again["nonce"], &again["external_port"]), (&v["nonce"], &v["external_port"]));
+        assert_eq!(again["lifetime"].to_string(), lifetime);
+    }
+    assert_eq!(server.mapping_count(), 1);
+
     let o = pcp(&st, &["--gateway", &gw, "delete", "tcp", "8080"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(server.mapping_count(), 0, "deleted with the recorded nonce");
-    let o = pcp(&st, &["--gateway", &gw, "delete", "tcp", "8080"]);
-    assert!(!o.status.success(), "nothing recorded any more");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no mapping"));
+    // Nothing recorded any more: nothing to delete, and no error (as the
+    // classic delete of every language); nothing is sent.
+    let received = server.requests_received();
+    let o = pcp(&st, &["--gateway", &gw, "--json", "delete", "tcp", "8080"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_lines(&o)[0]["event"], "not_mapped");
+    assert_eq!(server.requests_received(), received);
+}
+
+/// An argument error exits with status 1 as every other error, with or
+/// without --json (clap's own status would be 2).
+#[test]
+fn argument_errors_exit_1() {
+    let st = state_dir("args");
+    for json in [false, true] {
+        let mut args = vec!["--gateway", "127.0.0.1:1", "map", "tcp", "65536"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let o = pcp(&st, &args);
+        assert_eq!(o.status.code(), Some(1), "json {json}: {}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 #[test]

@@ -146,7 +146,7 @@ c_archive_without_rust() {
     no_rust ./classic-static "$server" 7004 >out-static.txt && expect_classic out-static.txt || return 1
     # The bundled CLI: map (records the nonce), then delete with it.
     XDG_STATE_HOME="$d/state" no_rust "$name/bin/pcp" --gateway "$server" map tcp 7005 &&
-        XDG_STATE_HOME="$d/state" no_rust "$name/bin/pcp" --gateway "$server" delete tcp 7005
+        XDG_STATE_HOME="$d/state" no_rust "$name/bin/pcp" --gateway "$server" delete tcp 7005 | grep "^deleted"
 }
 
 # ------------------------------------------------------------------ from source, with Rust

@@ -105,7 +105,7 @@ else
 fi
 reply=$(outside_tcp_connect "$CLIENT_IP6" 8095 2>&1)
 if echo "$reply" | grep -q hello-linklocal; then ok "outside TCP connection reached [$CLIENT_IP6]:8095 through that pinhole"; else fail "connection through the link-local-made pinhole" "$reply"; fi
-out=$(pcp --gateway "$ll_server" delete tcp 8095 2>&1) || fail "delete via the link-local server" "$out"
+out=$(pcp --gateway "$ll_server" delete tcp 8095 2>&1) && echo "$out" | grep -q "^deleted" || fail "delete via the link-local server" "$out"
 
 # Discovery with only the IPv6 default route (no IPv4 default, no routes to
 # the RFC 7723 anycast addresses): the routing table's link-local gateway.
@@ -124,7 +124,7 @@ if [ -n "$gw_ok" ] && [ "$internal" = "$CLIENT_IP6" ]; then
 else
     fail "MAP through discovery of the link-local gateway (gateway $gateway, internal $internal)" "$out"
 fi
-out=$(pcp delete tcp 8096 2>&1) || fail "delete through discovery" "$out"
+out=$(pcp delete tcp 8096 2>&1) && echo "$out" | grep -q "^deleted" || fail "delete through discovery" "$out"
 ip -n "$CLIENT_NS" -4 route replace default via "$GW_LAN_IP4" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" -6 route replace default via "$GW_LAN_IP6" dev "$CLIENT_IF"
 ip -n "$CLIENT_NS" -4 route replace "$ANYCAST_IP4/32" via "$GW_LAN_IP4" dev "$CLIENT_IF"

@@ -37,7 +37,7 @@ case "$mgw" in
         capture_window delete-discovers-once
         out=$(pcp --json delete tcp 8093 2>&1)
         capture_window_end
-        [ "$(echo "$out" | field gateway 2>/dev/null)" = "$mgw" ] && ok "delete with no server configured found $mgw again and deleted TCP 8093" \
+        [ "$(echo "$out" | field gateway 2>/dev/null)" = "$mgw" ] && [ "$(echo "$out" | field event 2>/dev/null)" = deleted ] && ok "delete with no server configured found $mgw again and deleted TCP 8093" \
             || fail "delete TCP 8093 with no server configured" "$out" ;;
     *) fail "MAP with no server configured (expected the default gateway)" "$out" ;;
 esac
