@@ -139,7 +139,9 @@ typedef enum pcp_event_kind {
    */
   PCP_EVENT_LOST = 4,
   /**
-   * A delete finished (`status` says how); the mapping is gone either way.
+   * A delete finished (`status` says how). PCP_OK: the mapping is gone;
+   * a failure leaves it held (and renewed) again, for another delete,
+   * unless the client was closing.
    */
   PCP_EVENT_DELETED = 5,
   /**

@@ -190,7 +190,8 @@ export interface ClientEvents {
   updated: [mapping: Mapping];
   lost: [mapping: Mapping | { id: number }, error: PCPError];
   failed: [id: number, error: PCPError];
-  deleted: [id: number];
+  /** `error`: the delete failed, and the client holds the mapping again. */
+  deleted: [id: number, error?: PCPError];
   ipChanged: [oldAddress: string, newAddress: string];
   /** This host's address towards the server changed; mappings are recreated. */
   internalIpChanged: [oldAddress: string, newAddress: string];

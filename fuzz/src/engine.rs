@@ -104,14 +104,12 @@ pub fn run_script(data: &[u8]) {
         check(&mut engine, &mut model);
     }
 
-    // Delete what is left, then let every timer run out with no answers.
-    for id in model.ids() {
-        if model.mappings[&id].live {
-            engine.delete(now, id).expect("a live mapping can be deleted");
-            let life = model.mappings.get_mut(&id).expect("listed");
-            life.live = false;
-            life.deleting = true;
-        }
+    // Close (delete what is left), then let every timer run out with no
+    // answers: once closing, a failed delete ends its mapping too.
+    engine.close(now, true);
+    for life in model.mappings.values_mut().filter(|l| l.live) {
+        life.live = false;
+        life.deleting = true;
     }
     check(&mut engine, &mut model);
     for _ in 0..MAX_DRAIN_STEPS {
@@ -352,11 +350,19 @@ fn check(engine: &mut Engine, model: &mut Model) {
                 life.live = false;
                 life.ended = true;
             }
-            Event::Deleted { id, .. } => {
+            Event::Deleted { id, result } => {
+                let held_again = engine.mapping_ids().contains(id);
                 let life = model.mappings.get_mut(id).unwrap_or_else(|| panic!("event for an unknown mapping: {ev:?}"));
                 assert!(life.deleting && !life.ended, "deleted without a delete, or twice: {ev:?} {life:?}");
                 life.deleting = false;
-                life.ended = true;
+                // A failed delete of a granted mapping leaves it held again
+                // (unless closing); a successful one never does.
+                assert!(!held_again || (result.is_err() && life.granted), "held after {ev:?} {life:?}");
+                if held_again {
+                    life.live = true;
+                } else {
+                    life.ended = true;
+                }
             }
             Event::Announced { id, .. } | Event::ExternalAddress { id, .. } => {
                 assert!(model.requests.remove(id), "completion of an unknown or finished request: {ev:?}");

@@ -46,6 +46,10 @@ fn the_shared_case_table() {
                     (r, expect) => assert_eq!(r.err().map(|e| e.code()), Some(expect), "{name}: {step}"),
                 },
                 "server_mappings" => assert_eq!(server.mapping_count() as u32, n(1), "{name}: {step}"),
+                "refuse" => server.force_result(match w[1] {
+                    "none" => None,
+                    code => Some((pcp_core::server::error_code_by_name(code).expect("an RFC name"), 0)),
+                }),
                 other => panic!("{name}: unknown step {other}"),
             }
         }

@@ -21,7 +21,9 @@ pub enum pcp_event_kind {
     /// An established mapping ended without being deleted: its renewals
     /// failed until it expired.
     PCP_EVENT_LOST = 4,
-    /// A delete finished (`status` says how); the mapping is gone either way.
+    /// A delete finished (`status` says how). PCP_OK: the mapping is gone;
+    /// a failure leaves it held (and renewed) again, for another delete,
+    /// unless the client was closing.
     PCP_EVENT_DELETED = 5,
     /// The server's external address changed from `old_address` to `external_address`.
     PCP_EVENT_EXTERNAL_ADDRESS_CHANGED = 6,

@@ -328,6 +328,13 @@ static void run_classic_case(const char *name, char *steps) {
                         pcp_test_server_mapping_count(f.server));
                 g_failed_checks++;
             }
+        } else if (sscanf(step, " refuse %63s", expect) == 1) {
+            /* An RFC name, as pcp_status_name gives the result codes 1..13. */
+            int code = 0;
+            for (int i = 1; i <= 13 && strcmp(expect, "none") != 0; i++) {
+                if (strcmp(pcp_status_name(i), expect) == 0) code = i;
+            }
+            CHECK_OK(pcp_test_server_force_result(f.server, code, 0));
         } else if (sscanf(step, " %31s", op) == 1) {
             fprintf(stderr, "  FAIL case %s: unknown step %s\n", name, step);
             g_failed_checks++;

@@ -105,7 +105,8 @@ class Mapping {
  * - `lost` (mapping, error): renewals failed until the mapping expired;
  * - `failed` (id, error): the first request for a mapping failed (its
  *   Promise rejects with the same error);
- * - `deleted` (id): a mapping is gone after a delete;
+ * - `deleted` (id, error): a delete finished: without an error the mapping
+ *   is gone; with one (the delete failed) the client holds it again;
  * - `ipChanged` (oldAddress, newAddress): the external address changed;
  * - `serverRestarted` (epoch): the server lost its state; every mapping is
  *   being recreated;
@@ -273,9 +274,10 @@ class Client extends EventEmitter {
         this.emit('failed', msg.id, errorOf(msg));
         return;
       case 'deleted':
-        this._forget(msg.id);
+        // A failed delete leaves the mapping held (the core's rule).
+        if (!msg.code) this._forget(msg.id);
         this._updateRef();
-        this.emit('deleted', msg.id);
+        this.emit('deleted', msg.id, msg.code ? errorOf(msg) : undefined);
         return;
       case 'ipChanged':
       case 'internalIpChanged':

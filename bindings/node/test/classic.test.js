@@ -106,6 +106,8 @@ for (const line of CASES) {
         }
       } else if (w[0] === 'server_mappings') {
         assert.equal(server.mappingCount, Number(w[1]), `${name}: ${step}`);
+      } else if (w[0] === 'refuse') {
+        server.forceResult(w[1] === 'none' ? null : w[1], 0);
       } else {
         assert.fail(`${name}: unknown step ${step}`);
       }

@@ -170,6 +170,8 @@ def test_shared_case(server: Server, name: str, steps: str) -> None:
                     assert e.name == w[2], f"{name}: {step}: {e}"
             elif w[0] == "server_mappings":
                 assert server.mapping_count() == int(w[1]), f"{name}: {step}"
+            elif w[0] == "refuse":
+                server.force_result(None if w[1] == "none" else w[1], 0)
             else:
                 raise AssertionError(f"{name}: unknown step {step}")
 

@@ -16,6 +16,9 @@
 //! - Deleting a port the client holds no mapping for succeeds and sends
 //!   nothing: afterwards the port is unmapped either way, as a server
 //!   answers a delete of a mapping it does not have.
+//! - A delete that fails (no answer, a refusal) leaves the mapping held, as
+//!   the full API's delete does (see `Event::Deleted`): deleting the port
+//!   again retries with its nonce, and mapping it again refreshes it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

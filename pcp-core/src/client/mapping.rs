@@ -118,7 +118,10 @@ impl Mapping {
         self.shared.lock().endpoint.engine().mapping(self.info.id).is_some()
     }
 
-    /// Deletes the mapping on the server and waits for the answer.
+    /// Deletes the mapping on the server and waits for the answer. On an
+    /// error the client holds the mapping again (see
+    /// [`Event::Deleted`](crate::Event::Deleted)),
+    /// so the delete can be retried.
     pub fn delete(&self) -> Result<()> {
         self.shared.blocking(|| self.delete_async())
     }

@@ -315,13 +315,7 @@ impl Shared {
                 self.join_driver();
                 return;
             }
-            for id in st.endpoint.engine().mapping_ids() {
-                if delete {
-                    let _ = st.endpoint.engine_mut().delete(now, id);
-                } else {
-                    st.endpoint.engine_mut().forget(now, id);
-                }
-            }
+            st.endpoint.engine_mut().close(now, delete);
             st.endpoint.flush(now);
             st.closing = Some(now + self.config.close_timeout);
         }

@@ -20,7 +20,10 @@ pub enum Event {
     /// An established mapping ended without being deleted: renewals failed
     /// until it expired.
     Lost { id: MappingId, error: Error },
-    /// A delete finished; the mapping is gone either way.
+    /// A delete finished. `Ok`: the mapping is gone. An error: the delete
+    /// had no effect that we know of, so the mapping is held (and renewed)
+    /// again, for another delete with its nonce; it is gone only if the
+    /// client was closing, or it had not been granted or has expired.
     Deleted { id: MappingId, result: Result<(), Error> },
     /// The server's external address is not what it was (erlang-nat's
     /// `ip_changed`).

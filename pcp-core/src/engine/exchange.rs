@@ -266,14 +266,7 @@ impl Engine {
                 self.remove(id);
                 self.events.push_back(Event::ExternalAddress { id: RequestId(id), result: Err(error) });
             }
-            (Phase::Deleting, kind) => {
-                let report = matches!(kind, Kind::Mapping(_));
-                self.end_exchange(id, now);
-                self.remove(id);
-                if report {
-                    self.events.push_back(Event::Deleted { id: MappingId(id), result: Err(error) });
-                }
-            }
+            (Phase::Deleting, _) => self.end_delete(id, Err(error), now),
             (_, Kind::AddressQuery(_)) => {
                 self.end_exchange(id, now);
                 self.remove(id);

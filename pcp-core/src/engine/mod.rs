@@ -25,6 +25,7 @@
 //! ```
 
 mod announce;
+mod deletion;
 mod entry;
 mod epoch;
 mod event;
@@ -182,6 +183,9 @@ pub struct Engine {
     pcp_retry_at: Option<Instant>,
     /// The external address learnt over NAT-PMP (opcode 0).
     natpmp_addr: Option<std::net::Ipv4Addr>,
+    /// Set by [`Engine::close`]: a failed delete no longer holds its
+    /// mapping again.
+    closing: bool,
 }
 
 impl Engine {
@@ -218,6 +222,7 @@ impl Engine {
             speaking,
             pcp_retry_at: None,
             natpmp_addr: None,
+            closing: false,
         }
     }
 

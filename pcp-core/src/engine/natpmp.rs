@@ -165,14 +165,7 @@ impl Engine {
     fn natpmp_error_for(&mut self, id: u64, error: Error, now: Instant) {
         match self.entries.get(&id).map(|e| e.phase) {
             Some(Phase::Renewing) => self.renewal_error(id, error, 0, now),
-            Some(Phase::Deleting) => {
-                self.end_exchange(id, now);
-                let report = self.entries.get(&id).is_some_and(|e| matches!(e.kind, Kind::Mapping(_)));
-                self.remove(id);
-                if report {
-                    self.events.push_back(Event::Deleted { id: MappingId(id), result: Err(error) });
-                }
-            }
+            Some(Phase::Deleting) => self.end_delete(id, Err(error), now),
             Some(_) => self.fail(id, error, now),
             None => {}
         }
@@ -286,10 +279,7 @@ impl Engine {
             self.renew_all_except(now, Some(id));
         }
         if phase == Phase::Deleting {
-            self.end_exchange(id, now);
-            self.remove(id);
-            let result = natpmp_error(result).map_or(Ok(()), Err);
-            self.events.push_back(Event::Deleted { id: MappingId(id), result });
+            self.end_delete(id, natpmp_error(result).map_or(Ok(()), Err), now);
             return;
         }
         if let Some(error) = natpmp_error(result) {

@@ -112,7 +112,7 @@ impl Engine {
                         "the server answered a delete with SUCCESS and a lifetime of {} s: the mapping was not deleted",
                         response.lifetime
                     ));
-                    self.finish_delete(id, Err(error), now);
+                    self.end_delete(id, Err(error), now);
                 }
                 return;
             }
@@ -123,7 +123,7 @@ impl Engine {
                 None => Ok(()),
                 Some(e) => Err(e),
             };
-            self.finish_delete(id, result, now);
+            self.end_delete(id, result, now);
             return;
         }
 
@@ -216,15 +216,5 @@ impl Engine {
         entry.info = Some(info.clone());
         entry.last_error = None;
         info
-    }
-
-    /// Ends a delete with its result.
-    fn finish_delete(&mut self, id: u64, result: Result<(), Error>, now: Instant) {
-        let report = matches!(self.entries[&id].kind, Kind::Mapping(_));
-        self.end_exchange(id, now);
-        self.remove(id);
-        if report {
-            self.events.push_back(Event::Deleted { id: MappingId(id), result });
-        }
     }
 }
