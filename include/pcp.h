@@ -1004,6 +1004,14 @@ const char *pcp_status_message(int status);
 const char *pcp_status_name(int status);
 
 /**
+ * Whether a status is a short-term refusal (RFC 6887 section 7.4:
+ * NETWORK_FAILURE, NO_RESOURCES, USER_EX_QUOTA): the same request may
+ * succeed later, after `pcp_last_retry_after` seconds. False for every
+ * other status. Python's `short_term` and Node's `err.shortTerm`.
+ */
+bool pcp_status_is_short_term(int status);
+
+/**
  * Starts a test server listening on `listen` (`"127.0.0.1:0"`, `"[::1]:0"`;
  * NULL for 127.0.0.1 on an ephemeral port). It hands out the external
  * address 203.0.113.7 and announces reboots to every client it has seen.

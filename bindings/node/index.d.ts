@@ -37,6 +37,9 @@ export declare class PCPError extends Error {
   /** For a server's refusal: the error's lifetime, the seconds the server said
    * it will keep refusing (RFC 6887 section 8.3); absent otherwise. */
   readonly retryAfter?: number;
+  /** A short-term refusal (RFC 6887 section 7.4: NETWORK_FAILURE, NO_RESOURCES,
+   * USER_EX_QUOTA): the same request may succeed later. */
+  readonly shortTerm: boolean;
 }
 
 export declare const ERROR_CODES: readonly ErrorCode[];
@@ -65,6 +68,8 @@ export interface ClientOptions {
   announceDelayMax?: number;
   /** 'auto' (default: PCP, falling back to NAT-PMP on a NAT-PMP-only gateway), 'pcp' or 'natpmp'. */
   protocol?: 'auto' | 'pcp' | 'natpmp';
+  /** Give up on a request after this many retransmissions (default: only the deadline limits them). */
+  maxRetransmissions?: number;
 }
 
 export interface DiscoverOptions {
@@ -317,7 +322,8 @@ export declare class TestServer {
   readonly requestsReceived: number;
   dropNext(n: number): void;
   setDelay(ms: number): void;
-  forceResult(code: Exclude<ErrorCode, 'BAD_RESPONSE' | 'TIMEOUT' | 'SERVER_UNREACHABLE' | 'NO_GATEWAY' | 'INVALID_ARGUMENT' | 'IO' | 'CLOSED' | 'CANCELLED' | 'UNSUPPORTED_BY_NATPMP'> | null, lifetime?: number): void;
+  /** `code`: an RFC name or its number (1..13); null answers normally again. */
+  forceResult(code: Exclude<ErrorCode, 'BAD_RESPONSE' | 'TIMEOUT' | 'SERVER_UNREACHABLE' | 'NO_GATEWAY' | 'INVALID_ARGUMENT' | 'IO' | 'CLOSED' | 'CANCELLED' | 'UNSUPPORTED_BY_NATPMP'> | number | null, lifetime?: number): void;
   /** Answers creates and renewals with the named hostile case (tests/hostile/cases.json); null: normally. */
   setHostile(name: string | null): void;
   /** Loses this fraction (0 to 1) of the datagrams, each way. */

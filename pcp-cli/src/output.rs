@@ -174,7 +174,7 @@ impl Output {
         if self.json {
             eprintln!(
                 "{}",
-                json!({"event": "error", "error": e.code(), "message": e.to_string(), "retry_after": e.retry_after()})
+                json!({"event": "error", "error": e.code(), "message": e.to_string(), "retry_after": e.retry_after(), "short_term": e.error_code().short_term})
             );
         } else {
             eprintln!("pcp: error: {e}");

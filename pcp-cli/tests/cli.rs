@@ -172,6 +172,13 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     server.force_result(Some((pcp_core::ResultCode::NotAuthorized, 30)));
     let o = pcp(&st, &["--gateway", &server.local_addr().to_string(), "map", "tcp", "80"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("NOT_AUTHORIZED"));
+    // The JSON error says whether the refusal is short-term (RFC 6887 section 7.4).
+    for (code, short) in [(pcp_core::ResultCode::NotAuthorized, false), (pcp_core::ResultCode::NoResources, true)] {
+        server.force_result(Some((code, 0)));
+        let o = pcp(&st, &["--gateway", &server.local_addr().to_string(), "--json", "map", "tcp", "81"]);
+        let err: Value = serde_json::from_slice(o.stderr.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        assert_eq!((&err["error"], &err["short_term"]), (&Value::from(code.name()), &Value::from(short)), "{err}");
+    }
 }
 
 /// Interrupts with SIGINT, which only Unix has (Windows' Ctrl-C event

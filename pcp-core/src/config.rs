@@ -133,7 +133,7 @@ fn positive(what: &str, d: Duration) -> Result<()> {
 
 fn at_most_a_day(what: &str, d: Duration) -> Result<()> {
     if d > MAX_SETTING {
-        return Err(Error::invalid(format!("{what} must be at most 86400 seconds, not {} s", d.as_secs())));
+        return Err(Error::invalid(format!("{what} must be at most 86400 seconds, not {} s", d.as_secs_f64())));
     }
     Ok(())
 }
@@ -158,6 +158,7 @@ impl ClientConfig {
     /// and [`Endpoint::new`](crate::endpoint::Endpoint::new) refuse a config
     /// that fails.
     pub fn validate(&self) -> Result<()> {
+        check_server(self.server)?;
         self.retransmit.validate()?;
         if self.max_in_flight == 0 {
             return Err(Error::invalid("max_in_flight must be at least 1"));
@@ -172,7 +173,20 @@ impl DiscoveryConfig {
     /// Discovery needs some time to wait for an answer.
     pub fn validate(&self) -> Result<()> {
         positive("the discovery deadline", self.deadline)?;
-        positive("the discovery initial timeout", self.initial_timeout)
+        positive("the discovery initial timeout", self.initial_timeout)?;
+        self.gateways.iter().flatten().chain(&self.servers).try_for_each(|s| check_server(*s).map(drop))
+    }
+}
+
+/// A server to send to, however it was given (text, a tuple, an address
+/// object): a port, and an address that is one.
+pub(crate) fn check_server(sa: SocketAddr) -> Result<SocketAddr> {
+    if sa.port() == 0 {
+        Err(Error::invalid("the server port must not be 0"))
+    } else if sa.ip().is_unspecified() {
+        Err(Error::invalid("the server address must not be unspecified (0.0.0.0 or ::)"))
+    } else {
+        Ok(sa)
     }
 }
 
@@ -199,6 +213,30 @@ impl crate::server::ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// However a server is given (text, a tuple, an address object), the
+    /// same check: a port, and an address that is one.
+    #[test]
+    fn a_server_needs_a_port_and_an_address() {
+        for bad in ["127.0.0.1:0", "0.0.0.0:5351", "[::]:5351"] {
+            let sa: SocketAddr = bad.parse().unwrap();
+            assert_eq!(ClientConfig::new(sa).validate().unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
+            let dc = DiscoveryConfig::with_candidates(vec![sa]);
+            assert_eq!(dc.validate().unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
+        }
+        assert!(ClientConfig::new("127.0.0.1:5351".parse().unwrap()).validate().is_ok());
+        let empty = crate::discovery::discover(&DiscoveryConfig::with_candidates(Vec::new())).unwrap_err();
+        assert!(empty.to_string().contains("list of candidates") && empty.code() == "NO_GATEWAY", "{empty}");
+    }
+
+    #[test]
+    fn a_limit_of_a_day_says_the_value_given() {
+        let e = ClientConfig::new("127.0.0.1:5351".parse().unwrap())
+            .deadline(Duration::from_millis(86_400_001))
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("not 86400.001 s"), "{e}");
+    }
 
     #[test]
     fn protocol_text_is_refused_with_the_input_quoted_and_cut() {

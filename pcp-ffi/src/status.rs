@@ -156,6 +156,15 @@ pub extern "C" fn pcp_status_name(status: c_int) -> *const c_char {
     describe(status, false, c"UNKNOWN")
 }
 
+/// Whether a status is a short-term refusal (RFC 6887 section 7.4:
+/// NETWORK_FAILURE, NO_RESOURCES, USER_EX_QUOTA): the same request may
+/// succeed later, after `pcp_last_retry_after` seconds. False for every
+/// other status. Python's `short_term` and Node's `err.shortTerm`.
+#[no_mangle]
+pub extern "C" fn pcp_status_is_short_term(status: c_int) -> bool {
+    ErrorCode::ALL.iter().any(|e| e.c_status == status && e.short_term)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
         TRUE(pcp_status_message(statuses[i]) != NULL);
         TRUE(pcp_status_name(statuses[i]) != NULL);
+        TRUE(!pcp_status_is_short_term(statuses[i]));
     }
     TRUE(pcp_version() != NULL && pcp_last_error() != NULL);
     TRUE(pcp_last_retry_after() == 0); /* takes no argument; 0 after no refusal */
@@ -96,7 +97,7 @@ int main(void) {
     EXPECT(pcp_config_set_close_timeout_ms(NULL, 5), BAD);
     /* The core's checks run in the setter: a bad value is refused there, and the config keeps its last good one. */
     EXPECT(pcp_config_set_close_timeout_ms(cfg, 86400001), BAD);
-    SAYS("the close timeout must be at most 86400 seconds, not 86400 s");
+    SAYS("the close timeout must be at most 86400 seconds, not 86400.001 s");
     EXPECT(pcp_config_set_announce_delay_max_ms(cfg, 86400001), BAD);
     EXPECT(pcp_config_set_discovery_deadline_ms(cfg, 0), BAD);
     SAYS("the discovery deadline must be more than 0");

@@ -589,7 +589,11 @@ static void test_every_result_code(void) {
         }
         CHECK(m == NULL);
         CHECK(strlen(pcp_last_error()) > 0);
+        /* RFC 6887 section 7.4: the short-term ones, as Python and Node say. */
+        CHECK(pcp_status_is_short_term(code) ==
+              (code == PCP_NETWORK_FAILURE || code == PCP_NO_RESOURCES || code == PCP_USER_EX_QUOTA));
     }
+    CHECK(!pcp_status_is_short_term(PCP_OK) && !pcp_status_is_short_term(PCP_TIMEOUT) && !pcp_status_is_short_term(-1));
     CHECK_STATUS(pcp_test_server_force_result(f.server, 99, 0), PCP_INVALID_ARGUMENT);
     CHECK_OK(pcp_test_server_force_result(f.server, 0, 0));
     pcp_mapping *m = NULL;

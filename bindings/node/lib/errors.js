@@ -6,12 +6,18 @@ const native = require('./load-native');
 /** Every stable `err.code` the package uses, from the core. */
 const ERROR_CODES = Object.freeze(native.errorCodes());
 
-/** An error from pcp-rs: `code` is one of `ERROR_CODES`. */
+const SHORT_TERM = new Set(native.shortTermCodes());
+
+/**
+ * An error from pcp-rs: `code` is one of `ERROR_CODES`; `shortTerm`: a
+ * short-term refusal (RFC 6887 section 7.4), which may succeed later.
+ */
 class PCPError extends Error {
   constructor(code, message, options) {
     super(message, options);
     this.name = code === 'CANCELLED' ? 'AbortError' : 'PCPError';
     this.code = code;
+    this.shortTerm = SHORT_TERM.has(code);
   }
 }
 

@@ -383,3 +383,9 @@ pub fn discover(
 pub fn error_codes() -> Vec<&'static str> {
     ErrorCode::ALL.iter().map(|c| c.name).collect()
 }
+
+/// The codes of the short-term refusals (RFC 6887 section 7.4), from the registry.
+#[napi]
+pub fn short_term_codes() -> Vec<&'static str> {
+    ErrorCode::ALL.iter().filter(|c| c.short_term).map(|c| c.name).collect()
+}

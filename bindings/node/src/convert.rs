@@ -77,6 +77,9 @@ pub(crate) fn client_config(server: &str, o: ClientOptions) -> Result<ClientConf
     if let Some(p) = &o.protocol {
         cc.protocol = pcp_core::config::parse_protocol_choice(p, "protocol")?;
     }
+    if let Some(n) = o.max_retransmissions {
+        cc.retransmit.max_retransmissions = Some(whole(n, "maxRetransmissions", u32::MAX)?);
+    }
     Ok(cc)
 }
 

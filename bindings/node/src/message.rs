@@ -196,6 +196,10 @@ pub struct ClientOptions {
     pub announce_delay_max: Option<f64>,
     /// `"auto"` (default: PCP, falling back to NAT-PMP), `"pcp"` or `"natpmp"`.
     pub protocol: Option<String>,
+    /// Give up on a request after this many retransmissions (default: no
+    /// limit but the deadline); Python's `max_retransmissions`, C's
+    /// `pcp_config_set_retries`.
+    pub max_retransmissions: Option<f64>,
 }
 
 #[napi(object)]

@@ -117,13 +117,20 @@ impl NativeServer {
         Ok(())
     }
 
-    /// Answers every MAP and PEER with the named result code (null: normally again).
+    /// Answers every MAP and PEER with a result code, by RFC name or number
+    /// (as in Python and C; null: normally again).
     #[napi]
-    pub fn force_result(&self, code: Option<String>, lifetime: Option<f64>) -> napi::Result<()> {
+    pub fn force_result(&self, code: Option<Either<String, f64>>, lifetime: Option<f64>) -> napi::Result<()> {
         let forced = match code {
             None => None,
-            Some(name) => {
-                let rc = pcp_core::server::error_code_by_name(&name).map_err(napi_err)?;
+            Some(code) => {
+                let rc = match code {
+                    Either::A(name) => pcp_core::server::error_code_by_name(&name),
+                    Either::B(n) => {
+                        whole(n, "code", u32::MAX).and_then(|n| pcp_core::server::error_code_by_number(n.into()))
+                    }
+                }
+                .map_err(napi_err)?;
                 Some((rc, whole(lifetime.unwrap_or(30.0), "lifetime", u32::MAX).map_err(napi_err)?))
             }
         };

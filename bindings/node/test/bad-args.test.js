@@ -87,6 +87,20 @@ test("a value of the wrong type, such as the port '80', is a TypeError with code
   }
 });
 
+test('a result code by number, and maxRetransmissions, as in Python and C', async () => {
+  const server = new pcp.testing.Server();
+  const client = new pcp.Client(server.address, { listenAnnounce: false, maxRetransmissions: 2 });
+  server.forceResult(2, 0);
+  await assert.rejects(client.map(8080), isCode('NOT_AUTHORIZED'));
+  server.forceResult(null);
+  assert.throws(() => server.forceResult(99), isCode('INVALID_ARGUMENT'));
+  for (const n of [-1, 1.5, 2 ** 32]) {
+    assert.throws(() => new pcp.Client(server.address, { maxRetransmissions: n }), isCode('INVALID_ARGUMENT'), String(n));
+  }
+  await client.close();
+  server.stop();
+});
+
 test('after close every call is CLOSED, and close twice is fine', async () => {
   const server = new pcp.testing.Server({ initialEpoch: 5000 });
   const client = new pcp.Client(server.address, { listenAnnounce: false, deadline: 2000 });

@@ -48,6 +48,8 @@ for (const code of SERVER_CODES) {
     assert.equal(err.code, code);
     assert.equal(err.name, 'PCPError');
     assert.ok(err.message.length > 10);
+    // RFC 6887 section 7.4, as Python's short_term and C's pcp_status_is_short_term say.
+    assert.equal(err.shortTerm, ['NETWORK_FAILURE', 'NO_RESOURCES', 'USER_EX_QUOTA'].includes(code));
     if (code === 'UNSUPP_VERSION') {
       assert.equal(err.retryAfter, undefined, 'version negotiation is no refusal');
     } else {

@@ -86,11 +86,16 @@ impl PyClient {
         delete_on_close: bool,
         close_timeout: Option<f64>,
         discovery_deadline: Option<f64>,
-        max_retransmissions: Option<u32>,
+        max_retransmissions: Option<i64>,
         announce_delay_max: Option<f64>,
         protocol: &str,
     ) -> PyResult<Self> {
         let protocol = pcp_core::config::parse_protocol_choice(protocol, "protocol").map_err(|e| to_pyerr(py, e))?;
+        // An i64, so that -1 is the core's range error (INVALID_ARGUMENT), not an OverflowError.
+        let max_retransmissions = max_retransmissions
+            .map(|n| pcp_core::config::whole_number(n as f64, "max_retransmissions", u32::MAX))
+            .transpose()
+            .map_err(|e| to_pyerr(py, e))?;
         let candidates = server_list(candidates)?;
         let deadline = opt_seconds(deadline, "deadline")?;
         let close_timeout = opt_seconds(close_timeout, "close_timeout")?;

@@ -19,6 +19,12 @@ impl PyServer {
     }
 }
 
+/// An int taken as i64 (-1 is then the core's range error, INVALID_ARGUMENT
+/// as in Node, not an OverflowError), 0 to `u32::MAX`.
+fn whole_i64(py: Python<'_>, v: i64, what: &str) -> PyResult<u32> {
+    pcp_core::config::whole_number(v as f64, what, u32::MAX).map_err(|e| to_pyerr(py, e))
+}
+
 /// An int, an RFC name, or an exception class / instance with `code`; the
 /// core says which codes are errors a test server can be made to answer.
 pub(crate) fn result_code_arg(obj: &Bound<'_, PyAny>) -> PyResult<ResultCode> {
@@ -110,7 +116,8 @@ impl PyServer {
     }
 
     /// Silently drops the next `n` requests.
-    fn drop_next(&self, n: u32) -> PyResult<()> {
+    fn drop_next(&self, py: Python<'_>, n: i64) -> PyResult<()> {
+        let n = whole_i64(py, n, "n")?;
         self.with(|s| s.drop_next(n))
     }
 
@@ -124,7 +131,8 @@ impl PyServer {
     /// "NO_RESOURCES", or an exception class like pcp_rs.NoResources) and
     /// the error `lifetime`; None answers normally again.
     #[pyo3(signature = (code, lifetime=30))]
-    fn force_result(&self, code: &Bound<'_, PyAny>, lifetime: u32) -> PyResult<()> {
+    fn force_result(&self, code: &Bound<'_, PyAny>, lifetime: i64) -> PyResult<()> {
+        let lifetime = whole_i64(code.py(), lifetime, "lifetime")?;
         let forced = if code.is_none() { None } else { Some((result_code_arg(code)?, lifetime)) };
         self.with(|s| s.force_result(forced))
     }

@@ -76,6 +76,24 @@ def test_client_refuses_bad_servers(server_arg: Any) -> None:
         pcp_rs.Client(server_arg, listen_announce=False, deadline=1)
 
 
+def test_servers_given_as_tuples_or_addresses_are_checked_as_text_is() -> None:
+    import ipaddress
+
+    for bad in [("127.0.0.1", 0), ("0.0.0.0", 5351), ("::", 5351), ipaddress.IPv4Address("0.0.0.0")]:
+        raises_invalid(lambda: pcp_rs.Client(bad, listen_announce=False))
+    raises_invalid(lambda: pcp_rs.discover([("127.0.0.1", 0)]))
+
+
+def test_out_of_range_ints_are_invalid_argument_not_overflow_error() -> None:
+    # As in Node: the core's range error, a ValueError, where the int
+    # conversion raised OverflowError.
+    with Server() as server:
+        raises_invalid(lambda: pcp_rs.Client(server.address, listen_announce=False, max_retransmissions=-1))
+        raises_invalid(lambda: server.force_result(2, -1))
+        raises_invalid(lambda: server.force_result(2, 2**32))
+        raises_invalid(lambda: server.drop_next(-1))
+
+
 def test_after_close_and_close_twice() -> None:
     with Server(initial_epoch=5000) as server:
         client = pcp_rs.Client(server.address, deadline=2, listen_announce=False)

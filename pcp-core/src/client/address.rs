@@ -1,5 +1,6 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 
+use crate::config::check_server;
 use crate::wire::SERVER_PORT;
 use crate::{quote_input, Error, Result};
 
@@ -13,6 +14,10 @@ use crate::{quote_input, Error, Result};
 /// assert_eq!(parse_server("[::1]:9999").unwrap().to_string(), "[::1]:9999");
 /// assert_eq!(parse_server("::1").unwrap().port(), 5351);
 /// assert!(parse_server("").is_err());
+/// // Refused without asking DNS: not a host name, or a colon too many.
+/// assert!(parse_server("not a host name!").is_err());
+/// assert!(parse_server("127.0.0.1:5351:1").is_err());
+/// assert!(parse_server("1.2.3.4:99999").is_err());
 /// ```
 pub fn parse_server(s: &str) -> Result<SocketAddr> {
     let s = s.trim();
@@ -20,10 +25,10 @@ pub fn parse_server(s: &str) -> Result<SocketAddr> {
         return Err(Error::invalid("the server address is empty"));
     }
     if let Ok(sa) = s.parse::<SocketAddr>() {
-        return check_port(sa);
+        return check_server(sa);
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return check_port(SocketAddr::new(ip, SERVER_PORT));
+        return check_server(SocketAddr::new(ip, SERVER_PORT));
     }
     // An IPv6 address with a zone: fe80::1%eth0 or [fe80::1%eth0]:5351.
     let (host, port) = match s.strip_prefix('[').and_then(|r| r.split_once(']')) {
@@ -43,28 +48,43 @@ pub fn parse_server(s: &str) -> Result<SocketAddr> {
         let scope = zone.parse::<u32>().ok().or_else(|| interface_index(zone)).ok_or_else(|| {
             Error::invalid(format!("unknown network interface {} in {}", quote_input(zone), quote_input(s)))
         })?;
-        return check_port(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)));
+        return check_server(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)));
     }
-    // A host name, with or without a port.
-    let with_port = if host.contains(':') { host.to_string() } else { format!("{host}:{port}") };
-    let target = if s.starts_with('[') { format!("[{host}]:{port}") } else { with_port };
-    match target.to_socket_addrs() {
+    // A host name, with or without a port. Brackets hold only IPv6
+    // addresses, and a name has no colon: anything else is said so without
+    // asking DNS.
+    let unparsable = || Error::invalid(format!("cannot parse server address {}", quote_input(s)));
+    let (name, port) = match host.split_once(':') {
+        _ if s.starts_with('[') => return Err(unparsable()),
+        Some((_, p)) if p.contains(':') => return Err(unparsable()),
+        Some((name, p)) => (name, p.parse().map_err(|_| Error::invalid(format!("bad port in {}", quote_input(s))))?),
+        None => (host, port),
+    };
+    if !is_host_name(name) {
+        return Err(unparsable());
+    }
+    match (name, port).to_socket_addrs() {
         Ok(mut addrs) => match addrs.next() {
-            Some(a) => check_port(a),
-            None => Err(Error::invalid(format!("{} resolves to no address", quote_input(host)))),
+            Some(a) => check_server(a),
+            None => Err(Error::invalid(format!("{} resolves to no address", quote_input(name)))),
         },
         Err(_) => Err(Error::invalid(format!("cannot parse or resolve server address {}", quote_input(s)))),
     }
 }
 
-fn check_port(sa: SocketAddr) -> Result<SocketAddr> {
-    if sa.port() == 0 {
-        Err(Error::invalid("the server port must not be 0"))
-    } else if sa.ip().is_unspecified() {
-        Err(Error::invalid("the server address must not be unspecified (0.0.0.0 or ::)"))
-    } else {
-        Ok(sa)
-    }
+/// A name DNS could know (RFC 1123 section 2.1: letters, digits and
+/// hyphens in labels of 1 to 63, 253 at most in all, a trailing dot
+/// allowed), so that other text is refused without a lookup.
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// The index of the network interface called `name` (its friendly name

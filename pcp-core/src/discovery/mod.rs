@@ -139,7 +139,12 @@ pub fn discover(config: &DiscoveryConfig) -> Result<Discovered> {
     config.validate()?;
     let list = candidates(config);
     if list.is_empty() {
-        return Err(Error::NoGateway("no default gateway in the routing table and no server configured".into()));
+        let why = if config.gateways.is_some() {
+            "the list of candidates to discover among is empty"
+        } else {
+            "no default gateway in the routing table and no server configured"
+        };
+        return Err(Error::NoGateway(why.into()));
     }
     let policy = RetransmitPolicy::rfc().with_initial(config.initial_timeout).with_deadline(config.deadline);
     let start = Instant::now();
