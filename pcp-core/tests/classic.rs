@@ -103,3 +103,25 @@ fn two_deletes_of_one_mapping_both_return() {
     assert_eq!(server.mapping_count(), 0);
     c.close();
 }
+
+/// The classic PEER asked again is the same mapping: returned as it is
+/// (nothing sent), or renewed with its nonce for a new lifetime, where a
+/// new nonce would be refused (NOT_AUTHORIZED).
+#[test]
+fn a_classic_peer_asked_again_is_the_same_mapping() {
+    let server = Server::start_local().expect("server");
+    let c = client(&server);
+    let remote: std::net::IpAddr = "198.51.100.4".parse().unwrap();
+    let first = c.peer_port(Protocol::TCP, 9000, remote, 443, 3600).expect("peer");
+    let sent = server.requests_received();
+    let again = c.peer_port(Protocol::TCP, 9000, remote, 443, 3600).expect("again");
+    assert_eq!((again.id(), server.requests_received()), (first.id(), sent), "the held one, nothing sent");
+    // Written IPv4-mapped, it is the same peer.
+    let longer = c.peer_port(Protocol::TCP, 9000, "::ffff:198.51.100.4".parse().unwrap(), 443, 600).expect("renewed");
+    assert_eq!((longer.nonce(), longer.lifetime()), (first.nonce(), 600));
+    assert_eq!(server.mapping_count(), 1);
+    let other = c.peer_port(Protocol::TCP, 9000, remote, 444, 3600).expect("another peer");
+    assert_ne!(other.nonce(), first.nonce());
+    assert_eq!(server.mapping_count(), 2);
+    c.close();
+}

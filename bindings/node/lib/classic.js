@@ -1,7 +1,7 @@
 'use strict';
 // `PCPClient`: the classic API (its rules are the core's `Client::map_port`).
 
-const { toNumber, toProtocol, checkObject } = require('./args');
+const { toNumber, toProtocol, checkObject, requestOptions } = require('./args');
 const { Client } = require('./client');
 
 /**
@@ -56,10 +56,13 @@ class PCPClient {
   /**
    * Asks for a PEER mapping towards `peerIP:peerPort`; resolves `{ externalIP,
    * externalPort, lifetime, internalPort, protocol, peerIP, peerPort }`.
+   * Asking again for the same peer refreshes its mapping (the core's
+   * `Client::peer_port`), as `createMapping` does.
    */
   async createPeerMapping(internalPort, peerIP, peerPort, protocol = 6, lifetime) {
     const c = this._client || (await this._ready);
-    const m = await c.peer({ internalPort, remoteAddress: peerIP, remotePort: peerPort, protocol, lifetime });
+    const o = requestOptions({ internalPort, remoteAddress: peerIP, remotePort: peerPort, protocol, lifetime });
+    const m = await c._request((req) => c._native.peerPort(req, o), (msg) => c._track(msg), undefined);
     return {
       externalIP: m.externalAddress,
       externalPort: m.externalPort,

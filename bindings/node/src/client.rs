@@ -212,6 +212,16 @@ impl NativeClient {
         Ok(self.inner.start(req, or_refused(spec, |s| client.delete_with_async(s)), |(), _| {}))
     }
 
+    /// The classic PEER (the core's `peer_port_async`: a peer mapping the
+    /// client holds, asked again, is returned or renewed with its nonce).
+    #[napi]
+    pub fn peer_port(&self, req: u32, options: RequestOptions) -> napi::Result<Option<MessageRow>> {
+        let client = self.client()?;
+        let start =
+            |s: PeerSpec| client.peer_port_async(s.protocol, s.internal_port, s.remote_addr, s.remote_port, s.lifetime);
+        Ok(self.inner.start(req, or_refused(peer_spec(&options, client), start), fill_mapping))
+    }
+
     /// The classic delete of a port's mapping (nothing to do if none is held).
     #[napi]
     pub fn delete_port(

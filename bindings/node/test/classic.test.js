@@ -148,6 +148,11 @@ test('createPeerMapping resolves the external address and the peer', async (t) =
   assert.equal(m.opcode, 'PEER');
   assert.equal(m.remoteAddress, '198.51.100.20');
   assert.equal(m.externalPort, r.externalPort);
+  // Asked again: the same mapping (a new nonce would be refused), also with
+  // a new lifetime, as in Python and the core.
+  const again = await client.createPeerMapping(6000, '198.51.100.20', 443, 6, 600);
+  assert.deepEqual([again.externalPort, again.lifetime, server.mappingCount], [r.externalPort, 600, 1]);
+  assert.equal(server.mappings()[0].nonce, m.nonce);
 });
 
 test('close() deletes what the client mapped, and later calls reject with CLOSED', async (t) => {

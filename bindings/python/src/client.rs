@@ -241,6 +241,28 @@ impl PyClient {
         Ok(PyRequest::new(&self.inner, self.inner.core.map_port_async(proto, internal, external, life), Value::Mapping))
     }
 
+    /// The classic PEER (`PCPClient.create_peer_mapping`), with the rules of
+    /// `start_map_port` for one port towards one peer (the core's
+    /// `Client::peer_port`); a Request for the Mapping (`peer_port` waits for it).
+    #[pyo3(signature = (protocol, internal_port, peer_ip, peer_port, lifetime=None))]
+    fn start_peer_port(
+        &self,
+        protocol: &Bound<'_, PyAny>,
+        internal_port: &Bound<'_, PyAny>,
+        peer_ip: &Bound<'_, PyAny>,
+        peer_port: &Bound<'_, PyAny>,
+        lifetime: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyRequest> {
+        let (proto, internal) = (self::protocol(protocol)?, port(internal_port, "internal_port")?);
+        let (ip, remote) = (parse_ip(peer_ip, "peer_ip")?, port(peer_port, "peer_port")?);
+        let life = lifetime.map(self::lifetime).transpose()?.unwrap_or(pcp_core::config::DEFAULT_LIFETIME);
+        Ok(PyRequest::new(
+            &self.inner,
+            self.inner.core.peer_port_async(proto, internal, ip, remote, life),
+            Value::Mapping,
+        ))
+    }
+
     /// The classic delete (`PCPClient.delete_mapping`): nothing to do if the
     /// client holds no mapping for the port; a Request (`delete_port` waits for it).
     fn start_delete_port(&self, protocol: &Bound<'_, PyAny>, internal_port: &Bound<'_, PyAny>) -> PyResult<PyRequest> {

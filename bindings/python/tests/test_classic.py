@@ -29,6 +29,10 @@ def test_classic_api_verbatim(server: Server) -> None:
 
     peer = client.create_peer_mapping(9001, "198.51.100.6", 80, 17, 120)
     assert peer["lifetime"] == 120
+    # Asked again: the same mapping (a new nonce would be refused), also
+    # with a new lifetime, as in Node and the core.
+    again = client.create_peer_mapping(9001, "198.51.100.6", 80, 17, 600)
+    assert (again["nonce"], again["lifetime"]) == (peer["nonce"], 600)
 
     assert server.mapping_count() == 4
     client.delete_mapping(8080)

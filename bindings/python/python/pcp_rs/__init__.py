@@ -125,7 +125,7 @@ def _blocking(cls: type, name: str) -> None:
     setattr(cls, name, _derived(start, name, method, f"{doc} Blocks until done: ``{start.__name__}(...).wait()``."))
 
 
-for _name in ("map", "peer", "map_port", "delete_port", "delete", "delete_by_nonce", "announce", "external_address"):
+for _name in ("map", "peer", "map_port", "peer_port", "delete_port", "delete", "delete_by_nonce", "announce", "external_address"):
     _blocking(Client, _name)
 _blocking(Mapping, "delete")
 

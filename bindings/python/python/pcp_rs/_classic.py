@@ -45,9 +45,10 @@ class _Classic:
     ) -> Dict[str, Any]:
         """An outbound PEER mapping; returns a dict with external_ip,
         external_port, lifetime, peer_ip, peer_port (and internal_port,
-        protocol, epoch, nonce)."""
-        args = (protocol, internal_port, peer_ip, peer_port, None, lifetime)
-        return self._call(_peer_result, Client.start_peer, *args)
+        protocol, epoch, nonce). Asking again for the same peer refreshes
+        its mapping, as :meth:`create_mapping` does (``Client.peer_port``)."""
+        args = (protocol, internal_port, peer_ip, peer_port, lifetime)
+        return self._call(_peer_result, Client.start_peer_port, *args)
 
     def get_external_address(self) -> str:
         return self._call(str, Client.start_external_address)
