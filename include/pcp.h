@@ -651,8 +651,10 @@ enum pcp_status pcp_client_set_local_address(struct pcp_client *client,
 void pcp_mapping_free(struct pcp_mapping *mapping);
 
 /**
- * Deletes the mapping on the server (lifetime 0 with its nonce) and waits.
- * The handle must still be freed.
+ * Deletes the mapping on the server (lifetime 0 with its nonce) and waits;
+ * PCP_OK at once if it has ended already (deleted, lost). On a failure
+ * the client holds it again, so the delete can be retried. The handle
+ * must still be freed.
  */
 enum pcp_status pcp_mapping_delete(struct pcp_mapping *mapping);
 

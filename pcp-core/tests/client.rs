@@ -114,6 +114,21 @@ fn a_request_in_flight_at_close_fails_closed() {
     }
 }
 
+/// A mapping that has ended (here deleted) is gone: deleting it again
+/// succeeds at once and sends nothing, as the classic delete does; an id
+/// the client never gave out is still a bad argument.
+#[test]
+fn deleting_an_ended_mapping_succeeds_and_sends_nothing() {
+    let server = Server::start_local().unwrap();
+    let c = client(&server);
+    let m = c.map(Protocol::TCP, 8080).unwrap();
+    m.delete().unwrap();
+    let received = server.requests_received();
+    m.delete().unwrap();
+    assert_eq!(server.requests_received(), received);
+    assert_eq!(c.delete(pcp_core::MappingId(999_999)).unwrap_err().code(), "INVALID_ARGUMENT");
+}
+
 #[test]
 fn map_options_reach_the_server() {
     let server = Server::start_local().unwrap();

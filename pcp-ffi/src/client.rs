@@ -269,8 +269,10 @@ pub unsafe extern "C" fn pcp_mapping_free(mapping: *mut pcp_mapping) {
     unsafe { free(mapping) }
 }
 
-/// Deletes the mapping on the server (lifetime 0 with its nonce) and waits.
-/// The handle must still be freed.
+/// Deletes the mapping on the server (lifetime 0 with its nonce) and waits;
+/// PCP_OK at once if it has ended already (deleted, lost). On a failure
+/// the client holds it again, so the delete can be retried. The handle
+/// must still be freed.
 #[no_mangle]
 pub unsafe extern "C" fn pcp_mapping_delete(mapping: *mut pcp_mapping) -> pcp_status {
     with(mapping, |m| {

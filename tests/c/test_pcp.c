@@ -497,6 +497,10 @@ static void test_peer_and_delete(void) {
         CHECK(pcp_test_server_mapping_count(f.server) == 1);
         CHECK_OK(pcp_mapping_delete(m));
         CHECK(pcp_test_server_mapping_count(f.server) == 0);
+        /* Gone already: deleting it again succeeds and sends nothing, as in every language. */
+        uint64_t received = pcp_test_server_requests_received(f.server);
+        CHECK_OK(pcp_mapping_delete(m));
+        CHECK(pcp_test_server_requests_received(f.server) == received);
         pcp_mapping_free(m);
     }
     /* The classic delete by protocol and port. */

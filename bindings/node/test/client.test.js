@@ -27,6 +27,10 @@ test('map() resolves a Mapping that the client holds and renews', async (t) => {
   assert.equal(m.active, false);
   assert.equal(m.refresh(), false);
   assert.equal(server.mappingCount, 0);
+  // Gone already: deleting it again succeeds and sends nothing (as in Python and C).
+  const received = server.requestsReceived;
+  await m.delete();
+  assert.equal(server.requestsReceived, received);
 });
 
 test('map() options: protocol, externalPort, lifetime, spec object', async (t) => {

@@ -34,6 +34,10 @@ def test_map_attributes(client: pcp_rs.Client, server: Server) -> None:
     assert not m.active
     assert not m.refresh()
     assert server.mapping_count() == 0
+    # Gone already: deleting it again succeeds and sends nothing (as in Node and C).
+    received = server.requests_received()
+    m.delete()
+    assert server.requests_received() == received
 
 
 def test_protocol_forms(client: pcp_rs.Client) -> None:

@@ -120,8 +120,9 @@ impl Mapping {
 
     /// Deletes the mapping on the server and waits for the answer. On an
     /// error the client holds the mapping again (see
-    /// [`Event::Deleted`](crate::Event::Deleted)),
-    /// so the delete can be retried.
+    /// [`Event::Deleted`](crate::Event::Deleted)), so the delete can be
+    /// retried. A mapping that has ended already (deleted, lost) succeeds
+    /// at once, sending nothing.
     pub fn delete(&self) -> Result<()> {
         self.shared.blocking(|| self.delete_async())
     }

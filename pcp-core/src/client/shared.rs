@@ -276,9 +276,17 @@ impl Shared {
         }
     }
 
+    /// Deletes mapping `id`; one that has ended already (deleted, lost) is
+    /// gone: success at once, nothing sent, as the classic delete of a port
+    /// the client does not hold.
     pub(super) fn delete_async(self: &Arc<Self>, id: MappingId) -> Pending<()> {
         let (p, c) = pending();
         match self.submit(false, |st, now| {
+            if st.endpoint.engine().has_ended(id) {
+                // No callback can be attached yet: completing under the lock runs nothing.
+                c.complete(Ok(()));
+                return Ok(());
+            }
             st.endpoint.engine_mut().delete(now, id)?;
             match st.waiters.get_mut(&id.0) {
                 Some(Waiter::Delete(callers)) => callers.push(c),

@@ -301,6 +301,12 @@ impl Engine {
         ids
     }
 
+    /// Whether `id` is a mapping id this engine gave out that has ended
+    /// (deleted, lost, failed or forgotten): deleting it has nothing to do.
+    pub fn has_ended(&self, id: MappingId) -> bool {
+        (1..self.next_id).contains(&id.0) && !self.entries.contains_key(&id.0)
+    }
+
     /// Whether nothing is outstanding and nothing is held.
     pub fn is_idle(&self) -> bool {
         self.entries.is_empty()
