@@ -13,8 +13,7 @@ use crate::wire::{ResultCode, WireError};
 /// Node `err.code`; [`Error::code`] is the stable name they share.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    #[error("the server does not support PCP version 2 (it speaks version {server_version}{})",
-        if *server_version == 0 { ", i.e. NAT-PMP only" } else { "" })]
+    #[error("the server does not support PCP version 2 (UNSUPP_VERSION){}", spoken_version(*server_version))]
     UnsuppVersion { server_version: u8 },
     #[error("the server refused: not authorized (NOT_AUTHORIZED){}", retry_hint(*retry_after))]
     NotAuthorized { retry_after: u32 },
@@ -227,6 +226,17 @@ impl Error {
     }
 }
 
+/// What an UNSUPP_VERSION answer said the server speaks, unless it is the
+/// version it refused (a server answering in version 2 that it does not
+/// speak version 2 says nothing more).
+fn spoken_version(version: u8) -> String {
+    match version {
+        0 => ": it speaks version 0, i.e. NAT-PMP only".into(),
+        2 => String::new(),
+        v => format!(": it speaks version {v}"),
+    }
+}
+
 /// The tail of a server error's message: when the server said to try again.
 fn retry_hint(secs: u32) -> String {
     match secs {
@@ -266,6 +276,15 @@ impl PartialEq for Error {
 #[cfg(test)]
 mod tests {
     use super::{Error, ErrorCode};
+
+    /// An UNSUPP_VERSION answer in version 2 says nothing of another
+    /// version (it read "it speaks version 2").
+    #[test]
+    fn unsupp_version_names_only_another_version() {
+        let says = |v| Error::UnsuppVersion { server_version: v }.to_string();
+        assert!(!says(2).contains("speaks"), "{}", says(2));
+        assert!(says(0).contains("NAT-PMP only") && says(1).contains("version 1"));
+    }
 
     #[test]
     fn every_code_has_its_variant() {
