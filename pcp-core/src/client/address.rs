@@ -13,6 +13,7 @@ use crate::{quote_input, Error, Result};
 /// assert_eq!(parse_server("192.168.1.1").unwrap().to_string(), "192.168.1.1:5351");
 /// assert_eq!(parse_server("[::1]:9999").unwrap().to_string(), "[::1]:9999");
 /// assert_eq!(parse_server("::1").unwrap().port(), 5351);
+/// assert_eq!(parse_server("[::1]").unwrap().to_string(), "[::1]:5351");
 /// assert!(parse_server("").is_err());
 /// // Refused without asking DNS: not a host name, or a colon too many.
 /// assert!(parse_server("not a host name!").is_err());
@@ -42,6 +43,10 @@ pub fn parse_server(s: &str) -> Result<SocketAddr> {
         }
         None => (s, SERVER_PORT),
     };
+    // [2001:db8::1] without a port.
+    if let Ok(ip) = host.parse::<Ipv6Addr>() {
+        return check_server(SocketAddr::new(IpAddr::V6(ip), port));
+    }
     if let Some((addr, zone)) = host.split_once('%') {
         let ip: Ipv6Addr =
             addr.parse().map_err(|_| Error::invalid(format!("bad IPv6 address in {}", quote_input(s))))?;
@@ -74,14 +79,15 @@ pub fn parse_server(s: &str) -> Result<SocketAddr> {
 
 /// A name DNS could know (RFC 1123 section 2.1: letters, digits and
 /// hyphens in labels of 1 to 63, 253 at most in all, a trailing dot
-/// allowed), so that other text is refused without a lookup.
+/// allowed; and underscores, as in systemd-resolved's `_gateway`), so
+/// that other text is refused without a lookup.
 fn is_host_name(name: &str) -> bool {
     let name = name.strip_suffix('.').unwrap_or(name);
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
             (1..=63).contains(&label.len())
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -94,4 +100,31 @@ fn interface_index(name: &str) -> Option<u32> {
         .into_iter()
         .find(|i| i.name == name || i.friendly_name.as_deref() == Some(name))
         .map(|i| i.index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every form the shells and the CLI take, and text that is refused
+    /// before any DNS lookup (these need none: addresses, or refused).
+    #[test]
+    fn server_forms() {
+        for (text, want) in [
+            ("192.0.2.1", "192.0.2.1:5351"),
+            ("192.0.2.1:9", "192.0.2.1:9"),
+            ("::1", "[::1]:5351"),
+            ("[::1]", "[::1]:5351"),
+            ("[2001:db8::1]:9", "[2001:db8::1]:9"),
+            ("  192.0.2.1  ", "192.0.2.1:5351"),
+        ] {
+            assert_eq!(parse_server(text).map(|a| a.to_string()).as_deref(), Ok(want), "{text}");
+        }
+        for bad in
+            ["", "192.0.2.1:0", "0.0.0.0", "[::]", "1.2.3.4:99999", "127.0.0.1:5351:1", "not a host!", "[x]:1", "a..b"]
+        {
+            assert_eq!(parse_server(bad).unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
+        }
+        assert!(is_host_name("_gateway") && is_host_name("gw.example.") && !is_host_name("-x") && !is_host_name(""));
+    }
 }
