@@ -119,8 +119,12 @@ fn main() -> ExitCode {
         // --help and --version are not errors; an argument error with
         // --json is a JSON error object with status 1, as every other error.
         Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--json") => {
-            let first = e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-            Output::new(true).error(&Error::InvalidArgument(first));
+            // clap's text up to its usage lines: the error and what it names
+            // ("the following required arguments were not provided: <PORT>").
+            let text = e.to_string();
+            let detail: Vec<&str> = text.lines().take_while(|l| !l.starts_with("Usage:")).map(str::trim).collect();
+            let message = detail.join(" ").trim().trim_start_matches("error: ").to_string();
+            Output::new(true).error(&Error::InvalidArgument(message));
             return ExitCode::from(1);
         }
         // Without --json too: every error exits with status 1 (clap's is 2).

@@ -168,6 +168,10 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     let err: Value = serde_json::from_slice(o.stderr.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(err["error"], "INVALID_ARGUMENT");
     assert!(err["message"].as_str().unwrap().contains("notaport"), "{err}");
+    // A missing argument is named, not only "the following required arguments were not provided:".
+    let o = pcp(&st, &["--json", "map", "tcp"]);
+    let err: Value = serde_json::from_slice(o.stderr.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert!(err["message"].as_str().unwrap().contains("INTERNAL_PORT"), "{err}");
     let server = Server::start_local().unwrap();
     server.force_result(Some((pcp_core::ResultCode::NotAuthorized, 30)));
     let o = pcp(&st, &["--gateway", &server.local_addr().to_string(), "map", "tcp", "80"]);

@@ -179,8 +179,12 @@ impl DiscoveryConfig {
 }
 
 /// A server to send to, however it was given (text, a tuple, an address
-/// object): a port, and an address that is one.
-pub(crate) fn check_server(sa: SocketAddr) -> Result<SocketAddr> {
+/// object): a port, and an address that is one. [`parse_server`] and
+/// [`ClientConfig::validate`] apply it; a shell that takes other forms
+/// applies it to them.
+///
+/// [`parse_server`]: crate::client::parse_server
+pub fn check_server(sa: SocketAddr) -> Result<SocketAddr> {
     if sa.port() == 0 {
         Err(Error::invalid("the server port must not be 0"))
     } else if sa.ip().is_unspecified() {

@@ -35,12 +35,19 @@ function typeError(message) {
 // boolean it names no JavaScript type), in JavaScript's words: the option,
 // or else an argument (of `call`, when the caller names it). For an item of a list option napi-rs names
 // the list (args.js has checked that it is an array).
+// A Rust type as JavaScript calls its values.
+const jsType = (rust) => ({ String: 'a string', bool: 'a boolean' })[rust] || (/^[iuf]\d+$/.test(rust) ? 'a number' : rust);
+
 function conversionMessage(message, call) {
+  const argument = `an argument${call ? ` of ${call}()` : ''}`;
+  // An argument that takes one of several types ("Value is none of these types `String`, `f64`, ").
+  const either = /^Value is none of these types (.*)$/.exec(message);
+  if (either) return `${argument} must be ${[...either[1].matchAll(/`(\w+)`/g)].map(([, t]) => jsType(t)).join(' or ')}`;
   const m = /value (?:`?([A-Z]\w*)[^`]*?`? )?into rust type `(\w+)`(?: on (\w+)\.(\w+))?/.exec(message);
   if (!m) return message;
   const [, given, rust, struct, field] = m;
-  const wanted = { String: 'a string', bool: 'a boolean' }[rust] || (/^[iuf]\d+$/.test(rust) ? 'a number' : rust);
-  let what = field ? `${struct === 'FilterData' ? 'filter ' : ''}${field}` : `an argument${call ? ` of ${call}()` : ''}`;
+  const wanted = jsType(rust);
+  let what = field ? `${struct === 'FilterData' ? 'filter ' : ''}${field}` : argument;
   if (field === 'candidates' || field === 'servers') what = `each of ${field}`;
   const g = given && given !== 'Unknown' ? given.toLowerCase() : undefined;
   const got = !g ? '' : `, got ${g === 'undefined' || g === 'null' ? g : `${/^[aeiou]/.test(g) ? 'an' : 'a'} ${g}`}`;
@@ -52,6 +59,7 @@ function fromNative(e, call) {
   if (e instanceof PCPError || e instanceof TypeError) return e;
   // napi-rs could not convert a value to the Rust type ('NumberExpected', ...).
   if (e && typeof e.code === 'string' && e.code.endsWith('Expected')) return typeError(conversionMessage(e.message, call));
+  if (e && /^Value is none of these types/.test(e.message)) return typeError(conversionMessage(e.message, call));
   const [code, message] = String(e && typeof e.message === 'string' ? e.message : e).split('\u0000');
   return message === undefined ? invalid(code) : new PCPError(code, message);
 }

@@ -75,6 +75,7 @@ test("a value of the wrong type, such as the port '80', is a TypeError with code
     const says = (re) => (e) => typeError(e) && re.test(e.message) && !/rust/i.test(e.message);
     assert.throws(() => server.dropNext('3'), says(/^an argument of dropNext\(\) must be a number, got a string$/));
     assert.throws(() => server.setHostile({}), says(/must be a string, got an object$/));
+    assert.throws(() => server.forceResult(true), says(/^an argument of forceResult\(\) must be a string or a number$/));
     assert.throws(() => new pcp.testing.Server({ minLifetime: '1' }), says(/^minLifetime must be a number, got a string$/));
     await assert.rejects(() => client.map(80, { filters: [{ remoteAddress: 5 }] }), says(/^filter remoteAddress must be a string, got a number$/));
     await assert.rejects(() => pcp.discover({ candidates: [5] }), says(/^each of candidates must be a string, got a number$/));

@@ -156,13 +156,15 @@ pub(crate) fn server_addr(obj: &Bound<'_, PyAny>) -> PyResult<SocketAddr> {
         let py = obj.py();
         return py.detach(move || parse_server(&s)).map_err(|e| to_pyerr(py, e));
     }
+    // The other forms get the checks parse_server applies to text.
+    let checked = |sa| pcp_core::config::check_server(sa).map_err(|e| to_pyerr(obj.py(), e));
     if let Ok((host, p)) = obj.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() {
         let ip = parse_ip(&host, "server address")?;
-        return Ok(SocketAddr::new(ip, port(&p, "server port")?));
+        return checked(SocketAddr::new(ip, port(&p, "server port")?));
     }
     let module: String = obj.get_type().getattr("__module__")?.extract().unwrap_or_default();
     if module == "ipaddress" {
-        return Ok(SocketAddr::new(parse_ip(obj, "server address")?, pcp_core::wire::SERVER_PORT));
+        return checked(SocketAddr::new(parse_ip(obj, "server address")?, pcp_core::wire::SERVER_PORT));
     }
     Err(PyTypeError::new_err(format!(
         "server must be a str like '192.168.1.1', '192.168.1.1:5351', '[::1]:5351' or a (host, port) tuple, not {}",

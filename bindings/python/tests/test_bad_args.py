@@ -82,6 +82,8 @@ def test_servers_given_as_tuples_or_addresses_are_checked_as_text_is() -> None:
     for bad in [("127.0.0.1", 0), ("0.0.0.0", 5351), ("::", 5351), ipaddress.IPv4Address("0.0.0.0")]:
         raises_invalid(lambda: pcp_rs.Client(bad, listen_announce=False))
     raises_invalid(lambda: pcp_rs.discover([("127.0.0.1", 0)]))
+    raises_invalid(lambda: pcp_rs.parse_server(("127.0.0.1", 0)))
+    raises_invalid(lambda: pcp_rs.parse_server(("0.0.0.0", 5351)))
 
 
 def test_out_of_range_ints_are_invalid_argument_not_overflow_error() -> None:
