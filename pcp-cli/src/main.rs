@@ -281,8 +281,10 @@ fn interrupt_if(keep: bool) -> Result<Option<mpsc::Receiver<()>>, Error> {
 }
 
 /// Without --keep (`stop` is None) the mapping stays on the gateway for its
-/// lifetime and its nonce is recorded for `pcp delete`; with it, we renew
-/// until Ctrl-C.
+/// lifetime and, for a MAP, its nonce is recorded for `pcp delete` (a PEER
+/// is not: the delete, a MAP with lifetime 0, cannot end it, and its
+/// record would make `pcp delete` of that port report a delete that did
+/// nothing); with it, we renew until Ctrl-C.
 fn hold_or_record(
     c: &Client,
     m: Mapping,
@@ -291,7 +293,9 @@ fn hold_or_record(
     out: &Output,
 ) -> Result<(), Error> {
     let Some(stop) = stop else {
-        state_file::record(c.gateway_address(), &m, third_party)?;
+        if m.opcode() == pcp_core::wire::Opcode::Map {
+            state_file::record(c.gateway_address(), &m, third_party)?;
+        }
         c.close_keep();
         return Ok(());
     };

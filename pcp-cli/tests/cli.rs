@@ -122,6 +122,11 @@ fn map_options_and_peer() {
     assert!(o.status.success());
     let v = &json_lines(&o)[0];
     assert_eq!((v["peer_ip"].as_str(), v["peer_port"].as_u64()), (Some("198.51.100.7"), Some(443)));
+    // A PEER is not recorded: `pcp delete` (a MAP delete) could not end it,
+    // and printed "deleted" while it lived on.
+    let o = pcp(&st, &["--gateway", &gw, "--json", "delete", "tcp", "6000"]);
+    assert_eq!(json_lines(&o)[0]["event"], "not_mapped");
+    assert!(server.mappings().iter().any(|m| m.opcode.name() == "PEER" && m.internal_port == 6000));
 }
 
 #[test]
